@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release-mode flags for the numeric code: -Ounchecked drops overflow checks in the
+// inner loops (indices are validated at the API), which lets them vectorise.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "flowtune",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "flowtune", targets: ["flowtune"]),
+        .library(name: "FlowTune", targets: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Training"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries. OpenBLAS through pkg-config; libpng, libjpeg and zlib behind a few lines
+        // of C (ft_image.c) so that libjpeg's longjmp error path never crosses Swift frames.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CImageIO", path: "Sources/CImageIO",
+                cSettings: [.unsafeFlags(["-O2", "-I/usr/include/libpng16"])],
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]),
+
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: fast),
+        .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: fast),
+        .target(name: "Model", dependencies: ["Tensor", "CImageIO", "Shapes"], swiftSettings: fast),
+        .target(name: "Flow", dependencies: ["Tensor", "Model"], swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow"], swiftSettings: fast),
+        .executableTarget(name: "flowtune", dependencies: [
+            "Tensor", "Imaging", "Shapes", "Model", "Flow", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fast),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
+        .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,56 @@
+import Tensor
+import Model
+
+/// Rectified flow (SD3 convention): x_t = (1 - t) x0 + t eps, target v = eps - x0,
+/// t ~ logit-normal(0, 1). Returns the mean squared error and accumulates its gradient.
+public struct FlowMatchingBatch {
+    public var x0: [Float]          // (B, S, S, C) data in [-1, 1]
+    public var tokens: [Int32]      // (B, L)
+    public init(x0: [Float], tokens: [Int32]) { self.x0 = x0; self.tokens = tokens }
+}
+
+/// logit-normal(0, 1): sigmoid of a standard normal.
+@inline(__always)
+public func logitNormal(_ rng: inout RNG) -> Float { 1 / (1 + fastExp(-rng.normal())) }
+
+/// One flow-matching loss evaluation on `batch` (forward + backward into model.grads).
+/// `nullProbability` replaces prompts by the NULL prompt for classifier-free guidance.
+/// When `backward` is false only the loss is computed.
+@discardableResult
+public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch, rng: inout RNG,
+                             nullProbability: Float = 0.1, backward: Bool = true) -> Float {
+    let c = model.config, n = c.pixelsPerImage, L = c.textLength
+    let B = batch.x0.count / n
+    var t = [Float](repeating: 0, count: B)
+    var xt = [Float](repeating: 0, count: B * n)
+    var target = [Float](repeating: 0, count: B * n)
+    var tokens = batch.tokens
+    let null = Tokenizer_nullTokens(L)
+    for b in 0..<B {
+        t[b] = logitNormal(&rng)
+        if rng.uniform() < nullProbability { for j in 0..<L { tokens[b * L + j] = null[j] } }
+        for i in 0..<n {
+            let e = rng.normal(), x = batch.x0[b * n + i]
+            xt[b * n + i] = (1 - t[b]) * x + t[b] * e
+            target[b * n + i] = e - x
+        }
+    }
+    let v = xt.withUnsafeBufferPointer { xp in
+        t.withUnsafeBufferPointer { tp in
+            tokens.withUnsafeBufferPointer { kp in
+                model.forward(ws, x: xp.baseAddress!, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
+            }
+        }
+    }
+    var dv = [Float](repeating: 0, count: B * n)
+    let loss = target.withUnsafeBufferPointer { tp in
+        dv.withUnsafeMutableBufferPointer { dp in
+            mseForwardBackward(dpred: backward ? dp.baseAddress! : nil, pred: v, target: tp.baseAddress!, count: B * n)
+        }
+    }
+    if backward { dv.withUnsafeBufferPointer { model.backward(ws, dv: $0.baseAddress!, batch: B) } }
+    return loss
+}
+
+/// [NULL, PAD ...] of length L (the Shapes tokenizer's convention: PAD = 0, NULL = 1).
+func Tokenizer_nullTokens(_ L: Int) -> [Int32] { [1] + [Int32](repeating: 0, count: L - 1) }

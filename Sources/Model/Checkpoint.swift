@@ -1,0 +1,70 @@
+import Foundation
+import Tensor
+
+/// Model checkpoints: the network's parameters as a safetensors file, one tensor per named
+/// view, with metadata {format: "flowtune", format_version, config (JSON), kind, crc32}.
+public enum Checkpoint {
+    public static let formatVersion = "1"
+
+    /// The safetensors file of `params` laid out by `config` (plus extra metadata).
+    public static func file(config: ModelConfig, params: FloatBuffer, kind: String = "model",
+                            extra: [String: String] = [:]) throws -> SafeTensorsFile {
+        let layout = ParamLayout(config)
+        var f = SafeTensorsFile()
+        for e in layout.entries {
+            f.add(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.pointer + e.offset, count: e.count)))
+        }
+        f.metadata = extra
+        f.metadata["format"] = "flowtune"
+        f.metadata["format_version"] = formatVersion
+        f.metadata["kind"] = kind
+        f.metadata["config"] = String(data: try JSONEncoder().encode(config), encoding: .utf8)!
+        return f
+    }
+
+    /// Writes a model checkpoint atomically.
+    public static func save(_ model: DiT, to url: URL, params: FloatBuffer? = nil, extra: [String: String] = [:]) throws {
+        let f = try file(config: model.config, params: params ?? model.params, extra: extra)
+        try writeAtomically(try f.serialized(), to: url)
+    }
+
+    /// The configuration stored in a flowtune safetensors file.
+    public static func config(of f: SafeTensorsFile, source: String) throws -> ModelConfig {
+        guard f.metadata["format"] == "flowtune" else {
+            throw CheckpointError("\(source): not a flowtune checkpoint (no flowtune metadata)")
+        }
+        guard f.metadata["format_version"] == formatVersion else {
+            throw CheckpointError("\(source): checkpoint format version \(f.metadata["format_version"] ?? "?"), this flowtune reads \(formatVersion)")
+        }
+        guard let cfg = f.metadata["config"], let c = try? JSONDecoder().decode(ModelConfig.self, from: Data(cfg.utf8)) else {
+            throw CheckpointError("\(source): the model configuration in the metadata is missing or unreadable")
+        }
+        return c
+    }
+
+    /// Parameters of `layout` from a file: every tensor present with the right shape.
+    public static func params(from f: SafeTensorsFile, config: ModelConfig, source: String) throws -> FloatBuffer {
+        let layout = ParamLayout(config)
+        let params = FloatBuffer(count: layout.total)
+        for e in layout.entries {
+            guard let t = f.tensors[e.name] else { throw CheckpointError("\(source): tensor '\(e.name)' is missing") }
+            guard t.shape == e.shape else {
+                throw CheckpointError("\(source): tensor '\(e.name)' has shape \(t.shape), the configuration needs \(e.shape)")
+            }
+            t.values.withUnsafeBufferPointer { (params.pointer + e.offset).update(from: $0.baseAddress!, count: e.count) }
+        }
+        return params
+    }
+
+    /// Loads a model checkpoint. If `expect` is given, the stored configuration must equal it.
+    public static func load(_ url: URL, expect: ModelConfig? = nil) throws -> DiT {
+        let f = try SafeTensorsFile(contentsOf: url)
+        let cfg = try config(of: f, source: url.path)
+        if let expect, expect != cfg {
+            throw CheckpointError("\(url.path): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")
+        }
+        do { try cfg.validate() } catch { throw CheckpointError("\(url.path): \(error)") }
+        return try DiT(config: cfg, params: params(from: f, config: cfg, source: url.path))
+    }
+}
+

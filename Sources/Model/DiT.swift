@@ -1,0 +1,279 @@
+import Tensor
+
+/// The velocity network v_theta(x_t, t, prompt): a single-stream DiT with joint attention over
+/// [L text tokens ; P image patches], adaLN-Zero conditioning on the timestep and pooled text,
+/// a fixed 2-D sin-cos position embedding for the patches (shared/peer/model_spec.md).
+///
+/// Explicit forward and backward (llm.c style): `forward` fills a `Workspace` with what the
+/// backward needs; `backward(dv)` ACCUMULATES parameter gradients into `grads`. Every loss in
+/// flowtune reaches the weights through v only, so the losses are small "heads" giving dL/dv.
+public final class DiT {
+    public let config: ModelConfig
+    public let layout: ParamLayout
+    public let params: FloatBuffer     // all parameters, flat (layout.total)
+    public let grads: FloatBuffer      // their gradients, same layout
+    let posEmbed: [Float]              // (P, D), fixed
+
+    public init(config: ModelConfig, params: FloatBuffer? = nil, seed: UInt64 = 0) throws {
+        try config.validate()
+        self.config = config
+        layout = ParamLayout(config)
+        if let params {
+            guard params.count == layout.total else {
+                throw ModelError("parameter count \(params.count) does not match configuration '\(config.name)' (\(layout.total))")
+            }
+            self.params = params
+        } else {
+            self.params = FloatBuffer(count: layout.total)
+            var rng = RNG(seed: seed)
+            layout.initialise(self.params, rng: &rng)
+        }
+        grads = FloatBuffer(count: layout.total)
+        posEmbed = sinCosPositionEmbedding(side: config.patchesPerSide, width: config.width)
+    }
+
+    /// A second network with a copy of these weights (for a frozen reference or an EMA).
+    public func clone() -> DiT { try! DiT(config: config, params: params.copy()) }
+
+    public var parameterCount: Int { layout.total }
+
+    public func makeWorkspace(batch: Int, training: Bool) -> Workspace {
+        Workspace(config: config, batch: batch, training: training)
+    }
+
+    @inline(__always) func p(_ name: String) -> UnsafeMutablePointer<Float> { params.pointer + layout.offset(name) }
+    @inline(__always) func g(_ name: String) -> UnsafeMutablePointer<Float> { grads.pointer + layout.offset(name) }
+
+    // MARK: - forward
+
+    /// v (B, S, S, C) for inputs x (B, S, S, C), t (B) and token ids (B, L). Returns ws.v's pointer.
+    @discardableResult
+    public func forward(_ ws: Workspace, x: UnsafePointer<Float>, t: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
+                        batch B: Int) -> UnsafeMutablePointer<Float> {
+        precondition(B <= ws.batch && B > 0, "forward: batch \(B) exceeds the workspace's \(ws.batch)")
+        let c = config, T = c.tokens, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
+        // inputs: tokens, key mask, pooled-text counts
+        for b in 0..<B {
+            var n = 0
+            for j in 0..<L {
+                let tok = tokens[b * L + j]
+                ws.tokens[b * L + j] = tok
+                ws.keyMask[b * T + j] = tok != 0
+                if tok != 0 { n += 1 }
+            }
+            ws.textCount[b] = Float(max(n, 1))
+        }
+        // patch embedding + fixed position -> image rows of the residual stream
+        patchify(ws.patches.pointer, x, batch: B)
+        let h0 = ws.blocks[0].hIn.pointer
+        for b in 0..<B {
+            linearForward(out: h0 + (b * T + L) * D, inp: ws.patches.pointer + b * P * pp, weight: p("patch_embed.weight"),
+                          bias: p("patch_embed.bias"), n: P, inFeatures: pp, outFeatures: D)
+            let rows = h0 + (b * T + L) * D
+            for i in 0..<(P * D) { rows[i] += posEmbed[i] }
+            // text rows: token embedding + learned position
+            let emb = p("token_embed.weight"), pos = p("text_pos")
+            for j in 0..<L {
+                let tok = Int(ws.tokens[b * L + j])
+                let row = h0 + (b * T + j) * D
+                for i in 0..<D { row[i] = emb[tok * D + i] + pos[j * D + i] }
+            }
+            // pooled text: mean of the non-pad token embeddings (no position)
+            let pr = ws.pooled.pointer + b * D
+            pr.update(repeating: 0, count: D)
+            for j in 0..<L where ws.tokens[b * L + j] != 0 {
+                let tok = Int(ws.tokens[b * L + j])
+                for i in 0..<D { pr[i] += emb[tok * D + i] }
+            }
+            let inv = 1 / ws.textCount[b]
+            for i in 0..<D { pr[i] *= inv }
+        }
+        // conditioning c = MLP_t(sinusoidal(1000 t)) + Linear(pooled);  sc = SiLU(c)
+        timestepFeatures(out: ws.tfreq.pointer, t: t, batch: B, dim: c.freqDim)
+        linearForward(out: ws.c1.pointer, inp: ws.tfreq.pointer, weight: p("t_mlp.0.weight"), bias: p("t_mlp.0.bias"),
+                      n: B, inFeatures: c.freqDim, outFeatures: D)
+        siluForward(out: ws.c1s.pointer, inp: ws.c1.pointer, count: B * D)
+        linearForward(out: ws.c2.pointer, inp: ws.c1s.pointer, weight: p("t_mlp.2.weight"), bias: p("t_mlp.2.bias"),
+                      n: B, inFeatures: D, outFeatures: D)
+        linearForward(out: ws.cp.pointer, inp: ws.pooled.pointer, weight: p("text_proj.weight"), bias: p("text_proj.bias"),
+                      n: B, inFeatures: D, outFeatures: D)
+        for i in 0..<(B * D) { ws.cond[i] = ws.c2[i] + ws.cp[i] }
+        siluForward(out: ws.sc.pointer, inp: ws.cond.pointer, count: B * D)
+
+        for l in 0..<c.depth {
+            let a = ws.blocks[ws.training ? l : 0]
+            let out = (ws.training && l + 1 < c.depth) ? ws.blocks[l + 1].hIn.pointer : (l + 1 < c.depth ? a.hIn.pointer : ws.hOut.pointer)
+            blockForward(l, a, out: out, ws: ws, batch: B)
+        }
+
+        // final layer on the image tokens: adaLN (shift, scale) -> Linear(D, pp) -> unpatchify
+        linearForward(out: ws.modF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"), bias: p("final.adaLN.bias"),
+                      n: B, inFeatures: D, outFeatures: 2 * D)
+        for b in 0..<B {
+            layerNormForward(out: ws.lnF.pointer + b * P * D, mean: ws.meanF.pointer + b * P, rstd: ws.rstdF.pointer + b * P,
+                             inp: ws.hOut.pointer + (b * T + L) * D, n: P, c: D)
+        }
+        modulateForward(out: ws.mF.pointer, x: ws.lnF.pointer, mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D,
+                        batch: B, rows: P, d: D)
+        linearForward(out: ws.outP.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"), bias: p("final.linear.bias"),
+                      n: B * P, inFeatures: D, outFeatures: pp)
+        unpatchify(ws.v.pointer, ws.outP.pointer, batch: B)
+        return ws.v.pointer
+    }
+
+    func blockForward(_ l: Int, _ a: Workspace.Block, out: UnsafeMutablePointer<Float>, ws: Workspace, batch B: Int) {
+        let c = config, T = c.tokens, D = c.width, N = B * T, pre = "blocks.\(l)."
+        linearForward(out: a.mod.pointer, inp: ws.sc.pointer, weight: p(pre + "adaLN.weight"), bias: p(pre + "adaLN.bias"),
+                      n: B, inFeatures: D, outFeatures: 6 * D)
+        // attention branch
+        layerNormForward(out: a.ln1.pointer, mean: a.mean1.pointer, rstd: a.rstd1.pointer, inp: a.hIn.pointer, n: N, c: D)
+        modulateForward(out: a.m1.pointer, x: a.ln1.pointer, mod: a.mod.pointer, modStride: 6 * D, shift: 0, scale: D,
+                        batch: B, rows: T, d: D)
+        linearForward(out: a.qkv.pointer, inp: a.m1.pointer, weight: p(pre + "qkv.weight"), bias: p(pre + "qkv.bias"),
+                      n: N, inFeatures: D, outFeatures: 3 * D)
+        ws.keyMask.withUnsafeBufferPointer { mask in
+            attentionForward(out: a.att.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer, keyMask: mask.baseAddress,
+                             shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
+        }
+        linearForward(out: a.ao.pointer, inp: a.att.pointer, weight: p(pre + "proj.weight"), bias: p(pre + "proj.bias"),
+                      n: N, inFeatures: D, outFeatures: D)
+        gatedResidualForward(out: a.hMid.pointer, res: a.hIn.pointer, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
+                             gate: 2 * D, batch: B, rows: T, d: D)
+        // MLP branch
+        layerNormForward(out: a.ln2.pointer, mean: a.mean2.pointer, rstd: a.rstd2.pointer, inp: a.hMid.pointer, n: N, c: D)
+        modulateForward(out: a.m2.pointer, x: a.ln2.pointer, mod: a.mod.pointer, modStride: 6 * D, shift: 3 * D, scale: 4 * D,
+                        batch: B, rows: T, d: D)
+        linearForward(out: a.f1.pointer, inp: a.m2.pointer, weight: p(pre + "fc1.weight"), bias: p(pre + "fc1.bias"),
+                      n: N, inFeatures: D, outFeatures: c.hidden)
+        geluForward(out: a.g.pointer, inp: a.f1.pointer, count: N * c.hidden)
+        linearForward(out: a.f2.pointer, inp: a.g.pointer, weight: p(pre + "fc2.weight"), bias: p(pre + "fc2.bias"),
+                      n: N, inFeatures: c.hidden, outFeatures: D)
+        gatedResidualForward(out: out, res: a.hMid.pointer, x: a.f2.pointer, mod: a.mod.pointer, modStride: 6 * D,
+                             gate: 5 * D, batch: B, rows: T, d: D)
+    }
+
+    // MARK: - backward
+
+    /// Accumulates dL/dparams into `grads` given dv = dL/dv (B, S, S, C), for the batch of the
+    /// last `forward` on `ws` (which must be a training workspace).
+    public func backward(_ ws: Workspace, dv: UnsafePointer<Float>, batch B: Int) {
+        precondition(ws.training, "backward needs a training workspace")
+        let c = config, T = c.tokens, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
+        // final layer
+        patchify(ws.dPatch.pointer, dv, batch: B)
+        linearBackward(dinp: ws.dm.pointer, dweight: g("final.linear.weight"), dbias: g("final.linear.bias"),
+                       dout: ws.dPatch.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"),
+                       n: B * P, inFeatures: D, outFeatures: pp)
+        ws.dmodF.pointer.update(repeating: 0, count: B * 2 * D)
+        modulateBackward(dx: ws.dtmp.pointer, dmod: ws.dmodF.pointer, dout: ws.dm.pointer, x: ws.lnF.pointer,
+                         mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, batch: B, rows: P, d: D)
+        ws.dh.pointer.update(repeating: 0, count: B * T * D)
+        for b in 0..<B {
+            layerNormBackward(dinp: ws.dh.pointer + (b * T + L) * D, dout: ws.dtmp.pointer + b * P * D,
+                              inp: ws.hOut.pointer + (b * T + L) * D, mean: ws.meanF.pointer + b * P,
+                              rstd: ws.rstdF.pointer + b * P, n: P, c: D)
+        }
+        linearBackward(dinp: ws.dsc.pointer, dweight: g("final.adaLN.weight"), dbias: g("final.adaLN.bias"),
+                       dout: ws.dmodF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"),
+                       n: B, inFeatures: D, outFeatures: 2 * D)
+        // blocks, last to first; ws.dh holds dL/d(block output) and becomes dL/d(block input)
+        for l in stride(from: c.depth - 1, through: 0, by: -1) {
+            blockBackward(l, ws.blocks[l], ws: ws, batch: B)
+        }
+        // conditioning: dc = SiLU'(c) dsc; c = c2 + cp
+        siluBackward(dinp: ws.dc.pointer, dout: ws.dsc.pointer, inp: ws.cond.pointer, count: B * D)
+        linearBackward(dinp: ws.dcs.pointer, dweight: g("text_proj.weight"), dbias: g("text_proj.bias"),
+                       dout: ws.dc.pointer, inp: ws.pooled.pointer, weight: p("text_proj.weight"),
+                       n: B, inFeatures: D, outFeatures: D)
+        let gemb = g("token_embed.weight"), gpos = g("text_pos")
+        for b in 0..<B {   // pooled = mean of token embeddings
+            let inv = 1 / ws.textCount[b]
+            for j in 0..<L where ws.tokens[b * L + j] != 0 {
+                let tok = Int(ws.tokens[b * L + j])
+                for i in 0..<D { gemb[tok * D + i] += ws.dcs[b * D + i] * inv }
+            }
+        }
+        linearBackward(dinp: ws.dcs.pointer, dweight: g("t_mlp.2.weight"), dbias: g("t_mlp.2.bias"),
+                       dout: ws.dc.pointer, inp: ws.c1s.pointer, weight: p("t_mlp.2.weight"),
+                       n: B, inFeatures: D, outFeatures: D)
+        siluBackward(dinp: ws.dc.pointer, dout: ws.dcs.pointer, inp: ws.c1.pointer, count: B * D)
+        linearBackward(dinp: nil, dweight: g("t_mlp.0.weight"), dbias: g("t_mlp.0.bias"),
+                       dout: ws.dc.pointer, inp: ws.tfreq.pointer, weight: p("t_mlp.0.weight"),
+                       n: B, inFeatures: c.freqDim, outFeatures: D)
+        // input embeddings
+        for b in 0..<B {
+            for j in 0..<L {
+                let tok = Int(ws.tokens[b * L + j])
+                let row = ws.dh.pointer + (b * T + j) * D
+                for i in 0..<D { gemb[tok * D + i] += row[i]; gpos[j * D + i] += row[i] }
+            }
+            linearBackward(dinp: nil, dweight: g("patch_embed.weight"), dbias: g("patch_embed.bias"),
+                           dout: ws.dh.pointer + (b * T + L) * D, inp: ws.patches.pointer + b * P * pp,
+                           weight: p("patch_embed.weight"), n: P, inFeatures: pp, outFeatures: D)
+        }
+    }
+
+    func blockBackward(_ l: Int, _ a: Workspace.Block, ws: Workspace, batch B: Int) {
+        let c = config, T = c.tokens, D = c.width, N = B * T, H = c.hidden, pre = "blocks.\(l)."
+        let dh = ws.dh.pointer, dmod = ws.dmod.pointer
+        dmod.update(repeating: 0, count: B * 6 * D)
+        // MLP branch: out = hMid + gate2 * f2
+        gatedResidualBackward(dx: ws.dm.pointer, dmod: dmod, dout: dh, x: a.f2.pointer, mod: a.mod.pointer, modStride: 6 * D,
+                              gate: 5 * D, batch: B, rows: T, d: D)
+        linearBackward(dinp: ws.dhid.pointer, dweight: g(pre + "fc2.weight"), dbias: g(pre + "fc2.bias"),
+                       dout: ws.dm.pointer, inp: a.g.pointer, weight: p(pre + "fc2.weight"), n: N, inFeatures: H, outFeatures: D)
+        geluBackward(dinp: ws.dhid.pointer, dout: ws.dhid.pointer, inp: a.f1.pointer, count: N * H)
+        linearBackward(dinp: ws.dm.pointer, dweight: g(pre + "fc1.weight"), dbias: g(pre + "fc1.bias"),
+                       dout: ws.dhid.pointer, inp: a.m2.pointer, weight: p(pre + "fc1.weight"), n: N, inFeatures: D, outFeatures: H)
+        modulateBackward(dx: ws.dtmp.pointer, dmod: dmod, dout: ws.dm.pointer, x: a.ln2.pointer, mod: a.mod.pointer,
+                         modStride: 6 * D, shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
+        layerNormBackward(dinp: dh, dout: ws.dtmp.pointer, inp: a.hMid.pointer, mean: a.mean2.pointer, rstd: a.rstd2.pointer,
+                          n: N, c: D)
+        // attention branch: hMid = hIn + gate1 * ao
+        gatedResidualBackward(dx: ws.dm.pointer, dmod: dmod, dout: dh, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
+                              gate: 2 * D, batch: B, rows: T, d: D)
+        linearBackward(dinp: ws.datt.pointer, dweight: g(pre + "proj.weight"), dbias: g(pre + "proj.bias"),
+                       dout: ws.dm.pointer, inp: a.att.pointer, weight: p(pre + "proj.weight"), n: N, inFeatures: D, outFeatures: D)
+        attentionBackward(dqkv: ws.dqkv.pointer, dout: ws.datt.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer,
+                          shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
+        linearBackward(dinp: ws.dm.pointer, dweight: g(pre + "qkv.weight"), dbias: g(pre + "qkv.bias"),
+                       dout: ws.dqkv.pointer, inp: a.m1.pointer, weight: p(pre + "qkv.weight"), n: N, inFeatures: D, outFeatures: 3 * D)
+        modulateBackward(dx: ws.dtmp.pointer, dmod: dmod, dout: ws.dm.pointer, x: a.ln1.pointer, mod: a.mod.pointer,
+                         modStride: 6 * D, shift: 0, scale: D, batch: B, rows: T, d: D)
+        layerNormBackward(dinp: dh, dout: ws.dtmp.pointer, inp: a.hIn.pointer, mean: a.mean1.pointer, rstd: a.rstd1.pointer,
+                          n: N, c: D)
+        // adaLN: mod = sc W^T + b
+        linearBackward(dinp: ws.dsc.pointer, dweight: g(pre + "adaLN.weight"), dbias: g(pre + "adaLN.bias"),
+                       dout: dmod, inp: ws.sc.pointer, weight: p(pre + "adaLN.weight"), n: B, inFeatures: D, outFeatures: 6 * D,
+                       accumulateInput: true)
+    }
+
+    // MARK: - patches
+
+    /// (B, S, S, C) -> (B, P, p*p*C), patch index = row * (S/p) + col, inside (dy, dx, c).
+    func patchify(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch B: Int) {
+        let c = config, S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
+        for b in 0..<B {
+            for pr in 0..<n { for pc in 0..<n {
+                let o = out + (b * n * n + pr * n + pc) * c.patchDim
+                for dy in 0..<ps {
+                    let src = x + ((b * S + pr * ps + dy) * S + pc * ps) * C
+                    (o + dy * ps * C).update(from: src, count: ps * C)
+                }
+            } }
+        }
+    }
+
+    /// The inverse of `patchify`.
+    func unpatchify(_ out: UnsafeMutablePointer<Float>, _ patches: UnsafePointer<Float>, batch B: Int) {
+        let c = config, S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
+        for b in 0..<B {
+            for pr in 0..<n { for pc in 0..<n {
+                let src = patches + (b * n * n + pr * n + pc) * c.patchDim
+                for dy in 0..<ps {
+                    (out + ((b * S + pr * ps + dy) * S + pc * ps) * C).update(from: src + dy * ps * C, count: ps * C)
+                }
+            } }
+        }
+    }
+}

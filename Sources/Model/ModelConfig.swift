@@ -1,0 +1,73 @@
+/// The velocity network's configuration: a plain value, stored in every checkpoint.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    public var name: String
+    public var imageSize: Int        // image side in pixels
+    public var channels: Int = 3     // RGB
+    public var patch: Int            // patch side; tokens = (imageSize / patch)^2
+    public var width: Int            // D, the token width
+    public var depth: Int            // number of DiT blocks
+    public var heads: Int            // attention heads (head dim = width / heads)
+    public var mlpRatio: Int = 4     // MLP hidden = mlpRatio * width
+    public var textLength: Int = 16  // L, text tokens (padded)
+    public var vocabSize: Int        // token embedding rows (PAD, NULL and the words)
+    public var freqDim: Int          // sinusoidal timestep features
+
+    public init(name: String, imageSize: Int, patch: Int, width: Int, depth: Int, heads: Int,
+                vocabSize: Int, freqDim: Int = 128, textLength: Int = 16) {
+        self.name = name; self.imageSize = imageSize; self.patch = patch; self.width = width; self.depth = depth
+        self.heads = heads; self.vocabSize = vocabSize; self.freqDim = freqDim; self.textLength = textLength
+    }
+
+    public var patchesPerSide: Int { imageSize / patch }
+    public var imageTokens: Int { patchesPerSide * patchesPerSide }        // P
+    public var tokens: Int { textLength + imageTokens }                   // T = L + P
+    public var patchDim: Int { patch * patch * channels }                 // values per patch
+    public var headDim: Int { width / heads }
+    public var hidden: Int { mlpRatio * width }
+    public var pixelsPerImage: Int { imageSize * imageSize * channels }   // D in the algorithms
+
+    /// Matmul + attention FLOPs (2 x MACs) for one image through the network once (one NFE):
+    /// the peer's formula (shared/peer/README.md).
+    public var flopsPerImage: Double {
+        let P = Double(imageTokens), N = Double(tokens), D = Double(width), K = Double(patchDim), F = Double(freqDim)
+        let H = Double(hidden)
+        let perBlock = 6 * D * D + N * (3 * D * D + D * D + 2 * D * H) + 2 * N * N * D
+        let macs = P * K * D + F * D + 2 * D * D + Double(depth) * perBlock + 2 * D * D + P * D * K
+        return 2 * macs
+    }
+
+    /// Checks that the configuration describes a buildable network.
+    public func validate() throws {
+        func bad(_ why: String) -> ModelError { ModelError("model configuration '\(name)': \(why)") }
+        guard imageSize > 0, patch > 0, imageSize % patch == 0 else { throw bad("image size \(imageSize) is not a multiple of patch \(patch)") }
+        guard width > 0, heads > 0, width % heads == 0 else { throw bad("width \(width) is not a multiple of heads \(heads)") }
+        guard depth > 0, textLength > 0, vocabSize > 2, freqDim > 0, freqDim % 2 == 0, channels == 3 else { throw bad("invalid sizes") }
+    }
+
+    /// The default compact model (shared/peer/model_spec.md): 32x32, patch 4, width 128, 4 blocks, 4 heads.
+    public static func s32(vocabSize: Int) -> ModelConfig {
+        ModelConfig(name: "s32", imageSize: 32, patch: 4, width: 128, depth: 4, heads: 4, vocabSize: vocabSize)
+    }
+    /// A tiny configuration for tests: 16x16, patch 4, width 32, 1 block, 2 heads.
+    public static func tiny(vocabSize: Int) -> ModelConfig {
+        ModelConfig(name: "tiny", imageSize: 16, patch: 4, width: 32, depth: 1, heads: 2, vocabSize: vocabSize, freqDim: 32)
+    }
+    /// A small configuration for quick experiments: 32x32, width 64, 2 blocks.
+    public static func small(vocabSize: Int) -> ModelConfig {
+        ModelConfig(name: "small", imageSize: 32, patch: 4, width: 64, depth: 2, heads: 2, vocabSize: vocabSize, freqDim: 64)
+    }
+
+    public static func named(_ name: String, vocabSize: Int) throws -> ModelConfig {
+        switch name {
+        case "s32": return .s32(vocabSize: vocabSize)
+        case "tiny": return .tiny(vocabSize: vocabSize)
+        case "small": return .small(vocabSize: vocabSize)
+        default: throw ModelError("unknown model configuration '\(name)'; known: s32, small, tiny")
+        }
+    }
+}
+
+public struct ModelError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// A prompt list: one prompt per line; blank lines and lines starting with '#' are skipped.
+public struct PromptFile: Sendable {
+    public var path: String
+    public var prompts: [String]
+    public var specs: [PromptSpec]
+
+    /// Reads and parses every prompt. A missing, unreadable or empty file, an unknown word or a
+    /// prompt the grammar does not allow is an error naming the file and line.
+    public init(path: String) throws {
+        self.path = path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw PromptError("\(path): no such prompt file") }
+        guard !isDir.boolValue else { throw PromptError("\(path): is a folder, not a prompt file") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw PromptError("\(path): cannot read the file") }
+        defer { try? handle.close() }
+        guard let data = try? handle.readToEnd() ?? Data() else { throw PromptError("\(path): cannot read the file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw PromptError("\(path): not UTF-8 text") }
+        prompts = []; specs = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            do {
+                let spec = try PromptSpec(parsing: line)
+                _ = try Tokenizer.encode(line)
+                prompts.append(line); specs.append(spec)
+            } catch let e as PromptError {
+                throw PromptError("\(path) line \(i + 1): \(e.description)")
+            }
+        }
+        guard !prompts.isEmpty else { throw PromptError("\(path): the file has no prompts") }
+    }
+}

@@ -1,0 +1,56 @@
+import CBLAS
+
+/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
+/// op(A) is (M, K), op(B) is (K, N), C is (M, N); leading dimensions are row strides.
+///
+/// OpenBLAS runs single-threaded (its idle threads spin in sched_yield and fight our own
+/// workers on a 2-core machine); large products are split here by rows of C (or by columns
+/// when C has few rows) over `Parallelism.workers` threads. Pass `parallel: false` from
+/// inside a parallel region.
+@inline(__always)
+public func sgemm(transA: Bool = false, transB: Bool = false,
+                  m: Int, n: Int, k: Int, alpha: Float = 1,
+                  a: UnsafePointer<Float>, lda: Int,
+                  b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float = 0,
+                  c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true) {
+    if m == 0 || n == 0 { return }
+    _ = BLASThreads.singleThreaded
+    let workers = Parallelism.workers
+    if !parallel || workers == 1 || m * n * k < 1 << 20 {
+        sgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
+    if m >= 8 * workers {
+        // split rows of C (and of op(A))
+        let per = ((m + workers - 1) / workers + 7) / 8 * 8
+        let chunks = (m + per - 1) / per
+        parallelForEach(chunks) { i in
+            let lo = i * per, rows = min(per, m - lo)
+            let aOff = transA ? lo : lo * lda
+            sgemmSerial(transA, transB, rows, n, k, alpha, a + aOff, lda, b, ldb, beta, c + lo * ldc, ldc)
+        }
+    } else {
+        // split columns of C (and of op(B))
+        let per = ((n + workers - 1) / workers + 15) / 16 * 16
+        let chunks = (n + per - 1) / per
+        parallelForEach(chunks) { i in
+            let lo = i * per, cols = min(per, n - lo)
+            let bOff = transB ? lo * ldb : lo
+            sgemmSerial(transA, transB, m, cols, k, alpha, a, lda, b + bOff, ldb, beta, c + lo, ldc)
+        }
+    }
+}
+
+@inline(__always)
+func sgemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                 _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                 _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+public enum BLASThreads {
+    /// Evaluated once, on the first GEMM: OpenBLAS's own pool is reduced to one thread.
+    static let singleThreaded: Void = { openblas_set_num_threads(1) }()
+}

@@ -1,0 +1,204 @@
+// Layer kernels as forward/backward pairs (llm.c style): each forward writes its output and
+// whatever the backward needs; each backward ACCUMULATES (+=) into parameter gradients and
+// WRITES (=) the gradient of its input unless documented otherwise. Shapes in comments;
+// all buffers are row-major, contiguous.
+
+// MARK: - Linear (PyTorch layout: weight (Out, In), y = x W^T + b)
+
+/// out (N, Out) = inp (N, In) W^T + b.
+public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                          n: Int, inFeatures: Int, outFeatures: Int) {
+    if let bias {
+        for r in 0..<n { (out + r * outFeatures).update(from: bias, count: outFeatures) }
+    }
+    sgemm(transB: true, m: n, n: outFeatures, k: inFeatures,
+          a: inp, lda: inFeatures, b: weight, ldb: inFeatures,
+          beta: bias == nil ? 0 : 1, c: out, ldc: outFeatures)
+}
+
+/// dinp (N, In) = dout W  (written, or accumulated if `accumulateInput`);
+/// dweight (Out, In) += dout^T inp; dbias (Out) += sum_rows dout.
+public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                           dbias: UnsafeMutablePointer<Float>?,
+                           dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                           n: Int, inFeatures: Int, outFeatures: Int, accumulateInput: Bool = false) {
+    if let dinp {
+        sgemm(m: n, n: inFeatures, k: outFeatures, a: dout, lda: outFeatures, b: weight, ldb: inFeatures,
+              beta: accumulateInput ? 1 : 0, c: dinp, ldc: inFeatures)
+    }
+    sgemm(transA: true, m: outFeatures, n: inFeatures, k: n, a: dout, lda: outFeatures,
+          b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
+    if let dbias { columnSumAccumulate(dbias, dout, rows: n, cols: outFeatures) }
+}
+
+/// acc (C) += sum over rows of m (R, C).
+public func columnSumAccumulate(_ acc: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let row = m + r * cols
+        for c in 0..<cols { acc[c] += row[c] }
+    }
+}
+
+// MARK: - LayerNorm over the last dimension (optionally affine)
+
+/// out (N, C) = (inp - mean) * rstd [* gamma + beta]; saves mean (N) and rstd (N).
+public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                             rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                             gamma: UnsafePointer<Float>? = nil, beta: UnsafePointer<Float>? = nil,
+                             n: Int, c: Int, eps: Float = 1e-6) {
+    parallelFor(n, minChunk: 256) { rows in
+        for r in rows {
+            let x = inp + r * c, y = out + r * c
+            var s: Float = 0
+            for i in 0..<c { s += x[i] }
+            let m = s / Float(c)
+            var v: Float = 0
+            for i in 0..<c { let d = x[i] - m; v += d * d }
+            let rs = 1 / (v / Float(c) + eps).squareRoot()
+            if let gamma, let beta {
+                for i in 0..<c { y[i] = (x[i] - m) * rs * gamma[i] + beta[i] }
+            } else {
+                for i in 0..<c { y[i] = (x[i] - m) * rs }
+            }
+            mean[r] = m; rstd[r] = rs
+        }
+    }
+}
+
+/// dinp (N, C) += LayerNorm backward of dout; dgamma/dbeta (C) += when affine.
+/// `inp` is the LayerNorm input; `mean`/`rstd` from the forward.
+public func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>? = nil,
+                              dbeta: UnsafeMutablePointer<Float>? = nil,
+                              dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                              mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                              gamma: UnsafePointer<Float>? = nil, n: Int, c: Int) {
+    if let dgamma, let dbeta {
+        for r in 0..<n {
+            let x = inp + r * c, dy = dout + r * c
+            let m = mean[r], rs = rstd[r]
+            for i in 0..<c { dgamma[i] += dy[i] * (x[i] - m) * rs; dbeta[i] += dy[i] }
+        }
+    }
+    parallelFor(n, minChunk: 256) { rows in
+        for r in rows {
+            let x = inp + r * c, dy = dout + r * c, dx = dinp + r * c
+            let m = mean[r], rs = rstd[r]
+            // g = dy * gamma; dx = rs * (g - mean(g) - xhat * mean(g * xhat))
+            var sg: Float = 0, sgx: Float = 0
+            for i in 0..<c {
+                let g = gamma.map { dy[i] * $0[i] } ?? dy[i]
+                sg += g; sgx += g * (x[i] - m) * rs
+            }
+            sg /= Float(c); sgx /= Float(c)
+            for i in 0..<c {
+                let g = gamma.map { dy[i] * $0[i] } ?? dy[i]
+                let xhat = (x[i] - m) * rs
+                dx[i] += rs * (g - sg - xhat * sgx)
+            }
+        }
+    }
+}
+
+// MARK: - Activations
+
+/// GELU, tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) = x * sigmoid(2u).
+public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+    parallelFor(count, minChunk: 1 << 15) { r in
+        mapSIMD8(r.count, inp + r.lowerBound, out + r.lowerBound) { x in
+            let u = 0.797_884_56 * (x + 0.044_715 * x * x * x)
+            return x / (1 + fastExp(-2 * u))
+        }
+    }
+}
+
+/// dinp = dout * gelu'(inp)   (written).
+public func geluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                         inp: UnsafePointer<Float>, count: Int) {
+    parallelFor(count, minChunk: 1 << 15) { r in
+        var i = r.lowerBound
+        let end = r.upperBound
+        @inline(__always) func grad(_ x: SIMD8<Float>) -> SIMD8<Float> {
+            let u = 0.797_884_56 * (x + 0.044_715 * x * x * x)
+            let s = 1 / (1 + fastExp(-2 * u))          // sigmoid(2u) = (1 + tanh u)/2
+            let th = 2 * s - 1                         // tanh(u)
+            let du = 0.797_884_56 * (1 + 3 * 0.044_715 * x * x)
+            return s + 0.5 * x * (1 - th * th) * du
+        }
+        while i + 8 <= end {
+            let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD8<Float>.self)
+            let d = UnsafeRawPointer(dout + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dinp + i).storeBytes(of: d * grad(x), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < end {
+            let g = grad(SIMD8(repeating: inp[i]))[0]
+            dinp[i] = dout[i] * g
+            i += 1
+        }
+    }
+}
+
+/// SiLU: x * sigmoid(x).
+public func siluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+    mapSIMD8(count, inp, out) { x in x / (1 + fastExp(-x)) }
+}
+
+/// dinp = dout * silu'(inp)   (written, or accumulated).
+public func siluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                         count: Int, accumulate: Bool = false) {
+    for i in 0..<count {
+        let x = inp[i]
+        let s = 1 / (1 + fastExp(-x))
+        let g = dout[i] * s * (1 + x * (1 - s))
+        dinp[i] = accumulate ? dinp[i] + g : g
+    }
+}
+
+// MARK: - Softmax over rows
+
+/// out (N, C) = softmax(inp) over each row; entries with mask[i] == false get probability 0.
+public func softmaxForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int, c: Int,
+                           mask: UnsafePointer<Bool>? = nil) {
+    for r in 0..<n { softmaxRow(out + r * c, inp + r * c, c, mask) }
+}
+
+@inline(__always)
+func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int, _ mask: UnsafePointer<Bool>?) {
+    var mx = -Float.infinity
+    for i in 0..<c where mask?[i] ?? true { mx = max(mx, x[i]) }
+    var s: Float = 0
+    for i in 0..<c {
+        let e: Float = (mask?[i] ?? true) ? fastExp(x[i] - mx) : 0
+        y[i] = e; s += e
+    }
+    let inv = s > 0 ? 1 / s : 0
+    for i in 0..<c { y[i] *= inv }
+}
+
+/// dinp (N, C) = softmax backward: y * (dy - sum(y * dy))   (written).
+public func softmaxBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>,
+                            n: Int, c: Int) {
+    for r in 0..<n {
+        let y = out + r * c, dy = dout + r * c, dx = dinp + r * c
+        var s: Float = 0
+        for i in 0..<c { s += y[i] * dy[i] }
+        for i in 0..<c { dx[i] = y[i] * (dy[i] - s) }
+    }
+}
+
+// MARK: - Mean squared error
+
+/// Returns mean((pred - target)^2) over `count` values and writes dpred = 2 (pred - target) / count * scale.
+@discardableResult
+public func mseForwardBackward(dpred: UnsafeMutablePointer<Float>?, pred: UnsafePointer<Float>,
+                               target: UnsafePointer<Float>, count: Int, scale: Float = 1) -> Float {
+    var s: Double = 0
+    let g = 2 * scale / Float(count)
+    for i in 0..<count {
+        let d = pred[i] - target[i]
+        s += Double(d * d)
+        dpred?[i] = g * d
+    }
+    return Float(s / Double(count))
+}

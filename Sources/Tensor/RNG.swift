@@ -1,0 +1,109 @@
+/// A seeded, splittable pseudo-random generator (xoshiro256**, seeded through SplitMix64).
+///
+/// A run is reproducible bit for bit from its seed on the same machine: every consumer of
+/// randomness receives its own generator, derived with `split(_:)` from a parent and a
+/// purpose label, so adding a draw in one place never shifts the numbers seen elsewhere.
+public struct RNG: Sendable, Codable, Equatable {
+    public private(set) var state: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var sm = seed
+        func next() -> UInt64 {
+            sm &+= 0x9E37_79B9_7F4A_7C15
+            var z = sm
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        state = (next(), next(), next(), next())
+    }
+
+    /// Restores a generator from the four words of `state` (for checkpoints).
+    public init(state words: [UInt64]) {
+        precondition(words.count == 4, "RNG state has four words")
+        state = (words[0], words[1], words[2], words[3])
+    }
+
+    public var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
+
+    /// A child generator for `stream`: independent of the parent's future draws.
+    public func split(_ stream: UInt64) -> RNG {
+        RNG(seed: state.0 ^ (state.2 &* 0x2545_F491_4F6C_DD1D) ^ (stream &* 0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+    }
+
+    @inline(__always)
+    public mutating func nextUInt64() -> UInt64 {
+        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = (state.3 << 45) | (state.3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1) with 24 bits of precision.
+    @inline(__always)
+    public mutating func uniform() -> Float {
+        Float(nextUInt64() >> 40) * (1.0 / 16_777_216.0)
+    }
+
+    /// Uniform in [lo, hi).
+    @inline(__always)
+    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * uniform() }
+
+    /// Uniform integer in 0..<n.
+    @inline(__always)
+    public mutating func int(_ n: Int) -> Int {
+        precondition(n > 0)
+        return Int((nextUInt64() >> 11) % UInt64(n))
+    }
+
+    /// Standard normal sample (Box-Muller in double precision).
+    @inline(__always)
+    public mutating func normal() -> Float {
+        let u1 = Double(nextUInt64() >> 11) * 0x1.0p-53
+        let u2 = Double(nextUInt64() >> 11) * 0x1.0p-53
+        let r = (-2.0 * _log(1.0 - u1)).squareRoot()
+        return Float(r * _cos(2.0 * Double.pi * u2))
+    }
+
+    /// Fills `buffer` with standard normal samples.
+    public mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>, scale: Float = 1) {
+        for i in buffer.indices { buffer[i] = normal() * scale }
+    }
+
+    public mutating func normals(_ n: Int, scale: Float = 1) -> [Float] {
+        var out = [Float](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { fillNormal($0, scale: scale) }
+        return out
+    }
+
+    public static func == (a: RNG, b: RNG) -> Bool { a.stateWords == b.stateWords }
+
+    enum CodingKeys: String, CodingKey { case state }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let words = try c.decode([UInt64].self, forKey: .state)
+        guard words.count == 4 else {
+            throw DecodingError.dataCorruptedError(forKey: .state, in: c, debugDescription: "RNG state needs 4 words")
+        }
+        self.init(state: words)
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(stateWords, forKey: .state)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
+@inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
+#else
+import Darwin
+@inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
+@inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
+#endif

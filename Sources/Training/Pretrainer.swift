@@ -1,0 +1,130 @@
+import Foundation
+import Tensor
+import Model
+import Flow
+import Shapes
+
+/// Flow-matching pretraining on freshly rendered shapes-world images.
+public struct PretrainConfig: Codable, Equatable, Sendable {
+    public var model = "s32"               // model configuration name
+    public var steps = 20_000              // total optimiser steps
+    public var batch = 64                  // images per step
+    public var lr: Float = 1e-3            // peak learning rate (AdamW)
+    public var minLR: Float = 3e-5         // learning rate at the end of the cosine tail
+    public var warmup = 500                // linear warm-up steps
+    public var decayFraction: Float = 0.4  // the last fraction of steps decays (cosine) to minLR
+    public var weightDecay: Float = 0.01   // AdamW decoupled decay on linear weights
+    public var gradClip: Float = 1.0       // global gradient-norm clip
+    public var emaDecay: Float = 0.999     // EMA of the weights, used for sampling and shipped
+    public var nullProbability: Float = 0.1 // NULL prompt rate (classifier-free guidance)
+    public var seed: UInt64 = 0
+    public init() {}
+
+    /// Constant after warm-up, then a cosine tail over the last `decayFraction` of the run.
+    public func learningRate(at step: Int) -> Float {
+        if step < warmup { return lr * Float(step + 1) / Float(warmup) }
+        let decaySteps = Int(Float(steps) * decayFraction)
+        let start = steps - decaySteps
+        if step < start || decaySteps == 0 { return lr }
+        let p = min(1, Float(step - start) / Float(decaySteps))
+        return minLR + 0.5 * (lr - minLR) * (1 + cos(Float.pi * p))
+    }
+}
+
+/// Pretraining state: weights, EMA, optimiser, position. Saved as two safetensors files:
+/// MODEL (the EMA weights, what sampling uses) and MODEL.state.safetensors (the rest).
+public final class Pretrainer {
+    public let config: PretrainConfig
+    public let model: DiT
+    public let ema: FloatBuffer
+    public var optimizer: AdamW
+    public var step = 0
+    public var rng: RNG
+    let generator: PromptGenerator
+    let renderer: Renderer
+    let ws: Workspace
+
+    public init(config: PretrainConfig, excluding: Set<String>) throws {
+        self.config = config
+        let mc = try ModelConfig.named(config.model, vocabSize: Tokenizer.vocabularySize)
+        model = try DiT(config: mc, seed: config.seed)
+        ema = model.params.copy()
+        optimizer = AdamW(count: model.parameterCount, lr: config.lr, weightDecay: config.weightDecay,
+                          maxGradNorm: config.gradClip, decayMask: model.layout.decayMask)
+        rng = RNG(seed: config.seed).split(1)
+        generator = PromptGenerator(excluding: excluding)
+        renderer = Renderer(size: mc.imageSize)
+        ws = model.makeWorkspace(batch: config.batch, training: true)
+    }
+
+    /// A batch of freshly rendered images with their prompts' tokens (deterministic in rng).
+    public func makeBatch(rng: inout RNG) -> FlowMatchingBatch {
+        let B = config.batch, n = model.config.pixelsPerImage, L = model.config.textLength
+        let specs = (0..<B).map { _ in generator.sample(rng: &rng) }
+        let seeds = (0..<B).map { _ in rng.nextUInt64() }
+        var x0 = [Float](repeating: 0, count: B * n)
+        x0.withUnsafeMutableBufferPointer { xp in
+            let base = xp.baseAddress!
+            parallelFor(B) { r in
+                for b in r {
+                    var local = RNG(seed: seeds[b])
+                    renderer.render(specs[b], rng: &local, into: base + b * n)
+                }
+            }
+        }
+        var tokens = [Int32](repeating: 0, count: B * L)
+        for b in 0..<B { tokens.replaceSubrange((b * L)..<((b + 1) * L), with: try! Tokenizer.encode(specs[b].text)) }
+        return FlowMatchingBatch(x0: x0, tokens: tokens)
+    }
+
+    /// One optimiser step; returns the loss.
+    @discardableResult
+    public func trainStep() -> Float {
+        let batch = makeBatch(rng: &rng)
+        model.grads.zero()
+        let loss = flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: config.nullProbability)
+        optimizer.lr = config.learningRate(at: step)
+        optimizer.update(params: model.params.buffer, grads: model.grads.buffer)
+        ema.ema(toward: model.params, decay: step < 100 ? 0 : config.emaDecay)
+        step += 1
+        return loss
+    }
+
+    // MARK: checkpoints
+
+    public static func statePath(_ modelURL: URL) -> URL {
+        modelURL.deletingPathExtension().appendingPathExtension("state.safetensors")
+    }
+
+    /// Writes MODEL (EMA weights) and MODEL.state.safetensors, each atomically (state first, so
+    /// a model file never points ahead of its state).
+    public func save(to url: URL) throws {
+        var state = try Checkpoint.file(config: model.config, params: model.params, kind: "pretrain-state")
+        state.add("adam.m", shape: [optimizer.m.count], values: optimizer.m)
+        state.add("adam.v", shape: [optimizer.v.count], values: optimizer.v)
+        state.metadata["step"] = String(step)
+        state.metadata["adam_step"] = String(optimizer.step)
+        state.metadata["rng"] = rng.stateWords.map(String.init).joined(separator: ",")
+        state.metadata["pretrain_config"] = String(data: try JSONEncoder().encode(config), encoding: .utf8)!
+        try writeAtomically(try state.serialized(), to: Self.statePath(url))
+        try Checkpoint.save(model, to: url, params: ema, extra: ["step": String(step), "kind_detail": "ema"])
+    }
+
+    /// Restores from MODEL.state.safetensors and MODEL (the EMA).
+    public func resume(from url: URL) throws {
+        let path = Self.statePath(url)
+        let f = try SafeTensorsFile(contentsOf: path)
+        let cfg = try Checkpoint.config(of: f, source: path.path)
+        guard cfg == model.config else { throw CheckpointError("\(path.path): configuration '\(cfg.name)' differs from '\(model.config.name)'") }
+        model.params.assign(from: try Checkpoint.params(from: f, config: cfg, source: path.path))
+        guard let m = f.tensors["adam.m"], let v = f.tensors["adam.v"], m.values.count == optimizer.m.count, v.values.count == optimizer.v.count,
+              let s = f.metadata["step"].flatMap(Int.init), let a = f.metadata["adam_step"].flatMap(Int.init),
+              let words = f.metadata["rng"]?.split(separator: ",").compactMap({ UInt64($0) }), words.count == 4 else {
+            throw CheckpointError("\(path.path): the optimiser state is incomplete")
+        }
+        optimizer.m = m.values; optimizer.v = v.values; optimizer.step = a
+        step = s; rng = RNG(state: words)
+        let emaModel = try Checkpoint.load(url, expect: cfg)
+        ema.assign(from: emaModel.params)
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Model
+import Shapes
+import Training
+
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pretrain the velocity network by flow matching on freshly rendered shapes-world images.")
+
+    @Option(help: "Model configuration: s32, small or tiny.") var config = "s32"
+    @Option(help: "Total optimiser steps.") var steps = 20_000
+    @Option(help: "Images per step.") var batch = 64
+    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+    @Option(help: "Final learning rate of the cosine tail.") var minLr: Float = 3e-5
+    @Option(help: "Linear warm-up steps.") var warmup = 500
+    @Option(help: "Fraction of the run (at its end) over which the learning rate decays.") var decayFraction: Float = 0.4
+    @Option(help: "EMA decay of the weights used for sampling.") var emaDecay: Float = 0.999
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Prompt list whose prompts are never drawn (held out).") var exclude = "prompts/eval.txt"
+    @Option(help: "Checkpoint (EMA weights); its state goes beside it as NAME.state.safetensors.") var out = "models/base-s32.safetensors"
+    @Option(help: "Write a checkpoint every N steps.") var checkpointEvery = 500
+    @Option(help: "Print progress every N steps.") var logEvery = 50
+    @Flag(help: "Continue from the checkpoint at --out.") var resume = false
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        guard steps > 0, batch > 0, checkpointEvery > 0, logEvery > 0 else { fail("--steps, --batch, --checkpoint-every and --log-every must be positive") }
+        var cfg = PretrainConfig()
+        cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
+        cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
+        let excluded = guarded { Set(try PromptFile(path: exclude).prompts) }
+        let trainer = guarded { try Pretrainer(config: cfg, excluding: excluded) }
+        let url = URL(fileURLWithPath: out)
+        if resume {
+            guarded { try trainer.resume(from: url) }
+            log("resumed \(out) at step \(trainer.step)")
+        }
+        let logURL = url.deletingPathExtension().appendingPathExtension("pretrain.jsonl")
+        log("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps")
+        var window: [Float] = []
+        var t0 = now()
+        let startStep = trainer.step
+        let runStart = now()
+        while trainer.step < steps {
+            let loss = trainer.trainStep()
+            guard loss.isFinite else { fail("loss became \(loss) at step \(trainer.step); the last checkpoint at \(out) is intact") }
+            window.append(loss)
+            if trainer.step % logEvery == 0 || trainer.step == steps {
+                let mean = window.reduce(0, +) / Float(window.count)
+                let dt = now() - t0
+                let rate = Double(window.count) / dt
+                let eta = Double(steps - trainer.step) / max(1e-9, Double(trainer.step - startStep) / (now() - runStart))
+                log(String(format: "step %d/%d  loss %.4f  lr %.2e  %.2f steps/s  ETA %@", trainer.step, steps, mean,
+                           cfg.learningRate(at: trainer.step - 1), rate, formatDuration(eta)))
+                guarded {
+                    try appendLine(String(format: "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
+                                          trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate), to: logURL)
+                }
+                window.removeAll(); t0 = now()
+            }
+            if trainer.step % checkpointEvery == 0 || trainer.step == steps {
+                guarded { try trainer.save(to: url) }
+            }
+        }
+        log("done: \(out) at step \(trainer.step)")
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Shapes
+
+struct Prompts: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a list of distinct random prompts of the shapes grammar, N per task type.")
+
+    @Option(help: "Prompts per task type.") var perTask = 100
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Prompt files whose prompts must not appear (repeatable).") var exclude: [String] = []
+    @Option(help: "Output file.") var out: String
+
+    func run() throws {
+        guard perTask > 0 else { fail("--per-task must be positive") }
+        var excluded = Set<String>()
+        for path in exclude { excluded.formUnion(guarded { try PromptFile(path: path).prompts }) }
+        var rng = RNG(seed: seed)
+        let gen = PromptGenerator()
+        var lines: [String] = []
+        for task in Task.allCases {
+            var seen = Set<String>()
+            var tries = 0
+            while seen.count < perTask {
+                let text = gen.draw(task: task, rng: &rng).text
+                tries += 1
+                if tries > perTask * 1000 { fail("cannot find \(perTask) distinct \(task.rawValue) prompts") }
+                if excluded.contains(text) || seen.contains(text) { continue }
+                seen.insert(text); lines.append(text)
+            }
+        }
+        guarded { try writeAtomically(lines.joined(separator: "\n") + "\n", to: URL(fileURLWithPath: out)) }
+        log("wrote \(lines.count) prompts to \(out)")
+    }
+}

@@ -1,0 +1,101 @@
+import Testing
+import Tensor
+import Model
+import Shapes
+
+/// Finite-difference checks of the whole network's backward pass on the tiny configuration.
+@Suite struct ModelGradientTests {
+    /// A tiny model with every parameter random (adaLN-Zero would otherwise zero most paths).
+    static func randomModel(seed: UInt64 = 1) throws -> DiT {
+        let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: seed)
+        var rng = RNG(seed: seed + 100)
+        for i in 0..<m.params.count { m.params[i] = rng.normal() * 0.15 }
+        return m
+    }
+
+    static func inputs(_ m: DiT, batch B: Int, seed: UInt64) throws -> ([Float], [Float], [Int32]) {
+        var rng = RNG(seed: seed)
+        let x = rng.normals(B * m.config.pixelsPerImage)
+        let t = (0..<B).map { _ in rng.uniform(0.05, 0.95) }
+        let prompts = ["a red circle on a blue background", "two green squares on a black background",
+                       "a small yellow triangle at the top left on a gray background"]
+        var tokens: [Int32] = []
+        for b in 0..<B { tokens += b == B - 1 ? Tokenizer.nullTokens : try Tokenizer.encode(prompts[b % prompts.count]) }
+        return (x, t, tokens)
+    }
+
+    /// loss = sum_i v_i R_i, accumulated in double precision.
+    static func loss(_ m: DiT, _ ws: Workspace, _ x: [Float], _ t: [Float], _ tok: [Int32], _ r: [Float]) -> Double {
+        let v = m.forward(ws, x: x, t: t, tokens: tok, batch: t.count)
+        var s = 0.0
+        for i in 0..<r.count { s += Double(v[i]) * Double(r[i]) }
+        return s
+    }
+
+    @Test func fullNetworkGradientMatchesFiniteDifferences() throws {
+        let m = try Self.randomModel()
+        let B = 3
+        let (x, t, tok) = try Self.inputs(m, batch: B, seed: 7)
+        var rng = RNG(seed: 9)
+        let r = rng.normals(B * m.config.pixelsPerImage)
+        let ws = m.makeWorkspace(batch: B, training: true)
+        _ = Self.loss(m, ws, x, t, tok, r)
+        m.grads.zero()
+        m.backward(ws, dv: r, batch: B)
+        let analytic = m.grads.copy()
+        // a few entries of every parameter tensor
+        var checked = 0, worst: Float = 0
+        for e in m.layout.entries {
+            for k in 0..<4 {
+                let i = e.offset + (k * 7919 + 13) % e.count
+                let orig = m.params[i]
+                let h: Float = 1e-2
+                m.params[i] = orig + h
+                let lp = Self.loss(m, ws, x, t, tok, r)
+                m.params[i] = orig - h
+                let lm = Self.loss(m, ws, x, t, tok, r)
+                m.params[i] = orig
+                let numeric = Float((lp - lm) / (2 * Double(h)))
+                let a = analytic[i]
+                let err = abs(numeric - a) / max(1, abs(numeric), abs(a))
+                worst = max(worst, err)
+                #expect(err < 2e-2, "\(e.name)[\(i - e.offset)]: analytic \(a), numeric \(numeric)")
+                checked += 1
+            }
+        }
+        #expect(checked == m.layout.entries.count * 4)
+        #expect(worst < 2e-2)
+    }
+
+    @Test func padTokensDoNotChangeTheOutput() throws {
+        // The same prompt with a different token in a PAD slot's embedding row must give the same v:
+        // pads are masked out of attention keys and of the pooled text.
+        let m = try Self.randomModel(seed: 3)
+        let (x, t, tok) = try Self.inputs(m, batch: 2, seed: 5)
+        let ws = m.makeWorkspace(batch: 2, training: false)
+        let v1 = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
+        let padRow = m.layout.offset("token_embed.weight")
+        for i in 0..<m.config.width { m.params[padRow + i] += 1 }   // change the PAD embedding
+        let v2 = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
+        var d: Float = 0
+        for i in v1.indices { d = max(d, abs(v1[i] - v2[i])) }
+        #expect(d < 1e-5)
+    }
+
+    @Test func s32HasTheSpecifiedParameterCountWithThePeerVocabulary() throws {
+        let m = try DiT(config: .s32(vocabSize: 19))
+        #expect(m.parameterCount == 1_286_832)
+        #expect(abs(m.config.flopsPerImage - 141.46e6) < 0.01e6)
+    }
+
+    @Test func trainingAndInferenceWorkspacesAgree() throws {
+        let m = try DiT(config: .small(vocabSize: Tokenizer.vocabularySize), seed: 2)
+        var rng = RNG(seed: 4)
+        for i in 0..<m.params.count { m.params[i] = rng.normal() * 0.05 }
+        let (x, t, tok) = try Self.inputs(m, batch: 2, seed: 6)
+        let a = m.makeWorkspace(batch: 2, training: true), b = m.makeWorkspace(batch: 4, training: false)
+        let va = Array(UnsafeBufferPointer(start: m.forward(a, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
+        let vb = Array(UnsafeBufferPointer(start: m.forward(b, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
+        #expect(va == vb)
+    }
+}
