@@ -1,0 +1,130 @@
+/// A line chart rendered to an image: several series, axes with ticks and numbers, a legend,
+/// optional vertical markers (e.g. the onset of over-optimisation). Each series may have its
+/// own y range (`normalised`: every series scaled to [0, 1] of the plot, for drift charts).
+public struct LineChart {
+    public struct Series {
+        public var name: String
+        public var points: [(x: Double, y: Double)]
+        public var color: (UInt8, UInt8, UInt8)
+        public init(name: String, points: [(x: Double, y: Double)], color: (UInt8, UInt8, UInt8)) {
+            self.name = name; self.points = points; self.color = color
+        }
+    }
+    public struct Marker {
+        public var x: Double
+        public var label: String
+        public init(x: Double, label: String) { self.x = x; self.label = label }
+    }
+
+    public var title: String
+    public var xLabel: String
+    public var yLabel: String
+    public var series: [Series] = []
+    public var markers: [Marker] = []
+    public var normalised = false        // each series on its own axis, scaled to [0, 1]
+    public var width = 640, height = 360
+
+    public init(title: String, xLabel: String, yLabel: String) {
+        self.title = title; self.xLabel = xLabel; self.yLabel = yLabel
+    }
+
+    /// A palette of distinguishable colours for series.
+    public static let palette: [(UInt8, UInt8, UInt8)] = [
+        (31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
+        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    ]
+
+    public func render() -> RGBImage {
+        var img = RGBImage(width: width, height: height, fill: (255, 255, 255))
+        let legendRows = series.count
+        let left = 58, right = 12, top = 22, bottom = 34 + legendRows * BitmapFont.lineHeight
+        let pw = width - left - right, ph = height - top - bottom
+        img.drawText(title, x: left, y: 6, color: (0, 0, 0))
+        let allX = series.flatMap { $0.points.map(\.x) } + markers.map(\.x)
+        let x0 = allX.min() ?? 0
+        var x1 = allX.max() ?? 1
+        if x1 <= x0 { x1 = x0 + 1 }
+        let finite = series.flatMap { $0.points.map(\.y) }.filter(\.isFinite)
+        var y0 = normalised ? 0 : (finite.min() ?? 0), y1 = normalised ? 1 : (finite.max() ?? 1)
+        if y1 <= y0 { y0 -= 0.5; y1 += 0.5 }
+        let pad = (y1 - y0) * 0.05
+        y0 -= pad; y1 += pad
+        func px(_ x: Double) -> Int { left + Int(((x - x0) / (x1 - x0) * Double(pw - 1)).rounded()) }
+        func py(_ y: Double) -> Int { top + ph - 1 - Int(((y - y0) / (y1 - y0) * Double(ph - 1)).rounded()) }
+        // grid and ticks
+        for i in 0...4 {
+            let y = y0 + (y1 - y0) * Double(i) / 4
+            let yy = py(y)
+            img.drawLine(left, yy, left + pw - 1, yy, (232, 232, 232))
+            let label = normalised ? String(format: "%.2f", (y - y0 - pad) / (y1 - y0 - 2 * pad)) : formatTick(y)
+            img.drawText(label, x: max(0, left - 4 - BitmapFont.width(label)), y: yy - 3, color: (60, 60, 60))
+            let x = x0 + (x1 - x0) * Double(i) / 4
+            let xx = px(x)
+            img.drawLine(xx, top, xx, top + ph - 1, (232, 232, 232))
+            let xl = formatTick(x)
+            img.drawText(xl, x: xx - BitmapFont.width(xl) / 2, y: top + ph + 4, color: (60, 60, 60))
+        }
+        img.drawLine(left, top, left, top + ph - 1, (0, 0, 0))
+        img.drawLine(left, top + ph - 1, left + pw - 1, top + ph - 1, (0, 0, 0))
+        img.drawText(xLabel, x: left + pw / 2 - BitmapFont.width(xLabel) / 2, y: top + ph + 14, color: (0, 0, 0))
+        img.drawText(yLabel, x: 2, y: 6 + BitmapFont.lineHeight, color: (90, 90, 90))
+        for m in markers {
+            let xx = px(m.x)
+            var y = top
+            while y < top + ph { img.drawLine(xx, y, xx, min(y + 3, top + ph - 1), (200, 0, 0)); y += 6 }
+            img.drawText(m.label, x: min(xx + 3, width - BitmapFont.width(m.label) - 1), y: top + 2, color: (200, 0, 0))
+        }
+        // series
+        for s in series {
+            let ys = s.points.map(\.y).filter(\.isFinite)
+            let lo = ys.min() ?? 0, hi = ys.max() ?? 1
+            func norm(_ y: Double) -> Double { normalised ? (hi > lo ? (y - lo) / (hi - lo) : 0.5) : y }
+            var prev: (Int, Int)?
+            for p in s.points {
+                guard p.y.isFinite else { prev = nil; continue }
+                let cur = (px(p.x), py(norm(p.y)))
+                if let prev { img.drawLine(prev.0, prev.1, cur.0, cur.1, s.color, thickness: 2) }
+                img.fillRect(x: cur.0 - 1, y: cur.1 - 1, width: 3, height: 3, s.color)
+                prev = cur
+            }
+        }
+        // legend
+        for (i, s) in series.enumerated() {
+            let y = height - bottom + 26 + i * BitmapFont.lineHeight
+            img.fillRect(x: left, y: y + 2, width: 14, height: 3, s.color)
+            var text = s.name
+            if normalised, let lo = s.points.map(\.y).filter(\.isFinite).min(), let hi = s.points.map(\.y).filter(\.isFinite).max() {
+                text += " (\(formatTick(lo)) .. \(formatTick(hi)))"
+            }
+            img.drawText(text, x: left + 20, y: y, color: (0, 0, 0))
+        }
+        return img
+    }
+}
+
+func formatTick(_ v: Double) -> String {
+    let a = abs(v)
+    if a >= 10_000 || (a > 0 && a < 0.01) { return String(format: "%.1e", v) }
+    if a >= 100 { return String(format: "%.0f", v) }
+    if a >= 10 { return String(format: "%.1f", v) }
+    return String(format: "%.2f", v)
+}
+
+extension RGBImage {
+    /// Bresenham line, `thickness` pixels wide.
+    public mutating func drawLine(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, _ c: (UInt8, UInt8, UInt8), thickness: Int = 1) {
+        var x = x0, y = y0
+        let dx = abs(x1 - x0), dy = -abs(y1 - y0)
+        let sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1
+        var err = dx + dy
+        while true {
+            fillRect(x: x - (thickness - 1) / 2, y: y - (thickness - 1) / 2, width: thickness, height: thickness, c)
+            if x == x1 && y == y1 { break }
+            let e2 = 2 * err
+            if e2 >= dy { err += dy; x += sx }
+            if e2 <= dx { err += dx; y += sy }
+        }
+    }
+}
+
+import Foundation

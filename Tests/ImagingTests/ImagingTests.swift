@@ -1,0 +1,85 @@
+import Testing
+import Foundation
+import Tensor
+import Imaging
+
+@Suite struct ImagingTests {
+    static func noise(_ w: Int, _ h: Int, seed: UInt64) -> RGBImage {
+        var rng = RNG(seed: seed)
+        return RGBImage(width: w, height: h, pixels: (0..<(w * h * 3)).map { _ in UInt8(rng.int(256)) })
+    }
+
+    @Test func pngRoundTripIsExact() throws {
+        let img = Self.noise(37, 23, seed: 1)
+        let png = try img.pngData()
+        #expect(Array(png.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        #expect(try RGBImage(pngData: png) == img)
+    }
+
+    @Test func pngDecodeRejectsGarbage() {
+        #expect(throws: ImageCodecError.self) { try RGBImage(pngData: [1, 2, 3, 4, 5]) }
+        var png = try! Self.noise(8, 8, seed: 2).pngData()
+        png.removeLast(20)   // truncated
+        #expect(throws: ImageCodecError.self) { try RGBImage(pngData: png) }
+    }
+
+    @Test func jpegSizeGrowsWithQualityAndDetail() throws {
+        let detailed = Self.noise(32, 32, seed: 3)
+        let flat = RGBImage(width: 32, height: 32, fill: (120, 30, 200))
+        let q50 = try detailed.jpegData(quality: 50).count, q95 = try detailed.jpegData(quality: 95).count
+        #expect(q95 > q50)
+        let detailedSize = try detailed.jpegData(quality: 95).count, flatSize = try flat.jpegData(quality: 95).count
+        #expect(detailedSize > 2 * flatSize, "detailed \(detailedSize) flat \(flatSize)")
+        let jpeg = try flat.jpegData(quality: 95)
+        #expect(jpeg.prefix(2) == [0xFF, 0xD8])
+        #expect(throws: ImageCodecError.self) { try flat.jpegData(quality: 0) }
+    }
+
+    @Test func signedUnitConversionRoundTrips() {
+        let img = Self.noise(4, 4, seed: 4)
+        #expect(RGBImage(signedUnit: img.signedUnit, width: 4, height: 4) == img)
+        let clamped = RGBImage(signedUnit: [-3, 5, 0] + [Float](repeating: 0, count: 45), width: 4, height: 4)
+        #expect(clamped.pixels[0] == 0 && clamped.pixels[1] == 255 && clamped.pixels[2] == 128)
+    }
+
+    @Test func gridPlacesImagesAndCaptions() throws {
+        let red = RGBImage(width: 8, height: 8, fill: (255, 0, 0)), blue = RGBImage(width: 8, height: 8, fill: (0, 0, 255))
+        let grid = composeGrid(rows: [GridRow(caption: "first row", images: [red, blue]),
+                                      GridRow(caption: "second", images: [blue], labels: ["0.50"])], scale: 2)
+        // a red pixel inside the first cell, a blue one inside the second
+        let line = BitmapFont.lineHeight
+        #expect(grid.pixel(2 + 4, line + 2 + 4) == (255, 0, 0))
+        #expect(grid.pixel(2 + 16 + 2 + 4, line + 2 + 4) == (0, 0, 255))
+        // the caption strip has dark text pixels
+        let strip = (0..<grid.width).flatMap { x in (0..<line).map { grid.pixel(x, $0) } }
+        #expect(strip.contains { $0.0 < 60 && $0.1 < 60 && $0.2 < 60 })
+        #expect(grid.width >= BitmapFont.width("first row"))
+        let decoded = try RGBImage(pngData: try grid.pngData())
+        #expect(decoded == grid)
+    }
+
+    @Test func lineChartDrawsSeriesAndMarker() {
+        var chart = LineChart(title: "t", xLabel: "step", yLabel: "y")
+        chart.series = [.init(name: "up", points: [(0, 0), (10, 1)], color: (255, 0, 0)),
+                        .init(name: "down", points: [(0, 5), (10, -5)], color: (0, 0, 255))]
+        chart.markers = [.init(x: 5, label: "onset")]
+        let img = chart.render()
+        let px = (0..<(img.width * img.height)).map { img.pixel($0 % img.width, $0 / img.width) }
+        #expect(px.contains { $0 == (255, 0, 0) })
+        #expect(px.contains { $0 == (0, 0, 255) })
+        #expect(px.contains { $0 == (200, 0, 0) })
+    }
+
+    @Test func atomicWriteLeavesNoTemporaryFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-\(UUID().uuidString)")
+        let url = dir.appendingPathComponent("a.txt")
+        try writeAtomically("hello", to: url)
+        try writeAtomically("world", to: url)
+        #expect(try String(contentsOf: url, encoding: .utf8) == "world")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["a.txt"])
+        try appendLine("{\"a\": 1}", to: dir.appendingPathComponent("m.jsonl"))
+        try appendLine("{\"a\": 2}", to: dir.appendingPathComponent("m.jsonl"))
+        #expect(try String(contentsOf: dir.appendingPathComponent("m.jsonl"), encoding: .utf8) == "{\"a\": 1}\n{\"a\": 2}\n")
+        try? FileManager.default.removeItem(at: dir)
+    }
+}

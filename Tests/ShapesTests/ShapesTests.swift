@@ -1,0 +1,145 @@
+import Testing
+import Foundation
+import Tensor
+import Shapes
+
+@Suite struct GrammarTests {
+    @Test(arguments: [
+        "a red circle on a blue background",
+        "a large purple square at the center on a gray background",
+        "a small yellow triangle at the top left on an orange background",
+        "a blue circle and an orange square on a black background",
+        "one cyan triangle on a white background",
+        "four green squares on a pink background",
+        "a red triangle on the left of a blue circle on a white background",
+        "a gray square below a yellow circle on a red background",
+    ])
+    func canonicalTextRoundTrips(_ prompt: String) throws {
+        let spec = try PromptSpec(parsing: prompt)
+        #expect(spec.text == prompt)
+        #expect(try Tokenizer.encode(prompt).count == Tokenizer.maxTokens)
+    }
+
+    @Test func tasksAreRecognised() throws {
+        #expect(try PromptSpec(parsing: "a red circle on a blue background").task == .single)
+        #expect(try PromptSpec(parsing: "a red circle and a blue square on a white background").task == .twoObjects)
+        let c = try PromptSpec(parsing: "three green circles on a gray background")
+        #expect(c.task == .counting && c.count == 3)
+        let p = try PromptSpec(parsing: "a red triangle above a blue circle on a white background")
+        #expect(p.task == .position && p.relation == .above)
+    }
+
+    @Test func unknownWordNamesItAndTheVocabulary() {
+        do {
+            _ = try Tokenizer.encode("a plaid circle on a blue background")
+            Issue.record("expected an error")
+        } catch let e as PromptError {
+            #expect(e.description.contains("'plaid'"))
+            #expect(e.description.contains("circle") && e.description.contains("background"))
+        } catch { Issue.record("wrong error \(error)") }
+    }
+
+    @Test func tooManyTokensIsAnError() {
+        let long = Array(repeating: "a", count: 17).joined(separator: " ")
+        #expect(throws: PromptError.self) { try Tokenizer.encode(long) }
+    }
+
+    @Test func ungrammaticalPromptsAreErrors() {
+        for bad in ["red a circle on a blue background", "a red circle", "two red circle on a blue background",
+                    "a red circle on a blue", "", "a red circles on a blue background"] {
+            #expect(throws: PromptError.self, "\(bad)") { try PromptSpec(parsing: bad) }
+        }
+    }
+
+    @Test func tokenIdsArePaddedAndNullIsDistinct() throws {
+        let t = try Tokenizer.encode("a red circle on a blue background")
+        #expect(t.prefix(7).allSatisfy { $0 > 1 } && t.dropFirst(7).allSatisfy { $0 == Tokenizer.pad })
+        #expect(Tokenizer.nullTokens[0] == Tokenizer.null)
+    }
+
+    @Test func promptFileErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func message(_ path: String) -> String {
+            do { _ = try PromptFile(path: path); return "" } catch { return "\(error)" }
+        }
+        #expect(message(dir.appendingPathComponent("missing.txt").path).contains("no such prompt file"))
+        let empty = dir.appendingPathComponent("empty.txt")
+        try "# only a comment\n\n".write(to: empty, atomically: true, encoding: .utf8)
+        #expect(message(empty.path).contains("no prompts"))
+        let bad = dir.appendingPathComponent("bad.txt")
+        try "a red circle on a blue background\na plaid circle on a blue background\n".write(to: bad, atomically: true, encoding: .utf8)
+        #expect(message(bad.path).contains("line 2") && message(bad.path).contains("'plaid'"))
+        #expect(message(dir.path).contains("folder"))
+        let good = dir.appendingPathComponent("good.txt")
+        try "# comment\na red circle on a blue background\n\nthree green circles on a gray background\n".write(to: good, atomically: true, encoding: .utf8)
+        #expect(try PromptFile(path: good.path).prompts.count == 2)
+    }
+
+    @Test func shippedPromptListsCoverEveryTaskAndAreDisjoint() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let train = try PromptFile(path: root.appendingPathComponent("prompts/train.txt").path)
+        let eval = try PromptFile(path: root.appendingPathComponent("prompts/eval.txt").path)
+        #expect(train.prompts.count >= 300 && eval.prompts.count >= 48)
+        #expect(Set(train.specs.map(\.task)) == Set(Task.allCases) && Set(eval.specs.map(\.task)) == Set(Task.allCases))
+        #expect(Set(train.prompts).isDisjoint(with: eval.prompts))
+    }
+}
+
+@Suite struct CheckerTests {
+    /// The checker reads rendered data back: >= 0.97 mean score for every task type, on at
+    /// least 200 images per task.
+    @Test(arguments: Task.allCases) func checkerAgreesWithTheRenderer(_ task: Task) {
+        let gen = PromptGenerator(), renderer = Renderer(size: 32), checker = Checker(size: 32)
+        var rng = RNG(seed: 77).split(UInt64(task.hashValue & 0xffff))
+        var total: Float = 0
+        let n = 240
+        var failures: [String] = []
+        for _ in 0..<n {
+            let spec = gen.draw(task: task, rng: &rng)
+            let img = renderer.render(spec, rng: &rng)
+            let r = checker.check(img, spec: spec)
+            total += r.score
+            if r.score < 1, failures.count < 3 { failures.append("\(spec.text): \(r.requirements.filter { !$0.passed }.map(\.name)) saw \(r.objects)") }
+        }
+        #expect(total / Float(n) >= 0.97, "\(task): \(total / Float(n)); e.g. \(failures)")
+    }
+
+    @Test func checkerFailsWrongImages() {
+        let renderer = Renderer(size: 32), checker = Checker(size: 32)
+        var rng = RNG(seed: 5)
+        let blueSquare = renderer.render(try! PromptSpec(parsing: "a large blue square at the top left on a white background"), rng: &rng)
+        let asked = try! PromptSpec(parsing: "a small red circle at the bottom right on a black background")
+        let r = checker.check(blueSquare, spec: asked)
+        #expect(r.score == 0)
+        // colour right, shape wrong
+        let r2 = checker.check(blueSquare, spec: try! PromptSpec(parsing: "a large blue circle at the top left on a white background"))
+        #expect(r2.requirements.first { $0.name.contains("present") }?.passed == false)
+        #expect(r2.requirements.first { $0.name.contains("background") }?.passed == true)
+        // wrong count
+        let three = renderer.render(try! PromptSpec(parsing: "three red squares on a gray background"), rng: &rng)
+        let r3 = checker.check(three, spec: try! PromptSpec(parsing: "two red squares on a gray background"))
+        #expect(r3.requirements.first { $0.name == "exactly 2" }?.passed == false)
+        // flat image: nothing found
+        let flat = [Float](repeating: 0, count: 32 * 32 * 3)
+        #expect(checker.check(flat, spec: asked).objects.isEmpty)
+        // swapped relation
+        let left = renderer.render(try! PromptSpec(parsing: "a red circle on the left of a blue square on a white background"), rng: &rng)
+        let r4 = checker.check(left, spec: try! PromptSpec(parsing: "a red circle on the right of a blue square on a white background"))
+        #expect(r4.requirements.first { $0.name == "on the right of" }?.passed == false)
+    }
+
+    @Test func rendererIsDeterministicAndJittered() throws {
+        let spec = try PromptSpec(parsing: "a red circle on a blue background")
+        let r = Renderer(size: 32)
+        var a = RNG(seed: 1), b = RNG(seed: 1), c = RNG(seed: 2)
+        let x = r.render(spec, rng: &a)
+        #expect(x == r.render(spec, rng: &b))
+        #expect(x != r.render(spec, rng: &c))
+        #expect(x.allSatisfy { $0 >= -1 && $0 <= 1 })
+        // anti-aliased: some pixels lie strictly between background and object colours
+        let distinct = Set(x.map { Int(($0 * 1000).rounded()) })
+        #expect(distinct.count > 10)
+    }
+}

@@ -1,0 +1,171 @@
+import Testing
+import Tensor
+
+/// Finite-difference checks of every differentiable kernel: loss = sum(out * R) for a fixed
+/// random R, so dL/dout = R; the analytic input/parameter gradients from each backward must
+/// match central differences of the loss.
+@Suite struct KernelGradientTests {
+    /// Checks d(sum(f(x) * r))/dx against `analytic` at every entry of x.
+    static func check(_ x: inout [Float], r: [Float], analytic: [Float], h: Float = 1e-2, tol: Float = 1e-2,
+                      _ f: ([Float]) -> [Float], file: String = #fileID, line: Int = #line) {
+        #expect(analytic.count == x.count)
+        for i in x.indices {
+            let orig = x[i]
+            x[i] = orig + h
+            let lp = zip(f(x), r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            x[i] = orig - h
+            let lm = zip(f(x), r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            x[i] = orig
+            let numeric = Float((lp - lm) / Double(2 * h))
+            let err = abs(numeric - analytic[i]) / max(1, abs(numeric))
+            #expect(err < tol, "entry \(i): analytic \(analytic[i]) numeric \(numeric)")
+        }
+    }
+
+    @Test func linear() {
+        var rng = RNG(seed: 1)
+        let n = 5, din = 4, dout = 3
+        var x = rng.normals(n * din), w = rng.normals(dout * din), b = rng.normals(dout)
+        let r = rng.normals(n * dout)
+        func f(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: n * dout)
+            linearForward(out: &out, inp: x, weight: w, bias: b, n: n, inFeatures: din, outFeatures: dout)
+            return out
+        }
+        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: b.count)
+        linearBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: r, inp: x, weight: w, n: n, inFeatures: din, outFeatures: dout)
+        Self.check(&x, r: r, analytic: dx) { f($0, w, b) }
+        Self.check(&w, r: r, analytic: dw) { f(x, $0, b) }
+        Self.check(&b, r: r, analytic: db) { f(x, w, $0) }
+    }
+
+    @Test(arguments: [false, true]) func layerNorm(affine: Bool) {
+        var rng = RNG(seed: 2)
+        let n = 4, c = 6
+        var x = rng.normals(n * c), gamma = rng.normals(c), beta = rng.normals(c)
+        let r = rng.normals(n * c)
+        func f(_ x: [Float], _ g: [Float], _ b: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: n * c), m = [Float](repeating: 0, count: n), s = m
+            if affine { layerNormForward(out: &out, mean: &m, rstd: &s, inp: x, gamma: g, beta: b, n: n, c: c) }
+            else { layerNormForward(out: &out, mean: &m, rstd: &s, inp: x, n: n, c: c) }
+            return out
+        }
+        var m = [Float](repeating: 0, count: n), s = m, out = [Float](repeating: 0, count: n * c)
+        layerNormForward(out: &out, mean: &m, rstd: &s, inp: x, gamma: affine ? gamma : nil, beta: affine ? beta : nil, n: n, c: c)
+        var dx = [Float](repeating: 0, count: n * c), dg = [Float](repeating: 0, count: c), db = dg
+        if affine {
+            layerNormBackward(dinp: &dx, dgamma: &dg, dbeta: &db, dout: r, inp: x, mean: m, rstd: s, gamma: gamma, n: n, c: c)
+        } else {
+            layerNormBackward(dinp: &dx, dout: r, inp: x, mean: m, rstd: s, n: n, c: c)
+        }
+        Self.check(&x, r: r, analytic: dx, h: 1e-3) { f($0, gamma, beta) }
+        if affine {
+            Self.check(&gamma, r: r, analytic: dg) { f(x, $0, beta) }
+            Self.check(&beta, r: r, analytic: db) { f(x, gamma, $0) }
+        }
+    }
+
+    @Test func gelu() {
+        var rng = RNG(seed: 3)
+        var x = rng.normals(37, scale: 2)   // not a multiple of 8: exercises the tail
+        let r = rng.normals(37)
+        func f(_ x: [Float]) -> [Float] { var o = x; geluForward(out: &o, inp: x, count: x.count); return o }
+        var dx = [Float](repeating: 0, count: 37)
+        geluBackward(dinp: &dx, dout: r, inp: x, count: 37)
+        Self.check(&x, r: r, analytic: dx, h: 1e-3) { f($0) }
+        // against the tanh formula itself
+        let y = f(x)
+        for i in x.indices {
+            let u = Double(x[i])
+            let ref = 0.5 * u * (1 + _tanh(0.7978845608 * (u + 0.044715 * u * u * u)))
+            #expect(abs(Double(y[i]) - ref) < 1e-5)
+        }
+    }
+
+    @Test func silu() {
+        var rng = RNG(seed: 4)
+        var x = rng.normals(19, scale: 2)
+        let r = rng.normals(19)
+        func f(_ x: [Float]) -> [Float] { var o = x; siluForward(out: &o, inp: x, count: x.count); return o }
+        var dx = [Float](repeating: 0, count: 19)
+        siluBackward(dinp: &dx, dout: r, inp: x, count: 19)
+        Self.check(&x, r: r, analytic: dx, h: 1e-3) { f($0) }
+    }
+
+    @Test func softmax() {
+        var rng = RNG(seed: 5)
+        let n = 3, c = 7
+        var x = rng.normals(n * c)
+        let r = rng.normals(n * c)
+        func f(_ x: [Float]) -> [Float] { var o = x; softmaxForward(out: &o, inp: x, n: n, c: c); return o }
+        let y = f(x)
+        for row in 0..<n { #expect(abs(y[(row * c)..<((row + 1) * c)].reduce(0, +) - 1) < 1e-6) }
+        var dx = [Float](repeating: 0, count: n * c)
+        softmaxBackward(dinp: &dx, dout: r, out: y, n: n, c: c)
+        Self.check(&x, r: r, analytic: dx, h: 1e-3) { f($0) }
+    }
+
+    @Test func attentionWithKeyMask() {
+        var rng = RNG(seed: 6)
+        let s = AttentionShape(batch: 2, tokens: 5, heads: 2, headDim: 3)
+        let D = s.width
+        var qkv = rng.normals(s.batch * s.tokens * 3 * D)
+        let mask: [Bool] = [true, true, false, true, true, true, false, false, true, true]
+        let r = rng.normals(s.batch * s.tokens * D)
+        func f(_ qkv: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: s.batch * s.tokens * D)
+            var probs = [Float](repeating: 0, count: s.batch * s.heads * s.tokens * s.tokens)
+            attentionForward(out: &out, probs: &probs, qkv: qkv, keyMask: mask, shape: s)
+            return out
+        }
+        var out = [Float](repeating: 0, count: s.batch * s.tokens * D)
+        var probs = [Float](repeating: 0, count: s.batch * s.heads * s.tokens * s.tokens)
+        attentionForward(out: &out, probs: &probs, qkv: qkv, keyMask: mask, shape: s)
+        // masked keys get no probability
+        for bh in 0..<(s.batch * s.heads) {
+            let b = bh / s.heads
+            for i in 0..<s.tokens { for j in 0..<s.tokens where !mask[b * s.tokens + j] {
+                #expect(probs[(bh * s.tokens + i) * s.tokens + j] == 0)
+            } }
+        }
+        // against a direct evaluation of softmax(q k^T / sqrt(hd)) v for one (b, h, i)
+        let (b, h, i) = (1, 1, 3)
+        var logits: [Double] = []
+        for j in 0..<s.tokens {
+            var dot = 0.0
+            for d in 0..<s.headDim {
+                dot += Double(qkv[(b * s.tokens + i) * 3 * D + h * s.headDim + d]) * Double(qkv[(b * s.tokens + j) * 3 * D + D + h * s.headDim + d])
+            }
+            logits.append(mask[b * s.tokens + j] ? dot / Double(s.headDim).squareRoot() : -.infinity)
+        }
+        let mx = logits.max()!
+        let e = logits.map { _exp($0 - mx) }
+        let z = e.reduce(0, +)
+        for d in 0..<s.headDim {
+            var o = 0.0
+            for j in 0..<s.tokens { o += e[j] / z * Double(qkv[(b * s.tokens + j) * 3 * D + 2 * D + h * s.headDim + d]) }
+            #expect(abs(Double(out[(b * s.tokens + i) * D + h * s.headDim + d]) - o) < 1e-5)
+        }
+        var dqkv = [Float](repeating: 0, count: qkv.count)
+        attentionBackward(dqkv: &dqkv, dout: r, probs: probs, qkv: qkv, shape: s)
+        Self.check(&qkv, r: r, analytic: dqkv, h: 1e-3) { f($0) }
+    }
+
+    @Test func meanSquaredError() {
+        var rng = RNG(seed: 7)
+        var p = rng.normals(11)
+        let t = rng.normals(11)
+        var dp = [Float](repeating: 0, count: 11)
+        let loss = mseForwardBackward(dpred: &dp, pred: p, target: t, count: 11)
+        let ref = zip(p, t).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / 11
+        #expect(abs(loss - ref) < 1e-6)
+        // loss is a scalar: use r = [1]
+        Self.check(&p, r: [1], analytic: dp, h: 1e-3) { [mseForwardBackward(dpred: nil, pred: $0, target: t, count: 11)] }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+func _tanh(_ x: Double) -> Double { Glibc.tanh(x) }
+func _exp(_ x: Double) -> Double { Glibc.exp(x) }
+#endif
