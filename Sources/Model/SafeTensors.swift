@@ -71,7 +71,7 @@ public struct SafeTensorsFile {
             guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[1] <= body.count, offs[1] - offs[0] == count * 4 else {
                 throw bad("tensor '\(name)' has data offsets \(offs) that do not fit its shape \(shape) or the file (truncated?)")
             }
-            spans.append((offs[0], offs[1], name))
+            if count > 0 { spans.append((offs[0], offs[1], name)) }
             var values = [Float](repeating: 0, count: count)
             values.withUnsafeMutableBytes { dst in
                 body.withUnsafeBytes { src in
@@ -84,7 +84,7 @@ public struct SafeTensorsFile {
             tensors[name] = Entry(shape: shape, values: values)
         }
         spans.sort { $0.0 < $1.0 }
-        order = spans.map(\.2)
+        order = spans.map(\.2) + tensors.keys.filter { name in !spans.contains { $0.2 == name } }.sorted()
         for i in 1..<max(1, spans.count) where spans[i].0 < spans[i - 1].1 { throw bad("tensors '\(spans[i - 1].2)' and '\(spans[i].2)' overlap") }
         if let crc = metadata["crc32"] {
             let actual = String(format: "%08x", body.withUnsafeBytes { ft_crc32(0, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) })

@@ -1,0 +1,90 @@
+import Testing
+import Foundation
+import Tensor
+import Model
+import Shapes
+
+@Suite struct CheckpointTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ft-ckpt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    static func message(_ body: () throws -> Void) -> String {
+        do { try body(); return "" } catch { return "\(error)" }
+    }
+
+    @Test func roundTripIsBitExact() throws {
+        let dir = try Self.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 3)
+        var rng = RNG(seed: 1)
+        for i in 0..<m.params.count { m.params[i] = rng.normal() }
+        let url = dir.appendingPathComponent("m.safetensors")
+        try Checkpoint.save(m, to: url)
+        let back = try Checkpoint.load(url)
+        #expect(back.config == m.config)
+        #expect(back.params.array.map(\.bitPattern) == m.params.array.map(\.bitPattern))
+        // nothing but the file itself is left in the folder (atomic write)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["m.safetensors"])
+    }
+
+    @Test func readsAFileWrittenByTheReferenceWriter() throws {
+        // Tests/ModelTests/Fixtures/reference.safetensors was written by Python's safetensors.numpy.save_file.
+        let f = try SafeTensorsFile(contentsOf: Self.fixtures.appendingPathComponent("reference.safetensors"))
+        #expect(f.metadata["source"] == "python safetensors")
+        let w = try #require(f.tensors["layer.weight"])
+        #expect(w.shape == [3, 4])
+        #expect(w.values == (0..<12).map { Float($0) / 8 - 0.5 })
+        #expect(f.tensors["layer.bias"]?.values == [1.5, -2.25, 3e-8, 1e9])
+        #expect(f.tensors["empty"]?.shape == [2, 0])
+        // and it is not a flowtune checkpoint
+        #expect(Self.message { _ = try Checkpoint.load(Self.fixtures.appendingPathComponent("reference.safetensors")) }
+            .contains("not a flowtune checkpoint"))
+    }
+
+    @Test func badCheckpointsAreClearErrors() throws {
+        let dir = try Self.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 4)
+        let url = dir.appendingPathComponent("m.safetensors")
+        try Checkpoint.save(m, to: url)
+        let good = try Data(contentsOf: url)
+
+        // missing
+        #expect(Self.message { _ = try Checkpoint.load(dir.appendingPathComponent("nope.safetensors")) }.contains("no such file"))
+        // truncated
+        let truncated = dir.appendingPathComponent("truncated.safetensors")
+        try good.prefix(good.count - 100).write(to: truncated)
+        #expect(Self.message { _ = try Checkpoint.load(truncated) }.contains("truncated"))
+        try good.prefix(5).write(to: truncated)
+        #expect(Self.message { _ = try Checkpoint.load(truncated) }.contains("truncated"))
+        // corrupted data: the checksum catches it
+        var bytes = [UInt8](good)
+        bytes[bytes.count - 7] ^= 0x55
+        let corrupted = dir.appendingPathComponent("corrupted.safetensors")
+        try Data(bytes).write(to: corrupted)
+        #expect(Self.message { _ = try Checkpoint.load(corrupted) }.contains("checksum"))
+        // garbage header
+        let garbage = dir.appendingPathComponent("garbage.safetensors")
+        try Data([16, 0, 0, 0, 0, 0, 0, 0] + Array("not json at all!".utf8) + [1, 2, 3, 4]).write(to: garbage)
+        #expect(Self.message { _ = try Checkpoint.load(garbage) }.contains("not a JSON object"))
+        // foreign dtype
+        #expect(Self.message { _ = try SafeTensorsFile(contentsOf: Self.fixtures.appendingPathComponent("float16.safetensors")) }.contains("F16"))
+        // mismatched configuration
+        #expect(Self.message { _ = try Checkpoint.load(url, expect: .small(vocabSize: Tokenizer.vocabularySize)) }.contains("does not match"))
+        // a tensor missing / with the wrong shape
+        var f = try SafeTensorsFile(contentsOf: url)
+        f.tensors["blocks.0.qkv.weight"] = nil
+        f.order.removeAll { $0 == "blocks.0.qkv.weight" }
+        let missing = dir.appendingPathComponent("missing.safetensors")
+        try f.serialized().write(to: missing)
+        #expect(Self.message { _ = try Checkpoint.load(missing) }.contains("'blocks.0.qkv.weight' is missing"))
+        var g = try SafeTensorsFile(contentsOf: url)
+        g.add("final.linear.bias", shape: [2, 3], values: [Float](repeating: 0, count: 6))
+        let wrong = dir.appendingPathComponent("wrong.safetensors")
+        try g.serialized().write(to: wrong)
+        #expect(Self.message { _ = try Checkpoint.load(wrong) }.contains("has shape [2, 3]"))
+    }
+}

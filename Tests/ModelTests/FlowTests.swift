@@ -1,0 +1,102 @@
+import Testing
+import Foundation
+import Tensor
+import Model
+import Flow
+import Shapes
+import Training
+
+@Suite struct FlowTests {
+    /// v(x, t) = a x has the exact flow x(t) = x(1) exp(a (t - 1)); Euler from t = 1 to 0 must
+    /// converge to x(1) exp(-a) at first order: doubling the steps halves the error.
+    @Test func eulerConvergesAtFirstOrder() {
+        let a: Float = 1.3, x1: [Float] = [1.0, -2.0, 0.5]
+        func error(_ steps: Int) -> Double {
+            var x = x1
+            eulerIntegrate(&x, steps: steps) { x, _ in x.map { a * $0 } }
+            return zip(x, x1).map { abs(Double($0) - Double($1) * exp(-Double(a))) }.max()!
+        }
+        let e10 = error(10), e20 = error(20), e40 = error(40), e80 = error(80)
+        for (coarse, fine) in [(e10, e20), (e20, e40), (e40, e80)] {
+            #expect(abs(coarse / fine - 2) < 0.15, "ratio \(coarse / fine)")
+        }
+        #expect(e80 < 0.01)
+    }
+
+    @Test func timeGridWithShift() {
+        let g = timeGrid(steps: 4, shift: 3)
+        #expect(g.first == 1 && g.last == 0 && g.count == 5)
+        #expect(abs(g[2] - 3 * 0.5 / (1 + 2 * 0.5)) < 1e-6)
+        #expect(zip(g, g.dropFirst()).allSatisfy { $0 > $1 })
+    }
+
+    /// The sampler's network path is the same Euler update: with an untrained (zero-output) final
+    /// layer v = 0 and the sample equals the noise.
+    @Test func samplerWithZeroVelocityKeepsTheNoise() throws {
+        let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 1)   // adaLN-Zero: v == 0
+        let ws = m.makeWorkspace(batch: 4, training: false)
+        var rng = RNG(seed: 2)
+        let noise = rng.normals(2 * m.config.pixelsPerImage)
+        var x = noise
+        let tokens = try Tokenizer.encode("a red circle on a blue background") + Tokenizer.nullTokens
+        EulerSampler(steps: 5, cfgScale: 3).sample(model: m, ws: ws, x: &x, tokens: tokens)
+        #expect(x == noise)
+    }
+
+    /// Finite-difference check of the flow-matching loss through the tiny model.
+    @Test func flowMatchingLossGradient() throws {
+        let m = try ModelGradientTests.randomModel(seed: 11)
+        let ws = m.makeWorkspace(batch: 2, training: true)
+        var rng = RNG(seed: 3)
+        let x0 = rng.normals(2 * m.config.pixelsPerImage, scale: 0.5)
+        let batch = FlowMatchingBatch(x0: x0, tokens: try Tokenizer.encode("a red circle on a blue background") + Tokenizer.encode("two green squares on a black background"))
+        func loss() -> Float {
+            var r = RNG(seed: 5)
+            return flowMatchingStep(model: m, ws: ws, batch: batch, rng: &r, nullProbability: 0.5, backward: false)
+        }
+        m.grads.zero()
+        var r = RNG(seed: 5)
+        flowMatchingStep(model: m, ws: ws, batch: batch, rng: &r, nullProbability: 0.5)
+        let analytic = m.grads.copy()
+        for e in m.layout.entries where e.name.contains("fc1") || e.name.contains("token_embed") || e.name.contains("final") {
+            for k in 0..<3 {
+                let i = e.offset + (k * 104_729 + 7) % e.count
+                let orig = m.params[i]
+                m.params[i] = orig + 1e-2; let lp = loss()
+                m.params[i] = orig - 1e-2; let lm = loss()
+                m.params[i] = orig
+                let numeric = (lp - lm) / 2e-2
+                #expect(abs(numeric - analytic[i]) / max(0.05, abs(numeric)) < 5e-2, "\(e.name): \(analytic[i]) vs \(numeric)")
+            }
+        }
+    }
+
+    /// About 100 steps of tiny pretraining lower the loss (fixed seed).
+    @Test func tinyPretrainingLowersTheLoss() throws {
+        var cfg = PretrainConfig()
+        cfg.model = "tiny"; cfg.steps = 120; cfg.batch = 16; cfg.warmup = 10; cfg.lr = 2e-3; cfg.seed = 3
+        let t = try Pretrainer(config: cfg, excluding: [])
+        let losses = (0..<cfg.steps).map { _ in t.trainStep() }
+        let first = losses.prefix(10).reduce(0, +) / 10, last = losses.suffix(10).reduce(0, +) / 10
+        #expect(last < 0.7 * first, "first \(first) last \(last)")
+    }
+
+    /// Save + resume continues exactly where an uninterrupted run would be.
+    @Test func pretrainingResumesExactly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-pt-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var cfg = PretrainConfig()
+        cfg.model = "tiny"; cfg.steps = 6; cfg.batch = 4; cfg.warmup = 2; cfg.seed = 9
+        let a = try Pretrainer(config: cfg, excluding: [])
+        for _ in 0..<3 { a.trainStep() }
+        let url = dir.appendingPathComponent("m.safetensors")
+        try a.save(to: url)
+        let la = (0..<3).map { _ in a.trainStep() }
+        let b = try Pretrainer(config: cfg, excluding: [])
+        try b.resume(from: url)
+        #expect(b.step == 3)
+        let lb = (0..<3).map { _ in b.trainStep() }
+        #expect(la == lb)
+        #expect(a.model.params.array == b.model.params.array)
+    }
+}
