@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "flowtune", targets: ["flowtune"]),
-        .library(name: "FlowTune", targets: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Training"]),
+        .library(name: "FlowTune", targets: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,9 +29,10 @@ let package = Package(
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: fast),
         .target(name: "Model", dependencies: ["Tensor", "CImageIO", "Shapes"], swiftSettings: fast),
         .target(name: "Flow", dependencies: ["Tensor", "Model"], swiftSettings: fast),
-        .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow"], swiftSettings: fast),
+        .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes"], swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: fast),
         .executableTarget(name: "flowtune", dependencies: [
-            "Tensor", "Imaging", "Shapes", "Model", "Flow", "Training",
+            "Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 
@@ -39,6 +40,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
         .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"]),
+        .testTarget(name: "RLTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes", "Rewards", "Imaging"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -21,7 +21,9 @@ public struct EulerSampler {
 
     /// Integrates `noise` (B, S, S, C) in place to images, conditioned on `tokens` (B, L).
     /// `ws` must hold 2B samples when cfgScale != 1 (conditional and NULL passes are batched).
-    public func sample(model: DiT, ws: Workspace, x: inout [Float], tokens: [Int32]) {
+    /// `observe(k, t, x, v)` is called at every step with the state and the (guided) velocity.
+    public func sample(model: DiT, ws: Workspace, x: inout [Float], tokens: [Int32],
+                       observe: ((Int, Float, [Float], UnsafePointer<Float>) -> Void)? = nil) {
         let c = model.config, n = c.pixelsPerImage, L = c.textLength
         let B = x.count / n
         let guided = cfgScale != 1
@@ -44,6 +46,7 @@ public struct EulerSampler {
                     }
                 }
             }
+            if let observe, !guided { observe(k, t, x, v) }
             if guided {
                 let w = cfgScale
                 for i in 0..<(B * n) { x[i] -= h * (v[B * n + i] + w * (v[i] - v[B * n + i])) }

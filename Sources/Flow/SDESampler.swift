@@ -1,0 +1,121 @@
+import Tensor
+import Model
+
+/// The Flow-GRPO SDE sampler for RL rollouts (ALGORITHMS.md section 1):
+///
+///     sigma_t = a sqrt(t / (1 - t))      (at t = 1: 1 - t_1 in place of 1 - t)
+///     mu      = x_t - h [v + sigma_t^2 / (2t) (x_t + (1 - t) v)]
+///     x_{t-h} = mu + sigma_t sqrt(h) z
+///     logp    = mean_d [-(x_{t-h} - mu)^2 / (2 s^2)] - log s - log sqrt(2 pi),   s = sigma_t sqrt(h)
+public struct SDEConfig: Codable, Equatable, Sendable {
+    public var steps = 10                  // T
+    public var noiseLevel: Float = 0.7     // a
+    public var shift: Float = 1            // time-grid shift m
+    public var stochasticLastStep = false  // false: the last step is a deterministic Euler step, not trained
+    public init(steps: Int = 10, noiseLevel: Float = 0.7, shift: Float = 1, stochasticLastStep: Bool = false) {
+        self.steps = steps; self.noiseLevel = noiseLevel; self.shift = shift; self.stochasticLastStep = stochasticLastStep
+    }
+
+    public var grid: [Float] { timeGrid(steps: steps, shift: shift) }
+    /// Steps with a log-probability (the ones that can be trained).
+    public var stochasticSteps: Int { stochasticLastStep ? steps : steps - 1 }
+
+    /// Coefficients of step k: t, h, sigma, s = sigma sqrt(h), and mu = cx x + cv v.
+    public func coefficients(_ k: Int) -> StepCoefficients {
+        let g = grid
+        let t = g[k], h = g[k] - g[k + 1]
+        let oneMinus = t >= 1 ? 1 - g[k + 1] : 1 - t
+        let sigma = noiseLevel * (t / oneMinus).squareRoot()
+        let s = sigma * h.squareRoot()
+        let cx = 1 - h * sigma * sigma / (2 * t)
+        let cv = -h * (1 + sigma * sigma * (1 - t) / (2 * t))
+        return StepCoefficients(k: k, t: t, h: h, sigma: sigma, s: s, cx: cx, cv: cv)
+    }
+}
+
+public struct StepCoefficients: Sendable {
+    public var k: Int
+    public var t: Float, h: Float, sigma: Float, s: Float
+    public var cx: Float, cv: Float        // mu = cx x_t + cv v ; d mu / d v = cv
+
+    /// log sqrt(2 pi) + log s: the constant part of the per-pixel-mean Gaussian log density.
+    public var logNormaliser: Float { Float(0.918_938_533_204_672_7) + logf(s) }
+}
+
+/// Everything a rollout keeps: states, means, old log-probabilities, noise, the final images.
+public struct Rollout {
+    public let batch: Int                  // B samples
+    public let pixels: Int                 // n values per image
+    public let config: SDEConfig
+    public var states: [Float]             // (T+1, B, n): x at grid points t_0 = 1 ... t_T = 0
+    public var means: [Float]              // (T, B, n): mu_old of every step
+    public var logps: [Float]              // (T, B): logp_old (0 for a deterministic step)
+    public var tokens: [Int32]             // (B, L)
+
+    /// x_{t_k} of sample b.
+    public func state(_ k: Int, _ b: Int) -> ArraySlice<Float> { states[((k * batch + b) * pixels)..<((k * batch + b + 1) * pixels)] }
+    /// The final images (B, n).
+    public var images: ArraySlice<Float> { states[(config.steps * batch * pixels)...] }
+    public func image(_ b: Int) -> [Float] { Array(state(config.steps, b)) }
+}
+
+/// Gaussian log-density of x under N(mu, s^2 I), averaged over the n values (with the constant).
+@inline(__always)
+public func meanLogProb(_ x: UnsafePointer<Float>, _ mu: UnsafePointer<Float>, n: Int, c: StepCoefficients) -> Float {
+    var ss: Double = 0
+    for i in 0..<n { let d = Double(x[i] - mu[i]); ss += d * d }
+    return Float(-ss / (2 * Double(c.s) * Double(c.s) * Double(n))) - c.logNormaliser
+}
+
+public struct SDESampler {
+    public var config: SDEConfig
+    public init(config: SDEConfig) { self.config = config }
+
+    /// Runs T steps from the given noise (B, n) with the model; `rng` draws the per-step noise.
+    /// With `deterministic`, every step is an Euler ODE step (no log-probabilities).
+    public func rollout(model: DiT, ws: Workspace, noise: [Float], tokens: [Int32], rng: inout RNG,
+                        deterministic: Bool = false) -> Rollout {
+        let n = model.config.pixelsPerImage, B = noise.count / n, T = config.steps
+        var r = Rollout(batch: B, pixels: n, config: config,
+                        states: [Float](repeating: 0, count: (T + 1) * B * n),
+                        means: [Float](repeating: 0, count: T * B * n),
+                        logps: [Float](repeating: 0, count: T * B), tokens: tokens)
+        r.states.replaceSubrange(0..<(B * n), with: noise)
+        var tt = [Float](repeating: 0, count: B)
+        for k in 0..<T {
+            let c = config.coefficients(k)
+            let stochastic = !deterministic && k < config.stochasticSteps
+            for b in 0..<B { tt[b] = c.t }
+            r.states.withUnsafeMutableBufferPointer { sp in
+                r.means.withUnsafeMutableBufferPointer { mp in
+                    let x = sp.baseAddress! + k * B * n, xNext = sp.baseAddress! + (k + 1) * B * n
+                    let mu = mp.baseAddress! + k * B * n
+                    let v = tt.withUnsafeBufferPointer { tp in
+                        tokens.withUnsafeBufferPointer { kp in
+                            model.forward(ws, x: x, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
+                        }
+                    }
+                    for i in 0..<(B * n) {
+                        if stochastic {
+                            mu[i] = c.cx * x[i] + c.cv * v[i]
+                            xNext[i] = mu[i] + c.s * rng.normal()
+                        } else {
+                            mu[i] = x[i] - c.h * v[i]       // deterministic Euler step
+                            xNext[i] = mu[i]
+                        }
+                    }
+                    if stochastic {
+                        for b in 0..<B { r.logps[k * B + b] = meanLogProb(xNext + b * n, mu + b * n, n: n, c: c) }
+                    }
+                }
+            }
+        }
+        return r
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif

@@ -1,0 +1,76 @@
+import Imaging
+import Shapes
+
+/// A reward model: a batch of images (each (S, S, 3) in [-1, 1]) and their prompts in, one
+/// value per image out. Every scorer can also serve as an evaluation metric.
+public protocol RewardScorer: AnyObject {
+    var name: String { get }
+    func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float]
+}
+
+public struct RewardError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Mean pixel value in [0, 1].
+public final class BrightnessScorer: RewardScorer {
+    public let name = "brightness"
+    public init() {}
+    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
+        images.map { img in img.reduce(0) { $0 + ($1.clamped(-1, 1) + 1) / 2 } / Float(img.count) }
+    }
+}
+
+/// Mean HSV saturation (max - min) / max over pixels, in [0, 1].
+public final class SaturationScorer: RewardScorer {
+    public let name = "saturation"
+    public init() {}
+    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
+        images.map { img in
+            var s: Float = 0
+            let n = img.count / 3
+            for p in 0..<n {
+                let r = (img[3 * p].clamped(-1, 1) + 1) / 2, g = (img[3 * p + 1].clamped(-1, 1) + 1) / 2, b = (img[3 * p + 2].clamped(-1, 1) + 1) / 2
+                let mx = max(r, g, b), mn = min(r, g, b)
+                s += mx > 0 ? (mx - mn) / mx : 0
+            }
+            return s / Float(n)
+        }
+    }
+}
+
+/// The rule-based checker's GenEval-style score in [0, 1].
+public final class ShapeEvalScorer: RewardScorer {
+    public let name = "shape-eval"
+    var specs: [String: PromptSpec] = [:]
+    public init() {}
+    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
+        let checker = Checker(size: imageSize)
+        return try zip(images, prompts).map { img, prompt in
+            if specs[prompt] == nil { specs[prompt] = try PromptSpec(parsing: prompt) }
+            return checker.check(img, spec: specs[prompt]!).score
+        }
+    }
+}
+
+/// JPEG file size at quality 95 in kB (DDPO's convention): compressibility = -kB, incompressibility = +kB.
+public final class JPEGScorer: RewardScorer {
+    public let name: String
+    let sign: Float
+    public let quality = 95
+    public init(compressible: Bool) {
+        name = compressible ? "jpeg-compressibility" : "jpeg-incompressibility"
+        sign = compressible ? -1 : 1
+    }
+    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
+        try images.map { img in
+            let bytes = try RGBImage(signedUnit: img, width: imageSize, height: imageSize).jpegData(quality: quality).count
+            return sign * Float(bytes) / 1000
+        }
+    }
+}
+
+extension Float {
+    @inline(__always) func clamped(_ lo: Float, _ hi: Float) -> Float { Swift.max(lo, Swift.min(hi, self)) }
+}

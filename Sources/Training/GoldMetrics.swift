@@ -1,0 +1,92 @@
+import Foundation
+import Tensor
+import Imaging
+import Model
+import Flow
+import Shapes
+import Rewards
+
+/// Held-out evaluation at logged steps: eval prompts x fixed seeds sampled with the Euler ODE
+/// sampler from the current weights (the same noise every time), scored by every scorer of the
+/// reward (optimised or not) and by the gold metrics the run does not optimise: shape-eval per
+/// task, a Frechet distance to rendered shapes-world images of the same prompts, within-prompt
+/// diversity, and the mean squared velocity difference to the base model (the W2 proxy).
+public final class GoldMetrics {
+    let config: FinetuneConfig
+    let reference: DiT
+    public let prompts: [String]
+    let specs: [PromptSpec]
+    let referenceFeatures: [[Double]]
+    let noise: [Float]                      // (prompts x seeds, n), fixed for the whole run
+    var ws: Workspace?, refWS: Workspace?
+    let shapeEval = ShapeEvalScorer()
+
+    public init(config: FinetuneConfig, reference: DiT, evalPrompts: [String]) {
+        self.config = config; self.reference = reference; prompts = evalPrompts
+        specs = evalPrompts.map { try! PromptSpec(parsing: $0) }
+        let S = reference.config.imageSize, n = reference.config.pixelsPerImage
+        let renderer = Renderer(size: S)
+        var feats: [[Double]] = []
+        let base = RNG(seed: 0x5EED_DA7A)
+        for (i, spec) in specs.enumerated() {
+            for j in 0..<config.evalPerPrompt {
+                var r = base.split(UInt64(i)).split(UInt64(j))
+                feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
+            }
+        }
+        referenceFeatures = feats
+        noise = (0..<evalPrompts.count).flatMap { i in
+            (0..<config.evalPerPrompt).flatMap { j in Generator.noise(seed: config.seed ^ 0xE7A1, prompt: i, image: j, count: n) }
+        }
+    }
+
+    public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL) throws -> JSONValue {
+        let S = policy.config.imageSize, n = policy.config.pixelsPerImage
+        let perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
+        if ws == nil { ws = policy.makeWorkspace(batch: N, training: false); refWS = reference.makeWorkspace(batch: N, training: false) }
+        let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
+        let tokens = try promptsPerImage.flatMap { try Tokenizer.encode($0) }
+        var x = noise
+        var w2Sum = 0.0, w2Count = 0
+        var tt = [Float](repeating: 0, count: N)
+        EulerSampler(steps: config.evalSteps).sample(model: policy, ws: ws!, x: &x, tokens: tokens) { _, t, xt, v in
+            for b in 0..<N { tt[b] = t }
+            let vr = self.reference.forward(self.refWS!, x: xt, t: tt, tokens: tokens, batch: N)
+            var s = 0.0
+            for i in 0..<(N * n) { let d = Double(v[i] - vr[i]); s += d * d }
+            w2Sum += s / Double(n); w2Count += N
+        }
+        let images = (0..<N).map { Array(x[($0 * n)..<(($0 + 1) * n)]) }
+        let (total, byScorer) = try reward.evaluate(images, prompts: promptsPerImage, imageSize: S)
+        let shape = try byScorer["shape-eval"] ?? shapeEval.score(images, prompts: promptsPerImage, imageSize: S)
+        var byTask = TaskScores()
+        for (i, s) in shape.enumerated() { byTask.add(specs[i / perPrompt].task, s) }
+        let feats = images.map { ImageFeatures.extract($0, size: S) }
+        let fd = frechetDistance(feats, referenceFeatures)
+        var diversity = 0.0, pairs = 0
+        for p in 0..<prompts.count {
+            for a in 0..<perPrompt { for b in (a + 1)..<max(a + 1, perPrompt) {
+                let fa = feats[p * perPrompt + a], fb = feats[p * perPrompt + b]
+                diversity += zip(fa, fb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot(); pairs += 1
+            } }
+        }
+        // the grid: one row per prompt, each image labelled with its proxy reward
+        let rows = prompts.enumerated().map { p, prompt in
+            GridRow(caption: prompt, images: (0..<perPrompt).map { RGBImage(signedUnit: images[p * perPrompt + $0], width: S, height: S) },
+                    labels: (0..<perPrompt).map { String(format: "%.3g", total[p * perPrompt + $0]) })
+        }
+        let grid = composeGrid(rows: rows, scale: 3, title: "step \(step): proxy \(reward.spec)")
+        try writeAtomically(try grid.pngData(), to: gridURL)
+        let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
+        return .object([
+            ("proxy", .double(mean(total))),
+            ("scores", .object(reward.names.map { ($0, .double(mean(byScorer[$0]!))) })),
+            ("shape_eval", .double(mean(shape))),
+            ("shape_eval_by_task", .object(Task.allCases.map { ($0.rawValue, byTask.mean($0).map { JSONValue.double($0) } ?? .null) })),
+            ("fd", .double(fd)),
+            ("diversity", .double(pairs > 0 ? diversity / Double(pairs) : 0)),
+            ("w2", .double(w2Count > 0 ? w2Sum / Double(w2Count) : 0)),
+            ("grid", .string("grids/" + gridURL.lastPathComponent)),
+        ])
+    }
+}

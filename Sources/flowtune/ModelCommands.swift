@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Imaging
+import Model
+import Flow
+import Shapes
+import Training
+
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Model checkpoint (safetensors).") var model = "models/base-s32.safetensors"
+    @Option(help: "Prompt file.") var prompts = "prompts/eval.txt"
+    @Option(help: "Images per prompt.") var perPrompt = 4
+    @Option(help: "Euler steps.") var steps = 20
+    @Option(help: "Classifier-free guidance scale (1: no guidance).") var cfg: Float = 1
+    @Option(help: "Time shift m of the sampling grid (1: uniform).") var shift: Float = 1
+    @Option(help: "Random seed of the initial noise.") var seed: UInt64 = 0
+
+    func validate() throws {
+        guard perPrompt > 0 else { throw ValidationError("--per-prompt must be positive") }
+        guard steps > 0 else { throw ValidationError("--steps must be positive") }
+        guard shift > 0, cfg.isFinite, shift.isFinite else { throw ValidationError("--shift must be positive and --cfg finite") }
+    }
+
+    func load() -> (DiT, PromptFile) {
+        let m = guarded { try Checkpoint.load(URL(fileURLWithPath: model)) }
+        let f = guarded { try PromptFile(path: prompts) }
+        return (m, f)
+    }
+
+    func generate(_ m: DiT, _ f: PromptFile) -> [[[Float]]] {
+        let gen = Generator(sampler: EulerSampler(steps: steps, cfgScale: cfg, shift: shift))
+        return guarded { try gen.generate(model: m, prompts: f.prompts, perPrompt: perPrompt, seed: seed) }
+    }
+}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sample images from a checkpoint with the Euler ODE sampler.")
+    @OptionGroup var options: SamplingOptions
+    @Option(help: "Captioned grid PNG.") var out: String?
+    @Option(help: "Folder for one PNG per image plus index.jsonl (file, prompt, seed).") var outDir: String?
+    @Option(help: "Upscaling factor in the grid.") var scale = 3
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        guard out != nil || outDir != nil else { fail("give --out GRID.png and/or --out-dir DIR") }
+        let (m, f) = options.load()
+        let t0 = now()
+        let images = options.generate(m, f)
+        let S = m.config.imageSize
+        if let out {
+            let rows = zip(f.prompts, images).map { GridRow(caption: $0, images: $1.map { RGBImage(signedUnit: $0, width: S, height: S) }) }
+            let grid = composeGrid(rows: rows, scale: scale, title: "\(options.model): \(options.steps) Euler steps, cfg \(options.cfg), seed \(options.seed)")
+            guarded { try writeAtomically(try grid.pngData(), to: URL(fileURLWithPath: out)) }
+            log("wrote \(out)")
+        }
+        if let outDir {
+            let dir = URL(fileURLWithPath: outDir)
+            var index = ""
+            for (i, prompt) in f.prompts.enumerated() {
+                for j in 0..<options.perPrompt {
+                    let name = String(format: "p%03d-s%02d.png", i, j)
+                    guarded { try writeAtomically(try RGBImage(signedUnit: images[i][j], width: S, height: S).pngData(), to: dir.appendingPathComponent(name)) }
+                    index += jsonObject(["file": .string(name), "prompt": .string(prompt), "seed": .int(Int(options.seed)),
+                                         "prompt_index": .int(i), "image_index": .int(j)]) + "\n"
+                }
+            }
+            guarded { try writeAtomically(index, to: dir.appendingPathComponent("index.jsonl")) }
+            log("wrote \(f.prompts.count * options.perPrompt) images and index.jsonl to \(outDir)")
+        }
+        log(String(format: "%d images in %.1f s", f.prompts.count * options.perPrompt, now() - t0))
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall.")
+    @OptionGroup var options: SamplingOptions
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        let (m, f) = options.load()
+        let images = options.generate(m, f)
+        let checker = Checker(size: m.config.imageSize)
+        var scores = TaskScores()
+        for (spec, imgs) in zip(f.specs, images) {
+            for img in imgs { scores.add(spec.task, checker.check(img, spec: spec).score) }
+        }
+        print(json ? scores.json : scores.table)
+    }
+}

@@ -1,0 +1,226 @@
+import Testing
+import Foundation
+import Tensor
+import Model
+import Flow
+import Shapes
+import Training
+
+/// A temporary folder with a random tiny base model and small prompt lists.
+struct TinySetup {
+    let dir: URL
+    let model: URL, prompts: URL, evalPrompts: URL
+
+    init(seed: UInt64 = 5) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-rl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let m = try randomTinyModel(seed: seed, scale: 0.05)
+        model = dir.appendingPathComponent("tiny.safetensors")
+        try Checkpoint.save(m, to: model)
+        prompts = dir.appendingPathComponent("train.txt")
+        try "a red circle on a blue background\na green square on a black background\nthree yellow triangles on a gray background\na pink circle above a cyan square on a white background\n"
+            .write(to: prompts, atomically: true, encoding: .utf8)
+        evalPrompts = dir.appendingPathComponent("eval.txt")
+        try "a blue triangle on a red background\ntwo white circles on a purple background\n".write(to: evalPrompts, atomically: true, encoding: .utf8)
+    }
+
+    func config(_ algo: String, steps: Int) -> FinetuneConfig {
+        var c = FinetuneConfig()
+        c.algo = algo; c.model = model.path; c.prompts = prompts.path; c.evalPrompts = evalPrompts.path
+        c.reward = "brightness"; c.steps = steps; c.promptsPerIteration = 2; c.groupSize = 4
+        c.sde = SDEConfig(steps: 4); c.seed = 7; c.evalEvery = 0; c.checkpointEvery = 5
+        c.evalPerPrompt = 2; c.evalSteps = 4
+        return c
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(at: dir) }
+}
+
+func metricLines(_ url: URL) throws -> [[String: Any]] {
+    try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+}
+
+@Suite struct FinetuneRunTests {
+    /// ~30 iterations of a tiny model with the brightness reward raise the mean reward (fixed seed).
+    @Test(arguments: ["grpo", "grpo-guard", "acflow"]) func brightnessRewardRises(_ algo: String) throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(algo, steps: 30)
+        switch algo {
+        case "grpo": c.lr = 1e-3; c.clipRange = 1e-2
+        case "grpo-guard": c.lr = 1e-3; c.clipRange = 1e-3
+        default: c.lr = 1e-3; c.acflow.warmupIterations = 5; c.acflow.criticLR = 1e-3
+        }
+        let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
+        var rewards: [Float] = []
+        while run.iteration < c.steps { rewards.append(try run.step().rewardMean) }
+        let first = rewards.prefix(5).reduce(0, +) / 5, last = rewards.suffix(5).reduce(0, +) / 5
+        #expect(last > first, "\(algo): first \(first) last \(last)")
+        let lines = try metricLines(run.metricsURL)
+        #expect(lines.count == 30)
+        if algo != "acflow" {
+            let ts = try #require(lines[0]["timesteps"] as? [[String: Any]])
+            #expect(ts.count == 3)     // T = 4, the last step deterministic
+            for key in ["k", "t", "ratio_mean", "ratio_std", "logratio_mean", "clip_high", "clip_low"] { #expect(ts[0][key] != nil, "\(key)") }
+            #expect((lines[0]["onpolicy_ratio_max_dev"] as! Double) < 1e-6)
+        } else {
+            for key in ["critic_mse", "critic_explained_variance", "critic_in_use", "adv_clipped_fraction", "weight_mean", "weight_max", "w2"] {
+                #expect(lines[0][key] != nil, "\(key)")
+            }
+        }
+    }
+
+    /// A stopped run resumes from its last checkpoint: metrics.jsonl keeps exactly the lines the
+    /// checkpoint covers and the continued run matches an uninterrupted one.
+    @Test(arguments: ["grpo-guard", "acflow"]) func resumeContinuesExactly(_ algo: String) throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(algo, steps: 8)
+        c.checkpointEvery = 4; c.evalEvery = 4
+        let full = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("full"))
+        try full.evaluateBase()
+        while full.iteration < 8 { try full.step() }
+        // an interrupted run: 6 iterations (checkpoint at 4), then resumed
+        let dir = setup.dir.appendingPathComponent("cut")
+        let a = try Finetuner(config: c, runDir: dir)
+        try a.evaluateBase()
+        while a.iteration < 6 { try a.step() }
+        let b = try Finetuner(config: c, runDir: dir, resume: true)
+        #expect(b.iteration == 4)
+        #expect(try metricLines(b.metricsURL).map { $0["step"] as! Int } == [0, 1, 2, 3, 4])
+        while b.iteration < 8 { try b.step() }
+        #expect(b.policy.params.array == full.policy.params.array)
+        let rb = try metricLines(b.metricsURL).compactMap { $0["reward_mean"] as? Double }
+        let rf = try metricLines(full.metricsURL).compactMap { $0["reward_mean"] as? Double }
+        #expect(rb == rf)
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("grids/step-00008.png").path))
+    }
+}
+
+@Suite struct ACFlowTests {
+    /// With V = 0, no clipping and no shaping, the actor loss is ORW-CFM-W2's:
+    /// mean_i exp(tau R_i) ||v_i - (eps_i - x0_i)||^2 / D + alpha mean_i ||v_i - vref_i||^2 / D.
+    @Test func actorLossReducesToORWCFMW2() {
+        let R: [Float] = [0.2, -0.5, 1.0], tau: Float = 0.8, alpha: Float = 0.3, D = 4
+        let v: [Float] = [0.1, 0.2, -0.3, 0.4, 1, 0, -1, 0.5, 0.3, 0.3, 0.3, -0.2]
+        let target: [Float] = [0, 0.5, -0.5, 0.5, 0.5, 0.5, -0.5, 0, 0, 1, 0, 0]
+        let vRef: [Float] = [0.1, 0.1, -0.1, 0.4, 0.9, 0.1, -0.8, 0.4, 0.2, 0.5, 0.3, -0.1]
+        let (w, clipped) = criticWeights(shaped: shapeRewards(R, groupSize: 3, kappa: 1, shaping: false), values: nil,
+                                         clip: .infinity, tau: tau, weighting: "exp")
+        #expect(clipped == 0)
+        var dv = [Float](repeating: 0, count: 12)
+        let (loss, w2) = acflowActorLoss(v: v, target: target, vRef: vRef, weights: w, alpha: alpha, pixels: D, dv: &dv)
+        // by hand
+        var expected = 0.0, reg = 0.0
+        for i in 0..<3 {
+            var fm = 0.0, r = 0.0
+            for d in 0..<D {
+                fm += Double((v[i * D + d] - target[i * D + d]) * (v[i * D + d] - target[i * D + d]))
+                r += Double((v[i * D + d] - vRef[i * D + d]) * (v[i * D + d] - vRef[i * D + d]))
+            }
+            expected += Double(exp(tau * R[i])) * fm / Double(D) + Double(alpha) * r / Double(D)
+            reg += r / Double(D)
+        }
+        #expect(abs(loss - expected / 3) < 1e-6)
+        #expect(abs(w2 - reg / 3) < 1e-6)
+        // and dv is its gradient
+        for i in [0, 5, 11] {
+            var up = v; up[i] += 1e-3
+            var scratch = dv
+            let lp = acflowActorLoss(v: up, target: target, vRef: vRef, weights: w, alpha: alpha, pixels: D, dv: &scratch).loss
+            #expect(abs((lp - loss) / 1e-3 - Double(dv[i])) < 1e-2)
+        }
+    }
+
+    @Test func shapingAndClipping() {
+        let rt = shapeRewards([1, 2, 3, 10, 10, 10], groupSize: 3, kappa: 1, shaping: true)
+        #expect(abs(rt[1]) < 1e-6 && rt[0] < 0 && rt[2] > 0 && rt.allSatisfy { abs($0) < 1 })
+        #expect(rt[3] == 0)   // zero spread: z = 0
+        let (w, clipped) = criticWeights(shaped: [0.9, -0.9, 0.1], values: [-0.9, 0.9, 0], clip: 1, tau: 1, weighting: "exp")
+        #expect(clipped == 2)
+        #expect(abs(w[0] - exp(1)) < 1e-5 && abs(w[1] - exp(-1)) < 1e-5)
+        let (s, _) = criticWeights(shaped: [0.5], values: nil, clip: 1, tau: 1, weighting: "signed")
+        #expect(s == [0.5])
+    }
+
+    @Test func signedWeightsNeedAlphaAboveTheClip() {
+        var a = ACFlowConfig()
+        a.weighting = "signed"; a.alpha = 1; a.advantageClip = 1
+        #expect(throws: FinetuneError.self) { try a.validate() }
+        a.alpha = 1.5
+        #expect(throws: Never.self) { try a.validate() }
+        var c = FinetuneConfig()
+        c.algo = "acflow"; c.acflow.weighting = "signed"; c.acflow.alpha = 0.5
+        #expect(throws: FinetuneError.self) { try c.validate() }
+    }
+
+    /// The critic learns a known target on synthetic states: its MSE falls well below the variance.
+    @Test func criticLearnsASyntheticTarget() throws {
+        let cfg = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
+        var fc = FinetuneConfig()
+        fc.acflow.criticLR = 3e-3
+        let ac = try ACFlow(config: fc, model: cfg)
+        var rng = RNG(seed: 3)
+        let n = cfg.pixelsPerImage, B = 32
+        // target: tanh of 3 x the mean of the red channel (a function of the state)
+        func batch() -> ([Float], [Float], [Int32], [Float]) {
+            var x = [Float](), t = [Float](), y = [Float]()
+            for _ in 0..<B {
+                let level = rng.uniform(-1, 1)
+                let img = (0..<n).map { i in i % 3 == 0 ? level + rng.normal() * 0.1 : rng.normal() * 0.1 }
+                x += img; t.append(rng.uniform(0.1, 0.9)); y.append(tanhf(2 * level))
+            }
+            let tok = try! (0..<B).flatMap { _ in try Tokenizer.encode("a red circle on a blue background") }
+            return (x, t, tok, y)
+        }
+        let (vx, vt, vtok, vy) = batch()
+        let mean = vy.reduce(0, +) / Float(B)
+        let variance = vy.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(B)
+        for _ in 0..<300 { let (x, t, tok, y) = batch(); ac.trainCritic(x: x, t: t, tokens: tok, target: y) }
+        let pred = ac.critic.forward(x: vx, t: vt, tokens: vtok).value
+        let mse = zip(pred, vy).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(B)
+        #expect(mse < 0.1 * variance, "mse \(mse) variance \(variance)")
+    }
+
+    @Test func criticGradientMatchesFiniteDifferences() throws {
+        let cfg = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
+        let critic = Critic(model: cfg, width: 8, seed: 4)
+        var rng = RNG(seed: 5)
+        for i in 0..<critic.params.count { critic.params[i] = rng.normal() * 0.3 }
+        let B = 3
+        let x = rng.normals(B * cfg.pixelsPerImage), t: [Float] = [0.2, 0.5, 0.9]
+        let tok = try Tokenizer.encode("a red circle on a blue background") + Tokenizer.encode("two green squares on a black background") + Tokenizer.nullTokens
+        let r: [Float] = [0.7, -1.2, 0.4]
+        func loss() -> Double { zip(critic.forward(x: x, t: t, tokens: tok).value, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
+        critic.grads.zero()
+        critic.backward(critic.forward(x: x, t: t, tokens: tok), dValue: r)
+        let analytic = critic.grads.copy()
+        var offset = 0
+        for (name, shape) in critic.shapes {
+            let count = shape.reduce(1, *)
+            for k in 0..<min(count, 3) {
+                let i = offset + (k * 7919) % count
+                let orig = critic.params[i]
+                critic.params[i] = orig + 1e-2; let lp = loss()
+                critic.params[i] = orig - 1e-2; let lm = loss()
+                critic.params[i] = orig
+                let numeric = Float((lp - lm) / 2e-2)
+                #expect(abs(numeric - analytic[i]) / max(1, abs(numeric)) < 2e-2, "\(name): \(analytic[i]) vs \(numeric)")
+            }
+            offset += count
+        }
+    }
+
+    @Test func warmupSwitchesAtExactlyTheConfiguredIteration() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config("acflow", steps: 6)
+        c.acflow.warmupIterations = 3; c.acflow.mseGate = nil
+        let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
+        while run.iteration < 6 { try run.step() }
+        let inUse = try metricLines(run.metricsURL).map { $0["critic_in_use"] as! Bool }
+        #expect(inUse == [false, false, false, true, true, true])
+    }
+}
