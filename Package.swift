@@ -40,6 +40,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
         .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Training", "Imaging", "Tensor", "Shapes"]),
         .testTarget(name: "RLTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes", "Rewards", "Imaging"]),
     ],
     swiftLanguageModes: [.v5]

@@ -125,5 +125,6 @@ struct Finetune: ParsableCommand {
         }
         let run = guarded { try runFinetune(config: config, out: dir, resume: resume != nil) }
         log("done: \(dir.path) at iteration \(run.iteration)")
+        writeReportIfPossible(dir)
     }
 }

@@ -1,0 +1,213 @@
+import Foundation
+import Tensor
+import Imaging
+
+/// One run's metrics.jsonl, parsed.
+public struct RunMetrics {
+    public var lines: [[String: Any]]
+    public init(url: URL) throws {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw FinetuneError("\(url.path): cannot read the metrics file") }
+        lines = []
+        for (i, raw) in text.split(separator: "\n").enumerated() {
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any], o["step"] is Int else {
+                throw FinetuneError("\(url.path) line \(i + 1): not a metrics object with a \"step\"")
+            }
+            lines.append(o)
+        }
+        guard !lines.isEmpty else { throw FinetuneError("\(url.path): no metrics yet") }
+    }
+
+    /// (step, value) of a top-level number.
+    public func series(_ key: String) -> [(x: Double, y: Double)] {
+        lines.compactMap { l in (l[key] as? Double).map { (Double(l["step"] as! Int), $0) } }
+    }
+    /// Evaluation entries, in step order.
+    public var evals: [(step: Int, eval: [String: Any])] {
+        lines.compactMap { l in (l["eval"] as? [String: Any]).map { (l["step"] as! Int, $0) } }
+    }
+    public var algo: String { lines.first?["algo"] as? String ?? "?" }
+}
+
+/// A gold metric tracked for over-optimisation, oriented so that higher is better.
+public struct GoldSeries {
+    public var name: String
+    public var points: [(x: Double, y: Double)]
+    public var higherIsBetter: Bool
+}
+
+/// Over-optimisation analysis of a run's evaluations (ALGORITHMS.md section 6).
+///
+/// The proxy is the eval images' weighted reward. Gold metrics: shape-eval (unless it is
+/// optimised), every weight-0 scorer, the Frechet distance to rendered data (lower is better),
+/// within-prompt diversity, and the W2 proxy (lower is better: distance from the base model).
+/// A gold metric "has fallen" at a step when it is worse than at step 0 by more than its noise
+/// band: max(5% of its step-0 magnitude, 10% of its spread over the run's evaluations,
+/// 1e-6). The onset of over-optimisation is the first evaluated step at which the proxy still
+/// rises (above step 0 and not below the previous evaluation) while a gold metric has fallen.
+public struct DriftAnalysis {
+    public var proxy: [(x: Double, y: Double)]
+    public var gold: [GoldSeries]
+    public var onset: Int?
+    public var onsetMetrics: [String]
+
+    public init(_ m: RunMetrics, optimised: Set<String>) {
+        let evals = m.evals
+        proxy = evals.compactMap { e in (e.eval["proxy"] as? Double).map { (Double(e.step), $0) } }
+        var gold: [GoldSeries] = []
+        func add(_ name: String, _ higher: Bool, _ f: ([String: Any]) -> Double?) {
+            let pts = evals.compactMap { e in f(e.eval).map { (Double(e.step), $0) } }
+            if !pts.isEmpty { gold.append(GoldSeries(name: name, points: pts, higherIsBetter: higher)) }
+        }
+        if !optimised.contains("shape-eval") { add("shape-eval", true) { $0["shape_eval"] as? Double } }
+        let scorerNames = (evals.first?.eval["scores"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []
+        for s in scorerNames where !optimised.contains(s) && s != "shape-eval" {
+            add(s, true) { ($0["scores"] as? [String: Any])?[s] as? Double }
+        }
+        add("frechet distance", false) { $0["fd"] as? Double }
+        add("diversity", true) { $0["diversity"] as? Double }
+        add("w2 to base", false) { $0["w2"] as? Double }
+        self.gold = gold
+        onset = nil; onsetMetrics = []
+        guard proxy.count >= 2 else { return }
+        for i in 1..<proxy.count {
+            let rising = proxy[i].y > proxy[0].y && proxy[i].y >= proxy[i - 1].y
+            guard rising else { continue }
+            let fallen = gold.filter { g in
+                guard let j = g.points.firstIndex(where: { $0.x == proxy[i].x }), let base = g.points.first else { return false }
+                let ys = g.points.map(\.y)
+                let band = max(0.05 * abs(base.y), 0.1 * (ys.max()! - ys.min()!), 1e-6)
+                let worse = g.higherIsBetter ? base.y - g.points[j].y : g.points[j].y - base.y
+                // the W2 proxy grows whenever the policy moves; it marks drift, not a fall in quality
+                return g.name != "w2 to base" && worse > band
+            }
+            if !fallen.isEmpty { onset = Int(proxy[i].x); onsetMetrics = fallen.map(\.name); return }
+        }
+    }
+}
+
+/// Writes drift.png, ratios.png (or critic.png) and report.html for a run folder.
+public enum Report {
+    public static func write(runDir: URL) throws -> URL {
+        let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
+        let config = try? JSONDecoder().decode(FinetuneConfig.self, from: Data(contentsOf: runDir.appendingPathComponent("config.json")))
+        let optimised = Set((config?.reward ?? "").split(separator: ",").compactMap { term -> String? in
+            let parts = term.split(separator: "=")
+            let w = parts.count > 1 ? Float(parts.last!.trimmingCharacters(in: .whitespaces)) ?? 1 : 1
+            return w != 0 ? String(parts[0]).trimmingCharacters(in: .whitespaces) : nil
+        })
+        let drift = DriftAnalysis(m, optimised: optimised)
+        // drift.png: proxy and gold metrics, each on its own normalised axis
+        var chart = LineChart(title: "\(m.algo): proxy vs gold metrics (each normalised to its own range)", xLabel: "iteration", yLabel: "normalised")
+        chart.normalised = true
+        chart.height = 420
+        let train = m.series("reward_mean")
+        var colors = LineChart.palette.makeIterator()
+        if !train.isEmpty { chart.series.append(.init(name: "train reward (proxy)", points: train, color: (190, 190, 190))) }
+        _ = colors.next()
+        chart.series.append(.init(name: "eval proxy", points: drift.proxy, color: LineChart.palette[1]))
+        for (i, g) in drift.gold.enumerated() {
+            chart.series.append(.init(name: g.name + (g.higherIsBetter ? "" : " (lower is better)"), points: g.points,
+                                      color: LineChart.palette[(i + 2) % LineChart.palette.count]))
+        }
+        if let onset = drift.onset { chart.markers = [.init(x: Double(onset), label: "onset: \(drift.onsetMetrics.joined(separator: ", "))")] }
+        try writeAtomically(try chart.render().pngData(), to: runDir.appendingPathComponent("drift.png"))
+
+        // per-step diagnostics: ratio statistics (GRPO family) or the critic (AC-Flow)
+        var diag = LineChart(title: "", xLabel: "iteration", yLabel: "")
+        let timesteps = m.lines.compactMap { l -> (Int, [[String: Any]])? in (l["timesteps"] as? [[String: Any]]).map { (l["step"] as! Int, $0) } }
+        var diagName = "ratios.png"
+        if let first = timesteps.first {
+            diag.title = "mean log-ratio used in the loss, per SDE step k (t)"
+            diag.yLabel = "log r"
+            for (idx, ts) in first.1.enumerated() {
+                let k = ts["k"] as? Int ?? idx, t = ts["t"] as? Double ?? 0
+                let pts = timesteps.compactMap { step, arr in idx < arr.count ? (arr[idx]["logratio_mean"] as? Double).map { (Double(step), $0) } : nil }
+                diag.series.append(.init(name: String(format: "k=%d t=%.2f", k, t), points: pts, color: LineChart.palette[idx % LineChart.palette.count]))
+            }
+            diag.height = 300 + first.1.count * BitmapFont.lineHeight
+        } else {
+            diagName = "critic.png"
+            diag.title = "critic: MSE and explained variance"
+            diag.series = [.init(name: "critic mse", points: m.series("critic_mse"), color: LineChart.palette[0]),
+                           .init(name: "explained variance", points: m.series("critic_explained_variance"), color: LineChart.palette[1]),
+                           .init(name: "w2", points: m.series("w2"), color: LineChart.palette[2])]
+        }
+        try writeAtomically(try diag.render().pngData(), to: runDir.appendingPathComponent(diagName))
+        let html = page(m, drift: drift, config: config, diagnostics: diagName, timesteps: timesteps)
+        let url = runDir.appendingPathComponent("report.html")
+        try writeAtomically(html, to: url)
+        return url
+    }
+
+    static func esc(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;")
+    }
+    static func fmt(_ v: Any?) -> String {
+        if let d = v as? Double { return String(format: abs(d) >= 1000 || (abs(d) < 0.001 && d != 0) ? "%.3e" : "%.4f", d) }
+        if let i = v as? Int { return String(i) }
+        return "-"
+    }
+
+    static func page(_ m: RunMetrics, drift: DriftAnalysis, config: FinetuneConfig?, diagnostics: String,
+                     timesteps: [(Int, [[String: Any]])]) -> String {
+        let evals = m.evals
+        let grids = evals.compactMap { e in (e.eval["grid"] as? String).map { (e.step, $0) } }
+        var h = """
+        <!doctype html><html><head><meta charset="utf-8"><title>flowtune report: \(esc(m.algo))</title>
+        <style>body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}
+        td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}img{image-rendering:pixelated;max-width:100%}
+        .strip img{width:180px;margin:2px;border:1px solid #bbb;cursor:pointer}.onset{color:#b00}</style></head><body>
+        <h1>flowtune run: \(esc(m.algo))</h1>
+        """
+        if let c = config {
+            h += "<p>reward <code>\(esc(c.reward))</code>, \(c.steps) iterations of \(c.batchSize) samples (\(c.promptsPerIteration) prompts x \(c.groupSize)), lr \(c.lr), seed \(c.seed), base <code>\(esc(c.model))</code>.</p>"
+        }
+        if let onset = drift.onset {
+            h += "<p class=\"onset\"><b>Over-optimisation onset at iteration \(onset)</b>: the proxy still rises while \(esc(drift.onsetMetrics.joined(separator: ", "))) fell beyond its noise band.</p>"
+        } else {
+            h += "<p>No over-optimisation onset detected: no gold metric fell beyond its noise band while the proxy rose.</p>"
+        }
+        h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\" alt=\"drift chart\"><h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
+        let scoreNames = (evals.first?.eval["scores"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []
+        for s in scoreNames { h += "<th>\(esc(s))</th>" }
+        h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.</th><th>diversity</th><th>w2 to base</th></tr>"
+        for e in evals {
+            let byTask = e.eval["shape_eval_by_task"] as? [String: Any] ?? [:]
+            h += "<tr\(e.step == drift.onset ? " class=\"onset\"" : "")><td>\(e.step)</td><td>\(fmt(e.eval["proxy"]))</td>"
+            for s in scoreNames { h += "<td>\(fmt((e.eval["scores"] as? [String: Any])?[s]))</td>" }
+            h += "<td>\(fmt(e.eval["shape_eval"]))</td>"
+            for t in ["single", "two_objects", "counting", "position"] { h += "<td>\(fmt(byTask[t]))</td>" }
+            h += "<td>\(fmt(e.eval["fd"]))</td><td>\(fmt(e.eval["diversity"]))</td><td>\(fmt(e.eval["w2"]))</td></tr>"
+        }
+        h += "</table>"
+        if !grids.isEmpty {
+            h += """
+            <h2>Grids (eval prompts x fixed seeds, Euler ODE; labels are the proxy reward)</h2>
+            <p><input type="range" id="slider" min="0" max="\(grids.count - 1)" value="\(grids.count - 1)" style="width:60%"> <span id="label"></span></p>
+            <img id="grid" src="\(esc(grids.last!.1))" alt="grid">
+            <div class="strip">
+            """
+            for (i, g) in grids.enumerated() {
+                h += "<img src=\"\(esc(g.1))\" alt=\"step \(g.0)\" title=\"step \(g.0)\" onclick=\"show(\(i))\">"
+            }
+            let list = grids.map { "[\($0.0),\"\(esc($0.1))\"]" }.joined(separator: ",")
+            h += """
+            </div><script>const grids=[\(list)];const s=document.getElementById('slider');
+            function show(i){s.value=i;document.getElementById('grid').src=grids[i][1];document.getElementById('label').textContent='iteration '+grids[i][0];}
+            s.oninput=()=>show(+s.value);show(grids.length-1);</script>
+            """
+        }
+        h += "<h2>Per-step diagnostics</h2><img src=\"\(diagnostics)\" alt=\"diagnostics\">"
+        if let last = timesteps.last {
+            h += "<p>Last iteration (\(last.0)), per trained SDE step:</p><table><tr><th>k</th><th>t</th><th>ratio mean</th><th>ratio std</th><th>log-ratio mean</th><th>plain log-ratio mean</th><th>clip high</th><th>clip low</th></tr>"
+            for ts in last.1 {
+                h += "<tr><td>\(fmt(ts["k"]))</td><td>\(fmt(ts["t"]))</td><td>\(fmt(ts["ratio_mean"]))</td><td>\(fmt(ts["ratio_std"]))</td><td>\(fmt(ts["logratio_mean"]))</td><td>\(fmt(ts["plain_logratio_mean"]))</td><td>\(fmt(ts["clip_high"]))</td><td>\(fmt(ts["clip_low"]))</td></tr>"
+            }
+            h += "</table>"
+        }
+        let secs = m.lines.compactMap { $0["seconds"] as? Double }
+        h += "<p>\(secs.count) iterations, \(String(format: "%.1f", secs.reduce(0, +))) s of training (mean \(String(format: "%.2f", secs.reduce(0, +) / Double(max(secs.count, 1)))) s per iteration). Raw data: <a href=\"metrics.jsonl\">metrics.jsonl</a>, <a href=\"config.json\">config.json</a>.</p></body></html>\n"
+        return h
+    }
+}

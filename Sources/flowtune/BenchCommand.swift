@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Model
+import Flow
+import Shapes
+import Training
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the hot workloads (release build): one line per workload with median seconds and GFLOP/s.")
+    @Flag(help: "One JSON object per line.") var json = false
+    @Option(help: "Timed repetitions per workload (after one warm-up).") var repeats = 5
+    @Option(help: "Comma-separated workloads (default: all): sgemm, mlp, pretrain_step, euler_sample, euler_sample_cfg, grpo, acflow_iteration.")
+    var only: String?
+    @OptionGroup var threads: ThreadOptions
+
+    func emit(_ name: String, _ seconds: Double, _ flops: Double, extra: [(String, JSONValue)] = []) {
+        let gflops = flops / seconds / 1e9
+        if json {
+            print(JSONValue.object([("workload", .string(name)), ("seconds", .double(seconds)), ("gflops", .double(gflops)),
+                                    ("threads", .int(Parallelism.workers))] + extra).text)
+        } else {
+            print(String(format: "%-22@ %9.4f s  %7.1f GFLOP/s", name as NSString, seconds, gflops) + extra.map { "  \($0.0)=\($0.1.text)" }.joined())
+        }
+        fflush(stdout)
+    }
+
+    func median(_ body: () throws -> Void) rethrows -> Double {
+        try body()    // warm-up
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    func run() throws {
+        threads.apply()
+        guard repeats > 0 else { fail("--repeats must be positive") }
+        let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
+        func want(_ n: String) -> Bool { wanted?.contains(n) ?? true }
+        let vocab = Tokenizer.vocabularySize
+        let cfg = ModelConfig.s32(vocabSize: vocab)
+        let F = cfg.flopsPerImage
+        var rng = RNG(seed: 1)
+        let model = try DiT(config: cfg, seed: 1)
+        for i in 0..<model.params.count { model.params[i] += rng.normal() * 0.02 }   // non-zero adaLN/final layers
+
+        if want("sgemm") {
+            for (m, k, n) in [(2560, 128, 384), (2560, 128, 512), (2560, 512, 128), (5120, 128, 384), (1024, 1024, 1024)] {
+                let a = rng.normals(m * k), b = rng.normals(k * n)
+                var c = [Float](repeating: 0, count: m * n)
+                let t = median { for _ in 0..<10 { sgemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &c, ldc: n) } } / 10
+                emit("sgemm_\(m)x\(k)x\(n)", t, 2 * Double(m * n * k))
+            }
+        }
+        if want("mlp") {
+            // 2-layer MLP of width 512 on 2048 rows: forward + backward through the kernels,
+            // against the sum of its six GEMMs alone.
+            let N = 2048, D = 512
+            let x = rng.normals(N * D), w1 = rng.normals(D * D, scale: 0.04), w2 = rng.normals(D * D, scale: 0.04)
+            let b1 = [Float](repeating: 0, count: D), b2 = b1
+            var h = [Float](repeating: 0, count: N * D), g = h, y = h, dy = rng.normals(N * D), dg = h, dh = h, dx = h
+            var dw1 = [Float](repeating: 0, count: D * D), dw2 = dw1, db1 = b1, db2 = b1
+            let full = median {
+                linearForward(out: &h, inp: x, weight: w1, bias: b1, n: N, inFeatures: D, outFeatures: D)
+                geluForward(out: &g, inp: h, count: N * D)
+                linearForward(out: &y, inp: g, weight: w2, bias: b2, n: N, inFeatures: D, outFeatures: D)
+                linearBackward(dinp: &dg, dweight: &dw2, dbias: &db2, dout: dy, inp: g, weight: w2, n: N, inFeatures: D, outFeatures: D)
+                geluBackward(dinp: &dh, dout: dg, inp: h, count: N * D)
+                linearBackward(dinp: &dx, dweight: &dw1, dbias: &db1, dout: dh, inp: x, weight: w1, n: N, inFeatures: D, outFeatures: D)
+            }
+            let gemms = median {
+                for _ in 0..<2 { sgemm(transB: true, m: N, n: D, k: D, a: x, lda: D, b: w1, ldb: D, c: &h, ldc: D) }
+                for _ in 0..<2 { sgemm(m: N, n: D, k: D, a: dy, lda: D, b: w2, ldb: D, c: &dg, ldc: D) }
+                for _ in 0..<2 { sgemm(transA: true, m: D, n: D, k: N, a: dy, lda: D, b: g, ldb: D, beta: 1, c: &dw2, ldc: D) }
+            }
+            dy[0] += y[0] * 0 + dx[0] * 0   // keep the results alive
+            emit("mlp2_512_fwd_bwd", full, 6 * 2 * Double(N * D * D), extra: [("gemm_only_seconds", .double(gemms))])
+        }
+        if want("pretrain_step") {
+            let ws = model.makeWorkspace(batch: 64, training: true)
+            let tokens = try (0..<64).flatMap { _ in try Tokenizer.encode("a large red circle at the top left on a white background") }
+            let batch = FlowMatchingBatch(x0: rng.normals(64 * cfg.pixelsPerImage, scale: 0.5), tokens: tokens)
+            var opt = AdamW(count: model.parameterCount, lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, decayMask: model.layout.decayMask)
+            var r = RNG(seed: 2)
+            let t = median {
+                model.grads.zero()
+                flowMatchingStep(model: model, ws: ws, batch: batch, rng: &r)
+                opt.update(params: model.params.buffer, grads: model.grads.buffer)
+            }
+            emit("pretrain_step", t, 3 * 64 * F)
+        }
+        for (name, w) in [("euler_sample", Float(1)), ("euler_sample_cfg", Float(4))] where want(name) {
+            let ws = model.makeWorkspace(batch: w == 1 ? 32 : 64, training: false)
+            let tokens = try (0..<32).flatMap { _ in try Tokenizer.encode("three green circles on a gray background") }
+            let noise = rng.normals(32 * cfg.pixelsPerImage)
+            let t = median { var x = noise; EulerSampler(steps: 20, cfgScale: w).sample(model: model, ws: ws, x: &x, tokens: tokens) }
+            emit(name, t, 32 * 20 * F * (w == 1 ? 1 : 2))
+        }
+        if want("grpo") || want("acflow_iteration") {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowtune-bench-\(getpid())")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            try Checkpoint.save(model, to: dir.appendingPathComponent("model.safetensors"))
+            let prompts = dir.appendingPathComponent("prompts.txt")
+            try writeAtomically("a red circle on a blue background\nthree green squares on a black background\na yellow triangle above a pink circle on a gray background\na large white square at the center on a purple background\n", to: prompts)
+            var c = FinetuneConfig()
+            c.model = dir.appendingPathComponent("model.safetensors").path; c.prompts = prompts.path; c.evalPrompts = prompts.path
+            c.reward = "brightness"; c.steps = 1_000_000; c.evalEvery = 0; c.checkpointEvery = 1_000_000
+            c.sde = SDEConfig(steps: 10, noiseLevel: 0.7, stochasticLastStep: true)   // the peer trains all 10 steps
+            c.microBatches = 1
+            if want("grpo") {
+                c.algo = "grpo"
+                let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("grpo"))
+                let t = try median { try run.step() }
+                let lines = try RunMetrics(url: run.metricsURL).lines.suffix(repeats)
+                func med(_ k: String) -> Double { lines.compactMap { $0[k] as? Double }.sorted()[repeats / 2] }
+                emit("grpo_rollout", med("rollout_seconds"), 320 * F)
+                emit("grpo_train", med("train_seconds"), 3 * 320 * F)
+                emit("grpo_iteration", t, 4 * 320 * F)
+            }
+            if want("acflow_iteration") {
+                c.algo = "acflow"
+                let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("acflow"))
+                let t = try median { try run.step() }
+                emit("acflow_iteration", t, (320 + 3 * 32 + 32) * F)
+            }
+        }
+    }
+}

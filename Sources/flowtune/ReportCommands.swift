@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Imaging
+import Training
+
+/// Writes the report of a run; a failure is reported but does not fail the run that made it.
+func writeReportIfPossible(_ dir: URL) {
+    do {
+        let url = try Report.write(runDir: dir)
+        log("wrote \(url.path) and \(dir.appendingPathComponent("drift.png").path)")
+    } catch {
+        log("warning: no report for \(dir.path): \(error)")
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write drift.png (proxy vs gold metrics, onset of over-optimisation marked) and report.html for a run.")
+    @Argument(help: "Run folder (holding metrics.jsonl).") var runFolder: String
+
+    func run() throws {
+        let url = guarded { try Report.write(runDir: URL(fileURLWithPath: runFolder)) }
+        log("wrote \(url.path)")
+    }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run several algorithms on the same prompts, seeds and budget; write a table (markdown + JSON) and one chart.")
+    @Option(help: "Comma-separated algorithms.") var algos = "grpo,grpo-guard,acflow"
+    @OptionGroup var options: FinetuneOptions
+    @Option(help: "Output folder (one run folder per algorithm inside).") var out = "outputs/compare"
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        let list = algos.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !list.isEmpty, Set(list).count == list.count else { fail("--algos needs distinct algorithm names") }
+        let dir = URL(fileURLWithPath: out)
+        var rows: [[(String, JSONValue)]] = []
+        var chart = LineChart(title: "eval proxy reward per algorithm (same prompts, seeds, budget)", xLabel: "iteration", yLabel: "proxy")
+        var gold = LineChart(title: "shape-eval (gold) per algorithm", xLabel: "iteration", yLabel: "shape-eval")
+        for (i, algo) in list.enumerated() {
+            var c = options.config
+            c.algo = algo
+            guarded { try c.validate() }
+            let runDir = dir.appendingPathComponent(algo)
+            log("== \(algo) ==")
+            let t0 = Date()
+            _ = guarded { try runFinetune(config: c, out: runDir, resume: false) }
+            let seconds = Date().timeIntervalSince(t0)
+            writeReportIfPossible(runDir)
+            let m = guarded { try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl")) }
+            let optimised = Set(c.reward.split(separator: ",").compactMap { t -> String? in
+                let p = t.split(separator: "="); return (p.count > 1 ? Float(p[1]) ?? 1 : 1) != 0 ? String(p[0]) : nil })
+            let d = DriftAnalysis(m, optimised: optimised)
+            var row: [(String, JSONValue)] = [("algo", .string(algo))]
+            row.append(("proxy_gain", .double((d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))))
+            for g in d.gold { row.append((g.name + " change", .double((g.points.last?.y ?? 0) - (g.points.first?.y ?? 0)))) }
+            row.append(("onset_step", d.onset.map { .int($0) } ?? .null))
+            row.append(("seconds", .double(seconds)))
+            rows.append(row)
+            let color = LineChart.palette[i % LineChart.palette.count]
+            chart.series.append(.init(name: algo, points: d.proxy, color: color))
+            if let se = d.gold.first(where: { $0.name == "shape-eval" }) { gold.series.append(.init(name: algo, points: se.points, color: color)) }
+            else { gold.series.append(.init(name: algo, points: m.evals.compactMap { e in (e.eval["shape_eval"] as? Double).map { (Double(e.step), $0) } }, color: color)) }
+        }
+        // one chart: proxy on top, shape-eval below
+        let top = chart.render(), bottom = gold.render()
+        var both = RGBImage(width: max(top.width, bottom.width), height: top.height + bottom.height, fill: (255, 255, 255))
+        both.blit(top, x: 0, y: 0); both.blit(bottom, x: 0, y: top.height)
+        guarded { try writeAtomically(try both.pngData(), to: dir.appendingPathComponent("compare.png")) }
+        let keys = rows.first!.map(\.0)
+        var md = "| " + keys.joined(separator: " | ") + " |\n|" + keys.map { _ in "---" }.joined(separator: "|") + "|\n"
+        for r in rows { md += "| " + r.map { v in if case .string(let s) = v.1 { return s }; return v.1.text }.joined(separator: " | ") + " |\n" }
+        md += "\nReward `\(options.reward)`, \(options.steps) iterations each, seed \(options.seed). Chart: compare.png; runs: one folder per algorithm.\n"
+        guarded {
+            try writeAtomically(md, to: dir.appendingPathComponent("compare.md"))
+            try writeAtomically(JSONValue.array(rows.map { .object($0) }).text + "\n", to: dir.appendingPathComponent("compare.json"))
+        }
+        print(md)
+    }
+}

@@ -1,0 +1,158 @@
+import Testing
+import Foundation
+import Tensor
+import Imaging
+import Shapes
+import Rewards
+import Training
+
+@Suite struct RewardTests {
+    static let flat = [Float](repeating: 0.2, count: 32 * 32 * 3)
+    static let noise: [Float] = { var r = RNG(seed: 1); return (0..<(32 * 32 * 3)).map { _ in r.uniform(-1, 1) } }()
+
+    @Test func jpegRewardsOrderFlatAndNoiseImages() throws {
+        let comp = try JPEGScorer(compressible: true).score([Self.flat, Self.noise], prompts: ["", ""], imageSize: 32)
+        let incomp = try JPEGScorer(compressible: false).score([Self.flat, Self.noise], prompts: ["", ""], imageSize: 32)
+        #expect(comp[0] > comp[1])            // the flat image compresses better
+        #expect(incomp[1] > incomp[0])
+        #expect(comp[0] == -incomp[0])
+        // kB at quality 95
+        let bytes = try RGBImage(signedUnit: Self.noise, width: 32, height: 32).jpegData(quality: 95).count
+        #expect(abs(incomp[1] - Float(bytes) / 1000) < 1e-6)
+    }
+
+    @Test func brightnessSaturationAndShapeEval() throws {
+        let white = [Float](repeating: 1, count: 32 * 32 * 3), black = [Float](repeating: -1, count: 32 * 32 * 3)
+        #expect(try BrightnessScorer().score([white, black], prompts: ["", ""], imageSize: 32) == [1, 0])
+        var red = [Float](repeating: -1, count: 32 * 32 * 3)
+        for p in 0..<(32 * 32) { red[3 * p] = 1 }
+        #expect(try SaturationScorer().score([red, white], prompts: ["", ""], imageSize: 32) == [1, 0])
+        var rng = RNG(seed: 3)
+        let spec = try PromptSpec(parsing: "a red circle on a blue background")
+        let img = Renderer(size: 32).render(spec, rng: &rng)
+        #expect(try ShapeEvalScorer().score([img, white], prompts: [spec.text, spec.text], imageSize: 32) == [1, 0])
+    }
+
+    @Test func rewardSpecParsing() throws {
+        let r = try CombinedReward(parsing: "shape-eval=1, jpeg-compressibility=0")
+        #expect(r.names == ["shape-eval", "jpeg-compressibility"])
+        #expect(r.terms.map(\.weight) == [1, 0])
+        let (total, by) = try r.evaluate([Self.flat], prompts: ["a red circle on a blue background"], imageSize: 32)
+        #expect(total[0] == by["shape-eval"]![0])     // weight 0: logged, not in the total
+        #expect(by["jpeg-compressibility"] != nil)
+        #expect(try CombinedReward(parsing: "brightness").terms[0].weight == 1)
+        func message(_ spec: String) -> String { do { _ = try CombinedReward(parsing: spec); return "" } catch { return "\(error)" } }
+        #expect(message("sharpness=1").contains("unknown reward 'sharpness'"))
+        #expect(message("brightness=abc").contains("not a number"))
+        #expect(message("").contains("empty"))
+        #expect(message("brightness=0").contains("nothing to optimise"))
+        #expect(message("brightness,brightness=2").contains("twice"))
+        #expect(message("brightness,,saturation").contains("empty term"))
+        #expect(message("external:").contains("needs a command"))
+    }
+}
+
+@Suite struct ExternalScorerTests {
+    static let image: [Float] = { var r = RNG(seed: 2); return (0..<(32 * 32 * 3)).map { _ in r.uniform(-1, 1) } }()
+
+    func message(_ command: String, timeout: Double = 5) -> String {
+        do { _ = try ExternalScorer(command: command, timeout: timeout).score([Self.image], prompts: ["a red circle on a blue background"], imageSize: 32); return "" }
+        catch { return "\(error)" }
+    }
+
+    @Test func happyPathReadsTheImageAndAnswersPerLine() throws {
+        // answers with the PNG file's size, so the reply depends on the file the request named
+        let cmd = #"while read -r line; do f=$(printf '%s' "$line" | sed 's/.*"image": "\([^"]*\)".*/\1/'); stat -c %s "$f"; done"#
+        let s = ExternalScorer(command: cmd, timeout: 10)
+        let out = try s.score([Self.image, Self.image], prompts: ["a", "b \"quoted\""], imageSize: 32)
+        let size = Float(try RGBImage(signedUnit: Self.image, width: 32, height: 32).pngData().count)
+        #expect(out == [size, size])
+        // the same process serves later batches
+        #expect(try s.score([Self.image], prompts: ["c"], imageSize: 32) == [size])
+    }
+
+    @Test func crashIsAnError() {
+        let m = message("read -r line; exit 3")
+        #expect(m.contains("exited") && m.contains("external scorer"))
+    }
+
+    @Test func hangHitsTheTimeout() {
+        let start = Date()
+        let m = message("while read -r line; do sleep 30; done", timeout: 1)
+        #expect(m.contains("no answer within"))
+        #expect(Date().timeIntervalSince(start) < 10)
+    }
+
+    @Test func garbageNaNAndShortRepliesAreErrors() {
+        #expect(message("while read -r line; do echo hello; done").contains("not a JSON number"))
+        #expect(message("while read -r line; do echo NaN; done").contains("not a finite number"))
+        #expect(message("while read -r line; do echo 1e999; done").contains("not a finite number"))
+        #expect(message("read -r line; printf '0.5'").contains("partial line"))
+        #expect(message("/nonexistent/scorer-binary").contains("exited"))
+    }
+}
+
+@Suite struct ReportTests {
+    /// A synthetic run: the proxy rises throughout; shape-eval falls after step 20.
+    static func syntheticRun() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("grids"), withIntermediateDirectories: true)
+        var config = FinetuneConfig()
+        config.reward = "jpeg-compressibility=1,shape-eval=0"
+        try JSONEncoder().encode(config).write(to: dir.appendingPathComponent("config.json"))
+        var lines: [String] = []
+        let grid = try RGBImage(width: 8, height: 8, fill: (10, 200, 10)).pngData()
+        for step in stride(from: 0, through: 40, by: 10) {
+            let proxy = -2.0 + Double(step) * 0.03
+            let shape = step <= 20 ? 0.8 : 0.8 - Double(step - 20) * 0.02
+            let name = String(format: "grids/step-%05d.png", step)
+            try Data(grid).write(to: dir.appendingPathComponent(name))
+            var l = "{\"step\": \(step), \"algo\": \"grpo\""
+            if step > 0 {
+                l += ", \"reward_mean\": \(proxy), \"seconds\": 1.5, \"timesteps\": [{\"k\": 0, \"t\": 1, \"ratio_mean\": 1, \"ratio_std\": 0.001, \"logratio_mean\": -0.0001, \"plain_logratio_mean\": -0.0001, \"clip_high\": 0.1, \"clip_low\": 0.05}]"
+            }
+            l += ", \"eval\": {\"proxy\": \(proxy), \"scores\": {\"jpeg-compressibility\": \(proxy), \"shape-eval\": \(shape)}, \"shape_eval\": \(shape), \"shape_eval_by_task\": {\"single\": \(shape), \"two_objects\": null, \"counting\": 0.5, \"position\": 0.5}, \"fd\": \(1 + Double(step) * 0.001), \"diversity\": 1.0, \"w2\": \(Double(step) * 0.001), \"grid\": \"\(name)\"}}"
+            lines.append(l)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    @Test func reportMarksTheOnsetAndEveryReferencedFileExists() throws {
+        let dir = try Self.syntheticRun()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = try Report.write(runDir: dir)
+        let html = try String(contentsOf: url, encoding: .utf8)
+        #expect(html.contains("onset at iteration 30"))
+        // every src= / href= target exists, and every grid is shown
+        let pattern = try NSRegularExpression(pattern: #"(?:src|href)="([^"]+)""#)
+        let refs = pattern.matches(in: html, range: NSRange(html.startIndex..., in: html)).map { String(html[Range($0.range(at: 1), in: html)!]) }
+        #expect(refs.count >= 5 + 3)
+        for r in refs { #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(r).path), "\(r)") }
+        for step in stride(from: 0, through: 40, by: 10) { #expect(html.contains(String(format: "grids/step-%05d.png", step))) }
+        let drift = try RGBImage(pngData: [UInt8](Data(contentsOf: dir.appendingPathComponent("drift.png"))))
+        #expect(drift.width > 100)
+        let m = try RunMetrics(url: dir.appendingPathComponent("metrics.jsonl"))
+        let d = DriftAnalysis(m, optimised: ["jpeg-compressibility"])
+        #expect(d.onset == 30 && d.onsetMetrics.contains("shape-eval"))
+    }
+
+    @Test func noOnsetWhenGoldHolds() throws {
+        let dir = try Self.syntheticRun()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // optimising shape-eval itself: only fd moves, by less than its band early on
+        let m = try RunMetrics(url: dir.appendingPathComponent("metrics.jsonl"))
+        let d = DriftAnalysis(m, optimised: ["jpeg-compressibility", "shape-eval"])
+        #expect(!d.gold.contains { $0.name == "shape-eval" })
+        #expect(d.onset == nil || d.onsetMetrics == ["frechet distance"])
+    }
+
+    @Test func badMetricsFilesAreErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-report-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(throws: FinetuneError.self) { try Report.write(runDir: dir) }
+        try "{\"step\": 1}\nnot json\n".write(to: dir.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        #expect(throws: FinetuneError.self) { try Report.write(runDir: dir) }
+    }
+}
