@@ -73,8 +73,11 @@ public struct SDESampler {
 
     /// Runs T steps from the given noise (B, n) with the model; `rng` draws the per-step noise.
     /// With `deterministic`, every step is an Euler ODE step (no log-probabilities).
-    public func rollout(model: DiT, ws: Workspace, noise: [Float], tokens: [Int32], rng: inout RNG,
+    /// `workspaces` holds one workspace for all steps, or one per step: training workspaces then
+    /// keep each step's activations, so the on-policy training pass can reuse them.
+    public func rollout(model: DiT, workspaces: [Workspace], noise: [Float], tokens: [Int32], rng: inout RNG,
                         deterministic: Bool = false) -> Rollout {
+        precondition(workspaces.count == 1 || workspaces.count == config.steps, "one workspace, or one per step")
         let n = model.config.pixelsPerImage, B = noise.count / n, T = config.steps
         var r = Rollout(batch: B, pixels: n, config: config,
                         states: [Float](repeating: 0, count: (T + 1) * B * n),
@@ -92,7 +95,7 @@ public struct SDESampler {
                     let mu = mp.baseAddress! + k * B * n
                     let v = tt.withUnsafeBufferPointer { tp in
                         tokens.withUnsafeBufferPointer { kp in
-                            model.forward(ws, x: x, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
+                            model.forward(workspaces[workspaces.count == 1 ? 0 : k], x: x, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
                         }
                     }
                     for i in 0..<(B * n) {
@@ -111,6 +114,11 @@ public struct SDESampler {
             }
         }
         return r
+    }
+
+    public func rollout(model: DiT, ws: Workspace, noise: [Float], tokens: [Int32], rng: inout RNG,
+                        deterministic: Bool = false) -> Rollout {
+        rollout(model: model, workspaces: [ws], noise: noise, tokens: tokens, rng: &rng, deterministic: deterministic)
     }
 }
 

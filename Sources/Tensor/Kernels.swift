@@ -167,12 +167,13 @@ public func softmaxForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<
 func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int, _ mask: UnsafePointer<Bool>?) {
     var mx = -Float.infinity
     for i in 0..<c where mask?[i] ?? true { mx = max(mx, x[i]) }
+    if mx == -.infinity { y.update(repeating: 0, count: c); return }     // every key masked
+    let m = SIMD8<Float>(repeating: mx)
+    mapSIMD8(c, x, y) { fastExp($0 - m) }
+    if let mask { for i in 0..<c where !mask[i] { y[i] = 0 } }
     var s: Float = 0
-    for i in 0..<c {
-        let e: Float = (mask?[i] ?? true) ? fastExp(x[i] - mx) : 0
-        y[i] = e; s += e
-    }
-    let inv = s > 0 ? 1 / s : 0
+    for i in 0..<c { s += y[i] }
+    let inv = 1 / s
     for i in 0..<c { y[i] *= inv }
 }
 

@@ -39,7 +39,7 @@ public final class Finetuner {
     public private(set) var iteration = 0
     public var rng: RNG
     public private(set) var algorithm: FinetuneAlgorithm!
-    let rolloutWS: Workspace
+    let rolloutWS: [Workspace]          // GRPO family: one training workspace per SDE step
     public let trainWS: Workspace
     public let refWS: Workspace
     public let gold: GoldMetrics
@@ -67,7 +67,9 @@ public final class Finetuner {
                           maxGradNorm: config.gradClip, decayMask: policy.layout.decayMask)
         rng = RNG(seed: config.seed).split(0xF17E)
         let B = config.batchSize, mb = B / config.microBatches
-        rolloutWS = policy.makeWorkspace(batch: B, training: false)
+        let net = policy
+        rolloutWS = config.algo == "acflow" ? [net.makeWorkspace(batch: B, training: false)]
+            : (0..<config.sde.steps).map { _ in net.makeWorkspace(batch: B, training: true) }
         trainWS = policy.makeWorkspace(batch: max(mb, config.algo == "acflow" ? B : mb), training: true)
         refWS = policy.makeWorkspace(batch: max(mb, config.algo == "acflow" ? B : mb), training: false)
         gold = GoldMetrics(config: config, reference: reference, evalPrompts: evalPrompts)
@@ -99,7 +101,7 @@ public final class Finetuner {
         let noise = noiseRNG.normals(B * n)
         var stepRNG = rng.split(UInt64(iteration) &* 104_729 &+ 1)
         let sampler = SDESampler(config: config.sde)
-        let rollout = sampler.rollout(model: policy, ws: rolloutWS, noise: noise, tokens: tokens, rng: &stepRNG,
+        let rollout = sampler.rollout(model: policy, workspaces: rolloutWS, noise: noise, tokens: tokens, rng: &stepRNG,
                                       deterministic: algorithm.deterministicRollout)
         let tRollout = Date()
         let images = (0..<B).map { rollout.image($0) }
@@ -209,7 +211,8 @@ public final class GRPOFamily: FinetuneAlgorithm {
         let adv = Advantages(rewards: batch.rewards, groupSize: c.groupSize, globalStd: c.globalStd, clip: c.advantageClip)
         let stats = trainPolicyPass(policy: run.policy, reference: run.reference, beta: c.beta, objective: objective,
                                     rollout: batch.rollout, advantages: adv, microBatches: c.microBatches, epochs: c.innerEpochs,
-                                    optimizer: &run.optimizer, ws: run.trainWS, refWS: c.beta > 0 ? run.refWS : nil, rng: &run.rng)
+                                    optimizer: &run.optimizer, ws: run.trainWS, refWS: c.beta > 0 ? run.refWS : nil, rng: &run.rng,
+                                    rolloutWorkspaces: run.rolloutWS)
         let klMean = stats.steps.map { $0.sumKL / Double(max($0.count, 1)) }.reduce(0, +) / Double(max(stats.steps.count, 1))
         return [("onpolicy_ratio_max_dev", .double(stats.onPolicyMaxDeviation)),
                 ("loss", .double(stats.loss)),

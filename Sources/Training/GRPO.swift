@@ -39,13 +39,19 @@ public struct PolicyPassStats {
     public var kept: Int
 }
 
-/// Trains `policy` on a rollout with a clipped-ratio objective: the batch (shuffled) is split
-/// into micro-batches; for each, the log-probabilities of the stored transitions are
-/// recomputed with the current weights at every trained step, the clipped loss (+ beta KL to
-/// `reference`) is back-propagated through v, and one AdamW step is taken.
+/// Trains `policy` on a rollout with a clipped-ratio objective: the batch is split into
+/// micro-batches (in rollout order in the first epoch, whole groups each; shuffled in later
+/// epochs); for each, the log-probabilities of the stored transitions are recomputed with the
+/// current weights at every trained step, the clipped loss (+ beta KL to `reference`) is
+/// back-propagated through v, and one AdamW step is taken.
+///
+/// `rolloutWorkspaces` (one training workspace per SDE step, filled by the rollout) lets the
+/// first micro-batch skip its forward passes: before the first update the policy IS the
+/// rollout policy, so the rollout's activations are exactly the ones its backward needs.
 public func trainPolicyPass(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective,
                             rollout r: Rollout, advantages: Advantages, microBatches M: Int, epochs: Int,
-                            optimizer: inout AdamW, ws: Workspace, refWS: Workspace?, rng: inout RNG) -> PolicyPassStats {
+                            optimizer: inout AdamW, ws: Workspace, refWS: Workspace?, rng: inout RNG,
+                            rolloutWorkspaces: [Workspace]? = nil) -> PolicyPassStats {
     let B = r.batch, n = r.pixels, cfg = r.config, K = cfg.stochasticSteps, L = r.tokens.count / B
     let mb = B / M
     precondition(ws.batch >= mb && ws.training)
@@ -56,9 +62,9 @@ public func trainPolicyPass(policy: DiT, reference: DiT?, beta: Float, objective
     var adv = [Float](repeating: 0, count: mb), keep = [Bool](repeating: false, count: mb)
     let kept = advantages.keep.filter { $0 }.count
     for epoch in 0..<epochs {
-        // shuffle the samples (Fisher-Yates), then cut into micro-batches
+        // later epochs shuffle the samples (Fisher-Yates) before cutting micro-batches
         var order = Array(0..<B)
-        for i in stride(from: B - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) }
+        if epoch > 0 { for i in stride(from: B - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) } }
         for m in 0..<M {
             let idx = Array(order[(m * mb)..<((m + 1) * mb)])
             let nKept = idx.filter { advantages.keep[$0] }.count
@@ -78,7 +84,10 @@ public func trainPolicyPass(policy: DiT, reference: DiT?, beta: Float, objective
                     }
                     tt[j] = c.t
                 }
-                let v = policy.forward(ws, x: x, t: tt, tokens: tok, batch: mb)
+                // reuse the rollout's activations (same weights, same inputs: rows 0..<mb of step k)
+                let reuse = epoch == 0 && m == 0 && (rolloutWorkspaces?.count ?? 0) == cfg.steps && rolloutWorkspaces![k].training
+                let stepWS = reuse ? rolloutWorkspaces![k] : ws
+                let v = reuse ? UnsafeMutablePointer(stepWS.v.pointer) : policy.forward(ws, x: x, t: tt, tokens: tok, batch: mb)
                 for i in 0..<(mb * n) { mu[i] = c.cx * x[i] + c.cv * v[i] }
                 if beta > 0, let reference, let refWS {
                     let vr = reference.forward(refWS, x: x, t: tt, tokens: tok, batch: mb)
@@ -111,7 +120,7 @@ public func trainPolicyPass(policy: DiT, reference: DiT?, beta: Float, objective
                         for i in 0..<n { dv[o + i] = klGrad * (mu[o + i] - muRef[o + i]) * c.cv }
                     }
                 }
-                policy.backward(ws, dv: dv, batch: mb)
+                policy.backward(stepWS, dv: dv, batch: mb)
             }
             norms.append(optimizer.update(params: policy.params.buffer, grads: policy.grads.buffer))
         }

@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
             print(JSONValue.object([("workload", .string(name)), ("seconds", .double(seconds)), ("gflops", .double(gflops)),
                                     ("threads", .int(Parallelism.workers))] + extra).text)
         } else {
-            print(String(format: "%-22@ %9.4f s  %7.1f GFLOP/s", name as NSString, seconds, gflops) + extra.map { "  \($0.0)=\($0.1.text)" }.joined())
+            print(name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%9.4f s  %7.1f GFLOP/s", seconds, gflops) + extra.map { "  \($0.0)=\($0.1.text)" }.joined())
         }
         fflush(stdout)
     }

@@ -154,3 +154,34 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
         #expect(g.values.allSatisfy { abs($0) <= 0.5 })
     }
 }
+
+@Suite struct ActivationReuseTests {
+    /// The first micro-batch may reuse the rollout's activations instead of recomputing them:
+    /// the update must be the same as with a fresh forward pass (to float rounding).
+    @Test(arguments: [1, 2]) func reusingRolloutActivationsGivesTheSameUpdate(_ microBatches: Int) throws {
+        let cfg = SDEConfig(steps: 4, stochasticLastStep: true)
+        var results: [[Float]] = []
+        var devs: [Double] = []
+        for reuse in [false, true] {
+            let m = try randomTinyModel(seed: 61)
+            var rng = RNG(seed: 62)
+            let B = 4, n = m.config.pixelsPerImage
+            let noise = rng.normals(B * n)
+            let tokens = try (0..<B).flatMap { try Tokenizer.encode($0 < 2 ? "a red circle on a blue background" : "two green squares on a black background") }
+            let wss = (0..<cfg.steps).map { _ in m.makeWorkspace(batch: B, training: true) }
+            let r = SDESampler(config: cfg).rollout(model: m, workspaces: wss, noise: noise, tokens: tokens, rng: &rng)
+            var opt = AdamW(count: m.parameterCount, lr: 1e-3)
+            let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
+            var prng = RNG(seed: 63)
+            let stats = trainPolicyPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4), rollout: r,
+                                        advantages: adv, microBatches: microBatches, epochs: 1, optimizer: &opt,
+                                        ws: m.makeWorkspace(batch: B / microBatches, training: true), refWS: nil, rng: &prng,
+                                        rolloutWorkspaces: reuse ? wss : nil)
+            results.append(m.params.array); devs.append(stats.onPolicyMaxDeviation)
+        }
+        var worst: Float = 0
+        for i in results[0].indices { worst = max(worst, abs(results[0][i] - results[1][i])) }
+        #expect(worst < 1e-5, "max parameter difference \(worst)")
+        #expect(devs.allSatisfy { $0 < 1e-6 })
+    }
+}
