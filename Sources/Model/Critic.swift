@@ -63,11 +63,7 @@ public final class Critic {
         let B = t.count, P = model.imageTokens, pp = model.patchDim, W = width, L = model.textLength
         let a = Activations(B: B, c: self)
         a.tokens = tokens
-        // patchify (same layout as the DiT)
-        let S = model.imageSize, ps = model.patch, np = model.patchesPerSide, C = model.channels
-        for b in 0..<B { for pr in 0..<np { for pc in 0..<np { for dy in 0..<ps { for i in 0..<(ps * C) {
-            a.patches[(b * P + pr * np + pc) * pp + dy * ps * C + i] = x[((b * S + pr * ps + dy) * S + pc * ps) * C + i]
-        } } } } }
+        patchify(model, &a.patches, x, batch: B)
         linearForward(out: &a.a1, inp: a.patches, weight: p("patch.weight"), bias: p("patch.bias"), n: B * P, inFeatures: pp, outFeatures: W)
         geluForward(out: &a.g1, inp: a.a1, count: B * P * W)
         for b in 0..<B { for q in 0..<P { for i in 0..<W { a.pooled[b * W + i] += a.g1[(b * P + q) * W + i] / Float(P) } } }

@@ -250,30 +250,39 @@ public final class DiT {
 
     // MARK: - patches
 
-    /// (B, S, S, C) -> (B, P, p*p*C), patch index = row * (S/p) + col, inside (dy, dx, c).
     func patchify(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch B: Int) {
-        let c = config, S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
-        for b in 0..<B {
-            for pr in 0..<n { for pc in 0..<n {
-                let o = out + (b * n * n + pr * n + pc) * c.patchDim
-                for dy in 0..<ps {
-                    let src = x + ((b * S + pr * ps + dy) * S + pc * ps) * C
-                    (o + dy * ps * C).update(from: src, count: ps * C)
-                }
-            } }
-        }
+        Model.patchify(config, out, x, batch: B)
     }
 
     /// The inverse of `patchify`.
     func unpatchify(_ out: UnsafeMutablePointer<Float>, _ patches: UnsafePointer<Float>, batch B: Int) {
-        let c = config, S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
-        for b in 0..<B {
-            for pr in 0..<n { for pc in 0..<n {
-                let src = patches + (b * n * n + pr * n + pc) * c.patchDim
-                for dy in 0..<ps {
-                    (out + ((b * S + pr * ps + dy) * S + pc * ps) * C).update(from: src + dy * ps * C, count: ps * C)
-                }
-            } }
-        }
+        Model.unpatchify(config, out, patches, batch: B)
+    }
+}
+
+/// (B, S, S, C) -> (B, P, p*p*C), patch index = row * (S/p) + col, inside (dy, dx, c).
+public func patchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch B: Int) {
+    let S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
+    for b in 0..<B {
+        for pr in 0..<n { for pc in 0..<n {
+            let o = out + (b * n * n + pr * n + pc) * c.patchDim
+            for dy in 0..<ps {
+                let src = x + ((b * S + pr * ps + dy) * S + pc * ps) * C
+                (o + dy * ps * C).update(from: src, count: ps * C)
+            }
+        } }
+    }
+}
+
+/// The inverse of `patchify`.
+public func unpatchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ patches: UnsafePointer<Float>, batch B: Int) {
+    let S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
+    for b in 0..<B {
+        for pr in 0..<n { for pc in 0..<n {
+            let src = patches + (b * n * n + pr * n + pc) * c.patchDim
+            for dy in 0..<ps {
+                (out + ((b * S + pr * ps + dy) * S + pc * ps) * C).update(from: src + dy * ps * C, count: ps * C)
+            }
+        } }
     }
 }

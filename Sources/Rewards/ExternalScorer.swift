@@ -94,7 +94,7 @@ public final class ExternalScorer: RewardScorer {
             counter += 1
             let path = dir.appendingPathComponent("image-\(counter % 1000).png")
             try writeAtomically(try RGBImage(signedUnit: img, width: imageSize, height: imageSize).pngData(), to: path)
-            let line = "{\"image\": \(jsonString(path.path)), \"prompt\": \(jsonString(prompt))}\n"
+            let line = "{\"image\": \(jsonQuote(path.path)), \"prompt\": \(jsonQuote(prompt))}\n"
             do { try toChild!.write(contentsOf: Data(line.utf8)) } catch { throw fail("cannot write to it (exited?): \(error)") }
             let reply = try readLine().trimmingCharacters(in: .whitespaces)
             guard let v = Double(reply) else {
@@ -105,17 +105,4 @@ public final class ExternalScorer: RewardScorer {
         }
         return out
     }
-}
-
-func jsonString(_ s: String) -> String {
-    var o = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": o += "\\\""
-        case "\\": o += "\\\\"
-        case "\n": o += "\\n"
-        default: if u.value < 0x20 { o += String(format: "\\u%04x", u.value) } else { o.unicodeScalars.append(u) }
-        }
-    }
-    return o + "\""
 }
