@@ -2,8 +2,15 @@
 import PackageDescription
 
 // Release-mode flags for the numeric code: -Ounchecked drops overflow checks in the
-// inner loops (indices are validated at the API), which lets them vectorise.
-let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// inner loops (indices are validated at the API), which lets them vectorise; on x86-64 the
+// element-wise kernels are compiled for AVX2 + FMA (Haswell level: every x86 CPU since 2013-2015)
+// instead of the SSE2 baseline, which doubles their vector width.
+#if arch(x86_64)
+let cpuFlags = ["-target-cpu", "haswell"]
+#else
+let cpuFlags: [String] = []
+#endif
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + cpuFlags, .when(configuration: .release))]
 
 let package = Package(
     name: "flowtune",
