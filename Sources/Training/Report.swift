@@ -169,7 +169,8 @@ public enum Report {
             h += "<p>No over-optimisation onset detected: no gold metric fell beyond its noise band while the proxy rose.</p>"
         }
         h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\" alt=\"drift chart\"><h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
-        let scoreNames = (evals.first?.eval["scores"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []
+        // every scorer of the reward (shape-eval has its own column)
+        let scoreNames = ((evals.first?.eval["scores"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []).filter { $0 != "shape-eval" }
         for s in scoreNames { h += "<th>\(esc(s))</th>" }
         h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.</th><th>diversity</th><th>w2 to base</th></tr>"
         for e in evals {

@@ -77,14 +77,12 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, quiet: Bool = f
     let configURL = out.appendingPathComponent("config.json")
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-    if !resume {
-        if FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.jsonl").path) {
-            throw FinetuneError("\(out.path) already holds a run (metrics.jsonl); use --resume \(out.path) or another --out")
-        }
-        try writeAtomically(try enc.encode(config), to: configURL)
+    if !resume, FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.jsonl").path) {
+        throw FinetuneError("\(out.path) already holds a run (metrics.jsonl); use --resume \(out.path) or another --out")
     }
+    // set everything up (and fail on bad input) before writing anything into the run folder
     let run = try Finetuner(config: config, runDir: out, resume: resume)
-    if resume { try writeAtomically(try enc.encode(config), to: configURL) }
+    try writeAtomically(try enc.encode(config), to: configURL)
     if !quiet {
         log("\(config.algo) on \(config.model): reward \(config.reward), \(config.steps) iterations of \(config.batchSize) samples, from iteration \(run.iteration); writing \(out.path)")
     }
