@@ -18,14 +18,25 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                              qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     parallelFor(s.batch * H) { range in
+        let maskf = UnsafeMutablePointer<Float>.allocate(capacity: T)   // per worker
+        defer { maskf.deallocate() }
+        var maskFor = -1
         for bh in range {
             let b = bh / H, h = bh % H
             let base = qkv + b * T * 3 * D
             let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
             let p = probs + bh * T * T
             sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false)
-            let mask = keyMask.map { $0 + b * T }
-            for i in 0..<T { softmaxRow(p + i * T, p + i * T, T, mask) }
+            if let keyMask {
+                // a 0/1 float mask for the vector softmax (rebuilt when the batch entry changes)
+                if b != maskFor {
+                    for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
+                    maskFor = b
+                }
+                for i in 0..<T { maskedSoftmaxRow(p + i * T, T, maskf) }
+            } else {
+                for i in 0..<T { softmaxRow(p + i * T, p + i * T, T, nil) }
+            }
             sgemm(m: T, n: hd, k: T, a: p, lda: T, b: v, ldb: 3 * D, c: out + b * T * D + h * hd, ldc: D, parallel: false)
         }
     }
@@ -60,4 +71,37 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
             sgemm(transA: true, m: T, n: hd, k: T, alpha: s.scale, a: dp, lda: T, b: q, ldb: 3 * D, c: dk, ldc: 3 * D, parallel: false)
         }
     }
+}
+
+/// In-place softmax of one row of scores with a 0/1 float key mask (masked keys get exactly 0),
+/// all in 8-wide vectors.
+@inline(__always)
+func maskedSoftmaxRow(_ y: UnsafeMutablePointer<Float>, _ c: Int, _ mask: UnsafePointer<Float>) {
+    var mx = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= c {
+        var v = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        let m = UnsafeRawPointer(mask + i).loadUnaligned(as: SIMD8<Float>.self)
+        v.replace(with: -.infinity, where: m .== 0)
+        mx.replace(with: v, where: v .> mx)
+        i += 8
+    }
+    var best = -Float.infinity
+    for k in 0..<8 { best = max(best, mx[k]) }
+    while i < c { if mask[i] != 0 { best = max(best, y[i]) }; i += 1 }
+    if best == -.infinity { y.update(repeating: 0, count: c); return }
+    let b = SIMD8<Float>(repeating: best)
+    var acc = SIMD8<Float>(repeating: 0)
+    i = 0
+    while i + 8 <= c {
+        let v = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        let m = UnsafeRawPointer(mask + i).loadUnaligned(as: SIMD8<Float>.self)
+        let e = fastExp(v - b) * m
+        UnsafeMutableRawPointer(y + i).storeBytes(of: e, as: SIMD8<Float>.self)
+        acc += e
+        i += 8
+    }
+    var sum = acc.sum()
+    while i < c { let e = mask[i] != 0 ? fastExp(y[i] - best) : 0; y[i] = e; sum += e; i += 1 }
+    scaleSIMD(y, c, 1 / sum)
 }

@@ -50,16 +50,22 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
     parallelFor(n, minChunk: 256) { rows in
         for r in rows {
             let x = inp + r * c, y = out + r * c
-            var s: Float = 0
-            for i in 0..<c { s += x[i] }
-            let m = s / Float(c)
-            var v: Float = 0
-            for i in 0..<c { let d = x[i] - m; v += d * d }
+            let m = sumSIMD(x, c) / Float(c)
+            var acc = SIMD8<Float>(repeating: 0)
+            let mv = SIMD8<Float>(repeating: m)
+            var i = 0
+            while i + 8 <= c {
+                let d = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - mv
+                acc += d * d; i += 8
+            }
+            var v = acc.sum()
+            while i < c { let d = x[i] - m; v += d * d; i += 1 }
             let rs = 1 / (v / Float(c) + eps).squareRoot()
             if let gamma, let beta {
                 for i in 0..<c { y[i] = (x[i] - m) * rs * gamma[i] + beta[i] }
             } else {
-                for i in 0..<c { y[i] = (x[i] - m) * rs }
+                let rv = SIMD8<Float>(repeating: rs)
+                mapSIMD8(c, x, y) { ($0 - mv) * rv }
             }
             mean[r] = m; rstd[r] = rs
         }
@@ -171,10 +177,32 @@ func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c
     let m = SIMD8<Float>(repeating: mx)
     mapSIMD8(c, x, y) { fastExp($0 - m) }
     if let mask { for i in 0..<c where !mask[i] { y[i] = 0 } }
-    var s: Float = 0
-    for i in 0..<c { s += y[i] }
-    let inv = 1 / s
-    for i in 0..<c { y[i] *= inv }
+    let inv = 1 / sumSIMD(y, c)
+    scaleSIMD(y, c, inv)
+}
+
+/// Sum of n floats with eight running accumulators (vectorised; the order differs from a
+/// sequential loop only by float rounding).
+@inline(__always)
+public func sumSIMD(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n { acc += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
+    var s = acc.sum()
+    while i < n { s += x[i]; i += 1 }
+    return s
+}
+
+/// x[i] *= k for n floats.
+@inline(__always)
+public func scaleSIMD(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ k: Float) {
+    var i = 0
+    while i + 8 <= n {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) * k
+        UnsafeMutableRawPointer(x + i).storeBytes(of: v, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { x[i] *= k; i += 1 }
 }
 
 /// dinp (N, C) = softmax backward: y * (dy - sum(y * dy))   (written).
