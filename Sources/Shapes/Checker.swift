@@ -12,6 +12,16 @@ public struct DetectedObject: Sendable, CustomStringConvertible {
 public struct Requirement: Sendable, Codable, Equatable {
     public var name: String
     public var passed: Bool
+
+    /// The kind of requirement: object, size, placement, count, relation or background.
+    public var kind: String {
+        if name.hasSuffix("present") { return "object" }
+        if name.hasPrefix("size") { return "size" }
+        if name.hasPrefix("at the") { return "placement" }
+        if name.hasPrefix("exactly") { return "count" }
+        if name.hasSuffix("background") { return "background" }
+        return "relation"
+    }
 }
 
 public struct CheckResult: Sendable {

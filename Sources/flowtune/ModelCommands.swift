@@ -78,6 +78,7 @@ struct Evaluate: ParsableCommand {
         abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall.")
     @OptionGroup var options: SamplingOptions
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
@@ -86,9 +87,26 @@ struct Evaluate: ParsableCommand {
         let images = options.generate(m, f)
         let checker = Checker(size: m.config.imageSize)
         var scores = TaskScores()
+        var kinds: [String: (Int, Int)] = [:]
         for (spec, imgs) in zip(f.specs, images) {
-            for img in imgs { scores.add(spec.task, checker.check(img, spec: spec).score) }
+            for img in imgs {
+                let r = checker.check(img, spec: spec)
+                scores.add(spec.task, r.score)
+                for q in r.requirements {
+                    let key = "\(spec.task.rawValue) / \(q.kind)"
+                    kinds[key, default: (0, 0)].0 += q.passed ? 1 : 0
+                    kinds[key, default: (0, 0)].1 += 1
+                }
+            }
         }
         print(json ? scores.json : scores.table)
+        if details {
+            var lines = ["requirement                 pass rate"]
+            for (k, v) in kinds.sorted(by: { $0.key < $1.key }) {
+                lines.append(k.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f  (%d)", Double(v.0) / Double(v.1), v.1))
+            }
+            let text = lines.joined(separator: "\n")
+            if json { log(text) } else { print(text) }
+        }
     }
 }
