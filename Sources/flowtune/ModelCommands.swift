@@ -12,7 +12,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Prompt file.") var prompts = "prompts/eval.txt"
     @Option(help: "Images per prompt.") var perPrompt = 4
     @Option(help: "Euler steps.") var steps = 20
-    @Option(help: "Classifier-free guidance scale (1: no guidance).") var cfg: Float = 1
+    @Option(help: "Classifier-free guidance scale (1: no guidance, one network evaluation per step).") var cfg: Float = 3
     @Option(help: "Time shift m of the sampling grid (1: uniform).") var shift: Float = 1
     @Option(help: "Random seed of the initial noise.") var seed: UInt64 = 0
 
