@@ -30,7 +30,7 @@ public struct EulerSampler {
         let NB = guided ? 2 * B : B
         precondition(ws.batch >= NB, "EulerSampler: workspace too small")
         var toks = tokens
-        if guided { toks += (0..<B).flatMap { _ in Tokenizer_nullTokens(L) } }
+        if guided { toks += (0..<B).flatMap { _ in nullPromptTokens(L) } }
         var xin = [Float](repeating: 0, count: NB * n)
         var tt = [Float](repeating: 0, count: NB)
         let grid = timeGrid(steps: steps, shift: shift)

@@ -25,7 +25,7 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     var xt = [Float](repeating: 0, count: B * n)
     var target = [Float](repeating: 0, count: B * n)
     var tokens = batch.tokens
-    let null = Tokenizer_nullTokens(L)
+    let null = nullPromptTokens(L)
     for b in 0..<B {
         t[b] = logitNormal(&rng)
         if rng.uniform() < nullProbability { for j in 0..<L { tokens[b * L + j] = null[j] } }
@@ -53,4 +53,4 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
 }
 
 /// [NULL, PAD ...] of length L (the Shapes tokenizer's convention: PAD = 0, NULL = 1).
-func Tokenizer_nullTokens(_ L: Int) -> [Int32] { [1] + [Int32](repeating: 0, count: L - 1) }
+func nullPromptTokens(_ L: Int) -> [Int32] { [1] + [Int32](repeating: 0, count: L - 1) }
