@@ -51,6 +51,9 @@ func sgemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _
 }
 
 public enum BLASThreads {
+    /// The OpenBLAS kernel family in use (e.g. "Haswell", "SkylakeX"; OPENBLAS_CORETYPE selects it).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
     /// Evaluated once, on the first GEMM: OpenBLAS's own pool is reduced to one thread.
     static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 }

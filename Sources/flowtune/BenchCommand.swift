@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
         let gflops = flops / seconds / 1e9
         if json {
             print(JSONValue.object([("workload", .string(name)), ("seconds", .double(seconds)), ("gflops", .double(gflops)),
-                                    ("threads", .int(Parallelism.workers))] + extra).text)
+                                    ("threads", .int(Parallelism.workers)), ("blas_core", .string(BLASThreads.coreName))] + extra).text)
         } else {
             print(name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%9.4f s  %7.1f GFLOP/s", seconds, gflops) + extra.map { "  \($0.0)=\($0.1.text)" }.joined())
         }
@@ -42,6 +42,7 @@ struct Bench: ParsableCommand {
         guard repeats > 0 else { fail("--repeats must be positive") }
         let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
         func want(_ n: String) -> Bool { wanted?.contains(n) ?? true }
+        if !json { print("OpenBLAS kernels: \(BLASThreads.coreName), \(Parallelism.workers) thread(s)") }
         let vocab = Tokenizer.vocabularySize
         let cfg = ModelConfig.s32(vocabSize: vocab)
         let F = cfg.flopsPerImage
