@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: fast),
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: fast),
         .target(name: "Model", dependencies: ["Tensor", "CImageIO", "Shapes"], swiftSettings: fast),
-        .target(name: "Flow", dependencies: ["Tensor", "Model"], swiftSettings: fast),
+        .target(name: "Flow", dependencies: ["Tensor", "Model", "Shapes"], swiftSettings: fast),
         .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: fast),
         .executableTarget(name: "flowtune", dependencies: [
@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
         .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"], exclude: ["Fixtures"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Training", "Imaging", "Tensor", "Shapes"]),
         .testTarget(name: "RLTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes", "Rewards", "Imaging"]),
     ],

@@ -1,5 +1,6 @@
 import Tensor
 import Model
+import Shapes
 
 /// Time grid t_0 = 1 > t_1 > ... > t_N = 0 with SD3's shift: t = m s / (1 + (m - 1) s), s = 1 - k/N.
 public func timeGrid(steps: Int, shift: Float = 1) -> [Float] {
@@ -24,13 +25,13 @@ public struct EulerSampler {
     /// `observe(k, t, x, v)` is called at every step with the state and the (guided) velocity.
     public func sample(model: DiT, ws: Workspace, x: inout [Float], tokens: [Int32],
                        observe: ((Int, Float, [Float], UnsafePointer<Float>) -> Void)? = nil) {
-        let c = model.config, n = c.pixelsPerImage, L = c.textLength
+        let c = model.config, n = c.pixelsPerImage
         let B = x.count / n
         let guided = cfgScale != 1
         let NB = guided ? 2 * B : B
         precondition(ws.batch >= NB, "EulerSampler: workspace too small")
         var toks = tokens
-        if guided { toks += (0..<B).flatMap { _ in nullPromptTokens(L) } }
+        if guided { toks += (0..<B).flatMap { _ in Tokenizer.nullTokens } }
         var xin = [Float](repeating: 0, count: NB * n)
         var tt = [Float](repeating: 0, count: NB)
         let grid = timeGrid(steps: steps, shift: shift)

@@ -1,5 +1,6 @@
 import Tensor
 import Model
+import Shapes
 
 /// Rectified flow (SD3 convention): x_t = (1 - t) x0 + t eps, target v = eps - x0,
 /// t ~ logit-normal(0, 1). Returns the mean squared error and accumulates its gradient.
@@ -25,7 +26,7 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     var xt = [Float](repeating: 0, count: B * n)
     var target = [Float](repeating: 0, count: B * n)
     var tokens = batch.tokens
-    let null = nullPromptTokens(L)
+    let null = Tokenizer.nullTokens
     for b in 0..<B {
         t[b] = logitNormal(&rng)
         if rng.uniform() < nullProbability { for j in 0..<L { tokens[b * L + j] = null[j] } }
@@ -52,5 +53,3 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     return loss
 }
 
-/// [NULL, PAD ...] of length L (the Shapes tokenizer's convention: PAD = 0, NULL = 1).
-func nullPromptTokens(_ L: Int) -> [Int32] { [1] + [Int32](repeating: 0, count: L - 1) }

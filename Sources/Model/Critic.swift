@@ -20,7 +20,7 @@ public final class Critic {
     public init(model: ModelConfig, width: Int, seed: UInt64) {
         self.model = model; self.width = width
         let W = width
-        shapes = [("patch.weight", [W, model.patchDim]), ("patch.bias", [W]), ("time.weight", [W, 32]), ("time.bias", [W]),
+        shapes = [("patch.weight", [W, model.patchDim]), ("patch.bias", [W]), ("time.weight", [W, freqDim]), ("time.bias", [W]),
                   ("token_embed.weight", [model.vocabSize, W]), ("hidden.weight", [W, 3 * W]), ("hidden.bias", [W]),
                   ("out.weight", [1, W]), ("out.bias", [1])]
         var o: [String: Int] = [:], total = 0
@@ -49,7 +49,7 @@ public final class Critic {
             let P = c.model.imageTokens, W = c.width
             patches = [Float](repeating: 0, count: B * P * c.model.patchDim)
             a1 = [Float](repeating: 0, count: B * P * W); g1 = a1
-            pooled = [Float](repeating: 0, count: B * W); tf = [Float](repeating: 0, count: B * 32)
+            pooled = [Float](repeating: 0, count: B * W); tf = [Float](repeating: 0, count: B * c.freqDim)
             cat = [Float](repeating: 0, count: B * 3 * W); ln = cat
             mean = [Float](repeating: 0, count: B); rstd = mean
             h = [Float](repeating: 0, count: B * W); g2 = h
@@ -67,12 +67,9 @@ public final class Critic {
         linearForward(out: &a.a1, inp: a.patches, weight: p("patch.weight"), bias: p("patch.bias"), n: B * P, inFeatures: pp, outFeatures: W)
         geluForward(out: &a.g1, inp: a.a1, count: B * P * W)
         for b in 0..<B { for q in 0..<P { for i in 0..<W { a.pooled[b * W + i] += a.g1[(b * P + q) * W + i] / Float(P) } } }
-        for b in 0..<B { for i in 0..<16 {
-            let w = exp(-log(10000.0) * Double(i) / 16), arg = Double(t[b]) * 1000 * w
-            a.tf[b * 32 + i] = Float(cos(arg)); a.tf[b * 32 + 16 + i] = Float(sin(arg))
-        } }
+        timestepFeatures(out: &a.tf, t: t, batch: B, dim: freqDim)
         var te = [Float](repeating: 0, count: B * W)
-        linearForward(out: &te, inp: a.tf, weight: p("time.weight"), bias: p("time.bias"), n: B, inFeatures: 32, outFeatures: W)
+        linearForward(out: &te, inp: a.tf, weight: p("time.weight"), bias: p("time.bias"), n: B, inFeatures: freqDim, outFeatures: W)
         let emb = p("token_embed.weight")
         for b in 0..<B {
             var cnt = 0
@@ -120,7 +117,7 @@ public final class Critic {
             }
         }
         linearBackward(dinp: nil, dweight: g("time.weight"), dbias: g("time.bias"), dout: dte, inp: a.tf, weight: p("time.weight"),
-                       n: B, inFeatures: 32, outFeatures: W)
+                       n: B, inFeatures: freqDim, outFeatures: W)
         var dg1 = [Float](repeating: 0, count: B * P * W)
         for b in 0..<B { for q in 0..<P { for i in 0..<W { dg1[(b * P + q) * W + i] = dpooled[b * W + i] / Float(P) } } }
         var da1 = dg1

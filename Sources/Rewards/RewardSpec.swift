@@ -7,6 +7,8 @@ public final class CombinedReward {
     /// The spec as written: "shape-eval=1,jpeg-compressibility=0".
     public var spec: String { terms.map { "\($0.scorer.name)=\($0.weight)" }.joined(separator: ",") }
     public var names: [String] { terms.map(\.scorer.name) }
+    /// The scorers with a non-zero weight (the rest are gold metrics riding along).
+    public var optimisedNames: Set<String> { Set(terms.filter { $0.weight != 0 }.map(\.scorer.name)) }
 
     /// Parses "name[=weight],name[=weight],..."; a bare name has weight 1. Names: brightness,
     /// saturation, shape-eval, jpeg-compressibility, jpeg-incompressibility, external:COMMAND.

@@ -21,6 +21,17 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
 public func writeAtomically(_ bytes: [UInt8], to url: URL) throws { try writeAtomically(Data(bytes), to: url) }
 public func writeAtomically(_ text: String, to url: URL) throws { try writeAtomically(Data(text.utf8), to: url) }
 
+/// Keeps only the lines of a JSON-lines log whose "step" is at most `maxStep` (what a checkpoint
+/// covers; a killed run's later lines are redone after a resume). A missing file is left alone.
+public func truncateJSONLines(_ url: URL, maxStep: Int) throws {
+    guard let text = try? String(contentsOf: url, encoding: .utf8) else { return }
+    let keep = text.split(separator: "\n").filter { line in
+        guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = o["step"] as? Int else { return false }
+        return s <= maxStep
+    }
+    try writeAtomically(keep.map { $0 + "\n" }.joined(), to: url)
+}
+
 /// Appends one line to a JSON-lines file so that a killed process leaves only whole lines:
 /// the whole line goes out in one write(2) on an O_APPEND descriptor, then fsync.
 public func appendLine(_ line: String, to url: URL) throws {

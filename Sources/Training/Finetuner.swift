@@ -180,15 +180,7 @@ public final class Finetuner {
         rng = RNG(state: words)
         iteration = it
         try algorithm.restore(from: f, source: stateURL.path)
-        // keep only the metrics lines the checkpoint covers
-        if let text = try? String(contentsOf: metricsURL, encoding: .utf8) {
-            let keep = text.split(separator: "\n").filter { line in
-                guard let d = line.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-                      let s = o["step"] as? Int else { return false }
-                return s <= it
-            }
-            try writeAtomically(keep.joined(separator: "\n") + (keep.isEmpty ? "" : "\n"), to: metricsURL)
-        }
+        try truncateJSONLines(metricsURL, maxStep: it)     // keep only the lines the checkpoint covers
     }
 }
 

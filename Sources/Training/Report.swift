@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import Imaging
+import Rewards
 
 /// One run's metrics.jsonl, parsed.
 public struct RunMetrics {
@@ -85,17 +86,18 @@ public struct DriftAnalysis {
     }
 }
 
+/// The scorers a reward spec optimises (non-zero weight), by the reward parser's own reading;
+/// an unparsable spec optimises nothing known.
+public func optimisedScorers(_ rewardSpec: String) -> Set<String> {
+    (try? CombinedReward(parsing: rewardSpec))?.optimisedNames ?? []
+}
+
 /// Writes drift.png, ratios.png (or critic.png) and report.html for a run folder.
 public enum Report {
     public static func write(runDir: URL) throws -> URL {
         let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
         let config = try? JSONDecoder().decode(FinetuneConfig.self, from: Data(contentsOf: runDir.appendingPathComponent("config.json")))
-        let optimised = Set((config?.reward ?? "").split(separator: ",").compactMap { term -> String? in
-            let parts = term.split(separator: "=")
-            let w = parts.count > 1 ? Float(parts.last!.trimmingCharacters(in: .whitespaces)) ?? 1 : 1
-            return w != 0 ? String(parts[0]).trimmingCharacters(in: .whitespaces) : nil
-        })
-        let drift = DriftAnalysis(m, optimised: optimised)
+        let drift = DriftAnalysis(m, optimised: optimisedScorers(config?.reward ?? ""))
         // drift.png: proxy and gold metrics, each on its own normalised axis
         var chart = LineChart(title: "\(m.algo): proxy vs gold metrics (each normalised to its own range)", xLabel: "iteration", yLabel: "normalised")
         chart.normalised = true

@@ -39,14 +39,7 @@ struct Pretrain: ParsableCommand {
             log("resumed \(out) at step \(trainer.step)")
         }
         let logURL = url.deletingPathExtension().appendingPathExtension("pretrain.jsonl")
-        if resume, let text = try? String(contentsOf: logURL, encoding: .utf8) {
-            // drop the lines a killed run wrote after its last checkpoint: they are trained again
-            let keep = text.split(separator: "\n").filter { line in
-                guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = o["step"] as? Int else { return false }
-                return s <= trainer.step
-            }
-            guarded { try writeAtomically(keep.map { $0 + "\n" }.joined(), to: logURL) }
-        }
+        if resume { guarded { try truncateJSONLines(logURL, maxStep: trainer.step) } }
         log("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps")
         var window: [Float] = []
         var t0 = now()

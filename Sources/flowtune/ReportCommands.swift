@@ -53,9 +53,7 @@ struct Compare: ParsableCommand {
             let seconds = Date().timeIntervalSince(t0)
             writeReportIfPossible(runDir)
             let m = guarded { try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl")) }
-            let optimised = Set(c.reward.split(separator: ",").compactMap { t -> String? in
-                let p = t.split(separator: "="); return (p.count > 1 ? Float(p[1]) ?? 1 : 1) != 0 ? String(p[0]) : nil })
-            let d = DriftAnalysis(m, optimised: optimised)
+            let d = DriftAnalysis(m, optimised: optimisedScorers(c.reward))
             var row: [(String, JSONValue)] = [("algo", .string(algo))]
             row.append(("proxy_gain", .double((d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))))
             for g in d.gold { row.append((g.name + " change", .double((g.points.last?.y ?? 0) - (g.points.first?.y ?? 0)))) }
