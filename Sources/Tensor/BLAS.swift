@@ -1,4 +1,10 @@
 import CBLAS
+import CGemm
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
 /// op(A) is (M, K), op(B) is (K, N), C is (M, N); leading dimensions are row strides.
@@ -46,8 +52,34 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
 func sgemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                  _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                  _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    if GEMM.ownKernel && ft_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
+        return
+    }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Which GEMM runs the products.
+///
+/// On a CPU with AVX-512, flowtune's own kernel (CGemm: packed panels, a 12 x 32 micro-kernel
+/// on zmm registers); elsewhere, or with FLOWTUNE_GEMM=openblas in the environment, OpenBLAS.
+/// The point is the kernel width: the OpenBLAS 0.3.21 of these machines runs its AVX2 kernels
+/// when OPENBLAS_CORETYPE=Haswell is set, which halves the GEMM rate on an AVX-512 CPU.
+public enum GEMM {
+    /// True while flowtune's kernel serves the products. Set from the environment on first
+    /// use (FLOWTUNE_GEMM=openblas forces OpenBLAS); `bench` switches it to measure both.
+    nonisolated(unsafe) public static var ownKernel: Bool = ownKernelAvailable && !forcedOpenBLAS
+
+    /// The CPU and OS run flowtune's AVX-512 kernel.
+    public static let ownKernelAvailable: Bool = ft_gemm_available() == 1
+
+    static var forcedOpenBLAS: Bool {
+        guard let s = getenv("FLOWTUNE_GEMM") else { return false }
+        return String(cString: s) == "openblas"
+    }
+
+    /// "flowtune-avx512", or "openblas-" and OpenBLAS's kernel family.
+    public static var name: String { ownKernel ? "flowtune-avx512" : "openblas-" + BLASThreads.coreName }
 }
 
 public enum BLASThreads {

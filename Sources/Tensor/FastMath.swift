@@ -50,3 +50,22 @@ public func mapSIMD8(_ n: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutable
         for j in 0..<(n - i) { dst[i + j] = r[j] }
     }
 }
+
+extension UnsafePointer where Pointee == Float {
+    /// The 8 floats at self + i (no alignment needed).
+    @inline(__always) public func simd8(_ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(self + i).loadUnaligned(as: SIMD8<Float>.self)
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == Float {
+    /// The 8 floats at self + i (no alignment needed).
+    @inline(__always) public func simd8(_ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(self + i).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    /// Stores 8 floats at self + i.
+    @inline(__always) public func store8(_ v: SIMD8<Float>, at i: Int) {
+        UnsafeMutableRawPointer(self + i).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+}

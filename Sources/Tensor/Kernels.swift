@@ -86,22 +86,31 @@ public func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dgamma: UnsafeM
             for i in 0..<c { dgamma[i] += dy[i] * (x[i] - m) * rs; dbeta[i] += dy[i] }
         }
     }
-    parallelFor(n, minChunk: 256) { rows in
+    parallelFor(n, minChunk: 64) { rows in
+        let c8 = c / 8 * 8
         for r in rows {
             let x = inp + r * c, dy = dout + r * c, dx = dinp + r * c
             let m = mean[r], rs = rstd[r]
-            // g = dy * gamma; dx = rs * (g - mean(g) - xhat * mean(g * xhat))
-            var sg: Float = 0, sgx: Float = 0
-            for i in 0..<c {
-                let g = gamma.map { dy[i] * $0[i] } ?? dy[i]
-                sg += g; sgx += g * (x[i] - m) * rs
+            let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs)
+            // g = dy * gamma; dx += rs * (g - mean(g) - xhat * mean(g * xhat))
+            @inline(__always) func g8(_ i: Int) -> SIMD8<Float> { gamma.map { dy.simd8(i) * $0.simd8(i) } ?? dy.simd8(i) }
+            @inline(__always) func g1(_ i: Int) -> Float { gamma.map { dy[i] * $0[i] } ?? dy[i] }
+            var sg8 = SIMD8<Float>(), sgx8 = SIMD8<Float>()
+            var i = 0
+            while i < c8 {
+                let g = g8(i)
+                sg8 += g; sgx8 += g * ((x.simd8(i) - mv) * rv); i += 8
             }
+            var sg = sg8.sum(), sgx = sgx8.sum()
+            while i < c { let g = g1(i); sg += g; sgx += g * (x[i] - m) * rs; i += 1 }
             sg /= Float(c); sgx /= Float(c)
-            for i in 0..<c {
-                let g = gamma.map { dy[i] * $0[i] } ?? dy[i]
-                let xhat = (x[i] - m) * rs
-                dx[i] += rs * (g - sg - xhat * sgx)
+            let sgv = SIMD8<Float>(repeating: sg), sgxv = SIMD8<Float>(repeating: sgx)
+            i = 0
+            while i < c8 {
+                let xhat = (x.simd8(i) - mv) * rv
+                dx.store8(dx.simd8(i) + rv * (g8(i) - sgv - xhat * sgxv), at: i); i += 8
             }
+            while i < c { dx[i] += rs * (g1(i) - sg - (x[i] - m) * rs * sgx); i += 1 }
         }
     }
 }

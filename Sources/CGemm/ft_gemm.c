@@ -1,0 +1,208 @@
+// Single-precision GEMM with an AVX-512 micro-kernel, for CPUs where the BLAS in use runs
+// narrower kernels (OpenBLAS 0.3.21 with OPENBLAS_CORETYPE=Haswell on an AVX-512 machine).
+//
+// The classic Goto/BLIS blocking: for each NC-column block of op(B) and KC-deep slice of k,
+// op(B) is packed into NR-wide column panels (k-major, zero-padded); for each MC-row block of
+// op(A), op(A) is packed into MR-tall row panels; then an MR x NR tile of C is computed per
+// micro-kernel call with 2 * MR zmm accumulators: each k step loads one row of the B panel
+// (two zmm) and broadcasts MR values of the A panel. The B micro-panel (KC x NR) stays in L1
+// while the A panels (MC x KC) stream from L2.
+#include "ft_gemm.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+enum { MR = 12, NR = 32, KC = 256, MC = 192, NC = 2048 };   // MC % MR == 0, NC % NR == 0
+
+static long min_l(long a, long b) { return a < b ? a : b; }
+static long round_up(long x, long to) { return (x + to - 1) / to * to; }
+
+int ft_gemm_available(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;   // OSXSAVE
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xE6) != 0xE6) return 0;   // the OS saves XMM, YMM, opmask and both ZMM halves
+    if (__get_cpuid_max(0, 0) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 16) & 1;                // AVX-512F
+}
+
+// Per-thread packing buffers, grown on demand and freed when the thread exits.
+typedef struct { float *a, *b; size_t a_cap, b_cap; } buffers;
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+static void free_buffers(void *p) { buffers *s = p; free(s->a); free(s->b); free(s); }
+static void make_key(void) { pthread_key_create(&buffers_key, free_buffers); }
+
+static float *reserve(float **p, size_t *cap, size_t need) {
+    if (*cap >= need) return *p;
+    free(*p);
+    *p = NULL;
+    *cap = 0;
+    void *q;
+    if (posix_memalign(&q, 64, need * sizeof(float)) != 0) return NULL;
+    *p = q;
+    *cap = need;
+    return *p;
+}
+
+static buffers *thread_buffers(void) {
+    pthread_once(&buffers_once, make_key);
+    buffers *s = pthread_getspecific(buffers_key);
+    if (!s) {
+        s = calloc(1, sizeof(buffers));
+        if (!s || pthread_setspecific(buffers_key, s) != 0) { free(s); return NULL; }
+    }
+    return s;
+}
+
+// op(A) rows i0..<i0+mc, columns p0..<p0+kc into ceil(mc/MR) panels of MR x kc, k-major:
+// dst[panel][p][r]; rows past mc are zero.
+__attribute__((target("avx512f")))
+static void pack_a(int trans, const float *a, long lda, long i0, long p0, long mc, long kc, float *dst) {
+    for (long ir = 0; ir < mc; ir += MR) {
+        long mr = min_l(MR, mc - ir);
+        float *d = dst + ir * kc;
+        if (trans) {            // op(A)[i][p] = a[p * lda + i]: MR contiguous values per p
+            __mmask16 mask = (__mmask16)((1u << min_l(mr, 16)) - 1);
+            for (long p = 0; p < kc; p++) {
+                const float *s = a + (p0 + p) * lda + i0 + ir;
+                if (mr == MR) {
+                    for (int r = 0; r < MR; r++) d[p * MR + r] = s[r];
+                } else {
+                    _mm512_mask_storeu_ps(d + p * MR, 0x0FFF, _mm512_maskz_loadu_ps(mask, s));
+                }
+            }
+        } else {                // op(A)[i][p] = a[i * lda + p]: rows are contiguous in p
+            for (long r = 0; r < MR; r++) {
+                if (r < mr) {
+                    const float *s = a + (i0 + ir + r) * lda + p0;
+                    for (long p = 0; p < kc; p++) d[p * MR + r] = s[p];
+                } else {
+                    for (long p = 0; p < kc; p++) d[p * MR + r] = 0;
+                }
+            }
+        }
+    }
+}
+
+// op(B) rows p0..<p0+kc, columns j0..<j0+nc into ceil(nc/NR) panels of kc x NR:
+// dst[panel][p][c]; columns past nc are zero.
+__attribute__((target("avx512f")))
+static void pack_b(int trans, const float *b, long ldb, long p0, long j0, long kc, long nc, float *dst) {
+    for (long jr = 0; jr < nc; jr += NR) {
+        long nr = min_l(NR, nc - jr);
+        float *d = dst + jr * kc;
+        if (!trans) {           // op(B)[p][j] = b[p * ldb + j]: NR contiguous values per p
+            __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+            __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+            for (long p = 0; p < kc; p++) {
+                const float *s = b + (p0 + p) * ldb + j0 + jr;
+                _mm512_store_ps(d + p * NR, _mm512_maskz_loadu_ps(m0, s));
+                _mm512_store_ps(d + p * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+            }
+        } else {                // op(B)[p][j] = b[j * ldb + p]: columns are contiguous in p
+            for (long c = 0; c < NR; c++) {
+                if (c < nr) {
+                    const float *s = b + (j0 + jr + c) * ldb + p0;
+                    for (long p = 0; p < kc; p++) d[p * NR + c] = s[p];
+                } else {
+                    for (long p = 0; p < kc; p++) d[p * NR + c] = 0;
+                }
+            }
+        }
+    }
+}
+
+// C[0..<mr][0..<nr] = alpha * (A x B panel) + beta * C (C not read when beta == 0).
+__attribute__((target("avx512f")))
+static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
+                   float alpha, float beta, long mr, long nr) {
+    __m512 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+#pragma clang loop unroll_count(2)
+    for (long p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(ap[r]);
+            acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+        }
+        ap += MR;
+        bp += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+        if (r < mr) {
+            float *cr = c + r * ldc;
+            __m512 v0 = _mm512_mul_ps(va, acc0[r]), v1 = _mm512_mul_ps(va, acc1[r]);
+            if (beta != 0) {
+                v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
+                v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+            }
+            _mm512_mask_storeu_ps(cr, m0, v0);
+            _mm512_mask_storeu_ps(cr + 16, m1, v1);
+        }
+    }
+}
+
+static void scale_c(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+}
+
+__attribute__((target("avx512f")))
+int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0 || alpha == 0) { scale_c(m, n, beta, c, ldc); return 0; }
+    buffers *bufs = thread_buffers();
+    if (!bufs) return -1;
+    long kc_max = min_l(k, KC);
+    float *bpack = reserve(&bufs->b, &bufs->b_cap, (size_t)(kc_max * round_up(min_l(n, NC), NR)));
+    float *apack = reserve(&bufs->a, &bufs->a_cap, (size_t)(kc_max * round_up(min_l(m, MC), MR)));
+    if (!bpack || !apack) return -1;
+    for (long jc = 0; jc < n; jc += NC) {
+        long nc = min_l(NC, n - jc);
+        for (long pc = 0; pc < k; pc += KC) {
+            long kc = min_l(KC, k - pc);
+            pack_b(trans_b, b, ldb, pc, jc, kc, nc, bpack);
+            float beta_block = pc == 0 ? beta : 1.0f;
+            for (long ic = 0; ic < m; ic += MC) {
+                long mc = min_l(MC, m - ic);
+                pack_a(trans_a, a, lda, ic, pc, mc, kc, apack);
+                for (long jr = 0; jr < nc; jr += NR) {
+                    for (long ir = 0; ir < mc; ir += MR) {
+                        long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
+                        float *ct = c + (ic + ir) * ldc + jc + jr;
+                        kernel(kc, apack + ir * kc, bpack + jr * kc, ct, ldc, alpha, beta_block, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+#else
+
+int ft_gemm_available(void) { return 0; }
+
+int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha;
+    (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+    return -1;
+}
+
+#endif

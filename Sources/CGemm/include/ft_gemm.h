@@ -1,0 +1,16 @@
+#ifndef FT_GEMM_H
+#define FT_GEMM_H
+
+/// 1 when this CPU and OS run AVX-512F code (CPUID leaf 7 and the OS's ZMM state in XCR0),
+/// so that ft_sgemm may be called; 0 otherwise (and on every non-x86-64 machine).
+int ft_gemm_available(void);
+
+/// Row-major single-precision GEMM, C = alpha * op(A) * op(B) + beta * C, with op(A) (m, k),
+/// op(B) (k, n) and C (m, n); lda/ldb/ldc are row strides; trans_a/trans_b nonzero for A^T/B^T.
+/// Same contract as cblas_sgemm(CblasRowMajor, ...): with beta == 0, C is not read.
+/// Single-threaded; callers split large products. Only call it when ft_gemm_available() is 1.
+/// Returns 0, or -1 when its packing buffers could not be allocated (C is then untouched).
+int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
+
+#endif

@@ -1,0 +1,77 @@
+import Testing
+import CBLAS
+import CGemm
+import Tensor
+
+/// flowtune's own AVX-512 GEMM (CGemm) against a double-precision reference, over every
+/// transposition, edge tiles in both directions, padded leading dimensions, several k blocks,
+/// more columns than one column block, and both beta paths.
+@Suite struct GemmTests {
+    typealias Case = (m: Int, n: Int, k: Int)
+    static let shapes: [Case] = [(1, 1, 1), (13, 33, 7), (12, 32, 256), (25, 70, 300), (197, 65, 513), (40, 2100, 20), (3, 17, 600)]
+
+    /// Row-major reference: C = alpha op(A) op(B) + beta C, in double.
+    static func reference(_ ta: Bool, _ tb: Bool, _ s: Case, _ alpha: Float, _ a: [Float], _ lda: Int,
+                          _ b: [Float], _ ldb: Int, _ beta: Float, _ c: [Float], _ ldc: Int) -> [Double] {
+        var out = c.map(Double.init)
+        for i in 0..<s.m { for j in 0..<s.n {
+            var sum = 0.0
+            for p in 0..<s.k {
+                let x = ta ? a[p * lda + i] : a[i * lda + p]
+                let y = tb ? b[j * ldb + p] : b[p * ldb + j]
+                sum += Double(x) * Double(y)
+            }
+            out[i * ldc + j] = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j]))
+        } }
+        return out
+    }
+
+    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"),
+          arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func ownKernelMatchesReference(ta: Bool, tb: Bool) {
+        var rng = RNG(seed: 11)
+        for s in Self.shapes {
+            // leading dimensions padded by 3, so that rows are not 64-byte aligned
+            let lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 3, ldc = s.n + 3
+            let a = rng.normals((ta ? s.k : s.m) * lda), b = rng.normals((tb ? s.n : s.k) * ldb)
+            for (alpha, beta) in [(Float(0.7), Float(0)), (Float(-1.1), Float(1.3))] {
+                var c = rng.normals(s.m * ldc)
+                if beta == 0 { for i in 0..<s.m { c[i * ldc] = .nan } }   // never read when beta == 0
+                let expected = Self.reference(ta, tb, s, alpha, a, lda, b, ldb, beta, c, ldc)
+                let rc = ft_sgemm(ta ? 1 : 0, tb ? 1 : 0, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, &c, ldc)
+                #expect(rc == 0)
+                var worst = 0.0, untouched = true
+                for i in 0..<s.m {
+                    for j in 0..<s.n { worst = max(worst, abs(Double(c[i * ldc + j]) - expected[i * ldc + j])) }
+                    for j in s.n..<ldc where Double(c[i * ldc + j]) != expected[i * ldc + j] { untouched = false }
+                }
+                #expect(worst < 1e-4 * Double(s.k).squareRoot() + 1e-5, "\(s) ta=\(ta) tb=\(tb) beta=\(beta): \(worst)")
+                #expect(untouched, "\(s): the padding between rows of C was written")
+            }
+        }
+    }
+
+    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"))
+    func emptyInnerDimensionScalesC() {
+        var c: [Float] = [1, 2, 3, 4, 5, 6]
+        let a: [Float] = [9], b: [Float] = [9]
+        #expect(ft_sgemm(0, 0, 2, 3, 0, 1, a, 1, b, 3, 0.5, &c, 3) == 0)
+        #expect(c == [0.5, 1, 1.5, 2, 2.5, 3])
+        c[0] = .nan
+        #expect(ft_sgemm(0, 0, 2, 3, 0, 1, a, 1, b, 3, 0, &c, 3) == 0)
+        #expect(c == [0, 0, 0, 0, 0, 0])
+    }
+
+    /// The dispatching wrapper (whichever GEMM it picked) agrees with OpenBLAS itself.
+    @Test func wrapperAgreesWithOpenBLAS() {
+        var rng = RNG(seed: 12)
+        let (m, n, k) = (301, 129, 130)
+        let a = rng.normals(m * k), b = rng.normals(n * k)
+        var c1 = [Float](repeating: 0, count: m * n), c2 = c1
+        sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c1, ldc: n)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, &c2, Int32(n))
+        var worst: Float = 0
+        for i in c1.indices { worst = max(worst, abs(c1[i] - c2[i])) }
+        #expect(worst < 1e-3)
+    }
+}
