@@ -119,10 +119,48 @@ static void pack_b(int trans, const float *b, long ldb, long p0, long j0, long k
     }
 }
 
-// C[0..<mr][0..<nr] = alpha * (A x B panel) + beta * C (C not read when beta == 0).
+// exp(x) as flowtune's Swift kernels compute it (Tensor/FastMath.swift, fastExp): x clamped to
+// [-87, 88], x = n ln2 + r, a degree-7 Taylor polynomial for e^r, 2^n from exponent bits.
+__attribute__((target("avx512f")))
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 shifted = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), magic);
+    __m512 n = _mm512_sub_ps(shifted, magic);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693145751953125f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(1.428606765330187045e-06f)));
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(magic));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+// GELU, tanh form, as Tensor/Kernels.swift's geluForward: x / (1 + exp(-2u)),
+// u = sqrt(2/pi) (x + 0.044715 x^3).
+__attribute__((target("avx512f")))
+static inline __m512 gelu16(__m512 x) {
+    __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456f), _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(0.044715f), x3)));
+    __m512 e = exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// What is added to or derived from each finished tile: a bias per column of C (added with the
+// first k block), and GELU of the result written to a second matrix (after the last k block).
+typedef struct { const float *bias; float *gelu; long ldg; } epilogue;
+
+// C[0..<mr][0..<nr] = alpha * (A x B panel) + beta * C [+ bias] (C not read when beta == 0);
+// with `g`, also g = GELU(C). `bias` and `g` point at the tile's column / tile, or are NULL.
 __attribute__((target("avx512f")))
 static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
-                   float alpha, float beta, long mr, long nr) {
+                   float alpha, float beta, long mr, long nr, const float *bias, float *g, long ldg) {
     __m512 acc0[MR], acc1[MR];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
@@ -141,6 +179,8 @@ static void kernel(long kc, const float *restrict ap, const float *restrict bp, 
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
         if (r < mr) {
@@ -150,22 +190,39 @@ static void kernel(long kc, const float *restrict ap, const float *restrict bp, 
                 v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
                 v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
             }
+            if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
             _mm512_mask_storeu_ps(cr, m0, v0);
             _mm512_mask_storeu_ps(cr + 16, m1, v1);
+            if (g) {
+                _mm512_mask_storeu_ps(g + r * ldg, m0, gelu16(v0));
+                _mm512_mask_storeu_ps(g + r * ldg + 16, m1, gelu16(v1));
+            }
         }
     }
 }
 
-static void scale_c(long m, long n, float beta, float *c, long ldc) {
-    for (long i = 0; i < m; i++)
-        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+// k == 0 or alpha == 0: C = beta * C [+ bias], [g = GELU(C)].
+__attribute__((target("avx512f")))
+static void scale_c(long m, long n, float beta, float *c, long ldc, epilogue e) {
+    for (long i = 0; i < m; i++) {
+        for (long j = 0; j < n; j += 16) {
+            __mmask16 mask = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+            float *cr = c + i * ldc + j;
+            __m512 v = beta == 0 ? _mm512_setzero_ps() : _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, cr));
+            if (e.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, e.bias + j));
+            _mm512_mask_storeu_ps(cr, mask, v);
+            if (e.gelu) _mm512_mask_storeu_ps(e.gelu + i * e.ldg + j, mask, gelu16(v));
+        }
+    }
 }
 
 __attribute__((target("avx512f")))
-int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
-             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                   const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                   const float *bias, float *gelu_out, long ldg) {
+    epilogue e = {bias, gelu_out, ldg};
     if (m <= 0 || n <= 0) return 0;
-    if (k <= 0 || alpha == 0) { scale_c(m, n, beta, c, ldc); return 0; }
+    if (k <= 0 || alpha == 0) { scale_c(m, n, beta, c, ldc, e); return 0; }
     buffers *bufs = thread_buffers();
     if (!bufs) return -1;
     long kc_max = min_l(k, KC);
@@ -178,14 +235,17 @@ int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
             long kc = min_l(KC, k - pc);
             pack_b(trans_b, b, ldb, pc, jc, kc, nc, bpack);
             float beta_block = pc == 0 ? beta : 1.0f;
+            int first = pc == 0, last = pc + kc >= k;
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_l(MC, m - ic);
                 pack_a(trans_a, a, lda, ic, pc, mc, kc, apack);
                 for (long jr = 0; jr < nc; jr += NR) {
+                    const float *bias_t = first && bias ? bias + jc + jr : NULL;
                     for (long ir = 0; ir < mc; ir += MR) {
                         long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
                         float *ct = c + (ic + ir) * ldc + jc + jr;
-                        kernel(kc, apack + ir * kc, bpack + jr * kc, ct, ldc, alpha, beta_block, mr, nr);
+                        float *gt = last && gelu_out ? gelu_out + (ic + ir) * ldg + jc + jr : NULL;
+                        kernel(kc, apack + ir * kc, bpack + jr * kc, ct, ldc, alpha, beta_block, mr, nr, bias_t, gt, ldg);
                     }
                 }
             }
@@ -194,9 +254,21 @@ int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
     return 0;
 }
 
+int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    return ft_sgemm_fused(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL, 0);
+}
+
 #else
 
 int ft_gemm_available(void) { return 0; }
+
+int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                   const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                   const float *bias, float *gelu_out, long ldg) {
+    (void)bias; (void)gelu_out; (void)ldg;
+    return ft_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {

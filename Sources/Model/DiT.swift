@@ -144,8 +144,7 @@ public final class DiT {
         modulateForward(out: a.m2.pointer, x: a.ln2.pointer, mod: a.mod.pointer, modStride: 6 * D, shift: 3 * D, scale: 4 * D,
                         batch: B, rows: T, d: D)
         linearForward(out: a.f1.pointer, inp: a.m2.pointer, weight: p(pre + "fc1.weight"), bias: p(pre + "fc1.bias"),
-                      n: N, inFeatures: D, outFeatures: c.hidden)
-        geluForward(out: a.g.pointer, inp: a.f1.pointer, count: N * c.hidden)
+                      n: N, inFeatures: D, outFeatures: c.hidden, geluOut: a.g.pointer)
         linearForward(out: a.f2.pointer, inp: a.g.pointer, weight: p(pre + "fc2.weight"), bias: p(pre + "fc2.bias"),
                       n: N, inFeatures: c.hidden, outFeatures: D)
         gatedResidualForward(out: out, res: a.hMid.pointer, x: a.f2.pointer, mod: a.mod.pointer, modStride: 6 * D,

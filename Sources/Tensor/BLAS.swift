@@ -6,8 +6,11 @@ import Glibc
 import Darwin
 #endif
 
-/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
+/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C [+ bias].
 /// op(A) is (M, K), op(B) is (K, N), C is (M, N); leading dimensions are row strides.
+/// `bias` (N) is added to every row of C; with `geluOut` (same shape and row stride as C),
+/// GELU(C) is written there too: both are fused into the GEMM's last pass over C when the
+/// own kernel runs (one pass over memory instead of three).
 ///
 /// OpenBLAS runs single-threaded (its idle threads spin in sched_yield and fight our own
 /// workers on a 2-core machine); large products are split here by rows of C (or by columns
@@ -19,12 +22,14 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
                   a: UnsafePointer<Float>, lda: Int,
                   b: UnsafePointer<Float>, ldb: Int,
                   beta: Float = 0,
-                  c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true) {
+                  c: UnsafeMutablePointer<Float>, ldc: Int,
+                  bias: UnsafePointer<Float>? = nil, geluOut: UnsafeMutablePointer<Float>? = nil,
+                  parallel: Bool = true) {
     if m == 0 || n == 0 { return }
     _ = BLASThreads.singleThreaded
     let workers = Parallelism.workers
     if !parallel || workers == 1 || m * n * k < 1 << 20 {
-        sgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        sgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut)
         return
     }
     if m >= 8 * workers {
@@ -34,7 +39,8 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         parallelForEach(chunks) { i in
             let lo = i * per, rows = min(per, m - lo)
             let aOff = transA ? lo : lo * lda
-            sgemmSerial(transA, transB, rows, n, k, alpha, a + aOff, lda, b, ldb, beta, c + lo * ldc, ldc)
+            sgemmSerial(transA, transB, rows, n, k, alpha, a + aOff, lda, b, ldb, beta, c + lo * ldc, ldc,
+                        bias, geluOut.map { $0 + lo * ldc })
         }
     } else {
         // split columns of C (and of op(B))
@@ -43,7 +49,8 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         parallelForEach(chunks) { i in
             let lo = i * per, cols = min(per, n - lo)
             let bOff = transB ? lo * ldb : lo
-            sgemmSerial(transA, transB, m, cols, k, alpha, a, lda, b + bOff, ldb, beta, c + lo, ldc)
+            sgemmSerial(transA, transB, m, cols, k, alpha, a, lda, b + bOff, ldb, beta, c + lo, ldc,
+                        bias.map { $0 + lo }, geluOut.map { $0 + lo })
         }
     }
 }
@@ -51,20 +58,35 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
 @inline(__always)
 func sgemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                  _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                 _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-    if GEMM.ownKernel && ft_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
+                 _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+                 _ bias: UnsafePointer<Float>?, _ geluOut: UnsafeMutablePointer<Float>?) {
+    if GEMM.ownKernel && ft_sgemm_fused(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                        bias, geluOut, ldc) == 0 {
         return
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    sgemmOpenBLAS(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut)
 }
 
-/// Which GEMM runs the products.
-///
-/// On a CPU with AVX-512, flowtune's own kernel (CGemm: packed panels, a 12 x 32 micro-kernel
-/// on zmm registers); elsewhere, or with FLOWTUNE_GEMM=openblas in the environment, OpenBLAS.
-/// The point is the kernel width: the OpenBLAS 0.3.21 of these machines runs its AVX2 kernels
-/// when OPENBLAS_CORETYPE=Haswell is set, which halves the GEMM rate on an AVX-512 CPU.
+/// The same product through OpenBLAS, with the bias and GELU as separate passes.
+func sgemmOpenBLAS(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                   _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+                   _ bias: UnsafePointer<Float>?, _ geluOut: UnsafeMutablePointer<Float>?) {
+    // a bias with beta == 0 is the initial C of the product (one pass fewer); otherwise added after
+    let biasFirst = bias != nil && beta == 0
+    if let bias, biasFirst {
+        for r in 0..<m { (c + r * ldc).update(from: bias, count: n) }
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), biasFirst ? 1 : beta, c, Int32(ldc))
+    if let bias, !biasFirst {
+        for r in 0..<m { let row = c + r * ldc; for j in 0..<n { row[j] += bias[j] } }
+    }
+    if let geluOut {
+        for r in 0..<m { geluRow(out: geluOut + r * ldc, inp: c + r * ldc, count: n) }
+    }
+}
+
 public enum GEMM {
     /// True while flowtune's kernel serves the products. Set from the environment on first
     /// use (FLOWTUNE_GEMM=openblas forces OpenBLAS); `bench` switches it to measure both.

@@ -5,16 +5,15 @@
 
 // MARK: - Linear (PyTorch layout: weight (Out, In), y = x W^T + b)
 
-/// out (N, Out) = inp (N, In) W^T + b.
+/// out (N, Out) = inp (N, In) W^T + b; with `geluOut` (N, Out), also geluOut = GELU(out)
+/// (fused into the GEMM's epilogue when flowtune's own kernel runs).
 public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                          n: Int, inFeatures: Int, outFeatures: Int) {
-    if let bias {
-        for r in 0..<n { (out + r * outFeatures).update(from: bias, count: outFeatures) }
-    }
+                          n: Int, inFeatures: Int, outFeatures: Int,
+                          geluOut: UnsafeMutablePointer<Float>? = nil) {
     sgemm(transB: true, m: n, n: outFeatures, k: inFeatures,
           a: inp, lda: inFeatures, b: weight, ldb: inFeatures,
-          beta: bias == nil ? 0 : 1, c: out, ldc: outFeatures)
+          c: out, ldc: outFeatures, bias: bias, geluOut: geluOut)
 }
 
 /// dinp (N, In) = dout W  (written, or accumulated if `accumulateInput`);
@@ -120,10 +119,16 @@ public func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dgamma: UnsafeM
 /// GELU, tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) = x * sigmoid(2u).
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
     parallelFor(count, minChunk: 1 << 15) { r in
-        mapSIMD8(r.count, inp + r.lowerBound, out + r.lowerBound) { x in
-            let u = 0.797_884_56 * (x + 0.044_715 * x * x * x)
-            return x / (1 + fastExp(-2 * u))
-        }
+        geluRow(out: out + r.lowerBound, inp: inp + r.lowerBound, count: r.count)
+    }
+}
+
+/// GELU of `count` contiguous values on the calling thread.
+@inline(__always)
+public func geluRow(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+    mapSIMD8(count, inp, out) { x in
+        let u = 0.797_884_56 * (x + 0.044_715 * x * x * x)
+        return x / (1 + fastExp(-2 * u))
     }
 }
 

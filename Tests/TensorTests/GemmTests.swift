@@ -1,7 +1,8 @@
 import Testing
 import CBLAS
 import CGemm
-import Tensor
+@testable import Tensor
+import Foundation
 
 /// flowtune's own AVX-512 GEMM (CGemm) against a double-precision reference, over every
 /// transposition, edge tiles in both directions, padded leading dimensions, several k blocks,
@@ -60,6 +61,39 @@ import Tensor
         c[0] = .nan
         #expect(ft_sgemm(0, 0, 2, 3, 0, 1, a, 1, b, 3, 0, &c, 3) == 0)
         #expect(c == [0, 0, 0, 0, 0, 0])
+    }
+
+    /// The fused epilogue (bias per column, GELU of the result into a second matrix), through
+    /// the own kernel and through the OpenBLAS path, against the reference and exact tanh GELU.
+    @Test(arguments: [false, true])
+    func biasAndGeluEpilogue(own: Bool) throws {
+        if own && ft_gemm_available() != 1 { return }
+        var rng = RNG(seed: 13)
+        for s in [(m: 25, n: 70, k: 300), (m: 13, n: 33, k: 7), (m: 4, n: 5, k: 0)] {
+            let a = rng.normals(s.m * max(s.k, 1)), b = rng.normals(s.n * max(s.k, 1), scale: 0.1)
+            let bias = rng.normals(s.n)
+            for beta in [Float(0), 0.5] {
+                var c = rng.normals(s.m * s.n), g = [Float](repeating: .nan, count: s.m * s.n)
+                let expected = Self.reference(false, true, s, 1, a, max(s.k, 1), b, max(s.k, 1), beta, c, s.n)
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in bias.withUnsafeBufferPointer { biasp in
+                    c.withUnsafeMutableBufferPointer { cp in g.withUnsafeMutableBufferPointer { gp in
+                        if own {
+                            #expect(ft_sgemm_fused(0, 1, s.m, s.n, s.k, 1, ap.baseAddress, max(s.k, 1), bp.baseAddress, max(s.k, 1),
+                                                   beta, cp.baseAddress, s.n, biasp.baseAddress, gp.baseAddress, s.n) == 0)
+                        } else {
+                            sgemmOpenBLAS(false, true, s.m, s.n, s.k, 1, ap.baseAddress!, max(s.k, 1), bp.baseAddress!, max(s.k, 1),
+                                          beta, cp.baseAddress!, s.n, biasp.baseAddress!, gp.baseAddress!)
+                        }
+                    } }
+                } } }
+                for i in 0..<s.m { for j in 0..<s.n {
+                    let want = expected[i * s.n + j] + Double(bias[j])
+                    #expect(abs(Double(c[i * s.n + j]) - want) < 1e-4, "\(s) C[\(i),\(j)]")
+                    let gelu = 0.5 * want * (1 + tanh(0.797_884_560_8 * (want + 0.044715 * want * want * want)))
+                    #expect(abs(Double(g[i * s.n + j]) - gelu) < 1e-4, "\(s) GELU[\(i),\(j)]")
+                } }
+            }
+        }
     }
 
     /// The dispatching wrapper (whichever GEMM it picked) agrees with OpenBLAS itself.

@@ -13,4 +13,10 @@ int ft_gemm_available(void);
 int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
+/// ft_sgemm with an epilogue: C = alpha * op(A) * op(B) + beta * C + bias, bias (n) added to
+/// every row (NULL: none); with gelu_out, also gelu_out = GELU(C) (tanh form; row stride ldg).
+int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                   const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                   const float *bias, float *gelu_out, long ldg);
+
 #endif
