@@ -15,6 +15,7 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
+#include <math.h>
 
 enum { MR = 12, NR = 32, KC = 256, MC = 192, NC = 2048 };   // MC % MR == 0, NC % NR == 0
 
@@ -33,10 +34,10 @@ int ft_gemm_available(void) {
 }
 
 // Per-thread packing buffers, grown on demand and freed when the thread exits.
-typedef struct { float *a, *b; size_t a_cap, b_cap; } buffers;
+typedef struct { float *a, *b, *t; size_t a_cap, b_cap, t_cap; } buffers;
 static pthread_key_t buffers_key;
 static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
-static void free_buffers(void *p) { buffers *s = p; free(s->a); free(s->b); free(s); }
+static void free_buffers(void *p) { buffers *s = p; free(s->a); free(s->b); free(s->t); free(s); }
 static void make_key(void) { pthread_key_create(&buffers_key, free_buffers); }
 
 static float *reserve(float **p, size_t *cap, size_t need) {
@@ -259,9 +260,113 @@ int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
     return ft_sgemm_fused(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL, 0);
 }
 
+// MARK: attention for one (batch entry, head)
+
+enum { MQ = 8 };   // query rows per register tile
+
+// The rows of x (T x hd, row stride ld) transposed into kt (hd x tp), keys past T zero.
+static void transpose_keys(long T, long hd, const float *x, long ld, float *kt, long tp) {
+    for (long d = 0; d < hd; d++)
+        for (long j = T; j < tp; j++) kt[d * tp + j] = 0;
+    for (long j = 0; j < T; j++)
+        for (long d = 0; d < hd; d++) kt[d * tp + j] = x[j * ld + d];
+}
+
+__attribute__((target("avx512f")))
+static inline __mmask16 lanes(long n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// In-place softmax of one row of T scores; mask (T, 0/1 floats) or NULL. Masked keys get
+// exactly 0; a row with every key masked becomes all zeros.
+__attribute__((target("avx512f")))
+static void softmax_row(float *y, long T, const float *mask) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (long j = 0; j < T; j += 16) {
+        __mmask16 m = lanes(T - j);
+        if (mask) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, mask + j), _mm512_setzero_ps(), _CMP_NEQ_OQ);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, y + j));
+    }
+    float best = _mm512_reduce_max_ps(mx);
+    if (best == -INFINITY) {
+        for (long j = 0; j < T; j++) y[j] = 0;
+        return;
+    }
+    __m512 b = _mm512_set1_ps(best), acc = _mm512_setzero_ps();
+    for (long j = 0; j < T; j += 16) {
+        __mmask16 m = lanes(T - j);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + j), b));
+        if (mask) e = _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, mask + j));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(y + j, m, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+    for (long j = 0; j < T; j += 16) {
+        __mmask16 m = lanes(T - j);
+        _mm512_mask_storeu_ps(y + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + j), inv));
+    }
+}
+
+__attribute__((target("avx512f")))
+int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                         const float *mask, float *probs, float *out, long ldo) {
+    if (T <= 0 || hd <= 0) return 0;
+    buffers *bufs = thread_buffers();
+    if (!bufs) return -1;
+    long tp = round_up(T, 16);
+    float *kt = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp));
+    if (!kt) return -1;
+    transpose_keys(T, hd, k, ld, kt, tp);
+    __m512 vs = _mm512_set1_ps(scale);
+    for (long i0 = 0; i0 < T; i0 += MQ) {
+        long rows = min_l(MQ, T - i0);
+        const float *qr[MQ];
+        for (int r = 0; r < MQ; r++) qr[r] = q + min_l(i0 + r, T - 1) * ld;   // tail rows repeat the last
+        // scores: probs[i][j] = scale * q_i . k_j, 16 keys at a time
+        for (long j = 0; j < T; j += 16) {
+            __m512 acc[MQ];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MQ; r++) acc[r] = _mm512_setzero_ps();
+            for (long d = 0; d < hd; d++) {
+                __m512 kv = _mm512_loadu_ps(kt + d * tp + j);
+#pragma clang loop unroll(full)
+                for (int r = 0; r < MQ; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), kv, acc[r]);
+            }
+            __mmask16 m = lanes(T - j);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MQ; r++)
+                if (r < rows) _mm512_mask_storeu_ps(probs + (i0 + r) * T + j, m, _mm512_mul_ps(acc[r], vs));
+        }
+        for (long r = 0; r < rows; r++) softmax_row(probs + (i0 + r) * T, T, mask);
+        // out_i = sum_j p_ij v_j, 16 head dimensions at a time
+        const float *pr[MQ];
+        for (int r = 0; r < MQ; r++) pr[r] = probs + min_l(i0 + r, T - 1) * T;
+        for (long d = 0; d < hd; d += 16) {
+            __mmask16 m = lanes(hd - d);
+            __m512 acc[MQ];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MQ; r++) acc[r] = _mm512_setzero_ps();
+            for (long j = 0; j < T; j++) {
+                __m512 vv = _mm512_maskz_loadu_ps(m, v + j * ld + d);
+#pragma clang loop unroll(full)
+                for (int r = 0; r < MQ; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(pr[r][j]), vv, acc[r]);
+            }
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MQ; r++)
+                if (r < rows) _mm512_mask_storeu_ps(out + (i0 + r) * ldo + d, m, acc[r]);
+        }
+    }
+    return 0;
+}
+
 #else
 
 int ft_gemm_available(void) { return 0; }
+
+int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                         const float *mask, float *probs, float *out, long ldo) {
+    (void)T; (void)hd; (void)scale; (void)q; (void)k; (void)v; (void)ld; (void)mask; (void)probs; (void)out; (void)ldo;
+    return -1;
+}
 
 int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
                    const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,

@@ -1,3 +1,5 @@
+import CGemm
+
 /// Multi-head scaled dot-product attention over a packed qkv buffer, with a key padding mask.
 ///
 /// qkv (B, T, 3D): per token [q | k | v], head h owning columns h*hd ..< (h+1)*hd of each part.
@@ -26,13 +28,17 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
             let base = qkv + b * T * 3 * D
             let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
             let p = probs + bh * T * T
-            sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false)
-            if let keyMask {
+            if let keyMask, b != maskFor {
                 // a 0/1 float mask for the vector softmax (rebuilt when the batch entry changes)
-                if b != maskFor {
-                    for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
-                    maskFor = b
-                }
+                for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
+                maskFor = b
+            }
+            if GEMM.ownKernel && ft_attention_forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf,
+                                                      p, out + b * T * D + h * hd, D) == 0 {
+                continue
+            }
+            sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false)
+            if keyMask != nil {
                 for i in 0..<T { maskedSoftmaxRow(p + i * T, T, maskf) }
             } else {
                 for i in 0..<T { softmaxRow(p + i * T, p + i * T, T, nil) }

@@ -96,6 +96,50 @@ import Foundation
         }
     }
 
+    /// One head of attention against a double-precision reference: tails in tokens and head
+    /// dimensions, a key mask, and a mask that hides every key (all-zero output).
+    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"))
+    func attentionHeadMatchesReference() {
+        var rng = RNG(seed: 14)
+        for (T, hd) in [(13, 16), (80, 32), (21, 40)] {
+            let ld = 3 * hd + 5
+            let qkv = rng.normals(T * ld)
+            for maskKind in 0..<3 {   // none, some keys masked, all masked
+                let mask: [Float]? = maskKind == 0 ? nil : (0..<T).map { maskKind == 2 ? 0 : ($0 % 3 == 1 ? 0 : 1) }
+                var probs = [Float](repeating: .nan, count: T * T), out = [Float](repeating: .nan, count: T * hd)
+                let scale = 1 / Float(hd).squareRoot()
+                let rc = qkv.withUnsafeBufferPointer { b in
+                    ft_attention_forward(T, hd, scale, b.baseAddress!, b.baseAddress! + hd, b.baseAddress! + 2 * hd, ld,
+                                         mask, &probs, &out, hd)
+                }
+                #expect(rc == 0)
+                var worst = 0.0
+                for i in 0..<T {
+                    var logits = [Double](repeating: -.infinity, count: T)
+                    for j in 0..<T where (mask?[j] ?? 1) != 0 {
+                        var dot = 0.0
+                        for d in 0..<hd { dot += Double(qkv[i * ld + d]) * Double(qkv[j * ld + hd + d]) }
+                        logits[j] = dot * Double(scale)
+                    }
+                    let mx = logits.max()!
+                    let e = logits.map { mx == -.infinity ? 0 : exp($0 - mx) }
+                    let z = e.reduce(0, +)
+                    for j in 0..<T {
+                        let pij = z == 0 ? 0 : e[j] / z
+                        worst = max(worst, abs(Double(probs[i * T + j]) - pij))
+                        if (mask?[j] ?? 1) == 0 { #expect(probs[i * T + j] == 0) }
+                    }
+                    for d in 0..<hd {
+                        var o = 0.0
+                        for j in 0..<T where z != 0 { o += e[j] / z * Double(qkv[j * ld + 2 * hd + d]) }
+                        worst = max(worst, abs(Double(out[i * hd + d]) - o))
+                    }
+                }
+                #expect(worst < 1e-5, "T=\(T) hd=\(hd) mask=\(maskKind): \(worst)")
+            }
+        }
+    }
+
     /// The dispatching wrapper (whichever GEMM it picked) agrees with OpenBLAS itself.
     @Test func wrapperAgreesWithOpenBLAS() {
         var rng = RNG(seed: 12)

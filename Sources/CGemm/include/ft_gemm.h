@@ -19,4 +19,12 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
                    const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
                    const float *bias, float *gelu_out, long ldg);
 
+/// Scaled dot-product attention of one head: probs (T, T) = softmax(scale * Q K^T) over the keys
+/// with mask (T floats, 0 = masked key, or NULL), out (T, hd; row stride ldo) = probs V.
+/// q, k, v: T rows of hd values each, row stride ld. Masked keys get probability exactly 0; a
+/// query whose keys are all masked gets all zeros. Returns 0, or -1 (nothing written) when
+/// its scratch buffer could not be allocated. Only call it when ft_gemm_available() is 1.
+int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                         const float *mask, float *probs, float *out, long ldo);
+
 #endif
