@@ -312,7 +312,7 @@ int ft_attention_forward(long T, long hd, float scale, const float *q, const flo
     if (T <= 0 || hd <= 0) return 0;
     buffers *bufs = thread_buffers();
     if (!bufs) return -1;
-    long tp = round_up(T, 16);
+    long tp = round_up(T, 32);
     float *kt = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp));
     if (!kt) return -1;
     transpose_keys(T, hd, k, ld, kt, tp);
@@ -321,38 +321,56 @@ int ft_attention_forward(long T, long hd, float scale, const float *q, const flo
         long rows = min_l(MQ, T - i0);
         const float *qr[MQ];
         for (int r = 0; r < MQ; r++) qr[r] = q + min_l(i0 + r, T - 1) * ld;   // tail rows repeat the last
-        // scores: probs[i][j] = scale * q_i . k_j, 16 keys at a time
-        for (long j = 0; j < T; j += 16) {
-            __m512 acc[MQ];
+        // scores: probs[i][j] = scale * q_i . k_j, 32 keys at a time
+        for (long j = 0; j < T; j += 32) {
+            __m512 acc0[MQ], acc1[MQ];
 #pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) acc[r] = _mm512_setzero_ps();
+            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+            int two = T - j > 16;
             for (long d = 0; d < hd; d++) {
-                __m512 kv = _mm512_loadu_ps(kt + d * tp + j);
+                __m512 k0 = _mm512_loadu_ps(kt + d * tp + j);
+                __m512 k1 = two ? _mm512_loadu_ps(kt + d * tp + j + 16) : _mm512_setzero_ps();
 #pragma clang loop unroll(full)
-                for (int r = 0; r < MQ; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), kv, acc[r]);
+                for (int r = 0; r < MQ; r++) {
+                    __m512 qv = _mm512_set1_ps(qr[r][d]);
+                    acc0[r] = _mm512_fmadd_ps(qv, k0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(qv, k1, acc1[r]);
+                }
             }
-            __mmask16 m = lanes(T - j);
+            __mmask16 m0 = lanes(T - j), m1 = two ? lanes(T - j - 16) : 0;
 #pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++)
-                if (r < rows) _mm512_mask_storeu_ps(probs + (i0 + r) * T + j, m, _mm512_mul_ps(acc[r], vs));
+            for (int r = 0; r < MQ; r++) {
+                if (r < rows) {
+                    _mm512_mask_storeu_ps(probs + (i0 + r) * T + j, m0, _mm512_mul_ps(acc0[r], vs));
+                    _mm512_mask_storeu_ps(probs + (i0 + r) * T + j + 16, m1, _mm512_mul_ps(acc1[r], vs));
+                }
+            }
         }
         for (long r = 0; r < rows; r++) softmax_row(probs + (i0 + r) * T, T, mask);
-        // out_i = sum_j p_ij v_j, 16 head dimensions at a time
+        // out_i = sum_j p_ij v_j, 32 head dimensions at a time
         const float *pr[MQ];
         for (int r = 0; r < MQ; r++) pr[r] = probs + min_l(i0 + r, T - 1) * T;
-        for (long d = 0; d < hd; d += 16) {
-            __mmask16 m = lanes(hd - d);
-            __m512 acc[MQ];
+        for (long d = 0; d < hd; d += 32) {
+            __mmask16 m0 = lanes(hd - d), m1 = hd - d > 16 ? lanes(hd - d - 16) : 0;
+            __m512 acc0[MQ], acc1[MQ];
 #pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) acc[r] = _mm512_setzero_ps();
+            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
             for (long j = 0; j < T; j++) {
-                __m512 vv = _mm512_maskz_loadu_ps(m, v + j * ld + d);
+                __m512 v0 = _mm512_maskz_loadu_ps(m0, v + j * ld + d), v1 = _mm512_maskz_loadu_ps(m1, v + j * ld + d + 16);
 #pragma clang loop unroll(full)
-                for (int r = 0; r < MQ; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(pr[r][j]), vv, acc[r]);
+                for (int r = 0; r < MQ; r++) {
+                    __m512 pv = _mm512_set1_ps(pr[r][j]);
+                    acc0[r] = _mm512_fmadd_ps(pv, v0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(pv, v1, acc1[r]);
+                }
             }
 #pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++)
-                if (r < rows) _mm512_mask_storeu_ps(out + (i0 + r) * ldo + d, m, acc[r]);
+            for (int r = 0; r < MQ; r++) {
+                if (r < rows) {
+                    _mm512_mask_storeu_ps(out + (i0 + r) * ldo + d, m0, acc0[r]);
+                    _mm512_mask_storeu_ps(out + (i0 + r) * ldo + d + 16, m1, acc1[r]);
+                }
+            }
         }
     }
     return 0;
