@@ -109,12 +109,9 @@ public final class DiT {
         // final layer on the image tokens: adaLN (shift, scale) -> Linear(D, pp) -> unpatchify
         linearForward(out: ws.modF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"), bias: p("final.adaLN.bias"),
                       n: B, inFeatures: D, outFeatures: 2 * D)
-        for b in 0..<B {
-            layerNormForward(out: ws.lnF.pointer + b * P * D, mean: ws.meanF.pointer + b * P, rstd: ws.rstdF.pointer + b * P,
-                             inp: ws.hOut.pointer + (b * T + L) * D, n: P, c: D)
-        }
-        modulateForward(out: ws.mF.pointer, x: ws.lnF.pointer, mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D,
-                        batch: B, rows: P, d: D)
+        layerNormModulateForward(out: ws.mF.pointer, ln: ws.training ? ws.lnF.pointer : nil, mean: ws.meanF.pointer,
+                                 rstd: ws.rstdF.pointer, x: ws.hOut.pointer + L * D, xSampleStride: T * D,
+                                 mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, batch: B, rows: P, d: D)
         linearForward(out: ws.outP.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"), bias: p("final.linear.bias"),
                       n: B * P, inFeatures: D, outFeatures: pp)
         unpatchify(ws.v.pointer, ws.outP.pointer, batch: B)
@@ -126,9 +123,9 @@ public final class DiT {
         linearForward(out: a.mod.pointer, inp: ws.sc.pointer, weight: p(pre + "adaLN.weight"), bias: p(pre + "adaLN.bias"),
                       n: B, inFeatures: D, outFeatures: 6 * D)
         // attention branch
-        layerNormForward(out: a.ln1.pointer, mean: a.mean1.pointer, rstd: a.rstd1.pointer, inp: a.hIn.pointer, n: N, c: D)
-        modulateForward(out: a.m1.pointer, x: a.ln1.pointer, mod: a.mod.pointer, modStride: 6 * D, shift: 0, scale: D,
-                        batch: B, rows: T, d: D)
+        layerNormModulateForward(out: a.m1.pointer, ln: ws.training ? a.ln1.pointer : nil, mean: a.mean1.pointer,
+                                 rstd: a.rstd1.pointer, x: a.hIn.pointer, xSampleStride: T * D, mod: a.mod.pointer,
+                                 modStride: 6 * D, shift: 0, scale: D, batch: B, rows: T, d: D)
         linearForward(out: a.qkv.pointer, inp: a.m1.pointer, weight: p(pre + "qkv.weight"), bias: p(pre + "qkv.bias"),
                       n: N, inFeatures: D, outFeatures: 3 * D)
         ws.keyMask.withUnsafeBufferPointer { mask in
@@ -140,9 +137,9 @@ public final class DiT {
         gatedResidualForward(out: a.hMid.pointer, res: a.hIn.pointer, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
                              gate: 2 * D, batch: B, rows: T, d: D)
         // MLP branch
-        layerNormForward(out: a.ln2.pointer, mean: a.mean2.pointer, rstd: a.rstd2.pointer, inp: a.hMid.pointer, n: N, c: D)
-        modulateForward(out: a.m2.pointer, x: a.ln2.pointer, mod: a.mod.pointer, modStride: 6 * D, shift: 3 * D, scale: 4 * D,
-                        batch: B, rows: T, d: D)
+        layerNormModulateForward(out: a.m2.pointer, ln: ws.training ? a.ln2.pointer : nil, mean: a.mean2.pointer,
+                                 rstd: a.rstd2.pointer, x: a.hMid.pointer, xSampleStride: T * D, mod: a.mod.pointer,
+                                 modStride: 6 * D, shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
         linearForward(out: a.f1.pointer, inp: a.m2.pointer, weight: p(pre + "fc1.weight"), bias: p(pre + "fc1.bias"),
                       n: N, inFeatures: D, outFeatures: c.hidden, geluOut: a.g.pointer)
         linearForward(out: a.f2.pointer, inp: a.g.pointer, weight: p(pre + "fc2.weight"), bias: p(pre + "fc2.bias"),

@@ -49,17 +49,8 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
     parallelFor(n, minChunk: 256) { rows in
         for r in rows {
             let x = inp + r * c, y = out + r * c
-            let m = sumSIMD(x, c) / Float(c)
-            var acc = SIMD8<Float>(repeating: 0)
+            let (m, rs) = layerNormStatistics(x, c, eps: eps)
             let mv = SIMD8<Float>(repeating: m)
-            var i = 0
-            while i + 8 <= c {
-                let d = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - mv
-                acc += d * d; i += 8
-            }
-            var v = acc.sum()
-            while i < c { let d = x[i] - m; v += d * d; i += 1 }
-            let rs = 1 / (v / Float(c) + eps).squareRoot()
             if let gamma, let beta {
                 for i in 0..<c { y[i] = (x[i] - m) * rs * gamma[i] + beta[i] }
             } else {
@@ -69,6 +60,19 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
             mean[r] = m; rstd[r] = rs
         }
     }
+}
+
+/// Mean and 1/sqrt(variance + eps) of one row of c values (the variance about the mean).
+@inline(__always)
+public func layerNormStatistics(_ x: UnsafePointer<Float>, _ c: Int, eps: Float) -> (mean: Float, rstd: Float) {
+    let m = sumSIMD(x, c) / Float(c)
+    var acc = SIMD8<Float>(repeating: 0)
+    let mv = SIMD8<Float>(repeating: m)
+    var i = 0
+    while i + 8 <= c { let d = x.simd8(i) - mv; acc += d * d; i += 8 }
+    var v = acc.sum()
+    while i < c { let d = x[i] - m; v += d * d; i += 1 }
+    return (m, 1 / (v / Float(c) + eps).squareRoot())
 }
 
 /// dinp (N, C) += LayerNorm backward of dout; dgamma/dbeta (C) += when affine.
