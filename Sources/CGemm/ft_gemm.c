@@ -62,30 +62,26 @@ static buffers *thread_buffers(void) {
     return s;
 }
 
-// op(A) rows i0..<i0+mc, columns p0..<p0+kc into ceil(mc/MR) panels of MR x kc, k-major:
-// dst[panel][p][r]; rows past mc are zero.
+// op(A) rows i0..<i0+mc, columns p0..<p0+kc into ceil(mc/MR) panels of MR rows, panel i at
+// dst + i * MR * KC; rows past mc are zero. A transposed A (MR contiguous values per p) is
+// packed k-major, dst[panel][p][r]; a non-transposed one (rows contiguous in p) row by row at
+// the fixed stride KC, dst[panel][r][p], which is a plain copy and lets the kernel address
+// every row from one register (KC is a compile-time constant).
 __attribute__((target("avx512f")))
 static void pack_a(int trans, const float *a, long lda, long i0, long p0, long mc, long kc, float *dst) {
     for (long ir = 0; ir < mc; ir += MR) {
         long mr = min_l(MR, mc - ir);
-        float *d = dst + ir * kc;
-        if (trans) {            // op(A)[i][p] = a[p * lda + i]: MR contiguous values per p
-            __mmask16 mask = (__mmask16)((1u << min_l(mr, 16)) - 1);
-            for (long p = 0; p < kc; p++) {
-                const float *s = a + (p0 + p) * lda + i0 + ir;
-                if (mr == MR) {
-                    for (int r = 0; r < MR; r++) d[p * MR + r] = s[r];
-                } else {
-                    _mm512_mask_storeu_ps(d + p * MR, 0x0FFF, _mm512_maskz_loadu_ps(mask, s));
-                }
-            }
-        } else {                // op(A)[i][p] = a[i * lda + p]: rows are contiguous in p
+        float *d = dst + ir * KC;
+        if (trans) {            // op(A)[i][p] = a[p * lda + i]
+            __mmask16 mask = (__mmask16)((1u << mr) - 1);
+            for (long p = 0; p < kc; p++)
+                _mm512_mask_storeu_ps(d + p * MR, 0x0FFF, _mm512_maskz_loadu_ps(mask, a + (p0 + p) * lda + i0 + ir));
+        } else {                // op(A)[i][p] = a[i * lda + p]
             for (long r = 0; r < MR; r++) {
-                if (r < mr) {
-                    const float *s = a + (i0 + ir + r) * lda + p0;
-                    for (long p = 0; p < kc; p++) d[p * MR + r] = s[p];
-                } else {
-                    for (long p = 0; p < kc; p++) d[p * MR + r] = 0;
+                const float *s = a + (i0 + ir + r) * lda + p0;
+                for (long p = 0; p < kc; p += 16) {
+                    __mmask16 m = kc - p >= 16 ? 0xFFFF : (__mmask16)((1u << (kc - p)) - 1);
+                    _mm512_mask_storeu_ps(d + r * KC + p, m, r < mr ? _mm512_maskz_loadu_ps(m, s + p) : _mm512_setzero_ps());
                 }
             }
         }
@@ -159,9 +155,10 @@ typedef struct { const float *bias; float *gelu; long ldg; } epilogue;
 
 // C[0..<mr][0..<nr] = alpha * (A x B panel) + beta * C [+ bias] (C not read when beta == 0);
 // with `g`, also g = GELU(C). `bias` and `g` point at the tile's column / tile, or are NULL.
-__attribute__((target("avx512f")))
-static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
-                   float alpha, float beta, long mr, long nr, const float *bias, float *g, long ldg) {
+__attribute__((always_inline, target("avx512f")))
+static inline void kernel_body(long kc, const float *restrict ap, const long a_rs, const long a_cs,
+                               const float *restrict bp, float *c, long ldc, float alpha, float beta,
+                               long mr, long nr, const float *bias, float *g, long ldg) {
     __m512 acc0[MR], acc1[MR];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
@@ -170,11 +167,11 @@ static void kernel(long kc, const float *restrict ap, const float *restrict bp, 
         __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) {
-            __m512 av = _mm512_set1_ps(ap[r]);
+            __m512 av = _mm512_set1_ps(ap[r * a_rs]);
             acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
             acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
         }
-        ap += MR;
+        ap += a_cs;
         bp += NR;
     }
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
@@ -200,6 +197,19 @@ static void kernel(long kc, const float *restrict ap, const float *restrict bp, 
             }
         }
     }
+}
+
+// The A panel k-major (from a transposed A) or row by row at stride KC (see pack_a).
+__attribute__((noinline, target("avx512f")))
+static void kernel_kmajor(long kc, const float *ap, const float *bp, float *c, long ldc, float alpha, float beta,
+                          long mr, long nr, const float *bias, float *g, long ldg) {
+    kernel_body(kc, ap, 1, MR, bp, c, ldc, alpha, beta, mr, nr, bias, g, ldg);
+}
+
+__attribute__((noinline, target("avx512f")))
+static void kernel_rows(long kc, const float *ap, const float *bp, float *c, long ldc, float alpha, float beta,
+                        long mr, long nr, const float *bias, float *g, long ldg) {
+    kernel_body(kc, ap, KC, 1, bp, c, ldc, alpha, beta, mr, nr, bias, g, ldg);
 }
 
 // k == 0 or alpha == 0: C = beta * C [+ bias], [g = GELU(C)].
@@ -228,7 +238,7 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
     if (!bufs) return -1;
     long kc_max = min_l(k, KC);
     float *bpack = reserve(&bufs->b, &bufs->b_cap, (size_t)(kc_max * round_up(min_l(n, NC), NR)));
-    float *apack = reserve(&bufs->a, &bufs->a_cap, (size_t)(kc_max * round_up(min_l(m, MC), MR)));
+    float *apack = reserve(&bufs->a, &bufs->a_cap, (size_t)(KC * round_up(min_l(m, MC), MR)));
     if (!bpack || !apack) return -1;
     for (long jc = 0; jc < n; jc += NC) {
         long nc = min_l(NC, n - jc);
@@ -246,7 +256,8 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
                         long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
                         float *ct = c + (ic + ir) * ldc + jc + jr;
                         float *gt = last && gelu_out ? gelu_out + (ic + ir) * ldg + jc + jr : NULL;
-                        kernel(kc, apack + ir * kc, bpack + jr * kc, ct, ldc, alpha, beta_block, mr, nr, bias_t, gt, ldg);
+                        (trans_a ? kernel_kmajor : kernel_rows)(kc, apack + ir * KC, bpack + jr * kc, ct, ldc, alpha, beta_block,
+                                                                mr, nr, bias_t, gt, ldg);
                     }
                 }
             }
