@@ -272,19 +272,120 @@ int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
 }
 
 // MARK: attention for one (batch entry, head)
+//
+// Every product inside one head is small (T x T x hd, T ~ 80, hd ~ 32) and has one of three
+// forms, each computed in register tiles of MQ output rows x 32 columns without packing:
+//   rows_times   out[i][:] = alpha * sum_j M[i][j] X[j][:]      (P V, dS K)
+//   cols_times   out[j][:] = alpha * sum_i M[i][j] X[i][:]      (P^T dO, dS^T Q)
+//   dots         out[i][j] = alpha * sum_d A[i][d] Bt[d][j]     (Q K^T, dO V^T; Bt transposed)
 
-enum { MQ = 8 };   // query rows per register tile
+enum { MQ = 8 };   // output rows per register tile
 
-// The rows of x (T x hd, row stride ld) transposed into kt (hd x tp), keys past T zero.
-static void transpose_keys(long T, long hd, const float *x, long ld, float *kt, long tp) {
-    for (long d = 0; d < hd; d++)
-        for (long j = T; j < tp; j++) kt[d * tp + j] = 0;
-    for (long j = 0; j < T; j++)
-        for (long d = 0; d < hd; d++) kt[d * tp + j] = x[j * ld + d];
+// x (n rows of w values, row stride ld) transposed into xt (w x tp), columns past n zero.
+static void transpose_rows(long n, long w, const float *x, long ld, float *xt, long tp) {
+    for (long d = 0; d < w; d++)
+        for (long j = n; j < tp; j++) xt[d * tp + j] = 0;
+    for (long j = 0; j < n; j++)
+        for (long d = 0; d < w; d++) xt[d * tp + j] = x[j * ld + d];
 }
 
 __attribute__((target("avx512f")))
-static inline __mmask16 lanes(long n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
+static inline __mmask16 lanes(long n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// Stores MQ rows (rows of them valid) of a tile of two zmm per row, times alpha.
+__attribute__((always_inline, target("avx512f")))
+static inline void store_tile(const __m512 *acc0, const __m512 *acc1, long rows, float alpha, float *out, long ldo,
+                              __mmask16 m0, __mmask16 m1) {
+    __m512 va = _mm512_set1_ps(alpha);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MQ; r++) {
+        if (r < rows) {
+            _mm512_mask_storeu_ps(out + r * ldo, m0, _mm512_mul_ps(acc0[r], va));
+            _mm512_mask_storeu_ps(out + r * ldo + 16, m1, _mm512_mul_ps(acc1[r], va));
+        }
+    }
+}
+
+// out (n x w) = alpha * M (n x inner, row stride ldm) X (inner x w, row stride ldx).
+__attribute__((target("avx512f")))
+static void rows_times(long n, long inner, long w, float alpha, const float *m, long ldm,
+                       const float *x, long ldx, float *out, long ldo) {
+    for (long i0 = 0; i0 < n; i0 += MQ) {
+        long rows = min_l(MQ, n - i0);
+        const float *mr[MQ];
+        for (int r = 0; r < MQ; r++) mr[r] = m + min_l(i0 + r, n - 1) * ldm;   // tail rows repeat the last
+        for (long d = 0; d < w; d += 32) {
+            __mmask16 m0 = lanes(w - d), m1 = lanes(w - d - 16);
+            __m512 acc0[MQ], acc1[MQ];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+            for (long j = 0; j < inner; j++) {
+                __m512 x0 = _mm512_maskz_loadu_ps(m0, x + j * ldx + d), x1 = _mm512_maskz_loadu_ps(m1, x + j * ldx + d + 16);
+#pragma clang loop unroll(full)
+                for (int r = 0; r < MQ; r++) {
+                    __m512 mv = _mm512_set1_ps(mr[r][j]);
+                    acc0[r] = _mm512_fmadd_ps(mv, x0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(mv, x1, acc1[r]);
+                }
+            }
+            store_tile(acc0, acc1, rows, alpha, out + i0 * ldo + d, ldo, m0, m1);
+        }
+    }
+}
+
+// out (n x w) = alpha * M^T X, M (inner x n, row stride ldm), X (inner x w, row stride ldx).
+__attribute__((target("avx512f")))
+static void cols_times(long n, long inner, long w, float alpha, const float *m, long ldm,
+                       const float *x, long ldx, float *out, long ldo) {
+    for (long j0 = 0; j0 < n; j0 += MQ) {
+        long rows = min_l(MQ, n - j0);
+        long col[MQ];
+        for (int r = 0; r < MQ; r++) col[r] = min_l(j0 + r, n - 1);
+        for (long d = 0; d < w; d += 32) {
+            __mmask16 m0 = lanes(w - d), m1 = lanes(w - d - 16);
+            __m512 acc0[MQ], acc1[MQ];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+            for (long i = 0; i < inner; i++) {
+                __m512 x0 = _mm512_maskz_loadu_ps(m0, x + i * ldx + d), x1 = _mm512_maskz_loadu_ps(m1, x + i * ldx + d + 16);
+                const float *mi = m + i * ldm;
+#pragma clang loop unroll(full)
+                for (int r = 0; r < MQ; r++) {
+                    __m512 mv = _mm512_set1_ps(mi[col[r]]);
+                    acc0[r] = _mm512_fmadd_ps(mv, x0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(mv, x1, acc1[r]);
+                }
+            }
+            store_tile(acc0, acc1, rows, alpha, out + j0 * ldo + d, ldo, m0, m1);
+        }
+    }
+}
+
+// out (n x nb) = alpha * A Bt, A (n x w, row stride lda), Bt (w x tp) zero-padded past nb.
+__attribute__((target("avx512f")))
+static void dots(long n, long nb, long w, float alpha, const float *a, long lda, const float *bt, long tp,
+                 float *out, long ldo) {
+    for (long i0 = 0; i0 < n; i0 += MQ) {
+        long rows = min_l(MQ, n - i0);
+        const float *ar[MQ];
+        for (int r = 0; r < MQ; r++) ar[r] = a + min_l(i0 + r, n - 1) * lda;
+        for (long j = 0; j < nb; j += 32) {
+            __m512 acc0[MQ], acc1[MQ];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+            for (long d = 0; d < w; d++) {
+                __m512 b0 = _mm512_loadu_ps(bt + d * tp + j), b1 = _mm512_loadu_ps(bt + d * tp + j + 16);
+#pragma clang loop unroll(full)
+                for (int r = 0; r < MQ; r++) {
+                    __m512 av = _mm512_set1_ps(ar[r][d]);
+                    acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            store_tile(acc0, acc1, rows, alpha, out + i0 * ldo + j, ldo, lanes(nb - j), lanes(nb - j - 16));
+        }
+    }
+}
 
 // In-place softmax of one row of T scores; mask (T, 0/1 floats) or NULL. Masked keys get
 // exactly 0; a row with every key masked becomes all zeros.
@@ -317,6 +418,22 @@ static void softmax_row(float *y, long T, const float *mask) {
     }
 }
 
+// dS = P * (dP - rowsum(P * dP)) for one row, in place in dp.
+__attribute__((target("avx512f")))
+static void softmax_backward_row(const float *p, float *dp, long T) {
+    __m512 acc = _mm512_setzero_ps();
+    for (long j = 0; j < T; j += 16) {
+        __mmask16 m = lanes(T - j);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + j), _mm512_maskz_loadu_ps(m, dp + j), acc);
+    }
+    __m512 sum = _mm512_set1_ps(_mm512_reduce_add_ps(acc));
+    for (long j = 0; j < T; j += 16) {
+        __mmask16 m = lanes(T - j);
+        __m512 pv = _mm512_maskz_loadu_ps(m, p + j);
+        _mm512_mask_storeu_ps(dp + j, m, _mm512_mul_ps(pv, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + j), sum)));
+    }
+}
+
 __attribute__((target("avx512f")))
 int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
                          const float *mask, float *probs, float *out, long ldo) {
@@ -326,64 +443,29 @@ int ft_attention_forward(long T, long hd, float scale, const float *q, const flo
     long tp = round_up(T, 32);
     float *kt = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp));
     if (!kt) return -1;
-    transpose_keys(T, hd, k, ld, kt, tp);
-    __m512 vs = _mm512_set1_ps(scale);
-    for (long i0 = 0; i0 < T; i0 += MQ) {
-        long rows = min_l(MQ, T - i0);
-        const float *qr[MQ];
-        for (int r = 0; r < MQ; r++) qr[r] = q + min_l(i0 + r, T - 1) * ld;   // tail rows repeat the last
-        // scores: probs[i][j] = scale * q_i . k_j, 32 keys at a time
-        for (long j = 0; j < T; j += 32) {
-            __m512 acc0[MQ], acc1[MQ];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-            int two = T - j > 16;
-            for (long d = 0; d < hd; d++) {
-                __m512 k0 = _mm512_loadu_ps(kt + d * tp + j);
-                __m512 k1 = two ? _mm512_loadu_ps(kt + d * tp + j + 16) : _mm512_setzero_ps();
-#pragma clang loop unroll(full)
-                for (int r = 0; r < MQ; r++) {
-                    __m512 qv = _mm512_set1_ps(qr[r][d]);
-                    acc0[r] = _mm512_fmadd_ps(qv, k0, acc0[r]);
-                    acc1[r] = _mm512_fmadd_ps(qv, k1, acc1[r]);
-                }
-            }
-            __mmask16 m0 = lanes(T - j), m1 = two ? lanes(T - j - 16) : 0;
-#pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) {
-                if (r < rows) {
-                    _mm512_mask_storeu_ps(probs + (i0 + r) * T + j, m0, _mm512_mul_ps(acc0[r], vs));
-                    _mm512_mask_storeu_ps(probs + (i0 + r) * T + j + 16, m1, _mm512_mul_ps(acc1[r], vs));
-                }
-            }
-        }
-        for (long r = 0; r < rows; r++) softmax_row(probs + (i0 + r) * T, T, mask);
-        // out_i = sum_j p_ij v_j, 32 head dimensions at a time
-        const float *pr[MQ];
-        for (int r = 0; r < MQ; r++) pr[r] = probs + min_l(i0 + r, T - 1) * T;
-        for (long d = 0; d < hd; d += 32) {
-            __mmask16 m0 = lanes(hd - d), m1 = hd - d > 16 ? lanes(hd - d - 16) : 0;
-            __m512 acc0[MQ], acc1[MQ];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-            for (long j = 0; j < T; j++) {
-                __m512 v0 = _mm512_maskz_loadu_ps(m0, v + j * ld + d), v1 = _mm512_maskz_loadu_ps(m1, v + j * ld + d + 16);
-#pragma clang loop unroll(full)
-                for (int r = 0; r < MQ; r++) {
-                    __m512 pv = _mm512_set1_ps(pr[r][j]);
-                    acc0[r] = _mm512_fmadd_ps(pv, v0, acc0[r]);
-                    acc1[r] = _mm512_fmadd_ps(pv, v1, acc1[r]);
-                }
-            }
-#pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) {
-                if (r < rows) {
-                    _mm512_mask_storeu_ps(out + (i0 + r) * ldo + d, m0, acc0[r]);
-                    _mm512_mask_storeu_ps(out + (i0 + r) * ldo + d + 16, m1, acc1[r]);
-                }
-            }
-        }
-    }
+    transpose_rows(T, hd, k, ld, kt, tp);
+    dots(T, T, hd, scale, q, ld, kt, tp, probs, T);            // S = scale Q K^T
+    for (long i = 0; i < T; i++) softmax_row(probs + i * T, T, mask);
+    rows_times(T, T, hd, 1, probs, T, v, ld, out, ldo);       // O = P V
+    return 0;
+}
+
+__attribute__((target("avx512f")))
+int ft_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                          const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd) {
+    if (T <= 0 || hd <= 0) return 0;
+    buffers *bufs = thread_buffers();
+    if (!bufs) return -1;
+    long tp = round_up(T, 32);
+    float *scratch = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp + T * T));
+    if (!scratch) return -1;
+    float *vt = scratch, *ds = scratch + hd * tp;
+    cols_times(T, T, hd, 1, probs, T, dout, ldo, dv, ldd);    // dV = P^T dO
+    transpose_rows(T, hd, v, ld, vt, tp);
+    dots(T, T, hd, 1, dout, ldo, vt, tp, ds, T);              // dP = dO V^T
+    for (long i = 0; i < T; i++) softmax_backward_row(probs + i * T, ds + i * T, T);
+    rows_times(T, T, hd, scale, ds, T, k, ld, dq, ldd);       // dQ = scale dS K
+    cols_times(T, T, hd, scale, ds, T, q, ld, dk, ldd);       // dK = scale dS^T Q
     return 0;
 }
 
@@ -394,6 +476,13 @@ int ft_gemm_available(void) { return 0; }
 int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
                          const float *mask, float *probs, float *out, long ldo) {
     (void)T; (void)hd; (void)scale; (void)q; (void)k; (void)v; (void)ld; (void)mask; (void)probs; (void)out; (void)ldo;
+    return -1;
+}
+
+int ft_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                          const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd) {
+    (void)T; (void)hd; (void)scale; (void)q; (void)k; (void)v; (void)ld; (void)probs; (void)dout; (void)ldo;
+    (void)dq; (void)dk; (void)dv; (void)ldd;
     return -1;
 }
 

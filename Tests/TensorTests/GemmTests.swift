@@ -140,6 +140,58 @@ import Foundation
         }
     }
 
+    /// The backward of one head against the same formulas in double precision: dV = P^T dO,
+    /// dS = P (dO V^T - rowsum), dQ = scale dS K, dK = scale dS^T Q; several register tiles
+    /// and tails in both directions.
+    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"))
+    func attentionHeadBackwardMatchesReference() {
+        var rng = RNG(seed: 16)
+        for (T, hd) in [(37, 20), (80, 32), (9, 48)] {
+            let ld = 3 * hd + 3, ldo = hd + 2, ldd = 3 * hd + 1
+            let qkv = rng.normals(T * ld), dout = rng.normals(T * ldo)
+            // probabilities: a softmax of random logits with some keys masked
+            var probs = [Float](repeating: 0, count: T * T)
+            for i in 0..<T {
+                let e = (0..<T).map { j in j % 4 == 2 ? 0 : exp(Double(rng.normal())) }
+                let z = e.reduce(0, +)
+                for j in 0..<T { probs[i * T + j] = Float(e[j] / z) }
+            }
+            let scale = 1 / Float(hd).squareRoot()
+            var dqkv = [Float](repeating: .nan, count: T * ldd)
+            let rc = qkv.withUnsafeBufferPointer { b in
+                dqkv.withUnsafeMutableBufferPointer { d in
+                    ft_attention_backward(T, hd, scale, b.baseAddress!, b.baseAddress! + hd, b.baseAddress! + 2 * hd, ld,
+                                          probs, dout, ldo, d.baseAddress!, d.baseAddress! + hd, d.baseAddress! + 2 * hd, ldd)
+                }
+            }
+            #expect(rc == 0)
+            func q(_ i: Int, _ d: Int) -> Double { Double(qkv[i * ld + d]) }
+            func k(_ i: Int, _ d: Int) -> Double { Double(qkv[i * ld + hd + d]) }
+            func v(_ i: Int, _ d: Int) -> Double { Double(qkv[i * ld + 2 * hd + d]) }
+            func p(_ i: Int, _ j: Int) -> Double { Double(probs[i * T + j]) }
+            func g(_ i: Int, _ d: Int) -> Double { Double(dout[i * ldo + d]) }
+            var ds = [Double](repeating: 0, count: T * T)
+            for i in 0..<T {
+                var dp = [Double](repeating: 0, count: T)
+                for j in 0..<T { for d in 0..<hd { dp[j] += g(i, d) * v(j, d) } }
+                let sum = (0..<T).reduce(0.0) { $0 + p(i, $1) * dp[$1] }
+                for j in 0..<T { ds[i * T + j] = p(i, j) * (dp[j] - sum) }
+            }
+            var worst = 0.0
+            for j in 0..<T { for d in 0..<hd {
+                var dv = 0.0, dq = 0.0, dk = 0.0
+                for i in 0..<T {
+                    dv += p(i, j) * g(i, d)
+                    dq += ds[j * T + i] * k(i, d)
+                    dk += ds[i * T + j] * q(i, d)
+                }
+                worst = max(worst, abs(Double(dqkv[j * ldd + 2 * hd + d]) - dv), abs(Double(dqkv[j * ldd + d]) - Double(scale) * dq),
+                            abs(Double(dqkv[j * ldd + hd + d]) - Double(scale) * dk))
+            } }
+            #expect(worst < 1e-5, "T=\(T) hd=\(hd): \(worst)")
+        }
+    }
+
     /// The dispatching wrapper (whichever GEMM it picked) agrees with OpenBLAS itself.
     @Test func wrapperAgreesWithOpenBLAS() {
         var rng = RNG(seed: 12)

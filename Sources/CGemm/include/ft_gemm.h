@@ -27,4 +27,10 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
 int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
                          const float *mask, float *probs, float *out, long ldo);
 
+/// The backward of ft_attention_forward for one head, given its probs and dout (T, hd; row
+/// stride ldo): dq, dk, dv (T rows of hd, row stride ldd) written. Returns 0, or -1 (nothing
+/// written) when its scratch buffer could not be allocated.
+int ft_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                          const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd);
+
 #endif
