@@ -64,7 +64,13 @@ public struct Rollout {
 public func meanLogProb(_ x: UnsafePointer<Float>, _ mu: UnsafePointer<Float>, n: Int, c: StepCoefficients) -> Float {
     var ss: Double = 0
     for i in 0..<n { let d = Double(x[i] - mu[i]); ss += d * d }
-    return Float(-ss / (2 * Double(c.s) * Double(c.s) * Double(n))) - c.logNormaliser
+    return logProb(squaredDistance: ss, n: n, c: c)
+}
+
+/// The mean log-probability per dimension from the squared distance |x - mu|^2 over n values.
+@inline(__always)
+func logProb(squaredDistance ss: Double, n: Int, c: StepCoefficients) -> Float {
+    Float(-ss / (2 * Double(c.s) * Double(c.s) * Double(n))) - c.logNormaliser
 }
 
 public struct SDESampler {
@@ -98,17 +104,23 @@ public struct SDESampler {
                             model.forward(workspaces[workspaces.count == 1 ? 0 : k], x: x, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
                         }
                     }
-                    for i in 0..<(B * n) {
-                        if stochastic {
-                            mu[i] = c.cx * x[i] + c.cv * v[i]
-                            xNext[i] = mu[i] + c.s * rng.normal()
-                        } else {
+                    if stochastic {
+                        // one pass per image: the mean, the sample, and its log-probability
+                        // (the same arithmetic as meanLogProb, accumulated on the way)
+                        for b in 0..<B {
+                            var ss: Double = 0
+                            for i in (b * n)..<((b + 1) * n) {
+                                mu[i] = c.cx * x[i] + c.cv * v[i]
+                                xNext[i] = mu[i] + c.s * rng.normal()
+                                let d = Double(xNext[i] - mu[i]); ss += d * d
+                            }
+                            r.logps[k * B + b] = logProb(squaredDistance: ss, n: n, c: c)
+                        }
+                    } else {
+                        for i in 0..<(B * n) {
                             mu[i] = x[i] - c.h * v[i]       // deterministic Euler step
                             xNext[i] = mu[i]
                         }
-                    }
-                    if stochastic {
-                        for b in 0..<B { r.logps[k * B + b] = meanLogProb(xNext + b * n, mu + b * n, n: n, c: c) }
                     }
                 }
             }

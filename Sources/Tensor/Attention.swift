@@ -20,30 +20,31 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                              qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     parallelFor(s.batch * H) { range in
-        let maskf = UnsafeMutablePointer<Float>.allocate(capacity: T)   // per worker
-        defer { maskf.deallocate() }
-        var maskFor = -1
-        for bh in range {
-            let b = bh / H, h = bh % H
-            let base = qkv + b * T * 3 * D
-            let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
-            let p = probs + bh * T * T
-            if let keyMask, b != maskFor {
-                // a 0/1 float mask for the vector softmax (rebuilt when the batch entry changes)
-                for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
-                maskFor = b
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: T) { maskBuffer in   // per worker, on its stack
+            let maskf = maskBuffer.baseAddress!
+            var maskFor = -1
+            for bh in range {
+                let b = bh / H, h = bh % H
+                let base = qkv + b * T * 3 * D
+                let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
+                let p = probs + bh * T * T, o = out + b * T * D + h * hd
+                if let keyMask, b != maskFor {
+                    // a 0/1 float mask for the vector softmax (rebuilt when the batch entry changes)
+                    for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
+                    maskFor = b
+                }
+                if GEMM.ownKernel && ft_attention_forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf,
+                                                          p, o, D) == 0 {
+                    continue
+                }
+                sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false)
+                if keyMask != nil {
+                    for i in 0..<T { maskedSoftmaxRow(p + i * T, T, maskf) }
+                } else {
+                    for i in 0..<T { softmaxRow(p + i * T, p + i * T, T, nil) }
+                }
+                sgemm(m: T, n: hd, k: T, a: p, lda: T, b: v, ldb: 3 * D, c: o, ldc: D, parallel: false)
             }
-            if GEMM.ownKernel && ft_attention_forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf,
-                                                      p, out + b * T * D + h * hd, D) == 0 {
-                continue
-            }
-            sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false)
-            if keyMask != nil {
-                for i in 0..<T { maskedSoftmaxRow(p + i * T, T, maskf) }
-            } else {
-                for i in 0..<T { softmaxRow(p + i * T, p + i * T, T, nil) }
-            }
-            sgemm(m: T, n: hd, k: T, a: p, lda: T, b: v, ldb: 3 * D, c: out + b * T * D + h * hd, ldc: D, parallel: false)
         }
     }
 }
