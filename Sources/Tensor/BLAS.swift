@@ -87,17 +87,27 @@ func sgemmOpenBLAS(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
     }
 }
 
+/// Which kernels run the products: flowtune's own AVX-512 GEMM and attention (CGemm) on a CPU
+/// that has AVX-512, otherwise OpenBLAS and the Swift attention loops.
+///
+/// The own kernels exist because the OpenBLAS of these machines (0.3.21, with
+/// OPENBLAS_CORETYPE=Haswell set in the environment) runs its AVX2 kernels on an AVX-512 CPU,
+/// half the width the CPU offers. FLOWTUNE_GEMM=openblas forces the OpenBLAS path (to compare,
+/// or on a CPU where the own kernels misbehave); FLOWTUNE_GEMM=auto (or unset) picks.
 public enum GEMM {
-    /// True while flowtune's kernel serves the products. Set from the environment on first
-    /// use (FLOWTUNE_GEMM=openblas forces OpenBLAS); `bench` switches it to measure both.
-    nonisolated(unsafe) public static var ownKernel: Bool = ownKernelAvailable && !forcedOpenBLAS
+    /// True while the own kernels serve the products. Set from the CPU and the environment on
+    /// first use; `bench` switches it to measure both.
+    nonisolated(unsafe) public static var ownKernel: Bool = ownKernelAvailable && setting != "openblas"
 
-    /// The CPU and OS run flowtune's AVX-512 kernel.
+    /// The CPU and OS run flowtune's AVX-512 kernels.
     public static let ownKernelAvailable: Bool = ft_gemm_available() == 1
 
-    static var forcedOpenBLAS: Bool {
-        guard let s = getenv("FLOWTUNE_GEMM") else { return false }
-        return String(cString: s) == "openblas"
+    static var setting: String? { getenv("FLOWTUNE_GEMM").map { String(cString: $0) } }
+
+    /// A message when FLOWTUNE_GEMM holds something other than "openblas" or "auto".
+    public static var environmentProblem: String? {
+        guard let v = setting, v != "openblas", v != "auto", !v.isEmpty else { return nil }
+        return "FLOWTUNE_GEMM='\(v)' is not a GEMM choice; use 'auto' (the default) or 'openblas'"
     }
 
     /// "flowtune-avx512", or "openblas-" and OpenBLAS's kernel family.

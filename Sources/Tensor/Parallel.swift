@@ -30,6 +30,14 @@ public enum Parallelism {
         return max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
+    /// A message when FLOWTUNE_THREADS is set but not a positive integer.
+    public static var environmentProblem: String? {
+        guard let s = getenv("FLOWTUNE_THREADS") else { return nil }
+        let v = String(cString: s)
+        if let n = Int(v), n > 0 { return nil }
+        return "FLOWTUNE_THREADS='\(v)' is not a positive number of threads"
+    }
+
     /// Sets the number of threads for GEMMs and for our own parallel loops.
     public static func setThreads(_ n: Int) { workers = max(1, n) }
 }

@@ -28,6 +28,7 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int?
 
     func apply() {
+        if let problem = Parallelism.environmentProblem ?? GEMM.environmentProblem { fail(problem) }
         if let threads {
             guard threads >= 1 else { fail("--threads must be at least 1") }
             Parallelism.setThreads(threads)
