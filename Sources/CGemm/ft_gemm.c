@@ -275,8 +275,8 @@ int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
 //
 // Every product inside one head is small (T x T x hd, T ~ 80, hd ~ 32) and has one of three
 // forms, each computed in register tiles of MQ output rows x 32 columns without packing:
-//   rows_times   out[i][:] = alpha * sum_j M[i][j] X[j][:]      (P V, dS K)
-//   cols_times   out[j][:] = alpha * sum_i M[i][j] X[i][:]      (P^T dO, dS^T Q)
+//   weighted_rows  out[i][:] = alpha * sum_j M[i][j] X[j][:]    (P V, dS K)
+//                  out[j][:] = alpha * sum_i M[i][j] X[i][:]    (P^T dO, dS^T Q)
 //   dots         out[i][j] = alpha * sum_d A[i][d] Bt[d][j]     (Q K^T, dO V^T; Bt transposed)
 
 enum { MQ = 8 };   // output rows per register tile
@@ -306,57 +306,31 @@ static inline void store_tile(const __m512 *acc0, const __m512 *acc1, long rows,
     }
 }
 
-// out (n x w) = alpha * M (n x inner, row stride ldm) X (inner x w, row stride ldx).
+// out (n x w) = alpha * sum_t M(i, t) X[t][:], M(i, t) = m[i * rs + t * cs]:
+// (rs, cs) = (ldm, 1) gives M X, (1, ldm) gives M^T X. X is inner x w, row stride ldx.
 __attribute__((target("avx512f")))
-static void rows_times(long n, long inner, long w, float alpha, const float *m, long ldm,
-                       const float *x, long ldx, float *out, long ldo) {
+static void weighted_rows(long n, long inner, long w, float alpha, const float *m, long rs, long cs,
+                          const float *x, long ldx, float *out, long ldo) {
     for (long i0 = 0; i0 < n; i0 += MQ) {
         long rows = min_l(MQ, n - i0);
         const float *mr[MQ];
-        for (int r = 0; r < MQ; r++) mr[r] = m + min_l(i0 + r, n - 1) * ldm;   // tail rows repeat the last
+        for (int r = 0; r < MQ; r++) mr[r] = m + min_l(i0 + r, n - 1) * rs;   // tail rows repeat the last
         for (long d = 0; d < w; d += 32) {
             __mmask16 m0 = lanes(w - d), m1 = lanes(w - d - 16);
             __m512 acc0[MQ], acc1[MQ];
 #pragma clang loop unroll(full)
             for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-            for (long j = 0; j < inner; j++) {
-                __m512 x0 = _mm512_maskz_loadu_ps(m0, x + j * ldx + d), x1 = _mm512_maskz_loadu_ps(m1, x + j * ldx + d + 16);
+            for (long t = 0; t < inner; t++) {
+                __m512 x0 = _mm512_maskz_loadu_ps(m0, x + t * ldx + d), x1 = _mm512_maskz_loadu_ps(m1, x + t * ldx + d + 16);
+                long off = t * cs;
 #pragma clang loop unroll(full)
                 for (int r = 0; r < MQ; r++) {
-                    __m512 mv = _mm512_set1_ps(mr[r][j]);
+                    __m512 mv = _mm512_set1_ps(mr[r][off]);
                     acc0[r] = _mm512_fmadd_ps(mv, x0, acc0[r]);
                     acc1[r] = _mm512_fmadd_ps(mv, x1, acc1[r]);
                 }
             }
             store_tile(acc0, acc1, rows, alpha, out + i0 * ldo + d, ldo, m0, m1);
-        }
-    }
-}
-
-// out (n x w) = alpha * M^T X, M (inner x n, row stride ldm), X (inner x w, row stride ldx).
-__attribute__((target("avx512f")))
-static void cols_times(long n, long inner, long w, float alpha, const float *m, long ldm,
-                       const float *x, long ldx, float *out, long ldo) {
-    for (long j0 = 0; j0 < n; j0 += MQ) {
-        long rows = min_l(MQ, n - j0);
-        long col[MQ];
-        for (int r = 0; r < MQ; r++) col[r] = min_l(j0 + r, n - 1);
-        for (long d = 0; d < w; d += 32) {
-            __mmask16 m0 = lanes(w - d), m1 = lanes(w - d - 16);
-            __m512 acc0[MQ], acc1[MQ];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-            for (long i = 0; i < inner; i++) {
-                __m512 x0 = _mm512_maskz_loadu_ps(m0, x + i * ldx + d), x1 = _mm512_maskz_loadu_ps(m1, x + i * ldx + d + 16);
-                const float *mi = m + i * ldm;
-#pragma clang loop unroll(full)
-                for (int r = 0; r < MQ; r++) {
-                    __m512 mv = _mm512_set1_ps(mi[col[r]]);
-                    acc0[r] = _mm512_fmadd_ps(mv, x0, acc0[r]);
-                    acc1[r] = _mm512_fmadd_ps(mv, x1, acc1[r]);
-                }
-            }
-            store_tile(acc0, acc1, rows, alpha, out + j0 * ldo + d, ldo, m0, m1);
         }
     }
 }
@@ -444,9 +418,9 @@ int ft_attention_forward(long T, long hd, float scale, const float *q, const flo
     float *kt = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp));
     if (!kt) return -1;
     transpose_rows(T, hd, k, ld, kt, tp);
-    dots(T, T, hd, scale, q, ld, kt, tp, probs, T);            // S = scale Q K^T
+    dots(T, T, hd, scale, q, ld, kt, tp, probs, T);                   // S = scale Q K^T
     for (long i = 0; i < T; i++) softmax_row(probs + i * T, T, mask);
-    rows_times(T, T, hd, 1, probs, T, v, ld, out, ldo);       // O = P V
+    weighted_rows(T, T, hd, 1, probs, T, 1, v, ld, out, ldo);         // O = P V
     return 0;
 }
 
@@ -460,12 +434,12 @@ int ft_attention_backward(long T, long hd, float scale, const float *q, const fl
     float *scratch = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp + T * T));
     if (!scratch) return -1;
     float *vt = scratch, *ds = scratch + hd * tp;
-    cols_times(T, T, hd, 1, probs, T, dout, ldo, dv, ldd);    // dV = P^T dO
+    weighted_rows(T, T, hd, 1, probs, 1, T, dout, ldo, dv, ldd);      // dV = P^T dO
     transpose_rows(T, hd, v, ld, vt, tp);
-    dots(T, T, hd, 1, dout, ldo, vt, tp, ds, T);              // dP = dO V^T
+    dots(T, T, hd, 1, dout, ldo, vt, tp, ds, T);                     // dP = dO V^T
     for (long i = 0; i < T; i++) softmax_backward_row(probs + i * T, ds + i * T, T);
-    rows_times(T, T, hd, scale, ds, T, k, ld, dq, ldd);       // dQ = scale dS K
-    cols_times(T, T, hd, scale, ds, T, q, ld, dk, ldd);       // dK = scale dS^T Q
+    weighted_rows(T, T, hd, scale, ds, T, 1, k, ld, dq, ldd);         // dQ = scale dS K
+    weighted_rows(T, T, hd, scale, ds, 1, T, q, ld, dk, ldd);         // dK = scale dS^T Q
     return 0;
 }
 
