@@ -33,9 +33,9 @@ let package = Package(
 
         // GEMM with an AVX-512 micro-kernel, chosen at run time when the CPU has AVX-512
         // (the functions carry their own target attribute; the rest of the file is baseline x86-64).
-        .target(name: "CGemm", path: "Sources/CGemm", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
-        .target(name: "Tensor", dependencies: ["CBLAS", "CGemm"], swiftSettings: fast),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: fast),
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: fast),
         .target(name: "Model", dependencies: ["Tensor", "CImageIO", "Shapes"], swiftSettings: fast),
@@ -47,7 +47,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CGemm", "CBLAS"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels", "CBLAS"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
         .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"], exclude: ["Fixtures"]),

@@ -13,6 +13,19 @@ public final class DiT {
     public let params: FloatBuffer     // all parameters, flat (layout.total)
     public let grads: FloatBuffer      // their gradients, same layout
     let posEmbed: [Float]              // (P, D), fixed
+    let blockOffsets: [BlockOffsets]   // each block's parameters in the flat buffer
+
+    /// Where one block's tensors start in the flat parameter (and gradient) buffer, looked up
+    /// once: the forward and backward passes run per sampler step and build no names.
+    struct BlockOffsets {
+        let adaLNWeight, adaLNBias, qkvWeight, qkvBias, projWeight, projBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: Int
+        init(_ layout: ParamLayout, block l: Int) {
+            func o(_ name: String) -> Int { layout.offset("blocks.\(l).\(name)") }
+            adaLNWeight = o("adaLN.weight"); adaLNBias = o("adaLN.bias"); qkvWeight = o("qkv.weight"); qkvBias = o("qkv.bias")
+            projWeight = o("proj.weight"); projBias = o("proj.bias"); fc1Weight = o("fc1.weight"); fc1Bias = o("fc1.bias")
+            fc2Weight = o("fc2.weight"); fc2Bias = o("fc2.bias")
+        }
+    }
 
     public init(config: ModelConfig, params: FloatBuffer? = nil, seed: UInt64 = 0) throws {
         try config.validate()
@@ -30,6 +43,8 @@ public final class DiT {
         }
         grads = FloatBuffer(count: layout.total)
         posEmbed = sinCosPositionEmbedding(side: config.patchesPerSide, width: config.width)
+        let layout = layout
+        blockOffsets = (0..<config.depth).map { BlockOffsets(layout, block: $0) }
     }
 
     /// A second network with a copy of these weights (for a frozen reference or an EMA).
@@ -43,6 +58,8 @@ public final class DiT {
 
     @inline(__always) func p(_ name: String) -> UnsafeMutablePointer<Float> { params.pointer + layout.offset(name) }
     @inline(__always) func g(_ name: String) -> UnsafeMutablePointer<Float> { grads.pointer + layout.offset(name) }
+    @inline(__always) func p(_ offset: Int) -> UnsafeMutablePointer<Float> { params.pointer + offset }
+    @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float> { grads.pointer + offset }
 
     // MARK: - forward
 
@@ -119,20 +136,20 @@ public final class DiT {
     }
 
     func blockForward(_ l: Int, _ a: Workspace.Block, out: UnsafeMutablePointer<Float>, ws: Workspace, batch B: Int) {
-        let c = config, T = c.tokens, D = c.width, N = B * T, pre = "blocks.\(l)."
-        linearForward(out: a.mod.pointer, inp: ws.sc.pointer, weight: p(pre + "adaLN.weight"), bias: p(pre + "adaLN.bias"),
+        let c = config, T = c.tokens, D = c.width, N = B * T, o = blockOffsets[l]
+        linearForward(out: a.mod.pointer, inp: ws.sc.pointer, weight: p(o.adaLNWeight), bias: p(o.adaLNBias),
                       n: B, inFeatures: D, outFeatures: 6 * D)
         // attention branch
         layerNormModulateForward(out: a.m1.pointer, ln: ws.training ? a.ln1.pointer : nil, mean: a.mean1.pointer,
                                  rstd: a.rstd1.pointer, x: a.hIn.pointer, xSampleStride: T * D, mod: a.mod.pointer,
                                  modStride: 6 * D, shift: 0, scale: D, batch: B, rows: T, d: D)
-        linearForward(out: a.qkv.pointer, inp: a.m1.pointer, weight: p(pre + "qkv.weight"), bias: p(pre + "qkv.bias"),
+        linearForward(out: a.qkv.pointer, inp: a.m1.pointer, weight: p(o.qkvWeight), bias: p(o.qkvBias),
                       n: N, inFeatures: D, outFeatures: 3 * D)
         ws.keyMask.withUnsafeBufferPointer { mask in
             attentionForward(out: a.att.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer, keyMask: mask.baseAddress,
                              shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
         }
-        linearForward(out: a.ao.pointer, inp: a.att.pointer, weight: p(pre + "proj.weight"), bias: p(pre + "proj.bias"),
+        linearForward(out: a.ao.pointer, inp: a.att.pointer, weight: p(o.projWeight), bias: p(o.projBias),
                       n: N, inFeatures: D, outFeatures: D)
         gatedResidualForward(out: a.hMid.pointer, res: a.hIn.pointer, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
                              gate: 2 * D, batch: B, rows: T, d: D)
@@ -140,9 +157,9 @@ public final class DiT {
         layerNormModulateForward(out: a.m2.pointer, ln: ws.training ? a.ln2.pointer : nil, mean: a.mean2.pointer,
                                  rstd: a.rstd2.pointer, x: a.hMid.pointer, xSampleStride: T * D, mod: a.mod.pointer,
                                  modStride: 6 * D, shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
-        linearForward(out: a.f1.pointer, inp: a.m2.pointer, weight: p(pre + "fc1.weight"), bias: p(pre + "fc1.bias"),
+        linearForward(out: a.f1.pointer, inp: a.m2.pointer, weight: p(o.fc1Weight), bias: p(o.fc1Bias),
                       n: N, inFeatures: D, outFeatures: c.hidden, geluOut: a.g.pointer)
-        linearForward(out: a.f2.pointer, inp: a.g.pointer, weight: p(pre + "fc2.weight"), bias: p(pre + "fc2.bias"),
+        linearForward(out: a.f2.pointer, inp: a.g.pointer, weight: p(o.fc2Weight), bias: p(o.fc2Bias),
                       n: N, inFeatures: c.hidden, outFeatures: D)
         gatedResidualForward(out: out, res: a.hMid.pointer, x: a.f2.pointer, mod: a.mod.pointer, modStride: 6 * D,
                              gate: 5 * D, batch: B, rows: T, d: D)
@@ -210,17 +227,17 @@ public final class DiT {
     }
 
     func blockBackward(_ l: Int, _ a: Workspace.Block, ws: Workspace, batch B: Int) {
-        let c = config, T = c.tokens, D = c.width, N = B * T, H = c.hidden, pre = "blocks.\(l)."
+        let c = config, T = c.tokens, D = c.width, N = B * T, H = c.hidden, o = blockOffsets[l]
         let dh = ws.dh.pointer, dmod = ws.dmod.pointer
         dmod.update(repeating: 0, count: B * 6 * D)
         // MLP branch: out = hMid + gate2 * f2
         gatedResidualBackward(dx: ws.dm.pointer, dmod: dmod, dout: dh, x: a.f2.pointer, mod: a.mod.pointer, modStride: 6 * D,
                               gate: 5 * D, batch: B, rows: T, d: D)
-        linearBackward(dinp: ws.dhid.pointer, dweight: g(pre + "fc2.weight"), dbias: g(pre + "fc2.bias"),
-                       dout: ws.dm.pointer, inp: a.g.pointer, weight: p(pre + "fc2.weight"), n: N, inFeatures: H, outFeatures: D)
+        linearBackward(dinp: ws.dhid.pointer, dweight: g(o.fc2Weight), dbias: g(o.fc2Bias),
+                       dout: ws.dm.pointer, inp: a.g.pointer, weight: p(o.fc2Weight), n: N, inFeatures: H, outFeatures: D)
         geluBackward(dinp: ws.dhid.pointer, dout: ws.dhid.pointer, inp: a.f1.pointer, count: N * H)
-        linearBackward(dinp: ws.dm.pointer, dweight: g(pre + "fc1.weight"), dbias: g(pre + "fc1.bias"),
-                       dout: ws.dhid.pointer, inp: a.m2.pointer, weight: p(pre + "fc1.weight"), n: N, inFeatures: D, outFeatures: H)
+        linearBackward(dinp: ws.dm.pointer, dweight: g(o.fc1Weight), dbias: g(o.fc1Bias),
+                       dout: ws.dhid.pointer, inp: a.m2.pointer, weight: p(o.fc1Weight), n: N, inFeatures: D, outFeatures: H)
         modulateBackward(dx: ws.dtmp.pointer, dmod: dmod, dout: ws.dm.pointer, x: a.ln2.pointer, mod: a.mod.pointer,
                          modStride: 6 * D, shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
         layerNormBackward(dinp: dh, dout: ws.dtmp.pointer, inp: a.hMid.pointer, mean: a.mean2.pointer, rstd: a.rstd2.pointer,
@@ -228,19 +245,19 @@ public final class DiT {
         // attention branch: hMid = hIn + gate1 * ao
         gatedResidualBackward(dx: ws.dm.pointer, dmod: dmod, dout: dh, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
                               gate: 2 * D, batch: B, rows: T, d: D)
-        linearBackward(dinp: ws.datt.pointer, dweight: g(pre + "proj.weight"), dbias: g(pre + "proj.bias"),
-                       dout: ws.dm.pointer, inp: a.att.pointer, weight: p(pre + "proj.weight"), n: N, inFeatures: D, outFeatures: D)
+        linearBackward(dinp: ws.datt.pointer, dweight: g(o.projWeight), dbias: g(o.projBias),
+                       dout: ws.dm.pointer, inp: a.att.pointer, weight: p(o.projWeight), n: N, inFeatures: D, outFeatures: D)
         attentionBackward(dqkv: ws.dqkv.pointer, dout: ws.datt.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer,
                           shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
-        linearBackward(dinp: ws.dm.pointer, dweight: g(pre + "qkv.weight"), dbias: g(pre + "qkv.bias"),
-                       dout: ws.dqkv.pointer, inp: a.m1.pointer, weight: p(pre + "qkv.weight"), n: N, inFeatures: D, outFeatures: 3 * D)
+        linearBackward(dinp: ws.dm.pointer, dweight: g(o.qkvWeight), dbias: g(o.qkvBias),
+                       dout: ws.dqkv.pointer, inp: a.m1.pointer, weight: p(o.qkvWeight), n: N, inFeatures: D, outFeatures: 3 * D)
         modulateBackward(dx: ws.dtmp.pointer, dmod: dmod, dout: ws.dm.pointer, x: a.ln1.pointer, mod: a.mod.pointer,
                          modStride: 6 * D, shift: 0, scale: D, batch: B, rows: T, d: D)
         layerNormBackward(dinp: dh, dout: ws.dtmp.pointer, inp: a.hIn.pointer, mean: a.mean1.pointer, rstd: a.rstd1.pointer,
                           n: N, c: D)
         // adaLN: mod = sc W^T + b
-        linearBackward(dinp: ws.dsc.pointer, dweight: g(pre + "adaLN.weight"), dbias: g(pre + "adaLN.bias"),
-                       dout: dmod, inp: ws.sc.pointer, weight: p(pre + "adaLN.weight"), n: B, inFeatures: D, outFeatures: 6 * D,
+        linearBackward(dinp: ws.dsc.pointer, dweight: g(o.adaLNWeight), dbias: g(o.adaLNBias),
+                       dout: dmod, inp: ws.sc.pointer, weight: p(o.adaLNWeight), n: B, inFeatures: D, outFeatures: 6 * D,
                        accumulateInput: true)
     }
 

@@ -1,4 +1,4 @@
-import CGemm
+import CKernels
 
 /// Multi-head scaled dot-product attention over a packed qkv buffer, with a key padding mask.
 ///

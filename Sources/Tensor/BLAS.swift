@@ -1,5 +1,5 @@
 import CBLAS
-import CGemm
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #else
@@ -87,7 +87,7 @@ func sgemmOpenBLAS(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
     }
 }
 
-/// Which kernels run the products: flowtune's own AVX-512 GEMM and attention (CGemm) on a CPU
+/// Which kernels run the products: flowtune's own AVX-512 GEMM and attention (CKernels) on a CPU
 /// that has AVX-512, otherwise OpenBLAS and the Swift attention loops.
 ///
 /// The own kernels exist because the OpenBLAS of these machines (0.3.21, with

@@ -1,10 +1,10 @@
 import Testing
 import CBLAS
-import CGemm
+import CKernels
 @testable import Tensor
 import Foundation
 
-/// flowtune's own AVX-512 GEMM (CGemm) against a double-precision reference, over every
+/// flowtune's own AVX-512 GEMM (CKernels) against a double-precision reference, over every
 /// transposition, edge tiles in both directions, padded leading dimensions, several k blocks,
 /// more columns than one column block, and both beta paths.
 @Suite struct GemmTests {

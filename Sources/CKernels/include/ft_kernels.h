@@ -1,5 +1,5 @@
-#ifndef FT_GEMM_H
-#define FT_GEMM_H
+#ifndef FT_KERNELS_H
+#define FT_KERNELS_H
 
 /// 1 when this CPU and OS run AVX-512F code (CPUID leaf 7 and the OS's ZMM state in XCR0),
 /// so that ft_sgemm may be called; 0 otherwise (and on every non-x86-64 machine).

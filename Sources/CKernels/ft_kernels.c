@@ -7,7 +7,7 @@
 // micro-kernel call with 2 * MR zmm accumulators: each k step loads one row of the B panel
 // (two zmm) and broadcasts MR values of the A panel. The B micro-panel (KC x NR) stays in L1
 // while the A panels (MC x KC) stream from L2.
-#include "ft_gemm.h"
+#include "ft_kernels.h"
 
 #include <pthread.h>
 #include <stdlib.h>
