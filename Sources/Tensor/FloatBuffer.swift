@@ -1,20 +1,29 @@
 /// A fixed-size, 64-byte-aligned Float buffer with a stable address (a reference type, so the
 /// layer kernels can hold raw pointers into it). Copy with `copy()` when a value is meant.
+///
+/// Zero-filled buffers come from calloc: large ones are fresh pages from the OS that are zero
+/// without being written, so a buffer that is never used (the backward scratch of a rollout
+/// workspace, say) costs neither the time to clear it nor resident memory.
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
+    private let base: UnsafeMutableRawPointer   // what calloc returned (pointer is base rounded up to 64 bytes)
 
     public init(count: Int, value: Float = 0) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(1, count))
-        pointer.initialize(repeating: value, count: count)
+        guard let raw = calloc(max(1, count) * 4 + 64, 1) else {
+            fatalError("out of memory: a buffer of \(count) floats")
+        }
+        base = raw
+        let aligned = (Int(bitPattern: raw) + 63) & ~63
+        pointer = UnsafeMutableRawPointer(bitPattern: aligned)!.bindMemory(to: Float.self, capacity: max(1, count))
+        if value != 0 { pointer.update(repeating: value, count: count) }
     }
     public convenience init(_ values: [Float]) {
         self.init(count: values.count)
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { free(base) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(buffer) }
@@ -39,3 +48,9 @@ public final class FloatBuffer: @unchecked Sendable {
         for i in 0..<count { a[i] = decay * a[i] + (1 - decay) * b[i] }
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
