@@ -88,6 +88,38 @@ static void pack_a(int trans, const float *a, long lda, long i0, long p0, long m
     }
 }
 
+// Transposes the 16 x 16 matrix held in r[0..<16] (row i in r[i]) in place: 4 x 4 blocks inside
+// each 128-bit lane by unpacking pairs of rows, then the lanes themselves by two rounds of
+// 128-bit shuffles.
+__attribute__((always_inline, target("avx512f")))
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {   // r[4i + j], lane l: column 4l + j of rows 4i..<4i+4
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        t[j + 4] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        t[j + 8] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[j + 12] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
+    }
+}
+
 // op(B) rows p0..<p0+kc, columns j0..<j0+nc into ceil(nc/NR) panels of kc x NR:
 // dst[panel][p][c]; columns past nc are zero.
 __attribute__((target("avx512f")))
@@ -104,12 +136,19 @@ static void pack_b(int trans, const float *b, long ldb, long p0, long j0, long k
                 _mm512_store_ps(d + p * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
             }
         } else {                // op(B)[p][j] = b[j * ldb + p]: columns are contiguous in p
-            for (long c = 0; c < NR; c++) {
-                if (c < nr) {
-                    const float *s = b + (j0 + jr + c) * ldb + p0;
-                    for (long p = 0; p < kc; p++) d[p * NR + c] = s[p];
-                } else {
-                    for (long p = 0; p < kc; p++) d[p * NR + c] = 0;
+            // 16 x 16 blocks: 16 columns' next 16 values loaded as rows, transposed in registers
+            for (long half = 0; half < NR; half += 16) {
+                for (long p = 0; p < kc; p += 16) {
+                    __mmask16 mp = kc - p >= 16 ? 0xFFFF : (__mmask16)((1u << (kc - p)) - 1);
+                    __m512 r[16];
+                    for (int c = 0; c < 16; c++) {
+                        r[c] = half + c < nr ? _mm512_maskz_loadu_ps(mp, b + (j0 + jr + half + c) * ldb + p0 + p)
+                                             : _mm512_setzero_ps();
+                    }
+                    transpose16(r);
+                    long rows = min_l(16, kc - p);
+                    for (int q = 0; q < 16; q++)
+                        if (q < rows) _mm512_store_ps(d + (p + q) * NR + half, r[q]);
                 }
             }
         }
