@@ -126,7 +126,7 @@ public final class DiT {
         // final layer on the image tokens: adaLN (shift, scale) -> Linear(D, pp) -> unpatchify
         linearForward(out: ws.modF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"), bias: p("final.adaLN.bias"),
                       n: B, inFeatures: D, outFeatures: 2 * D)
-        layerNormModulateForward(out: ws.mF.pointer, ln: ws.training ? ws.lnF.pointer : nil, mean: ws.meanF.pointer,
+        layerNormModulateForward(out: ws.mF.pointer, mean: ws.meanF.pointer,
                                  rstd: ws.rstdF.pointer, x: ws.hOut.pointer + L * D, xSampleStride: T * D,
                                  mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, batch: B, rows: P, d: D)
         linearForward(out: ws.outP.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"), bias: p("final.linear.bias"),
@@ -140,7 +140,7 @@ public final class DiT {
         linearForward(out: a.mod.pointer, inp: ws.sc.pointer, weight: p(o.adaLNWeight), bias: p(o.adaLNBias),
                       n: B, inFeatures: D, outFeatures: 6 * D)
         // attention branch
-        layerNormModulateForward(out: a.m1.pointer, ln: ws.training ? a.ln1.pointer : nil, mean: a.mean1.pointer,
+        layerNormModulateForward(out: a.m1.pointer, mean: a.mean1.pointer,
                                  rstd: a.rstd1.pointer, x: a.hIn.pointer, xSampleStride: T * D, mod: a.mod.pointer,
                                  modStride: 6 * D, shift: 0, scale: D, batch: B, rows: T, d: D)
         linearForward(out: a.qkv.pointer, inp: a.m1.pointer, weight: p(o.qkvWeight), bias: p(o.qkvBias),
@@ -154,7 +154,7 @@ public final class DiT {
         gatedResidualForward(out: a.hMid.pointer, res: a.hIn.pointer, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
                              gate: 2 * D, batch: B, rows: T, d: D)
         // MLP branch
-        layerNormModulateForward(out: a.m2.pointer, ln: ws.training ? a.ln2.pointer : nil, mean: a.mean2.pointer,
+        layerNormModulateForward(out: a.m2.pointer, mean: a.mean2.pointer,
                                  rstd: a.rstd2.pointer, x: a.hMid.pointer, xSampleStride: T * D, mod: a.mod.pointer,
                                  modStride: 6 * D, shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
         linearForward(out: a.f1.pointer, inp: a.m2.pointer, weight: p(o.fc1Weight), bias: p(o.fc1Bias),
@@ -178,14 +178,11 @@ public final class DiT {
                        dout: ws.dPatch.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"),
                        n: B * P, inFeatures: D, outFeatures: pp)
         ws.dmodF.pointer.update(repeating: 0, count: B * 2 * D)
-        modulateBackward(dx: ws.dtmp.pointer, dmod: ws.dmodF.pointer, dout: ws.dm.pointer, x: ws.lnF.pointer,
-                         mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, batch: B, rows: P, d: D)
         ws.dh.pointer.update(repeating: 0, count: B * T * D)
-        for b in 0..<B {
-            layerNormBackward(dinp: ws.dh.pointer + (b * T + L) * D, dout: ws.dtmp.pointer + b * P * D,
-                              inp: ws.hOut.pointer + (b * T + L) * D, mean: ws.meanF.pointer + b * P,
-                              rstd: ws.rstdF.pointer + b * P, n: P, c: D)
-        }
+        layerNormModulateBackward(dinp: ws.dh.pointer + L * D, dmod: ws.dmodF.pointer, dout: ws.dm.pointer,
+                                  x: ws.hOut.pointer + L * D, xSampleStride: T * D, mean: ws.meanF.pointer,
+                                  rstd: ws.rstdF.pointer, mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D,
+                                  batch: B, rows: P, d: D)
         linearBackward(dinp: ws.dsc.pointer, dweight: g("final.adaLN.weight"), dbias: g("final.adaLN.bias"),
                        dout: ws.dmodF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"),
                        n: B, inFeatures: D, outFeatures: 2 * D)
@@ -238,10 +235,9 @@ public final class DiT {
         geluBackward(dinp: ws.dhid.pointer, dout: ws.dhid.pointer, inp: a.f1.pointer, count: N * H)
         linearBackward(dinp: ws.dm.pointer, dweight: g(o.fc1Weight), dbias: g(o.fc1Bias),
                        dout: ws.dhid.pointer, inp: a.m2.pointer, weight: p(o.fc1Weight), n: N, inFeatures: D, outFeatures: H)
-        modulateBackward(dx: ws.dtmp.pointer, dmod: dmod, dout: ws.dm.pointer, x: a.ln2.pointer, mod: a.mod.pointer,
-                         modStride: 6 * D, shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
-        layerNormBackward(dinp: dh, dout: ws.dtmp.pointer, inp: a.hMid.pointer, mean: a.mean2.pointer, rstd: a.rstd2.pointer,
-                          n: N, c: D)
+        layerNormModulateBackward(dinp: dh, dmod: dmod, dout: ws.dm.pointer, x: a.hMid.pointer, xSampleStride: T * D,
+                                  mean: a.mean2.pointer, rstd: a.rstd2.pointer, mod: a.mod.pointer, modStride: 6 * D,
+                                  shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
         // attention branch: hMid = hIn + gate1 * ao
         gatedResidualBackward(dx: ws.dm.pointer, dmod: dmod, dout: dh, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
                               gate: 2 * D, batch: B, rows: T, d: D)
@@ -251,10 +247,9 @@ public final class DiT {
                           shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
         linearBackward(dinp: ws.dm.pointer, dweight: g(o.qkvWeight), dbias: g(o.qkvBias),
                        dout: ws.dqkv.pointer, inp: a.m1.pointer, weight: p(o.qkvWeight), n: N, inFeatures: D, outFeatures: 3 * D)
-        modulateBackward(dx: ws.dtmp.pointer, dmod: dmod, dout: ws.dm.pointer, x: a.ln1.pointer, mod: a.mod.pointer,
-                         modStride: 6 * D, shift: 0, scale: D, batch: B, rows: T, d: D)
-        layerNormBackward(dinp: dh, dout: ws.dtmp.pointer, inp: a.hIn.pointer, mean: a.mean1.pointer, rstd: a.rstd1.pointer,
-                          n: N, c: D)
+        layerNormModulateBackward(dinp: dh, dmod: dmod, dout: ws.dm.pointer, x: a.hIn.pointer, xSampleStride: T * D,
+                                  mean: a.mean1.pointer, rstd: a.rstd1.pointer, mod: a.mod.pointer, modStride: 6 * D,
+                                  shift: 0, scale: D, batch: B, rows: T, d: D)
         // adaLN: mod = sc W^T + b
         linearBackward(dinp: ws.dsc.pointer, dweight: g(o.adaLNWeight), dbias: g(o.adaLNBias),
                        dout: dmod, inp: ws.sc.pointer, weight: p(o.adaLNWeight), n: B, inFeatures: D, outFeatures: 6 * D,

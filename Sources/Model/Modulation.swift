@@ -4,9 +4,9 @@ import Tensor
 // mod (B, modStride) holds the sample's chunks; shift/scale/gate are offsets into it.
 
 /// out (B, rows, D) = LN(x) * (1 + scale[b]) + shift[b], LN without affine (eps 1e-6), in one
-/// pass per row; mean/rstd (B * rows) saved, and LN(x) itself into `ln` when given (training:
-/// the backward needs it). Sample b's rows of x start at x + b * xSampleStride.
-func layerNormModulateForward(out: UnsafeMutablePointer<Float>, ln: UnsafeMutablePointer<Float>?,
+/// pass per row; mean/rstd (B * rows) saved (the backward recomputes LN(x) from them).
+/// Sample b's rows of x start at x + b * xSampleStride.
+func layerNormModulateForward(out: UnsafeMutablePointer<Float>,
                               mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
                               x: UnsafePointer<Float>, xSampleStride: Int, mod: UnsafePointer<Float>,
                               modStride: Int, shift: Int, scale: Int, batch: Int, rows: Int, d: Int) {
@@ -21,13 +21,11 @@ func layerNormModulateForward(out: UnsafeMutablePointer<Float>, ln: UnsafeMutabl
             var i = 0
             while i + 8 <= d {
                 let xh = (xr.simd8(i) - mv) * rv
-                ln?.store8(xh, at: o + i)
                 out.store8(xh * (1 + sc.simd8(i)) + sh.simd8(i), at: o + i)
                 i += 8
             }
             while i < d {
                 let xh = (xr[i] - m) * rs
-                ln?[o + i] = xh
                 out[o + i] = xh * (1 + sc[i]) + sh[i]
                 i += 1
             }
@@ -35,32 +33,55 @@ func layerNormModulateForward(out: UnsafeMutablePointer<Float>, ln: UnsafeMutabl
     }
 }
 
-/// dx (written) = dout * (1 + scale[b]); dmod shift += sum dout; dmod scale += sum dout * x.
-func modulateBackward(dx: UnsafeMutablePointer<Float>, dmod: UnsafeMutablePointer<Float>,
-                      dout: UnsafePointer<Float>, x: UnsafePointer<Float>, mod: UnsafePointer<Float>,
-                      modStride: Int, shift: Int, scale: Int, batch: Int, rows: Int, d: Int) {
+/// The backward of layerNormModulateForward, in one pass per row: dinp (laid out like x: sample
+/// b's rows at dinp + b * xSampleStride) += the LayerNorm backward of g = dout * (1 + scale[b]);
+/// dmod shift += sum over rows of dout, dmod scale += sum of dout * LN(x). LN(x) is recomputed
+/// from x, mean and rstd exactly as the forward computed it. Parallel over samples (each owns
+/// its dmod row).
+func layerNormModulateBackward(dinp: UnsafeMutablePointer<Float>, dmod: UnsafeMutablePointer<Float>,
+                               dout: UnsafePointer<Float>, x: UnsafePointer<Float>, xSampleStride: Int,
+                               mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, mod: UnsafePointer<Float>,
+                               modStride: Int, shift: Int, scale: Int, batch: Int, rows: Int, d: Int) {
     parallelFor(batch) { bs in
+        let d8 = d / 8 * 8
         for b in bs {
             let sc = mod + b * modStride + scale
             let dsh = dmod + b * modStride + shift, dsc = dmod + b * modStride + scale
-            var i = 0
-            while i + 8 <= d {   // 8 channels at a time down all rows, sums in registers
-                let s1 = 1 + sc.simd8(i)
-                var ash = SIMD8<Float>(), asc = SIMD8<Float>()
-                for r in 0..<rows {
-                    let o = (b * rows + r) * d + i
-                    let g = dout.simd8(o)
-                    dx.store8(g * s1, at: o)
-                    ash += g; asc += g * x.simd8(o)
+            for r in 0..<rows {
+                let row = b * rows + r
+                let xr = x + b * xSampleStride + r * d, dx = dinp + b * xSampleStride + r * d, dy = dout + row * d
+                let m = mean[row], rs = rstd[row]
+                let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs)
+                var sg8 = SIMD8<Float>(), sgx8 = SIMD8<Float>()
+                var i = 0
+                while i < d8 {
+                    let xh = (xr.simd8(i) - mv) * rv, g0 = dy.simd8(i)
+                    dsh.store8(dsh.simd8(i) + g0, at: i)
+                    dsc.store8(dsc.simd8(i) + g0 * xh, at: i)
+                    let g = g0 * (1 + sc.simd8(i))
+                    sg8 += g; sgx8 += g * xh
+                    i += 8
                 }
-                dsh.store8(dsh.simd8(i) + ash, at: i); dsc.store8(dsc.simd8(i) + asc, at: i)
-                i += 8
-            }
-            for j in i..<d {
-                for r in 0..<rows {
-                    let o = (b * rows + r) * d + j
-                    let g = dout[o]
-                    dx[o] = g * (1 + sc[j]); dsh[j] += g; dsc[j] += g * x[o]
+                var sg = sg8.sum(), sgx = sgx8.sum()
+                while i < d {
+                    let xh = (xr[i] - m) * rs
+                    dsh[i] += dy[i]; dsc[i] += dy[i] * xh
+                    let g = dy[i] * (1 + sc[i])
+                    sg += g; sgx += g * xh
+                    i += 1
+                }
+                sg /= Float(d); sgx /= Float(d)
+                let sgv = SIMD8<Float>(repeating: sg), sgxv = SIMD8<Float>(repeating: sgx)
+                i = 0
+                while i < d8 {
+                    let xh = (xr.simd8(i) - mv) * rv, g = dy.simd8(i) * (1 + sc.simd8(i))
+                    dx.store8(dx.simd8(i) + rv * (g - sgv - xh * sgxv), at: i)
+                    i += 8
+                }
+                while i < d {
+                    let xh = (xr[i] - m) * rs, g = dy[i] * (1 + sc[i])
+                    dx[i] += rs * (g - sg - xh * sgx)
+                    i += 1
                 }
             }
         }

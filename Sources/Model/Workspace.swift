@@ -16,15 +16,15 @@ public final class Workspace {
     let tfreq, c1, c1s, c2, pooled, cp, cond, sc: FloatBuffer   // (B, F) / (B, D)
     // blocks (one set per block when training; one shared set otherwise)
     struct Block {
-        let hIn, mod, ln1, m1, qkv, probs, att, ao, hMid, ln2, m2, f1, g, f2: FloatBuffer
+        let hIn, mod, m1, qkv, probs, att, ao, hMid, m2, f1, g, f2: FloatBuffer
         let mean1, rstd1, mean2, rstd2: FloatBuffer
     }
     var blocks: [Block]
     let hOut: FloatBuffer                       // (B, T, D) residual stream after the last block
-    let modF, lnF, mF, outP, meanF, rstdF: FloatBuffer
+    let modF, mF, outP, meanF, rstdF: FloatBuffer
     public let v: FloatBuffer                   // (B, S, S, C) the velocity
     // backward scratch
-    let dh, dm, dqkv, datt, dtmp, dhid, dmod, dsc, dc, dmodF, dcs: FloatBuffer
+    let dh, dm, dqkv, datt, dhid, dmod, dsc, dc, dmodF, dcs: FloatBuffer
     let dPatch: FloatBuffer
 
     init(config c: ModelConfig, batch B: Int, training: Bool) {
@@ -41,28 +41,28 @@ public final class Workspace {
         let sets = training ? c.depth : 1
         blocks = (0..<sets).map { _ in
             Block(hIn: FloatBuffer(count: B * T * D), mod: FloatBuffer(count: B * 6 * D),
-                  ln1: FloatBuffer(count: B * T * D), m1: FloatBuffer(count: B * T * D),
+                  m1: FloatBuffer(count: B * T * D),
                   qkv: FloatBuffer(count: B * T * 3 * D), probs: FloatBuffer(count: B * c.heads * T * T),
                   att: FloatBuffer(count: B * T * D), ao: FloatBuffer(count: B * T * D), hMid: FloatBuffer(count: B * T * D),
-                  ln2: FloatBuffer(count: B * T * D), m2: FloatBuffer(count: B * T * D),
+                  m2: FloatBuffer(count: B * T * D),
                   f1: FloatBuffer(count: B * T * H), g: FloatBuffer(count: B * T * H), f2: FloatBuffer(count: B * T * D),
                   mean1: FloatBuffer(count: B * T), rstd1: FloatBuffer(count: B * T),
                   mean2: FloatBuffer(count: B * T), rstd2: FloatBuffer(count: B * T))
         }
         hOut = FloatBuffer(count: B * T * D)
-        modF = FloatBuffer(count: B * 2 * D); lnF = FloatBuffer(count: B * P * D); mF = FloatBuffer(count: B * P * D)
+        modF = FloatBuffer(count: B * 2 * D); mF = FloatBuffer(count: B * P * D)
         outP = FloatBuffer(count: B * P * c.patchDim)
         meanF = FloatBuffer(count: B * P); rstdF = FloatBuffer(count: B * P)
         v = FloatBuffer(count: B * c.pixelsPerImage)
         if training {
             dh = FloatBuffer(count: B * T * D); dm = FloatBuffer(count: B * T * D); dqkv = FloatBuffer(count: B * T * 3 * D)
-            datt = FloatBuffer(count: B * T * D); dtmp = FloatBuffer(count: B * T * D); dhid = FloatBuffer(count: B * T * H)
+            datt = FloatBuffer(count: B * T * D); dhid = FloatBuffer(count: B * T * H)
             dmod = FloatBuffer(count: B * 6 * D); dsc = FloatBuffer(count: B * D); dc = FloatBuffer(count: B * D)
             dmodF = FloatBuffer(count: B * 2 * D); dcs = FloatBuffer(count: B * D)
             dPatch = FloatBuffer(count: B * P * c.patchDim)
         } else {
             let none = FloatBuffer(count: 0)
-            dh = none; dm = none; dqkv = none; datt = none; dtmp = none; dhid = none; dmod = none; dsc = none
+            dh = none; dm = none; dqkv = none; datt = none; dhid = none; dmod = none; dsc = none
             dc = none; dmodF = none; dcs = none; dPatch = none
         }
     }
