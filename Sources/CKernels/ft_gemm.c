@@ -7,60 +7,11 @@
 // micro-kernel call with 2 * MR zmm accumulators: each k step loads one row of the B panel
 // (two zmm) and broadcasts MR values of the A panel. The B micro-panel (KC x NR) stays in L1
 // while the A panels (MC x KC) stream from L2.
-#include "ft_kernels.h"
-
-#include <pthread.h>
-#include <stdlib.h>
+#include "ft_internal.h"
 
 #if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
-#include <math.h>
 
 enum { MR = 12, NR = 32, KC = 256, MC = 192, NC = 2048 };   // MC % MR == 0, NC % NR == 0
-
-static long min_l(long a, long b) { return a < b ? a : b; }
-static long round_up(long x, long to) { return (x + to - 1) / to * to; }
-
-int ft_gemm_available(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;   // OSXSAVE
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0xE6) != 0xE6) return 0;   // the OS saves XMM, YMM, opmask and both ZMM halves
-    if (__get_cpuid_max(0, 0) < 7) return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    return (b >> 16) & 1;                // AVX-512F
-}
-
-// Per-thread packing buffers, grown on demand and freed when the thread exits.
-typedef struct { float *a, *b, *t; size_t a_cap, b_cap, t_cap; } buffers;
-static pthread_key_t buffers_key;
-static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
-static void free_buffers(void *p) { buffers *s = p; free(s->a); free(s->b); free(s->t); free(s); }
-static void make_key(void) { pthread_key_create(&buffers_key, free_buffers); }
-
-static float *reserve(float **p, size_t *cap, size_t need) {
-    if (*cap >= need) return *p;
-    free(*p);
-    *p = NULL;
-    *cap = 0;
-    void *q;
-    if (posix_memalign(&q, 64, need * sizeof(float)) != 0) return NULL;
-    *p = q;
-    *cap = need;
-    return *p;
-}
-
-static buffers *thread_buffers(void) {
-    pthread_once(&buffers_once, make_key);
-    buffers *s = pthread_getspecific(buffers_key);
-    if (!s) {
-        s = calloc(1, sizeof(buffers));
-        if (!s || pthread_setspecific(buffers_key, s) != 0) { free(s); return NULL; }
-    }
-    return s;
-}
 
 // op(A) rows i0..<i0+mc, columns p0..<p0+kc into ceil(mc/MR) panels of MR rows, panel i at
 // dst + i * MR * KC; rows past mc are zero. A transposed A (MR contiguous values per p) is
@@ -153,29 +104,6 @@ static void pack_b(int trans, const float *b, long ldb, long p0, long j0, long k
             }
         }
     }
-}
-
-// exp(x) as flowtune's Swift kernels compute it (Tensor/FastMath.swift, fastExp): x clamped to
-// [-87, 88], x = n ln2 + r, a degree-7 Taylor polynomial for e^r, 2^n from exponent bits.
-__attribute__((target("avx512f")))
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 shifted = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), magic);
-    __m512 n = _mm512_sub_ps(shifted, magic);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693145751953125f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(1.428606765330187045e-06f)));
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(magic));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
 }
 
 // GELU, tanh form, as Tensor/Kernels.swift's geluForward: x / (1 + exp(-2u)),
@@ -273,11 +201,11 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
     epilogue e = {bias, gelu_out, ldg};
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0 || alpha == 0) { scale_c(m, n, beta, c, ldc, e); return 0; }
-    buffers *bufs = thread_buffers();
+    ft_buffers *bufs = ft_thread_buffers();
     if (!bufs) return -1;
     long kc_max = min_l(k, KC);
-    float *bpack = reserve(&bufs->b, &bufs->b_cap, (size_t)(kc_max * round_up(min_l(n, NC), NR)));
-    float *apack = reserve(&bufs->a, &bufs->a_cap, (size_t)(KC * round_up(min_l(m, MC), MR)));
+    float *bpack = ft_reserve(&bufs->b, &bufs->b_cap, (size_t)(kc_max * round_up(min_l(n, NC), NR)));
+    float *apack = ft_reserve(&bufs->a, &bufs->a_cap, (size_t)(KC * round_up(min_l(m, MC), MR)));
     if (!bpack || !apack) return -1;
     for (long jc = 0; jc < n; jc += NC) {
         long nc = min_l(NC, n - jc);
@@ -310,194 +238,7 @@ int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
     return ft_sgemm_fused(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL, 0);
 }
 
-// MARK: attention for one (batch entry, head)
-//
-// Every product inside one head is small (T x T x hd, T ~ 80, hd ~ 32) and has one of three
-// forms, each computed in register tiles of MQ output rows x 32 columns without packing:
-//   weighted_rows  out[i][:] = alpha * sum_j M[i][j] X[j][:]    (P V, dS K)
-//                  out[j][:] = alpha * sum_i M[i][j] X[i][:]    (P^T dO, dS^T Q)
-//   dots         out[i][j] = alpha * sum_d A[i][d] Bt[d][j]     (Q K^T, dO V^T; Bt transposed)
-
-enum { MQ = 8 };   // output rows per register tile
-
-// x (n rows of w values, row stride ld) transposed into xt (w x tp), columns past n zero.
-static void transpose_rows(long n, long w, const float *x, long ld, float *xt, long tp) {
-    for (long d = 0; d < w; d++)
-        for (long j = n; j < tp; j++) xt[d * tp + j] = 0;
-    for (long j = 0; j < n; j++)
-        for (long d = 0; d < w; d++) xt[d * tp + j] = x[j * ld + d];
-}
-
-__attribute__((target("avx512f")))
-static inline __mmask16 lanes(long n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
-
-// Stores MQ rows (rows of them valid) of a tile of two zmm per row, times alpha.
-__attribute__((always_inline, target("avx512f")))
-static inline void store_tile(const __m512 *acc0, const __m512 *acc1, long rows, float alpha, float *out, long ldo,
-                              __mmask16 m0, __mmask16 m1) {
-    __m512 va = _mm512_set1_ps(alpha);
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MQ; r++) {
-        if (r < rows) {
-            _mm512_mask_storeu_ps(out + r * ldo, m0, _mm512_mul_ps(acc0[r], va));
-            _mm512_mask_storeu_ps(out + r * ldo + 16, m1, _mm512_mul_ps(acc1[r], va));
-        }
-    }
-}
-
-// out (n x w) = alpha * sum_t M(i, t) X[t][:], M(i, t) = m[i * rs + t * cs]:
-// (rs, cs) = (ldm, 1) gives M X, (1, ldm) gives M^T X. X is inner x w, row stride ldx.
-__attribute__((target("avx512f")))
-static void weighted_rows(long n, long inner, long w, float alpha, const float *m, long rs, long cs,
-                          const float *x, long ldx, float *out, long ldo) {
-    for (long i0 = 0; i0 < n; i0 += MQ) {
-        long rows = min_l(MQ, n - i0);
-        const float *mr[MQ];
-        for (int r = 0; r < MQ; r++) mr[r] = m + min_l(i0 + r, n - 1) * rs;   // tail rows repeat the last
-        for (long d = 0; d < w; d += 32) {
-            __mmask16 m0 = lanes(w - d), m1 = lanes(w - d - 16);
-            __m512 acc0[MQ], acc1[MQ];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-            for (long t = 0; t < inner; t++) {
-                __m512 x0 = _mm512_maskz_loadu_ps(m0, x + t * ldx + d), x1 = _mm512_maskz_loadu_ps(m1, x + t * ldx + d + 16);
-                long off = t * cs;
-#pragma clang loop unroll(full)
-                for (int r = 0; r < MQ; r++) {
-                    __m512 mv = _mm512_set1_ps(mr[r][off]);
-                    acc0[r] = _mm512_fmadd_ps(mv, x0, acc0[r]);
-                    acc1[r] = _mm512_fmadd_ps(mv, x1, acc1[r]);
-                }
-            }
-            store_tile(acc0, acc1, rows, alpha, out + i0 * ldo + d, ldo, m0, m1);
-        }
-    }
-}
-
-// out (n x nb) = alpha * A Bt, A (n x w, row stride lda), Bt (w x tp) zero-padded past nb.
-__attribute__((target("avx512f")))
-static void dots(long n, long nb, long w, float alpha, const float *a, long lda, const float *bt, long tp,
-                 float *out, long ldo) {
-    for (long i0 = 0; i0 < n; i0 += MQ) {
-        long rows = min_l(MQ, n - i0);
-        const float *ar[MQ];
-        for (int r = 0; r < MQ; r++) ar[r] = a + min_l(i0 + r, n - 1) * lda;
-        for (long j = 0; j < nb; j += 32) {
-            __m512 acc0[MQ], acc1[MQ];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < MQ; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-            for (long d = 0; d < w; d++) {
-                __m512 b0 = _mm512_loadu_ps(bt + d * tp + j), b1 = _mm512_loadu_ps(bt + d * tp + j + 16);
-#pragma clang loop unroll(full)
-                for (int r = 0; r < MQ; r++) {
-                    __m512 av = _mm512_set1_ps(ar[r][d]);
-                    acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
-                    acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
-                }
-            }
-            store_tile(acc0, acc1, rows, alpha, out + i0 * ldo + j, ldo, lanes(nb - j), lanes(nb - j - 16));
-        }
-    }
-}
-
-// In-place softmax of one row of T scores; mask (T, 0/1 floats) or NULL. Masked keys get
-// exactly 0; a row with every key masked becomes all zeros.
-__attribute__((target("avx512f")))
-static void softmax_row(float *y, long T, const float *mask) {
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (long j = 0; j < T; j += 16) {
-        __mmask16 m = lanes(T - j);
-        if (mask) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, mask + j), _mm512_setzero_ps(), _CMP_NEQ_OQ);
-        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, y + j));
-    }
-    float best = _mm512_reduce_max_ps(mx);
-    if (best == -INFINITY) {
-        for (long j = 0; j < T; j++) y[j] = 0;
-        return;
-    }
-    __m512 b = _mm512_set1_ps(best), acc = _mm512_setzero_ps();
-    for (long j = 0; j < T; j += 16) {
-        __mmask16 m = lanes(T - j);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + j), b));
-        if (mask) e = _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, mask + j));
-        e = _mm512_maskz_mov_ps(m, e);
-        _mm512_mask_storeu_ps(y + j, m, e);
-        acc = _mm512_add_ps(acc, e);
-    }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
-    for (long j = 0; j < T; j += 16) {
-        __mmask16 m = lanes(T - j);
-        _mm512_mask_storeu_ps(y + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + j), inv));
-    }
-}
-
-// dS = P * (dP - rowsum(P * dP)) for one row, in place in dp.
-__attribute__((target("avx512f")))
-static void softmax_backward_row(const float *p, float *dp, long T) {
-    __m512 acc = _mm512_setzero_ps();
-    for (long j = 0; j < T; j += 16) {
-        __mmask16 m = lanes(T - j);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + j), _mm512_maskz_loadu_ps(m, dp + j), acc);
-    }
-    __m512 sum = _mm512_set1_ps(_mm512_reduce_add_ps(acc));
-    for (long j = 0; j < T; j += 16) {
-        __mmask16 m = lanes(T - j);
-        __m512 pv = _mm512_maskz_loadu_ps(m, p + j);
-        _mm512_mask_storeu_ps(dp + j, m, _mm512_mul_ps(pv, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + j), sum)));
-    }
-}
-
-__attribute__((target("avx512f")))
-int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                         const float *mask, float *probs, float *out, long ldo) {
-    if (T <= 0 || hd <= 0) return 0;
-    buffers *bufs = thread_buffers();
-    if (!bufs) return -1;
-    long tp = round_up(T, 32);
-    float *kt = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp));
-    if (!kt) return -1;
-    transpose_rows(T, hd, k, ld, kt, tp);
-    dots(T, T, hd, scale, q, ld, kt, tp, probs, T);                   // S = scale Q K^T
-    for (long i = 0; i < T; i++) softmax_row(probs + i * T, T, mask);
-    weighted_rows(T, T, hd, 1, probs, T, 1, v, ld, out, ldo);         // O = P V
-    return 0;
-}
-
-__attribute__((target("avx512f")))
-int ft_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                          const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd) {
-    if (T <= 0 || hd <= 0) return 0;
-    buffers *bufs = thread_buffers();
-    if (!bufs) return -1;
-    long tp = round_up(T, 32);
-    float *scratch = reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp + T * T));
-    if (!scratch) return -1;
-    float *vt = scratch, *ds = scratch + hd * tp;
-    weighted_rows(T, T, hd, 1, probs, 1, T, dout, ldo, dv, ldd);      // dV = P^T dO
-    transpose_rows(T, hd, v, ld, vt, tp);
-    dots(T, T, hd, 1, dout, ldo, vt, tp, ds, T);                     // dP = dO V^T
-    for (long i = 0; i < T; i++) softmax_backward_row(probs + i * T, ds + i * T, T);
-    weighted_rows(T, T, hd, scale, ds, T, 1, k, ld, dq, ldd);         // dQ = scale dS K
-    weighted_rows(T, T, hd, scale, ds, 1, T, q, ld, dk, ldd);         // dK = scale dS^T Q
-    return 0;
-}
-
 #else
-
-int ft_gemm_available(void) { return 0; }
-
-int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                         const float *mask, float *probs, float *out, long ldo) {
-    (void)T; (void)hd; (void)scale; (void)q; (void)k; (void)v; (void)ld; (void)mask; (void)probs; (void)out; (void)ldo;
-    return -1;
-}
-
-int ft_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                          const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd) {
-    (void)T; (void)hd; (void)scale; (void)q; (void)k; (void)v; (void)ld; (void)probs; (void)dout; (void)ldo;
-    (void)dq; (void)dk; (void)dv; (void)ldd;
-    return -1;
-}
 
 int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
                    const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
