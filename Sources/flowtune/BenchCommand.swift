@@ -41,6 +41,10 @@ struct Bench: ParsableCommand {
         threads.apply()
         guard repeats > 0 else { fail("--repeats must be positive") }
         let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
+        let known = ["sgemm", "mlp", "pretrain_step", "euler_sample", "euler_sample_cfg", "grpo", "acflow_iteration"]
+        if let unknown = wanted?.subtracting(known).sorted(), !unknown.isEmpty {
+            fail("--only: unknown workload(s) \(unknown.joined(separator: ", ")); known: \(known.joined(separator: ", "))")
+        }
         func want(_ n: String) -> Bool { wanted?.contains(n) ?? true }
         if !json { print("GEMM: \(GEMM.name) (OpenBLAS kernels: \(BLASThreads.coreName)), \(Parallelism.workers) thread(s)") }
         let vocab = Tokenizer.vocabularySize
