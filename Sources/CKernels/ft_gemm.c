@@ -179,6 +179,33 @@ static void kernel_rows(long kc, const float *ap, const float *bp, float *c, lon
     kernel_body(kc, ap, KC, 1, bp, c, ldc, alpha, beta, mr, nr, bias, g, ldg);
 }
 
+// A non-transposed A read in place, for the row strides this model's matrices have (its widths
+// 128 and 512, and 384 for the qkv gradient): the stride is a compile-time constant in each, so
+// the rows are addressed from one register as in kernel_rows, and full panels need no packing.
+#define KERNEL_STRIDE(S)                                                                                 \
+    __attribute__((noinline, target("avx512f")))                                                       \
+    static void kernel_stride_##S(long kc, const float *ap, const float *bp, float *c, long ldc, float alpha, \
+                                  float beta, long mr, long nr, const float *bias, float *g, long ldg) {   \
+        kernel_body(kc, ap, S, 1, bp, c, ldc, alpha, beta, mr, nr, bias, g, ldg);                      \
+    }
+KERNEL_STRIDE(128)
+KERNEL_STRIDE(384)
+KERNEL_STRIDE(512)
+
+typedef void (*kernel_fn)(long, const float *, const float *, float *, long, float, float, long, long,
+                          const float *, float *, long);
+
+// The in-place kernel for a non-transposed A with row stride lda, or NULL (then A is packed).
+static kernel_fn in_place_kernel(int trans_a, long lda) {
+    if (trans_a) return NULL;
+    switch (lda) {
+    case 128: return kernel_stride_128;
+    case 384: return kernel_stride_384;
+    case 512: return kernel_stride_512;
+    default: return NULL;
+    }
+}
+
 // k == 0 or alpha == 0: C = beta * C [+ bias], [g = GELU(C)].
 __attribute__((target("avx512f")))
 static void scale_c(long m, long n, float beta, float *c, long ldc, epilogue e) {
@@ -207,6 +234,7 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
     float *bpack = ft_reserve(&bufs->b, &bufs->b_cap, (size_t)(kc_max * round_up(min_l(n, NC), NR)));
     float *apack = ft_reserve(&bufs->a, &bufs->a_cap, (size_t)(KC * round_up(min_l(m, MC), MR)));
     if (!bpack || !apack) return -1;
+    kernel_fn in_place = in_place_kernel(trans_a, lda);
     for (long jc = 0; jc < n; jc += NC) {
         long nc = min_l(NC, n - jc);
         for (long pc = 0; pc < k; pc += KC) {
@@ -216,15 +244,22 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
             int first = pc == 0, last = pc + kc >= k;
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_l(MC, m - ic);
-                pack_a(trans_a, a, lda, ic, pc, mc, kc, apack);
+                // full panels of an in-place A are read where they are; the rest is packed
+                long packed_from = in_place ? mc / MR * MR : 0;
+                if (packed_from < mc) pack_a(trans_a, a, lda, ic + packed_from, pc, mc - packed_from, kc, apack);
                 for (long jr = 0; jr < nc; jr += NR) {
                     const float *bias_t = first && bias ? bias + jc + jr : NULL;
                     for (long ir = 0; ir < mc; ir += MR) {
                         long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
                         float *ct = c + (ic + ir) * ldc + jc + jr;
                         float *gt = last && gelu_out ? gelu_out + (ic + ir) * ldg + jc + jr : NULL;
-                        (trans_a ? kernel_kmajor : kernel_rows)(kc, apack + ir * KC, bpack + jr * kc, ct, ldc, alpha, beta_block,
-                                                                mr, nr, bias_t, gt, ldg);
+                        if (ir < packed_from) {
+                            in_place(kc, a + (ic + ir) * lda + pc, bpack + jr * kc, ct, ldc, alpha, beta_block,
+                                     mr, nr, bias_t, gt, ldg);
+                        } else {
+                            (trans_a ? kernel_kmajor : kernel_rows)(kc, apack + (ir - packed_from) * KC, bpack + jr * kc, ct, ldc,
+                                                                    alpha, beta_block, mr, nr, bias_t, gt, ldg);
+                        }
                     }
                 }
             }

@@ -52,6 +52,27 @@ import Foundation
         }
     }
 
+    /// A non-transposed A whose row stride is one the kernel reads in place (128, 384, 512):
+    /// full panels unpacked, the partial panel packed, several row blocks and k blocks.
+    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"),
+          arguments: [128, 384, 512])
+    func inPlaceRowStrides(lda: Int) {
+        var rng = RNG(seed: 17)
+        for (m, k) in [(37, lda), (200, min(lda, 300)), (13, 100)] {
+            let s: Case = (m: m, n: 70, k: k)
+            let a = rng.normals(m * lda), b = rng.normals(k * s.n)
+            for tb in [false, true] {
+                let bm = tb ? (0..<(s.n * k)).map { b[($0 % k) * s.n + $0 / k] } : b   // the same op(B), stored transposed
+                var c = rng.normals(m * s.n)
+                let expected = Self.reference(false, tb, s, 1, a, lda, bm, tb ? k : s.n, 0.5, c, s.n)
+                #expect(ft_sgemm(0, tb ? 1 : 0, m, s.n, k, 1, a, lda, bm, tb ? k : s.n, 0.5, &c, s.n) == 0)
+                var worst = 0.0
+                for i in 0..<(m * s.n) { worst = max(worst, abs(Double(c[i]) - expected[i])) }
+                #expect(worst < 1e-3, "lda=\(lda) m=\(m) k=\(k) tb=\(tb): \(worst)")
+            }
+        }
+    }
+
     @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"))
     func emptyInnerDimensionScalesC() {
         var c: [Float] = [1, 2, 3, 4, 5, 6]
