@@ -180,7 +180,7 @@ static void kernel_rows(long kc, const float *ap, const float *bp, float *c, lon
 }
 
 // A non-transposed A read in place, for the row strides this model's matrices have (its widths
-// 128 and 512, and 384 for the qkv gradient): the stride is a compile-time constant in each, so
+// 128 and 512, 384 for the qkv gradient; 256 is kernel_rows' own): the stride is a compile-time constant in each, so
 // the rows are addressed from one register as in kernel_rows, and full panels need no packing.
 #define KERNEL_STRIDE(S)                                                                                 \
     __attribute__((noinline, target("avx512f")))                                                       \
@@ -200,6 +200,7 @@ static kernel_fn in_place_kernel(int trans_a, long lda) {
     if (trans_a) return NULL;
     switch (lda) {
     case 128: return kernel_stride_128;
+    case KC: return kernel_rows;          // 256
     case 384: return kernel_stride_384;
     case 512: return kernel_stride_512;
     default: return NULL;

@@ -52,10 +52,10 @@ import Foundation
         }
     }
 
-    /// A non-transposed A whose row stride is one the kernel reads in place (128, 384, 512):
+    /// A non-transposed A whose row stride is one the kernel reads in place (128, 256, 384, 512):
     /// full panels unpacked, the partial panel packed, several row blocks and k blocks.
     @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"),
-          arguments: [128, 384, 512])
+          arguments: [128, 256, 384, 512])
     func inPlaceRowStrides(lda: Int) {
         var rng = RNG(seed: 17)
         for (m, k) in [(37, lda), (200, min(lda, 300)), (13, 100)] {
