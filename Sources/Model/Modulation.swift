@@ -17,23 +17,12 @@ func layerNormModulateForward(out: UnsafeMutablePointer<Float>,
             let sh = mod + b * modStride + shift, sc = mod + b * modStride + scale
             let (m, rs) = layerNormStatistics(xr, d, eps: 1e-6)
             mean[row] = m; rstd[row] = rs
-            let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs)
-            var i = 0
-            while i + 8 <= d {
-                let xh = (xr.simd8(i) - mv) * rv
-                out.store8(xh * (1 + sc.simd8(i)) + sh.simd8(i), at: o + i)
-                i += 8
-            }
-            while i < d {
-                let xh = (xr[i] - m) * rs
-                out[o + i] = xh * (1 + sc[i]) + sh[i]
-                i += 1
-            }
+            layerNormRowForward(out + o, xr, d, mean: m, rstd: rs, scaleOffset: 1, scale: sc, shift: sh)
         }
     }
 }
 
-/// The backward of layerNormModulateForward, in one pass per row: dinp (laid out like x: sample
+/// The backward of layerNormModulateForward, row by row: dinp (laid out like x: sample
 /// b's rows at dinp + b * xSampleStride) += the LayerNorm backward of g = dout * (1 + scale[b]);
 /// dmod shift += sum over rows of dout, dmod scale += sum of dout * LN(x). LN(x) is recomputed
 /// from x, mean and rstd exactly as the forward computed it. Parallel over samples (each owns
@@ -49,40 +38,19 @@ func layerNormModulateBackward(dinp: UnsafeMutablePointer<Float>, dmod: UnsafeMu
             let dsh = dmod + b * modStride + shift, dsc = dmod + b * modStride + scale
             for r in 0..<rows {
                 let row = b * rows + r
-                let xr = x + b * xSampleStride + r * d, dx = dinp + b * xSampleStride + r * d, dy = dout + row * d
+                let xr = x + b * xSampleStride + r * d, dy = dout + row * d
                 let m = mean[row], rs = rstd[row]
+                // the modulation's own gradients: shift += dy, scale += dy * LN(x)
                 let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs)
-                var sg8 = SIMD8<Float>(), sgx8 = SIMD8<Float>()
                 var i = 0
                 while i < d8 {
-                    let xh = (xr.simd8(i) - mv) * rv, g0 = dy.simd8(i)
-                    dsh.store8(dsh.simd8(i) + g0, at: i)
-                    dsc.store8(dsc.simd8(i) + g0 * xh, at: i)
-                    let g = g0 * (1 + sc.simd8(i))
-                    sg8 += g; sgx8 += g * xh
+                    let g = dy.simd8(i)
+                    dsh.store8(dsh.simd8(i) + g, at: i)
+                    dsc.store8(dsc.simd8(i) + g * ((xr.simd8(i) - mv) * rv), at: i)
                     i += 8
                 }
-                var sg = sg8.sum(), sgx = sgx8.sum()
-                while i < d {
-                    let xh = (xr[i] - m) * rs
-                    dsh[i] += dy[i]; dsc[i] += dy[i] * xh
-                    let g = dy[i] * (1 + sc[i])
-                    sg += g; sgx += g * xh
-                    i += 1
-                }
-                sg /= Float(d); sgx /= Float(d)
-                let sgv = SIMD8<Float>(repeating: sg), sgxv = SIMD8<Float>(repeating: sgx)
-                i = 0
-                while i < d8 {
-                    let xh = (xr.simd8(i) - mv) * rv, g = dy.simd8(i) * (1 + sc.simd8(i))
-                    dx.store8(dx.simd8(i) + rv * (g - sgv - xh * sgxv), at: i)
-                    i += 8
-                }
-                while i < d {
-                    let xh = (xr[i] - m) * rs, g = dy[i] * (1 + sc[i])
-                    dx[i] += rs * (g - sg - xh * sgx)
-                    i += 1
-                }
+                while i < d { dsh[i] += dy[i]; dsc[i] += dy[i] * ((xr[i] - m) * rs); i += 1 }
+                layerNormRowBackward(dinp + b * xSampleStride + r * d, dy, xr, d, mean: m, rstd: rs, scaleOffset: 1, scale: sc)
             }
         }
     }

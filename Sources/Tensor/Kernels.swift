@@ -48,15 +48,9 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
                              n: Int, c: Int, eps: Float = 1e-6) {
     parallelFor(n, minChunk: 256) { rows in
         for r in rows {
-            let x = inp + r * c, y = out + r * c
+            let x = inp + r * c
             let (m, rs) = layerNormStatistics(x, c, eps: eps)
-            let mv = SIMD8<Float>(repeating: m)
-            if let gamma, let beta {
-                for i in 0..<c { y[i] = (x[i] - m) * rs * gamma[i] + beta[i] }
-            } else {
-                let rv = SIMD8<Float>(repeating: rs)
-                mapSIMD8(c, x, y) { ($0 - mv) * rv }
-            }
+            layerNormRowForward(out + r * c, x, c, mean: m, rstd: rs, scale: gamma, shift: beta)
             mean[r] = m; rstd[r] = rs
         }
     }
@@ -90,32 +84,60 @@ public func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dgamma: UnsafeM
         }
     }
     parallelFor(n, minChunk: 64) { rows in
-        let c8 = c / 8 * 8
         for r in rows {
-            let x = inp + r * c, dy = dout + r * c, dx = dinp + r * c
-            let m = mean[r], rs = rstd[r]
-            let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs)
-            // g = dy * gamma; dx += rs * (g - mean(g) - xhat * mean(g * xhat))
-            @inline(__always) func g8(_ i: Int) -> SIMD8<Float> { gamma.map { dy.simd8(i) * $0.simd8(i) } ?? dy.simd8(i) }
-            @inline(__always) func g1(_ i: Int) -> Float { gamma.map { dy[i] * $0[i] } ?? dy[i] }
-            var sg8 = SIMD8<Float>(), sgx8 = SIMD8<Float>()
-            var i = 0
-            while i < c8 {
-                let g = g8(i)
-                sg8 += g; sgx8 += g * ((x.simd8(i) - mv) * rv); i += 8
-            }
-            var sg = sg8.sum(), sgx = sgx8.sum()
-            while i < c { let g = g1(i); sg += g; sgx += g * (x[i] - m) * rs; i += 1 }
-            sg /= Float(c); sgx /= Float(c)
-            let sgv = SIMD8<Float>(repeating: sg), sgxv = SIMD8<Float>(repeating: sgx)
-            i = 0
-            while i < c8 {
-                let xhat = (x.simd8(i) - mv) * rv
-                dx.store8(dx.simd8(i) + rv * (g8(i) - sgv - xhat * sgxv), at: i); i += 8
-            }
-            while i < c { dx[i] += rs * (g1(i) - sg - (x[i] - m) * rs * sgx); i += 1 }
+            layerNormRowBackward(dinp + r * c, dout + r * c, inp + r * c, c, mean: mean[r], rstd: rstd[r], scale: gamma)
         }
     }
+}
+
+// One row of LayerNorm followed by a per-channel affine map, shared by the plain/affine
+// LayerNorm above and the adaLN modulation (Model/Modulation.swift), which differ only in the
+// map: y = xhat * (scaleOffset + scale) + shift, xhat = (x - mean) * rstd, with
+// (scaleOffset, scale, shift) = (0, gamma, beta) for an affine LayerNorm, (1, scale, shift) for
+// adaLN, and scale = shift = nil for none.
+
+/// y (c) = the row's LayerNorm through the affine map above.
+@inline(__always)
+public func layerNormRowForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int,
+                                mean m: Float, rstd rs: Float, scaleOffset: Float = 0,
+                                scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?) {
+    let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs), ov = SIMD8<Float>(repeating: scaleOffset)
+    var i = 0
+    if let scale, let shift {
+        while i + 8 <= c { y.store8((x.simd8(i) - mv) * rv * (ov + scale.simd8(i)) + shift.simd8(i), at: i); i += 8 }
+        while i < c { y[i] = (x[i] - m) * rs * (scaleOffset + scale[i]) + shift[i]; i += 1 }
+    } else {
+        while i + 8 <= c { y.store8((x.simd8(i) - mv) * rv, at: i); i += 8 }
+        while i < c { y[i] = (x[i] - m) * rs; i += 1 }
+    }
+}
+
+/// dx (c) += the LayerNorm backward of one row whose output gradient, before the affine map, is
+/// g = dy * (scaleOffset + scale) (g = dy without scale): dx += rstd (g - mean(g) - xhat mean(g xhat)).
+@inline(__always)
+public func layerNormRowBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                 _ c: Int, mean m: Float, rstd rs: Float, scaleOffset: Float = 0,
+                                 scale: UnsafePointer<Float>?) {
+    let c8 = c / 8 * 8
+    let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs), ov = SIMD8<Float>(repeating: scaleOffset)
+    @inline(__always) func g8(_ i: Int) -> SIMD8<Float> { scale.map { dy.simd8(i) * (ov + $0.simd8(i)) } ?? dy.simd8(i) }
+    @inline(__always) func g1(_ i: Int) -> Float { scale.map { dy[i] * (scaleOffset + $0[i]) } ?? dy[i] }
+    var sg8 = SIMD8<Float>(), sgx8 = SIMD8<Float>()
+    var i = 0
+    while i < c8 {
+        let g = g8(i)
+        sg8 += g; sgx8 += g * ((x.simd8(i) - mv) * rv); i += 8
+    }
+    var sg = sg8.sum(), sgx = sgx8.sum()
+    while i < c { let g = g1(i); sg += g; sgx += g * ((x[i] - m) * rs); i += 1 }
+    sg /= Float(c); sgx /= Float(c)
+    let sgv = SIMD8<Float>(repeating: sg), sgxv = SIMD8<Float>(repeating: sgx)
+    i = 0
+    while i < c8 {
+        let xhat = (x.simd8(i) - mv) * rv
+        dx.store8(dx.simd8(i) + rv * (g8(i) - sgv - xhat * sgxv), at: i); i += 8
+    }
+    while i < c { dx[i] += rs * (g1(i) - sg - (x[i] - m) * rs * sgx); i += 1 }
 }
 
 // MARK: - Activations
