@@ -54,8 +54,9 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
                               probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     parallelFor(s.batch * H) { range in
-        let dp = UnsafeMutablePointer<Float>.allocate(capacity: T * T)   // (T, T) scratch per worker
-        defer { dp.deallocate() }
+        // (T, T) scratch per worker for the OpenBLAS path, allocated only when that path runs
+        var scratch: UnsafeMutablePointer<Float>? = nil
+        defer { scratch?.deallocate() }
         for bh in range {
             let b = bh / H, h = bh % H
             let base = qkv + b * T * 3 * D, dbase = dqkv + b * T * 3 * D
@@ -66,6 +67,8 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
             if GEMM.ownKernel && ft_attention_backward(T, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
                 continue
             }
+            if scratch == nil { scratch = .allocate(capacity: T * T) }
+            let dp = scratch!
             // dV = P^T dO ; dP = dO V^T
             sgemm(transA: true, m: T, n: hd, k: T, a: p, lda: T, b: dO, ldb: D, c: dv, ldc: 3 * D, parallel: false)
             sgemm(transB: true, m: T, n: T, k: hd, a: dO, lda: D, b: v, ldb: 3 * D, c: dp, ldc: T, parallel: false)
