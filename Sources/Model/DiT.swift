@@ -270,27 +270,23 @@ public final class DiT {
 
 /// (B, S, S, C) -> (B, P, p*p*C), patch index = row * (S/p) + col, inside (dy, dx, c).
 public func patchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch B: Int) {
-    let S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
-    for b in 0..<B {
-        for pr in 0..<n { for pc in 0..<n {
-            let o = out + (b * n * n + pr * n + pc) * c.patchDim
-            for dy in 0..<ps {
-                let src = x + ((b * S + pr * ps + dy) * S + pc * ps) * C
-                (o + dy * ps * C).update(from: src, count: ps * C)
-            }
-        } }
-    }
+    forEachPatchRow(c, batch: B) { image, patch, count in (out + patch).update(from: x + image, count: count) }
 }
 
 /// The inverse of `patchify`.
 public func unpatchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ patches: UnsafePointer<Float>, batch B: Int) {
+    forEachPatchRow(c, batch: B) { image, patch, count in (out + image).update(from: patches + patch, count: count) }
+}
+
+/// The correspondence both directions use: for each row of pixels inside each patch, its offset
+/// in the (B, S, S, C) image, its offset in the (B, P, p*p*C) patches, and its length (p*C).
+@inline(__always)
+func forEachPatchRow(_ c: ModelConfig, batch B: Int, _ body: (_ image: Int, _ patch: Int, _ count: Int) -> Void) {
     let S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
     for b in 0..<B {
         for pr in 0..<n { for pc in 0..<n {
-            let src = patches + (b * n * n + pr * n + pc) * c.patchDim
-            for dy in 0..<ps {
-                (out + ((b * S + pr * ps + dy) * S + pc * ps) * C).update(from: src + dy * ps * C, count: ps * C)
-            }
+            let patch = (b * n * n + pr * n + pc) * c.patchDim
+            for dy in 0..<ps { body(((b * S + pr * ps + dy) * S + pc * ps) * C, patch + dy * ps * C, ps * C) }
         } }
     }
 }
