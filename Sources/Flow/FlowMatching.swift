@@ -10,16 +10,21 @@ public struct FlowMatchingBatch {
     public init(x0: [Float], tokens: [Int32]) { self.x0 = x0; self.tokens = tokens }
 }
 
-/// logit-normal(0, 1): sigmoid of a standard normal.
+/// logit-normal(mean, std): the sigmoid of a normal. (0, 1) is SD3's default; a negative mean
+/// puts more of the training on low noise (EDM's log-normal noise levels are logit-normal(-1.2, 1.2)
+/// in this parametrisation, since t / (1 - t) = sigma).
 @inline(__always)
-public func logitNormal(_ rng: inout RNG) -> Float { 1 / (1 + fastExp(-rng.normal())) }
+public func logitNormal(_ rng: inout RNG, mean: Float = 0, std: Float = 1) -> Float {
+    1 / (1 + fastExp(-(mean + std * rng.normal())))
+}
 
 /// One flow-matching loss evaluation on `batch` (forward + backward into model.grads).
-/// `nullProbability` replaces prompts by the NULL prompt for classifier-free guidance.
+/// `nullProbability` replaces prompts by the NULL prompt for classifier-free guidance;
+/// t is drawn logit-normal(tMean, tStd).
 /// When `backward` is false only the loss is computed.
 @discardableResult
 public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch, rng: inout RNG,
-                             nullProbability: Float = 0.1, backward: Bool = true) -> Float {
+                             nullProbability: Float = 0.1, tMean: Float = 0, tStd: Float = 1, backward: Bool = true) -> Float {
     let c = model.config, n = c.pixelsPerImage, L = c.textLength
     let B = batch.x0.count / n
     var t = [Float](repeating: 0, count: B)
@@ -28,7 +33,7 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     var tokens = batch.tokens
     let null = Tokenizer.nullTokens
     for b in 0..<B {
-        t[b] = logitNormal(&rng)
+        t[b] = logitNormal(&rng, mean: tMean, std: tStd)
         if rng.uniform() < nullProbability { for j in 0..<L { tokens[b * L + j] = null[j] } }
         for i in 0..<n {
             let e = rng.normal(), x = batch.x0[b * n + i]

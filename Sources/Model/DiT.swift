@@ -130,8 +130,14 @@ public final class DiT {
                                  rstd: ws.rstdF.pointer, x: ws.hOut.pointer + L * D, xSampleStride: T * D,
                                  mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, batch: B, rows: P, d: D)
         linearForward(out: ws.outP.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"), bias: p("final.linear.bias"),
-                      n: B * P, inFeatures: D, outFeatures: pp)
-        unpatchify(ws.v.pointer, ws.outP.pointer, batch: B)
+                      n: B * P, inFeatures: D, outFeatures: c.outPatchDim)
+        if c.convHead {
+            Model.unpatchify(c, ws.feat.pointer, ws.outP.pointer, batch: B, channels: c.headChannels)
+            conv3x3Forward(out: ws.v.pointer, inp: ws.feat.pointer, weight: p("final.conv.weight"), bias: p("final.conv.bias"),
+                           shape: convShape(B))
+        } else {
+            unpatchify(ws.v.pointer, ws.outP.pointer, batch: B)
+        }
         return ws.v.pointer
     }
 
@@ -173,10 +179,16 @@ public final class DiT {
         precondition(ws.training, "backward needs a training workspace")
         let c = config, T = c.tokens, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
         // final layer
-        patchify(ws.dPatch.pointer, dv, batch: B)
+        if c.convHead {
+            conv3x3Backward(dinp: ws.dFeat.pointer, dweight: g("final.conv.weight"), dbias: g("final.conv.bias"), dout: dv,
+                            inp: ws.feat.pointer, weight: p("final.conv.weight"), shape: convShape(B))
+            Model.patchify(c, ws.dPatch.pointer, ws.dFeat.pointer, batch: B, channels: c.headChannels)
+        } else {
+            patchify(ws.dPatch.pointer, dv, batch: B)
+        }
         linearBackward(dinp: ws.dm.pointer, dweight: g("final.linear.weight"), dbias: g("final.linear.bias"),
                        dout: ws.dPatch.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"),
-                       n: B * P, inFeatures: D, outFeatures: pp)
+                       n: B * P, inFeatures: D, outFeatures: c.outPatchDim)
         ws.dmodF.pointer.update(repeating: 0, count: B * 2 * D)
         ws.dh.pointer.update(repeating: 0, count: B * T * D)
         layerNormModulateBackward(dinp: ws.dh.pointer + L * D, dmod: ws.dmodF.pointer, dout: ws.dm.pointer,
@@ -258,6 +270,10 @@ public final class DiT {
 
     // MARK: - patches
 
+    func convShape(_ B: Int) -> Conv3x3Shape {
+        Conv3x3Shape(batch: B, side: config.imageSize, inChannels: config.headChannels, outChannels: config.channels)
+    }
+
     func patchify(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch B: Int) {
         Model.patchify(config, out, x, batch: B)
     }
@@ -269,23 +285,31 @@ public final class DiT {
 }
 
 /// (B, S, S, C) -> (B, P, p*p*C), patch index = row * (S/p) + col, inside (dy, dx, c).
-public func patchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch B: Int) {
-    forEachPatchRow(c, batch: B) { image, patch, count in (out + patch).update(from: x + image, count: count) }
+/// `channels` defaults to the image's (3); the convolutional head's feature maps have more.
+public func patchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch B: Int,
+                     channels: Int? = nil) {
+    forEachPatchRow(c, batch: B, channels: channels ?? c.channels) { image, patch, count in
+        (out + patch).update(from: x + image, count: count)
+    }
 }
 
 /// The inverse of `patchify`.
-public func unpatchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ patches: UnsafePointer<Float>, batch B: Int) {
-    forEachPatchRow(c, batch: B) { image, patch, count in (out + image).update(from: patches + patch, count: count) }
+public func unpatchify(_ c: ModelConfig, _ out: UnsafeMutablePointer<Float>, _ patches: UnsafePointer<Float>, batch B: Int,
+                       channels: Int? = nil) {
+    forEachPatchRow(c, batch: B, channels: channels ?? c.channels) { image, patch, count in
+        (out + image).update(from: patches + patch, count: count)
+    }
 }
 
 /// The correspondence both directions use: for each row of pixels inside each patch, its offset
 /// in the (B, S, S, C) image, its offset in the (B, P, p*p*C) patches, and its length (p*C).
 @inline(__always)
-func forEachPatchRow(_ c: ModelConfig, batch B: Int, _ body: (_ image: Int, _ patch: Int, _ count: Int) -> Void) {
-    let S = c.imageSize, ps = c.patch, n = c.patchesPerSide, C = c.channels
+func forEachPatchRow(_ c: ModelConfig, batch B: Int, channels C: Int,
+                     _ body: (_ image: Int, _ patch: Int, _ count: Int) -> Void) {
+    let S = c.imageSize, ps = c.patch, n = c.patchesPerSide
     for b in 0..<B {
         for pr in 0..<n { for pc in 0..<n {
-            let patch = (b * n * n + pr * n + pc) * c.patchDim
+            let patch = (b * n * n + pr * n + pc) * ps * ps * C
             for dy in 0..<ps { body(((b * S + pr * ps + dy) * S + pc * ps) * C, patch + dy * ps * C, ps * C) }
         } }
     }

@@ -11,6 +11,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var textLength: Int = 16  // L, text tokens (padded)
     public var vocabSize: Int        // token embedding rows (PAD, NULL and the words)
     public var freqDim: Int          // sinusoidal timestep features
+    /// Output head. 0: the final linear layer emits each patch's pixels (the s32 network).
+    /// K > 0: it emits K feature channels per pixel, and a 3x3 convolution (padding 1) maps the
+    /// unpatchified (S, S, K) feature map to RGB (the s32c network).
+    public var headChannels: Int = 0
 
     public init(name: String, imageSize: Int, patch: Int, width: Int, depth: Int, heads: Int,
                 vocabSize: Int, freqDim: Int = 128, textLength: Int = 16) {
@@ -22,6 +26,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var imageTokens: Int { patchesPerSide * patchesPerSide }        // P
     public var tokens: Int { textLength + imageTokens }                   // T = L + P
     public var patchDim: Int { patch * patch * channels }                 // values per patch
+    public var convHead: Bool { headChannels > 0 }
+    public var outChannels: Int { convHead ? headChannels : channels }    // channels the final linear emits per pixel
+    public var outPatchDim: Int { patch * patch * outChannels }           // values the final linear emits per patch
     public var headDim: Int { width / heads }
     public var hidden: Int { mlpRatio * width }
     public var pixelsPerImage: Int { imageSize * imageSize * channels }   // D in the algorithms
@@ -32,7 +39,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         let P = Double(imageTokens), N = Double(tokens), D = Double(width), K = Double(patchDim), F = Double(freqDim)
         let H = Double(hidden)
         let perBlock = 6 * D * D + N * (3 * D * D + D * D + 2 * D * H) + 2 * N * N * D
-        let macs = P * K * D + F * D + 2 * D * D + Double(depth) * perBlock + 2 * D * D + P * D * K
+        let head = P * D * Double(outPatchDim) + (convHead ? Double(imageSize * imageSize * 9 * headChannels * channels) : 0)
+        let macs = P * K * D + F * D + 2 * D * D + Double(depth) * perBlock + 2 * D * D + head
         return 2 * macs
     }
 
@@ -41,12 +49,18 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         func bad(_ why: String) -> ModelError { ModelError("model configuration '\(name)': \(why)") }
         guard imageSize > 0, patch > 0, imageSize % patch == 0 else { throw bad("image size \(imageSize) is not a multiple of patch \(patch)") }
         guard width > 0, heads > 0, width % heads == 0 else { throw bad("width \(width) is not a multiple of heads \(heads)") }
-        guard depth > 0, textLength > 0, vocabSize > 2, freqDim > 0, freqDim % 2 == 0, channels == 3 else { throw bad("invalid sizes") }
+        guard depth > 0, textLength > 0, vocabSize > 2, freqDim > 0, freqDim % 2 == 0, channels == 3, headChannels >= 0 else { throw bad("invalid sizes") }
     }
 
     /// The default compact model (shared/peer/model_spec.md): 32x32, patch 4, width 128, 4 blocks, 4 heads.
     public static func s32(vocabSize: Int) -> ModelConfig {
         ModelConfig(name: "s32", imageSize: 32, patch: 4, width: 128, depth: 4, heads: 4, vocabSize: vocabSize)
+    }
+    /// s32 with a convolutional output head: 16 feature channels per pixel, then a 3x3 convolution to RGB.
+    public static func s32c(vocabSize: Int) -> ModelConfig {
+        var c = s32(vocabSize: vocabSize)
+        c.name = "s32c"; c.headChannels = 16
+        return c
     }
     /// A tiny configuration for tests: 16x16, patch 4, width 32, 1 block, 2 heads.
     public static func tiny(vocabSize: Int) -> ModelConfig {
@@ -60,10 +74,33 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public static func named(_ name: String, vocabSize: Int) throws -> ModelConfig {
         switch name {
         case "s32": return .s32(vocabSize: vocabSize)
+        case "s32c": return .s32c(vocabSize: vocabSize)
         case "tiny": return .tiny(vocabSize: vocabSize)
         case "small": return .small(vocabSize: vocabSize)
-        default: throw ModelError("unknown model configuration '\(name)'; known: s32, small, tiny")
+        default: throw ModelError("unknown model configuration '\(name)'; known: s32, s32c, small, tiny")
         }
+    }
+}
+
+extension ModelConfig {
+    enum CodingKeys: String, CodingKey {
+        case name, imageSize, channels, patch, width, depth, heads, mlpRatio, textLength, vocabSize, freqDim, headChannels
+    }
+    /// Checkpoints written before the convolutional head have no `headChannels`: they are plain heads.
+    public init(from decoder: Decoder) throws {
+        let k = try decoder.container(keyedBy: CodingKeys.self)
+        name = try k.decode(String.self, forKey: .name)
+        imageSize = try k.decode(Int.self, forKey: .imageSize)
+        channels = try k.decodeIfPresent(Int.self, forKey: .channels) ?? 3
+        patch = try k.decode(Int.self, forKey: .patch)
+        width = try k.decode(Int.self, forKey: .width)
+        depth = try k.decode(Int.self, forKey: .depth)
+        heads = try k.decode(Int.self, forKey: .heads)
+        mlpRatio = try k.decodeIfPresent(Int.self, forKey: .mlpRatio) ?? 4
+        textLength = try k.decodeIfPresent(Int.self, forKey: .textLength) ?? 16
+        vocabSize = try k.decode(Int.self, forKey: .vocabSize)
+        freqDim = try k.decode(Int.self, forKey: .freqDim)
+        headChannels = try k.decodeIfPresent(Int.self, forKey: .headChannels) ?? 0
     }
 }
 

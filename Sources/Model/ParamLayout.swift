@@ -38,25 +38,29 @@ public struct ParamLayout: Sendable {
             add(p + "fc2.weight", [D, c.hidden]); add(p + "fc2.bias", [D])
         }
         add("final.adaLN.weight", [2 * D, D]); add("final.adaLN.bias", [2 * D])
-        add("final.linear.weight", [c.patchDim, D]); add("final.linear.bias", [c.patchDim])
+        add("final.linear.weight", [c.outPatchDim, D]); add("final.linear.bias", [c.outPatchDim])
+        if c.convHead { add("final.conv.weight", [c.channels, c.headChannels, 3, 3]); add("final.conv.bias", [c.channels]) }
     }
 
     /// Weight decay applies to the matrices of linear layers only (not biases, embeddings, positions).
     public var decayMask: [Bool] {
         var m = [Bool](repeating: false, count: total)
-        for e in entries where e.name.hasSuffix(".weight") && e.shape.count == 2 && !e.name.hasPrefix("token_embed") {
+        for e in entries where e.name.hasSuffix(".weight") && (e.shape.count == 2 || e.shape.count == 4) && !e.name.hasPrefix("token_embed") {
             for i in e.offset..<(e.offset + e.count) { m[i] = true }
         }
         return m
     }
 
     /// DiT initialisation: Xavier-uniform linears, N(0, 0.02) embeddings and timestep MLP,
-    /// zeros for biases, every adaLN modulation and the final linear (adaLN-Zero).
+    /// zeros for biases, every adaLN modulation and the last layer (adaLN-Zero): the final linear,
+    /// or with a convolutional head the convolution (the final linear is then Xavier, so that the
+    /// convolution's gradient is not zero at the start).
     public func initialise(_ params: FloatBuffer, rng: inout RNG) {
         params.zero()
+        let convHead = entry("final.conv.weight") != nil
         for e in entries where e.shape.count == 2 {
             let p = params.pointer + e.offset
-            if e.name.contains("adaLN") || e.name.hasPrefix("final.linear") { continue }
+            if e.name.contains("adaLN") || (e.name.hasPrefix("final.linear") && !convHead) { continue }
             if e.name.hasPrefix("token_embed") || e.name == "text_pos" || e.name.hasPrefix("t_mlp") {
                 for i in 0..<e.count { p[i] = rng.normal() * 0.02 }
             } else {

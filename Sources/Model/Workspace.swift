@@ -22,10 +22,11 @@ public final class Workspace {
     var blocks: [Block]
     let hOut: FloatBuffer                       // (B, T, D) residual stream after the last block
     let modF, mF, outP, meanF, rstdF: FloatBuffer
+    let feat: FloatBuffer                       // (B, S, S, K) the convolutional head's input (empty without one)
     public let v: FloatBuffer                   // (B, S, S, C) the velocity
     // backward scratch
     let dh, dm, dqkv, datt, dhid, dmod, dsc, dc, dmodF, dcs: FloatBuffer
-    let dPatch: FloatBuffer
+    let dPatch, dFeat: FloatBuffer
 
     init(config c: ModelConfig, batch B: Int, training: Bool) {
         self.c = c; self.batch = B; self.training = training
@@ -51,7 +52,8 @@ public final class Workspace {
         }
         hOut = FloatBuffer(count: B * T * D)
         modF = FloatBuffer(count: B * 2 * D); mF = FloatBuffer(count: B * P * D)
-        outP = FloatBuffer(count: B * P * c.patchDim)
+        outP = FloatBuffer(count: B * P * c.outPatchDim)
+        feat = FloatBuffer(count: c.convHead ? B * c.imageSize * c.imageSize * c.headChannels : 0)
         meanF = FloatBuffer(count: B * P); rstdF = FloatBuffer(count: B * P)
         v = FloatBuffer(count: B * c.pixelsPerImage)
         if training {
@@ -59,11 +61,12 @@ public final class Workspace {
             datt = FloatBuffer(count: B * T * D); dhid = FloatBuffer(count: B * T * H)
             dmod = FloatBuffer(count: B * 6 * D); dsc = FloatBuffer(count: B * D); dc = FloatBuffer(count: B * D)
             dmodF = FloatBuffer(count: B * 2 * D); dcs = FloatBuffer(count: B * D)
-            dPatch = FloatBuffer(count: B * P * c.patchDim)
+            dPatch = FloatBuffer(count: B * P * c.outPatchDim)
+            dFeat = FloatBuffer(count: c.convHead ? B * c.imageSize * c.imageSize * c.headChannels : 0)
         } else {
             let none = FloatBuffer(count: 0)
             dh = none; dm = none; dqkv = none; datt = none; dhid = none; dmod = none; dsc = none
-            dc = none; dmodF = none; dcs = none; dPatch = none
+            dc = none; dmodF = none; dcs = none; dPatch = none; dFeat = none
         }
     }
 }

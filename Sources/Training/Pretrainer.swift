@@ -17,6 +17,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public var gradClip: Float = 1.0       // global gradient-norm clip
     public var emaDecay: Float = 0.999     // EMA of the weights, used for sampling and shipped
     public var nullProbability: Float = 0.1 // NULL prompt rate (classifier-free guidance)
+    public var tMean: Float = 0            // training times t ~ logit-normal(tMean, tStd)
+    public var tStd: Float = 1
     public var seed: UInt64 = 0
     public init() {}
 
@@ -82,7 +84,8 @@ public final class Pretrainer {
     public func trainStep() -> Float {
         let batch = makeBatch(rng: &rng)
         model.grads.zero()
-        let loss = flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: config.nullProbability)
+        let loss = flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: config.nullProbability,
+                                    tMean: config.tMean, tStd: config.tStd)
         optimizer.lr = config.learningRate(at: step)
         optimizer.update(params: model.params.buffer, grads: model.grads.buffer)
         ema.ema(toward: model.params, decay: step < 100 ? 0 : config.emaDecay)

@@ -9,7 +9,7 @@ struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pretrain the velocity network by flow matching on freshly rendered shapes-world images.")
 
-    @Option(help: "Model configuration: s32, small or tiny.") var config = "s32"
+    @Option(help: "Model configuration: s32, s32c (s32 with a convolutional output head), small or tiny.") var config = "s32"
     @Option(help: "Total optimiser steps.") var steps = 20_000
     @Option(help: "Images per step.") var batch = 64
     @Option(help: "Peak learning rate.") var lr: Float = 1e-3
@@ -17,6 +17,8 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Linear warm-up steps.") var warmup = 500
     @Option(help: "Fraction of the run (at its end) over which the learning rate decays.") var decayFraction: Float = 0.4
     @Option(help: "EMA decay of the weights used for sampling.") var emaDecay: Float = 0.999
+    @Option(help: "Training times t ~ logit-normal(mean, std): the mean (0: SD3's default; -1.2: EDM's noise levels).") var tMean: Float = 0
+    @Option(help: "Training times t ~ logit-normal(mean, std): the std.") var tStd: Float = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Prompt list whose prompts are never drawn (held out).") var exclude = "prompts/eval.txt"
     @Option(help: "Checkpoint (EMA weights); its state goes beside it as NAME.state.safetensors.") var out = "models/base-s32.safetensors"
@@ -28,9 +30,11 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         threads.apply()
         guard steps > 0, batch > 0, checkpointEvery > 0, logEvery > 0 else { fail("--steps, --batch, --checkpoint-every and --log-every must be positive") }
+        guard tStd > 0, tMean.isFinite, tStd.isFinite else { fail("--t-std must be positive and --t-mean finite") }
         var cfg = PretrainConfig()
         cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
+        cfg.tMean = tMean; cfg.tStd = tStd
         let excluded = guarded { Set(try PromptFile(path: exclude).prompts) }
         let trainer = guarded { try Pretrainer(config: cfg, excluding: excluded) }
         let url = URL(fileURLWithPath: out)

@@ -45,6 +45,34 @@ import Shapes
             .contains("not a flowtune checkpoint"))
     }
 
+    @Test func checkpointsWithoutAHeadFieldAreThePlainNetworkAndConfigurationsAreNotInterchangeable() throws {
+        let dir = try Self.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 4)
+        var f = try Checkpoint.file(config: m.config, params: m.params)
+        // a checkpoint written before the convolutional head existed has no "headChannels"
+        var json = try #require(JSONSerialization.jsonObject(with: Data(f.metadata["config"]!.utf8)) as? [String: Any])
+        #expect(json["headChannels"] as? Int == 0)
+        json["headChannels"] = nil
+        f.metadata["config"] = String(data: try JSONSerialization.data(withJSONObject: json), encoding: .utf8)!
+        let old = dir.appendingPathComponent("old.safetensors")
+        try f.serialized().write(to: old)
+        let back = try Checkpoint.load(old)
+        #expect(back.config == m.config && !back.config.convHead)
+        // s32 and s32c differ in name and head: one loaded as the other is a clear error
+        let plain = try DiT(config: .s32(vocabSize: Tokenizer.vocabularySize)), url = dir.appendingPathComponent("s32.safetensors")
+        try Checkpoint.save(plain, to: url)
+        #expect(Self.message { _ = try Checkpoint.load(url, expect: .s32c(vocabSize: Tokenizer.vocabularySize)) }
+            .contains("configuration 's32' does not match the expected 's32c'"))
+        // the same tensors under a configuration that says "conv head" miss the convolution
+        var g = try SafeTensorsFile(contentsOf: url)
+        var cj = try #require(JSONSerialization.jsonObject(with: Data(g.metadata["config"]!.utf8)) as? [String: Any])
+        cj["headChannels"] = 16
+        g.metadata["config"] = String(data: try JSONSerialization.data(withJSONObject: cj), encoding: .utf8)!
+        let lying = dir.appendingPathComponent("lying.safetensors")
+        try g.serialized().write(to: lying)
+        #expect(Self.message { _ = try Checkpoint.load(lying) }.contains("has shape"))
+    }
+
     @Test func badCheckpointsAreClearErrors() throws {
         let dir = try Self.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 4)

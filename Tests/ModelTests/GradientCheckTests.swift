@@ -6,8 +6,10 @@ import Shapes
 /// Finite-difference checks of the whole network's backward pass on the tiny configuration.
 @Suite struct ModelGradientTests {
     /// A tiny model with every parameter random (adaLN-Zero would otherwise zero most paths).
-    static func randomModel(seed: UInt64 = 1) throws -> DiT {
-        let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: seed)
+    static func randomModel(seed: UInt64 = 1, convHead: Bool = false) throws -> DiT {
+        var c = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
+        if convHead { c.name = "tinyc"; c.headChannels = 5 }
+        let m = try DiT(config: c, seed: seed)
         var rng = RNG(seed: seed + 100)
         for i in 0..<m.params.count { m.params[i] = rng.normal() * 0.15 }
         return m
@@ -32,8 +34,8 @@ import Shapes
         return s
     }
 
-    @Test func fullNetworkGradientMatchesFiniteDifferences() throws {
-        let m = try Self.randomModel()
+    @Test(arguments: [false, true]) func fullNetworkGradientMatchesFiniteDifferences(convHead: Bool) throws {
+        let m = try Self.randomModel(convHead: convHead)
         let B = 3
         let (x, t, tok) = try Self.inputs(m, batch: B, seed: 7)
         var rng = RNG(seed: 9)
@@ -86,6 +88,28 @@ import Shapes
         let m = try DiT(config: .s32(vocabSize: 19))
         #expect(m.parameterCount == 1_286_832)
         #expect(abs(m.config.flopsPerImage - 141.46e6) < 0.01e6)
+    }
+
+    @Test func convolutionalHeadCostsAtMostFivePercentMoreFlops() throws {
+        let plain = ModelConfig.s32(vocabSize: Tokenizer.vocabularySize), conv = ModelConfig.s32c(vocabSize: Tokenizer.vocabularySize)
+        let m = try DiT(config: conv)
+        #expect(m.parameterCount == 1_289_520 + 128 * (16 * 16 - 48) + (16 * 16 - 48) + 3 * 16 * 9 + 3)
+        #expect(conv.flopsPerImage > plain.flopsPerImage)
+        #expect(conv.flopsPerImage <= 1.05 * plain.flopsPerImage)
+    }
+
+    @Test func convolutionalHeadStartsAtZeroVelocityAndLearns() throws {
+        // adaLN-Zero: the zero convolution gives v = 0 at initialisation; its weight gradient is not 0
+        // (the final linear before it is random), so training can move it.
+        let m = try DiT(config: .s32c(vocabSize: Tokenizer.vocabularySize), seed: 3)
+        let (x, t, tok) = try Self.inputs(m, batch: 2, seed: 6)
+        let ws = m.makeWorkspace(batch: 2, training: true)
+        let v = m.forward(ws, x: x, t: t, tokens: tok, batch: 2)
+        #expect((0..<(2 * m.config.pixelsPerImage)).allSatisfy { v[$0] == 0 })
+        m.grads.zero()
+        m.backward(ws, dv: x, batch: 2)
+        let e = m.layout.entry("final.conv.weight")!
+        #expect((e.offset..<(e.offset + e.count)).contains { m.grads[$0] != 0 })
     }
 
     @Test func trainingAndInferenceWorkspacesAgree() throws {

@@ -39,6 +39,34 @@ import Tensor
         Self.check(&b, r: r, analytic: db) { f(x, w, $0) }
     }
 
+    @Test func conv3x3() {
+        var rng = RNG(seed: 11)
+        let shape = Conv3x3Shape(batch: 2, side: 5, inChannels: 4, outChannels: 3)
+        var x = rng.normals(2 * 25 * 4), w = rng.normals(shape.weightCount), b = rng.normals(3)
+        let r = rng.normals(2 * 25 * 3)
+        func f(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: 2 * 25 * 3)
+            conv3x3Forward(out: &out, inp: x, weight: w, bias: b, shape: shape)
+            return out
+        }
+        // the forward against a direct reading of the definition (PyTorch's weight order, zero padding)
+        let out = f(x, w, b)
+        for (bi, y, xx, co) in [(0, 0, 0, 0), (1, 2, 3, 1), (1, 4, 4, 2), (0, 4, 1, 2)] {
+            var ref = Double(b[co])
+            for ci in 0..<4 { for ky in 0..<3 { for kx in 0..<3 {
+                let yy = y + ky - 1, xq = xx + kx - 1
+                guard yy >= 0, yy < 5, xq >= 0, xq < 5 else { continue }
+                ref += Double(x[((bi * 5 + yy) * 5 + xq) * 4 + ci]) * Double(w[((co * 4 + ci) * 3 + ky) * 3 + kx])
+            } } }
+            #expect(abs(Double(out[((bi * 5 + y) * 5 + xx) * 3 + co]) - ref) < 1e-4)
+        }
+        var dx = [Float](repeating: 7, count: x.count), dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: 3)
+        conv3x3Backward(dinp: &dx, dweight: &dw, dbias: &db, dout: r, inp: x, weight: w, shape: shape)
+        Self.check(&x, r: r, analytic: dx) { f($0, w, b) }
+        Self.check(&w, r: r, analytic: dw) { f(x, $0, b) }
+        Self.check(&b, r: r, analytic: db) { f(x, w, $0) }
+    }
+
     @Test(arguments: [false, true]) func layerNorm(affine: Bool) {
         var rng = RNG(seed: 2)
         let n = 4, c = 6
