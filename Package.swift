@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: fast),
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: fast),
-        .target(name: "Model", dependencies: ["Tensor", "CImageIO", "Shapes"], swiftSettings: fast),
+        .target(name: "Model", dependencies: ["Tensor", "Shapes"], swiftSettings: fast),
         .target(name: "Flow", dependencies: ["Tensor", "Model", "Shapes"], swiftSettings: fast),
         .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: fast),

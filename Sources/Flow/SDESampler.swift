@@ -117,10 +117,8 @@ public struct SDESampler {
                             r.logps[k * B + b] = logProb(squaredDistance: ss, n: n, c: c)
                         }
                     } else {
-                        for i in 0..<(B * n) {
-                            mu[i] = x[i] - c.h * v[i]       // deterministic Euler step
-                            xNext[i] = mu[i]
-                        }
+                        eulerStep(mu, x: x, v: v, h: c.h, count: B * n)     // deterministic: the ODE's step
+                        xNext.update(from: mu, count: B * n)
                     }
                 }
             }

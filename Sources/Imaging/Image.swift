@@ -108,8 +108,3 @@ extension RGBImage {
         return Array(UnsafeBufferPointer(start: out, count: len))
     }
 }
-
-/// zlib CRC-32 of a byte buffer.
-public func crc32(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
-    ft_crc32(crc, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
-}

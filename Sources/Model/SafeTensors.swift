@@ -1,5 +1,5 @@
 import Foundation
-import CImageIO
+import Tensor
 
 /// Reading and writing safetensors files: an 8-byte little-endian header length, a JSON header
 /// mapping each tensor name to {dtype, shape, data_offsets} (plus an optional "__metadata__"
@@ -30,7 +30,7 @@ public struct SafeTensorsFile {
             header[name] = ["dtype": "F32", "shape": e.shape, "data_offsets": [start, data.count]]
         }
         var meta = metadata
-        meta["crc32"] = String(format: "%08x", data.withUnsafeBytes { ft_crc32(0, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) })
+        meta["crc32"] = String(format: "%08x", data.withUnsafeBytes { crc32($0) })
         header["__metadata__"] = meta
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }     // pad with spaces to align the data
@@ -87,7 +87,7 @@ public struct SafeTensorsFile {
         order = spans.map(\.2) + tensors.keys.filter { name in !spans.contains { $0.2 == name } }.sorted()
         for i in 1..<max(1, spans.count) where spans[i].0 < spans[i - 1].1 { throw bad("tensors '\(spans[i - 1].2)' and '\(spans[i].2)' overlap") }
         if let crc = metadata["crc32"] {
-            let actual = String(format: "%08x", body.withUnsafeBytes { ft_crc32(0, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) })
+            let actual = String(format: "%08x", body.withUnsafeBytes { crc32($0) })
             guard actual == crc else { throw bad("checksum mismatch (stored \(crc), computed \(actual)): the file is corrupted") }
         }
     }

@@ -19,6 +19,7 @@ public struct AttentionShape: Sendable {
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                              qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
+    let kernels = Compute.current.kernels, own = kernels == .avx512
     parallelFor(s.batch * H) { range in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: T) { maskBuffer in   // per worker, on its stack
             let maskf = maskBuffer.baseAddress!
@@ -33,17 +34,17 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                     for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
                     maskFor = b
                 }
-                if GEMM.ownKernel && ft_attention_forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf,
+                if own && ft_attention_forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf,
                                                           p, o, D) == 0 {
                     continue
                 }
-                sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false)
+                sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false, kernels: kernels)
                 if keyMask != nil {
                     for i in 0..<T { maskedSoftmaxRow(p + i * T, T, maskf) }
                 } else {
                     for i in 0..<T { softmaxRow(p + i * T, p + i * T, T, nil) }
                 }
-                sgemm(m: T, n: hd, k: T, a: p, lda: T, b: v, ldb: 3 * D, c: o, ldc: D, parallel: false)
+                sgemm(m: T, n: hd, k: T, a: p, lda: T, b: v, ldb: 3 * D, c: o, ldc: D, parallel: false, kernels: kernels)
             }
         }
     }
@@ -53,6 +54,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
+    let kernels = Compute.current.kernels, own = kernels == .avx512
     parallelFor(s.batch * H) { range in
         // (T, T) scratch per worker for the OpenBLAS path, allocated only when that path runs
         var scratch: UnsafeMutablePointer<Float>? = nil
@@ -64,14 +66,14 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
             let dq = dbase + h * hd, dk = dbase + D + h * hd, dv = dbase + 2 * D + h * hd
             let p = probs + bh * T * T
             let dO = dout + b * T * D + h * hd
-            if GEMM.ownKernel && ft_attention_backward(T, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
+            if own && ft_attention_backward(T, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
                 continue
             }
             if scratch == nil { scratch = .allocate(capacity: T * T) }
             let dp = scratch!
             // dV = P^T dO ; dP = dO V^T
-            sgemm(transA: true, m: T, n: hd, k: T, a: p, lda: T, b: dO, ldb: D, c: dv, ldc: 3 * D, parallel: false)
-            sgemm(transB: true, m: T, n: T, k: hd, a: dO, lda: D, b: v, ldb: 3 * D, c: dp, ldc: T, parallel: false)
+            sgemm(transA: true, m: T, n: hd, k: T, a: p, lda: T, b: dO, ldb: D, c: dv, ldc: 3 * D, parallel: false, kernels: kernels)
+            sgemm(transB: true, m: T, n: T, k: hd, a: dO, lda: D, b: v, ldb: 3 * D, c: dp, ldc: T, parallel: false, kernels: kernels)
             // dS = P * (dP - rowsum(P * dP))   (masked keys have P = 0, so dS = 0 there)
             for i in 0..<T {
                 let pr = p + i * T, dr = dp + i * T
@@ -80,8 +82,8 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
                 for j in 0..<T { dr[j] = pr[j] * (dr[j] - sum) }
             }
             // dQ = scale dS K ; dK = scale dS^T Q
-            sgemm(m: T, n: hd, k: T, alpha: s.scale, a: dp, lda: T, b: k, ldb: 3 * D, c: dq, ldc: 3 * D, parallel: false)
-            sgemm(transA: true, m: T, n: hd, k: T, alpha: s.scale, a: dp, lda: T, b: q, ldb: 3 * D, c: dk, ldc: 3 * D, parallel: false)
+            sgemm(m: T, n: hd, k: T, alpha: s.scale, a: dp, lda: T, b: k, ldb: 3 * D, c: dq, ldc: 3 * D, parallel: false, kernels: kernels)
+            sgemm(transA: true, m: T, n: hd, k: T, alpha: s.scale, a: dp, lda: T, b: q, ldb: 3 * D, c: dk, ldc: 3 * D, parallel: false, kernels: kernels)
         }
     }
 }

@@ -14,8 +14,8 @@ import Darwin
 ///
 /// OpenBLAS runs single-threaded (its idle threads spin in sched_yield and fight our own
 /// workers on a 2-core machine); large products are split here by rows of C (or by columns
-/// when C has few rows) over `Parallelism.workers` threads. Pass `parallel: false` from
-/// inside a parallel region.
+/// when C has few rows) over `Compute.current.workers` threads. Pass `parallel: false` from
+/// inside a parallel region, and the `kernels` read before it (worker threads see no binding).
 @inline(__always)
 public func sgemm(transA: Bool = false, transB: Bool = false,
                   m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -24,12 +24,14 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
                   beta: Float = 0,
                   c: UnsafeMutablePointer<Float>, ldc: Int,
                   bias: UnsafePointer<Float>? = nil, geluOut: UnsafeMutablePointer<Float>? = nil,
-                  parallel: Bool = true) {
+                  parallel: Bool = true, kernels: KernelPath? = nil) {
     if m == 0 || n == 0 { return }
     _ = BLASThreads.singleThreaded
-    let workers = Parallelism.workers
-    if !parallel || workers == 1 || m * n * k < 1 << 20 {
-        sgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut)
+    let compute = Compute.current
+    let own = (kernels ?? compute.kernels) == .avx512
+    let workers = parallel ? compute.workers : 1
+    if workers == 1 || m * n * k < 1 << 20 {
+        sgemmSerial(own, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut)
         return
     }
     if m >= 8 * workers {
@@ -39,7 +41,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         parallelForEach(chunks) { i in
             let lo = i * per, rows = min(per, m - lo)
             let aOff = transA ? lo : lo * lda
-            sgemmSerial(transA, transB, rows, n, k, alpha, a + aOff, lda, b, ldb, beta, c + lo * ldc, ldc,
+            sgemmSerial(own, transA, transB, rows, n, k, alpha, a + aOff, lda, b, ldb, beta, c + lo * ldc, ldc,
                         bias, geluOut.map { $0 + lo * ldc })
         }
     } else {
@@ -49,18 +51,18 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         parallelForEach(chunks) { i in
             let lo = i * per, cols = min(per, n - lo)
             let bOff = transB ? lo * ldb : lo
-            sgemmSerial(transA, transB, m, cols, k, alpha, a, lda, b + bOff, ldb, beta, c + lo, ldc,
+            sgemmSerial(own, transA, transB, m, cols, k, alpha, a, lda, b + bOff, ldb, beta, c + lo, ldc,
                         bias.map { $0 + lo }, geluOut.map { $0 + lo })
         }
     }
 }
 
 @inline(__always)
-func sgemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+func sgemmSerial(_ own: Bool, _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                  _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                  _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
                  _ bias: UnsafePointer<Float>?, _ geluOut: UnsafeMutablePointer<Float>?) {
-    if GEMM.ownKernel && ft_sgemm_fused(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+    if own && ft_sgemm_fused(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                                         bias, geluOut, ldc) == 0 {
         return
     }
@@ -85,39 +87,4 @@ func sgemmOpenBLAS(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
     if let geluOut {
         for r in 0..<m { geluRow(out: geluOut + r * ldc, inp: c + r * ldc, count: n) }
     }
-}
-
-/// Which kernels run the products: flowtune's own AVX-512 GEMM and attention (CKernels) on a CPU
-/// that has AVX-512, otherwise OpenBLAS and the Swift attention loops.
-///
-/// The own kernels exist because the OpenBLAS of these machines (0.3.21, with
-/// OPENBLAS_CORETYPE=Haswell set in the environment) runs its AVX2 kernels on an AVX-512 CPU,
-/// half the width the CPU offers. FLOWTUNE_GEMM=openblas forces the OpenBLAS path (to compare,
-/// or on a CPU where the own kernels misbehave); FLOWTUNE_GEMM=auto (or unset) picks.
-public enum GEMM {
-    /// True while the own kernels serve the products. Set from the CPU and the environment on
-    /// first use; `bench` switches it to measure both.
-    nonisolated(unsafe) public static var ownKernel: Bool = ownKernelAvailable && setting != "openblas"
-
-    /// The CPU and OS run flowtune's AVX-512 kernels.
-    public static let ownKernelAvailable: Bool = ft_gemm_available() == 1
-
-    static var setting: String? { getenv("FLOWTUNE_GEMM").map { String(cString: $0) } }
-
-    /// A message when FLOWTUNE_GEMM holds something other than "openblas" or "auto".
-    public static var environmentProblem: String? {
-        guard let v = setting, v != "openblas", v != "auto", !v.isEmpty else { return nil }
-        return "FLOWTUNE_GEMM='\(v)' is not a GEMM choice; use 'auto' (the default) or 'openblas'"
-    }
-
-    /// "flowtune-avx512", or "openblas-" and OpenBLAS's kernel family.
-    public static var name: String { ownKernel ? "flowtune-avx512" : "openblas-" + BLASThreads.coreName }
-}
-
-public enum BLASThreads {
-    /// The OpenBLAS kernel family in use (e.g. "Haswell", "SkylakeX"; OPENBLAS_CORETYPE selects it).
-    public static var coreName: String { String(cString: openblas_get_corename()) }
-
-    /// Evaluated once, on the first GEMM: OpenBLAS's own pool is reduced to one thread.
-    static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 }

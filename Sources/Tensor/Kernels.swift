@@ -203,12 +203,6 @@ public func siluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<
 
 // MARK: - Softmax over rows
 
-/// out (N, C) = softmax(inp) over each row; entries with mask[i] == false get probability 0.
-public func softmaxForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int, c: Int,
-                           mask: UnsafePointer<Bool>? = nil) {
-    for r in 0..<n { softmaxRow(out + r * c, inp + r * c, c, mask) }
-}
-
 @inline(__always)
 func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int, _ mask: UnsafePointer<Bool>?) {
     var mx = -Float.infinity
@@ -243,17 +237,6 @@ public func scaleSIMD(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ k: Float) {
         i += 8
     }
     while i < n { x[i] *= k; i += 1 }
-}
-
-/// dinp (N, C) = softmax backward: y * (dy - sum(y * dy))   (written).
-public func softmaxBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>,
-                            n: Int, c: Int) {
-    for r in 0..<n {
-        let y = out + r * c, dy = dout + r * c, dx = dinp + r * c
-        var s: Float = 0
-        for i in 0..<c { s += y[i] * dy[i] }
-        for i in 0..<c { dx[i] = y[i] * (dy[i] - s) }
-    }
 }
 
 // MARK: - Mean squared error

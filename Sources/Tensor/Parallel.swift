@@ -1,10 +1,11 @@
 import Dispatch
 
 /// Runs `body(i)` for i in 0..<n, spread over the cores in contiguous chunks.
-/// For element-wise and per-row kernels; BLAS-calling bodies use `parallelBLAS`.
+/// For element-wise and per-row kernels. The number of chunks is `Compute.current.workers`
+/// (read on the calling thread; the bodies run on worker threads, which see no binding).
 @inline(__always)
 public func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-    let workers = Parallelism.workers
+    let workers = Compute.current.workers
     if n <= minChunk || workers == 1 { body(0..<n); return }
     let chunks = min(workers, (n + minChunk - 1) / minChunk)
     let per = (n + chunks - 1) / chunks
@@ -19,27 +20,6 @@ public func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Voi
 public func parallelForEach(_ n: Int, _ body: (Int) -> Void) {
     if n == 1 { body(0); return }
     DispatchQueue.concurrentPerform(iterations: n, execute: body)
-}
-
-public enum Parallelism {
-    /// Number of worker threads for our own parallel loops (set from --threads).
-    nonisolated(unsafe) public static var workers: Int = defaultWorkers()
-
-    static func defaultWorkers() -> Int {
-        if let s = getenv("FLOWTUNE_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
-        return max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-    }
-
-    /// A message when FLOWTUNE_THREADS is set but not a positive integer.
-    public static var environmentProblem: String? {
-        guard let s = getenv("FLOWTUNE_THREADS") else { return nil }
-        let v = String(cString: s)
-        if let n = Int(v), n > 0 { return nil }
-        return "FLOWTUNE_THREADS='\(v)' is not a positive number of threads"
-    }
-
-    /// Sets the number of threads for GEMMs and for our own parallel loops.
-    public static func setThreads(_ n: Int) { workers = max(1, n) }
 }
 
 #if canImport(Glibc)

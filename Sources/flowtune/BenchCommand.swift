@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
         let gflops = flops / seconds / 1e9
         if json {
             print(JSONValue.object([("workload", .string(name)), ("seconds", .double(seconds)), ("gflops", .double(gflops)),
-                                    ("threads", .int(Parallelism.workers)), ("gemm", .string(GEMM.name)), ("blas_core", .string(BLASThreads.coreName))] + extra).text)
+                                    ("threads", .int(Compute.current.workers)), ("gemm", .string(Compute.current.gemmName)), ("blas_core", .string(BLASThreads.coreName))] + extra).text)
         } else {
             print(name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%9.4f s  %7.1f GFLOP/s", seconds, gflops) + extra.map { "  \($0.0)=\($0.1.text)" }.joined())
         }
@@ -37,8 +37,9 @@ struct Bench: ParsableCommand {
         return times.sorted()[times.count / 2]
     }
 
-    func run() throws {
-        threads.apply()
+    func run() throws { try threads.compute.run { try execute() } }
+
+    func execute() throws {
         guard repeats > 0 else { fail("--repeats must be positive") }
         let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
         let known = ["sgemm", "mlp", "pretrain_step", "euler_sample", "euler_sample_cfg", "grpo", "acflow_iteration"]
@@ -46,7 +47,7 @@ struct Bench: ParsableCommand {
             fail("--only: unknown workload(s) \(unknown.joined(separator: ", ")); known: \(known.joined(separator: ", "))")
         }
         func want(_ n: String) -> Bool { wanted?.contains(n) ?? true }
-        if !json { print("GEMM: \(GEMM.name) (OpenBLAS kernels: \(BLASThreads.coreName)), \(Parallelism.workers) thread(s)") }
+        if !json { print("GEMM: \(Compute.current.gemmName) (OpenBLAS kernels: \(BLASThreads.coreName)), \(Compute.current.workers) thread(s)") }
         let vocab = Tokenizer.vocabularySize
         let cfg = ModelConfig.s32(vocabSize: vocab)
         let F = cfg.flopsPerImage
@@ -75,10 +76,9 @@ struct Bench: ParsableCommand {
                     median { for _ in 0..<10 { sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c, ldc: n) } } / 10
                 }
                 let flops = 2 * Double(m * n * k)
-                let own = GEMM.ownKernel
-                GEMM.ownKernel = false
-                let blas = time()
-                GEMM.ownKernel = own
+                var openblas = Compute.current
+                openblas.kernels = .openblas
+                let blas = openblas.run { time() }
                 emit("sgemm_\(m)x\(k)x\(n)", time(), flops, extra: [("openblas_gflops", .double((flops / blas / 1e9 * 10).rounded() / 10))])
             }
         }

@@ -27,13 +27,9 @@ struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and for flowtune's own parallel loops (default: all cores).")
     var threads: Int?
 
-    func apply() {
-        if let problem = Parallelism.environmentProblem ?? GEMM.environmentProblem { fail(problem) }
-        if let threads {
-            guard threads >= 1 else { fail("--threads must be at least 1") }
-            Parallelism.setThreads(threads)
-        }
-    }
+    /// The kernels and thread count for this command, from the environment and --threads
+    /// (resolved once; a bad value is an error).
+    var compute: Compute { guarded { try Compute.fromEnvironment(threads: threads) } }
 }
 
 func now() -> Double { Date().timeIntervalSince1970 }

@@ -109,8 +109,9 @@ struct Finetune: ParsableCommand {
     var resume: String?
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws {
-        threads.apply()
+    func run() throws { try threads.compute.run { try execute() } }
+
+    func execute() throws {
         var config = options.config
         var dir = URL(fileURLWithPath: out)
         if let resume {

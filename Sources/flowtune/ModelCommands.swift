@@ -42,8 +42,9 @@ struct Sample: ParsableCommand {
     @Option(help: "Upscaling factor in the grid.") var scale = 3
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws {
-        threads.apply()
+    func run() throws { try threads.compute.run { try execute() } }
+
+    func execute() throws {
         guard out != nil || outDir != nil else { fail("give --out GRID.png and/or --out-dir DIR") }
         let (m, f) = options.load()
         let t0 = now()
@@ -81,8 +82,9 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws {
-        threads.apply()
+    func run() throws { try threads.compute.run { try execute() } }
+
+    func execute() throws {
         let (m, f) = options.load()
         let images = options.generate(m, f)
         let checker = Checker(size: m.config.imageSize)

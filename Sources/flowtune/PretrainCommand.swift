@@ -27,8 +27,9 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Continue from the checkpoint at --out.") var resume = false
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws {
-        threads.apply()
+    func run() throws { try threads.compute.run { try execute() } }
+
+    func execute() throws {
         guard steps > 0, batch > 0, checkpointEvery > 0, logEvery > 0 else { fail("--steps, --batch, --checkpoint-every and --log-every must be positive") }
         guard tStd > 0, tMean.isFinite, tStd.isFinite else { fail("--t-std must be positive and --t-mean finite") }
         var cfg = PretrainConfig()

@@ -34,8 +34,9 @@ struct Compare: ParsableCommand {
     @Option(help: "Output folder (one run folder per algorithm inside).") var out = "outputs/compare"
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws {
-        threads.apply()
+    func run() throws { try threads.compute.run { try execute() } }
+
+    func execute() throws {
         let list = algos.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard !list.isEmpty, Set(list).count == list.count else { fail("--algos needs distinct algorithm names") }
         let dir = URL(fileURLWithPath: out)

@@ -34,7 +34,12 @@ import Shapes
         return s
     }
 
-    @Test(arguments: [false, true]) func fullNetworkGradientMatchesFiniteDifferences(convHead: Bool) throws {
+    @Test(arguments: KernelPath.available, [false, true])
+    func fullNetworkGradientMatchesFiniteDifferences(path: KernelPath, convHead: Bool) throws {
+        try Compute(kernels: path).run { try Self.fullNetworkGradient(convHead: convHead) }
+    }
+
+    static func fullNetworkGradient(convHead: Bool) throws {
         let m = try Self.randomModel(convHead: convHead)
         let B = 3
         let (x, t, tok) = try Self.inputs(m, batch: B, seed: 7)
@@ -110,6 +115,34 @@ import Shapes
         m.backward(ws, dv: x, batch: 2)
         let e = m.layout.entry("final.conv.weight")!
         #expect((e.offset..<(e.offset + e.count)).contains { m.grads[$0] != 0 })
+    }
+
+    /// Every kernel path computes the same network to float rounding (the s32 shapes, whose
+    /// strides the own GEMM reads in place, and the tiny ones, which it packs).
+    @Test(.enabled(if: KernelPath.available.count > 1, "one kernel path on this CPU"))
+    func kernelPathsAgree() throws {
+        for config in [ModelConfig.s32(vocabSize: Tokenizer.vocabularySize), .tiny(vocabSize: Tokenizer.vocabularySize)] {
+            let m = try DiT(config: config, seed: 5)
+            var rng = RNG(seed: 8)
+            for i in 0..<m.params.count { m.params[i] += rng.normal() * 0.05 }
+            let (x, t, tok) = try Self.inputs(m, batch: 3, seed: 9)
+            let n = 3 * config.pixelsPerImage
+            let outs = KernelPath.available.map { path in
+                Compute(kernels: path, workers: 2).run {
+                    let ws = m.makeWorkspace(batch: 3, training: true)
+                    let v = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: t, tokens: tok, batch: 3), count: n))
+                    m.grads.zero()
+                    m.backward(ws, dv: x, batch: 3)
+                    return (v, m.grads.array)
+                }
+            }
+            for o in outs.dropFirst() {
+                let dv = zip(o.0, outs[0].0).map { abs($0 - $1) }.max()!
+                let dg = zip(o.1, outs[0].1).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+                #expect(dv < 1e-4, "\(config.name): |v difference| \(dv)")
+                #expect(dg < 1e-3, "\(config.name): gradient difference \(dg)")
+            }
+        }
     }
 
     @Test func trainingAndInferenceWorkspacesAgree() throws {

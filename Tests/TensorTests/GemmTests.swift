@@ -86,9 +86,9 @@ import Foundation
 
     /// The fused epilogue (bias per column, GELU of the result into a second matrix), through
     /// the own kernel and through the OpenBLAS path, against the reference and exact tanh GELU.
-    @Test(arguments: [false, true])
-    func biasAndGeluEpilogue(own: Bool) throws {
-        if own && ft_gemm_available() != 1 { return }
+    @Test(arguments: KernelPath.available)
+    func biasAndGeluEpilogue(path: KernelPath) throws {
+        let own = path == .avx512
         var rng = RNG(seed: 13)
         for s in [(m: 25, n: 70, k: 300), (m: 13, n: 33, k: 7), (m: 4, n: 5, k: 0)] {
             let a = rng.normals(s.m * max(s.k, 1)), b = rng.normals(s.n * max(s.k, 1), scale: 0.1)
@@ -213,13 +213,16 @@ import Foundation
         }
     }
 
-    /// The dispatching wrapper (whichever GEMM it picked) agrees with OpenBLAS itself.
-    @Test func wrapperAgreesWithOpenBLAS() {
+    /// The dispatching wrapper agrees with OpenBLAS itself on every kernel path, 1 and 2 threads.
+    @Test(arguments: KernelPath.available, [1, 2])
+    func wrapperAgreesWithOpenBLAS(path: KernelPath, workers: Int) {
         var rng = RNG(seed: 12)
         let (m, n, k) = (301, 129, 130)
         let a = rng.normals(m * k), b = rng.normals(n * k)
         var c1 = [Float](repeating: 0, count: m * n), c2 = c1
-        sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c1, ldc: n)
+        Compute(kernels: path, workers: workers).run {
+            sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c1, ldc: n)
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, &c2, Int32(n))
         var worst: Float = 0
         for i in c1.indices { worst = max(worst, abs(c1[i] - c2[i])) }

@@ -22,7 +22,12 @@ import Tensor
         }
     }
 
-    @Test func linear() {
+    @Test(arguments: KernelPath.available)
+    func linear(path: KernelPath) {
+        Compute(kernels: path).run { Self.linear() }
+    }
+
+    static func linear() {
         var rng = RNG(seed: 1)
         let n = 5, din = 4, dout = 3
         var x = rng.normals(n * din), w = rng.normals(dout * din), b = rng.normals(dout)
@@ -120,20 +125,12 @@ import Tensor
         Self.check(&x, r: r, analytic: dx, h: 1e-3) { f($0) }
     }
 
-    @Test func softmax() {
-        var rng = RNG(seed: 5)
-        let n = 3, c = 7
-        var x = rng.normals(n * c)
-        let r = rng.normals(n * c)
-        func f(_ x: [Float]) -> [Float] { var o = x; softmaxForward(out: &o, inp: x, n: n, c: c); return o }
-        let y = f(x)
-        for row in 0..<n { #expect(abs(y[(row * c)..<((row + 1) * c)].reduce(0, +) - 1) < 1e-6) }
-        var dx = [Float](repeating: 0, count: n * c)
-        softmaxBackward(dinp: &dx, dout: r, out: y, n: n, c: c)
-        Self.check(&x, r: r, analytic: dx, h: 1e-3) { f($0) }
+    @Test(arguments: KernelPath.available)
+    func attentionWithKeyMask(path: KernelPath) {
+        Compute(kernels: path).run { Self.attentionWithKeyMask() }
     }
 
-    @Test func attentionWithKeyMask() {
+    static func attentionWithKeyMask() {
         var rng = RNG(seed: 6)
         let s = AttentionShape(batch: 2, tokens: 5, heads: 2, headDim: 3)
         let D = s.width

@@ -2,19 +2,48 @@ import Testing
 import Tensor
 
 @Suite struct TensorTests {
-    @Test func matmulMatchesNaiveProduct() {
-        var rng = RNG(seed: 1)
-        let a = Tensor.randn([7, 5], rng: &rng), b = Tensor.randn([5, 9], rng: &rng)
-        let c = a.matmul(b)
-        for i in 0..<7 { for j in 0..<9 {
-            var s: Float = 0
-            for k in 0..<5 { s += a[i, k] * b[k, j] }
-            #expect(abs(c[i, j] - s) < 1e-5)
-        } }
+    @Test func crc32MatchesTheStandardCheckValues() {
+        #expect(crc32(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(crc32([UInt8]()) == 0)
+        // every length 0...40 (the 8-byte rounds and the tail) against the bit-by-bit definition
+        var rng = RNG(seed: 4)
+        let bytes = (0..<40).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt64()) }
+        for n in 0...40 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for b in bytes.prefix(n) {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            }
+            #expect(crc32(Array(bytes.prefix(n))) == ~c, "length \(n)")
+        }
+        // continuing over two parts equals one pass
+        let whole = crc32(bytes), first = crc32(Array(bytes.prefix(13)))
+        #expect(Array(bytes.suffix(27)).withUnsafeBytes { crc32($0, continuing: first) } == whole)
     }
 
-    @Test func largeParallelGemmEqualsSerialSplit() {
-        // Big enough to be split over threads by rows and by columns.
+    @Test func gemmMatchesNaiveProductForEveryTransposition() {
+        var rng = RNG(seed: 1)
+        let (m, n, k) = (7, 9, 5)
+        let a = rng.normals(m * k), b = rng.normals(k * n)     // row-major (m, k) and (k, n)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let aStored = ta ? transposed(a, rows: m, cols: k) : a, bStored = tb ? transposed(b, rows: k, cols: n) : b
+            var c = [Float](repeating: 0, count: m * n)
+            sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: aStored, lda: ta ? m : k, b: bStored, ldb: tb ? k : n, c: &c, ldc: n)
+            for i in 0..<m { for j in 0..<n {
+                var s: Float = 0
+                for l in 0..<k { s += a[i * k + l] * b[l * n + j] }
+                #expect(abs(c[i * n + j] - s) < 1e-5)
+            } }
+        }
+    }
+
+    @Test(arguments: KernelPath.available)
+    func largeParallelGemmEqualsSerialSplit(path: KernelPath) {
+        // Big enough to be split over two threads by rows and by columns.
+        Compute(kernels: path, workers: 2).run { Self.parallelGemmEqualsSerialSplit() }
+    }
+
+    static func parallelGemmEqualsSerialSplit() {
         var rng = RNG(seed: 2)
         for (m, n, k) in [(300, 130, 64), (9, 1200, 128)] {
             let a = rng.normals(m * k), b = rng.normals(k * n)
@@ -26,30 +55,12 @@ import Tensor
             #expect(split < 1e-4)   // the split may round differently, but not by more
             // transposed operands
             var c3 = [Float](repeating: 0, count: m * n)
-            let at = Tensor(shape: [m, k], data: a).transposedLast2().data
-            let bt = Tensor(shape: [k, n], data: b).transposedLast2().data
+            let at = transposed(a, rows: m, cols: k), bt = transposed(b, rows: k, cols: n)
             sgemm(transA: true, transB: true, m: m, n: n, k: k, a: at, lda: m, b: bt, ldb: k, c: &c3, ldc: n)
             var worst: Float = 0
             for i in c1.indices { worst = max(worst, abs(c1[i] - c3[i])) }
             #expect(worst < 1e-3)
         }
-    }
-
-    @Test func batchedMatmulAndShapes() {
-        var rng = RNG(seed: 3)
-        let a = Tensor.randn([3, 4, 2], rng: &rng), b = Tensor.randn([3, 2, 5], rng: &rng)
-        let c = Tensor.batchedMatmul(a, b)
-        #expect(c.shape == [3, 4, 5])
-        for i in 0..<3 {
-            let ci = a.slice(i..<(i + 1)).reshaped([4, 2]).matmul(b.slice(i..<(i + 1)).reshaped([2, 5]))
-            #expect(ci.data == c.slice(i..<(i + 1)).data)
-        }
-        let t = a.transposedLast2()
-        #expect(t.shape == [3, 2, 4] && t[1, 1, 3] == a[1, 3, 1])
-        #expect(a.reshaped([-1, 2]).shape == [12, 2])
-        #expect(Tensor.concat([a, a]).shape == [6, 4, 2])
-        #expect(a.sumLast().shape == [3, 4])
-        #expect(abs(a.sumLast()[2, 1] - (a[2, 1, 0] + a[2, 1, 1])) < 1e-6)
     }
 
     @Test func rngIsReproducibleAndSplitsIndependently() {
@@ -96,4 +107,11 @@ import Tensor
         // after clipping the moments see g = (0.6, 0.8)
         #expect(abs(opt.m[0] - 0.1 * 0.6) < 1e-5 && abs(opt.m[1] - 0.1 * 0.8) < 1e-5)
     }
+}
+
+/// The (cols, rows) transpose of a row-major (rows, cols) matrix.
+func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
+    var t = [Float](repeating: 0, count: x.count)
+    for i in 0..<rows { for j in 0..<cols { t[j * rows + i] = x[i * cols + j] } }
+    return t
 }
