@@ -18,6 +18,19 @@ public func logitNormal(_ rng: inout RNG, mean: Float = 0, std: Float = 1) -> Fl
     1 / (1 + fastExp(-(mean + std * rng.normal())))
 }
 
+/// The interpolant x_t = (1 - t) x0 + t eps and the regression target v = eps - x0 of one image,
+/// with eps ~ N(0, I) drawn from `rng` (n values, in order; also written to `eps` if given).
+@inline(__always)
+public func flowMatchingPair(x0: UnsafePointer<Float>, t: Float, n: Int, rng: inout RNG, xt: UnsafeMutablePointer<Float>,
+                             target: UnsafeMutablePointer<Float>, eps: UnsafeMutablePointer<Float>? = nil) {
+    for i in 0..<n {
+        let e = rng.normal(), x = x0[i]
+        eps?[i] = e
+        xt[i] = (1 - t) * x + t * e
+        target[i] = e - x
+    }
+}
+
 /// One flow-matching loss evaluation on `batch` (forward + backward into model.grads).
 /// `nullProbability` replaces prompts by the NULL prompt for classifier-free guidance;
 /// t is drawn logit-normal(tMean, tStd).
@@ -35,11 +48,9 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     for b in 0..<B {
         t[b] = logitNormal(&rng, mean: tMean, std: tStd)
         if rng.uniform() < nullProbability { for j in 0..<L { tokens[b * L + j] = null[j] } }
-        for i in 0..<n {
-            let e = rng.normal(), x = batch.x0[b * n + i]
-            xt[b * n + i] = (1 - t[b]) * x + t[b] * e
-            target[b * n + i] = e - x
-        }
+        batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
+            flowMatchingPair(x0: x0.baseAddress! + b * n, t: t[b], n: n, rng: &rng, xt: xp.baseAddress! + b * n, target: tp.baseAddress! + b * n)
+        } } }
     }
     let v = xt.withUnsafeBufferPointer { xp in
         t.withUnsafeBufferPointer { tp in

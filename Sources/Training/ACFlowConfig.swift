@@ -1,6 +1,12 @@
 /// AC-Flow options (ALGORITHMS.md section 4). The method section of the paper was not
 /// available: this is a reconstruction consistent with its abstract and with its published
 /// special case ORW-CFM-W2; every choice is a named option with the documented default.
+/// How AC-Flow turns a clipped advantage A into a regression weight.
+public enum ACFlowWeighting: String, Codable, CaseIterable, Sendable {
+    case exp       // w = exp(tau A): always positive
+    case signed    // w = A: negative weights push away (needs alpha > c_A)
+}
+
 public struct ACFlowConfig: Codable, Equatable, Sendable {
     public var kappa: Float = 1                 // reward shaping rt = tanh(z / kappa)
     public var shaping = true                   // false: rt = R (raw reward) — the ORW-CFM-W2 special case
@@ -13,7 +19,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public var mseGate: Float? = 0.5            // ...or until critic MSE < gate * Var(rt) (nil: no gate)
     public var advantageClip: Float = 1         // c_A
     public var tau: Float = 1                   // w = exp(tau * Ahat)
-    public var weighting = "exp"                // exp | signed (w = Ahat; needs alpha > c_A)
+    public var weighting = ACFlowWeighting.exp  // exp | signed (w = Ahat; needs alpha > c_A)
     public var alpha: Float = 1                 // Wasserstein regulariser weight: alpha E||v - v_ref||^2
     public var useCritic = true                 // false: V = 0 (no baseline)
     public var sdeRollouts = false              // false: deterministic ODE rollouts
@@ -26,8 +32,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
               advantageClip > 0, tau >= 0, alpha >= 0, statsEMA >= 0, statsEMA < 1 else {
             throw FinetuneError("AC-Flow: kappa, critic width/lr/steps and the clip must be positive; warm-up fraction in [0, 1]; EMA in [0, 1)")
         }
-        guard weighting == "exp" || weighting == "signed" else { throw FinetuneError("AC-Flow: --acflow-weighting must be exp or signed, got '\(weighting)'") }
-        if weighting == "signed", alpha <= advantageClip {
+        if weighting == .signed, alpha <= advantageClip {
             throw FinetuneError("AC-Flow: signed weights need alpha (\(alpha)) > the advantage clip c_A (\(advantageClip)), otherwise the actor loss is unbounded below")
         }
     }

@@ -2,7 +2,7 @@ import Flow
 
 /// Every hyperparameter of a fine-tuning run; written to outputs/RUN/config.json.
 public struct FinetuneConfig: Codable, Equatable, Sendable {
-    public var algo = "grpo-guard"          // grpo | grpo-guard | acflow
+    public var algo = Algorithm.grpoGuard  // grpo | grpo-guard | acflow
     public var model = "models/base-s32.safetensors"
     public var prompts = "prompts/train.txt"
     public var evalPrompts = "prompts/eval.txt"
@@ -32,11 +32,10 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public var batchSize: Int { promptsPerIteration * groupSize }
-    public var effectiveClipRange: Float { clipRange ?? (algo == "grpo-guard" ? 3e-6 : 1e-4) }
+    public var effectiveClipRange: Float { clipRange ?? algo.defaultClipRange }
 
     public func validate() throws {
         func bad(_ s: String) -> FinetuneError { FinetuneError(s) }
-        guard ["grpo", "grpo-guard", "acflow"].contains(algo) else { throw bad("unknown algorithm '\(algo)'; known: grpo, grpo-guard, acflow") }
         guard steps > 0, promptsPerIteration > 0, groupSize > 1 else { throw bad("--steps and --prompts-per-iteration must be positive and --group-size at least 2") }
         guard sde.steps >= 2, sde.noiseLevel > 0, sde.shift > 0 else { throw bad("--sde-steps must be at least 2 and --noise-level, --shift positive") }
         guard microBatches >= 1, batchSize % microBatches == 0 else { throw bad("--micro-batches (\(microBatches)) must divide the batch of \(batchSize) samples") }
@@ -46,7 +45,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         guard checkpointEvery > 0, evalEvery >= 0, evalPerPrompt > 0, evalSteps > 0, evalPrompts_limit > 0 else {
             throw bad("--checkpoint-every, --eval-per-prompt and --eval-steps must be positive")
         }
-        if algo == "acflow" { try acflow.validate() }
+        if algo == .acflow { try acflow.validate() }
     }
 }
 

@@ -103,11 +103,9 @@ public final class Pretrainer {
     /// a model file never points ahead of its state).
     public func save(to url: URL) throws {
         var state = try Checkpoint.file(config: model.config, params: model.params, kind: "pretrain-state")
-        state.add("adam.m", shape: [optimizer.m.count], values: optimizer.m)
-        state.add("adam.v", shape: [optimizer.v.count], values: optimizer.v)
+        state.add(optimizer, as: "adam")
+        state.add(rng, as: "rng")
         state.metadata["step"] = String(step)
-        state.metadata["adam_step"] = String(optimizer.step)
-        state.metadata["rng"] = rng.stateWords.map(String.init).joined(separator: ",")
         state.metadata["pretrain_config"] = String(data: try JSONEncoder().encode(config), encoding: .utf8)!
         try writeAtomically(try state.serialized(), to: Self.statePath(url))
         try Checkpoint.save(model, to: url, params: ema, extra: ["step": String(step), "kind_detail": "ema"])
@@ -120,13 +118,9 @@ public final class Pretrainer {
         let cfg = try Checkpoint.config(of: f, source: path.path)
         guard cfg == model.config else { throw CheckpointError("\(path.path): configuration '\(cfg.name)' differs from '\(model.config.name)'") }
         model.params.assign(from: try Checkpoint.params(from: f, config: cfg, source: path.path))
-        guard let m = f.tensors["adam.m"], let v = f.tensors["adam.v"], m.values.count == optimizer.m.count, v.values.count == optimizer.v.count,
-              let s = f.metadata["step"].flatMap(Int.init), let a = f.metadata["adam_step"].flatMap(Int.init),
-              let words = f.metadata["rng"]?.split(separator: ",").compactMap({ UInt64($0) }), words.count == 4 else {
-            throw CheckpointError("\(path.path): the optimiser state is incomplete")
-        }
-        optimizer.m = m.values; optimizer.v = v.values; optimizer.step = a
-        step = s; rng = RNG(state: words)
+        guard let s = f.metadata["step"].flatMap(Int.init) else { throw CheckpointError("\(path.path): the step is missing") }
+        try f.restore(&optimizer, as: "adam", source: path.path)
+        step = s; rng = try f.rng("rng", source: path.path)
         let emaModel = try Checkpoint.load(url, expect: cfg)
         ema.assign(from: emaModel.params)
     }

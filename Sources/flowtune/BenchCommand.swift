@@ -138,7 +138,7 @@ struct Bench: ParsableCommand {
             c.sde = SDEConfig(steps: 10, noiseLevel: 0.7, stochasticLastStep: true)   // the peer trains all 10 steps
             c.microBatches = 1
             if want("grpo") {
-                c.algo = "grpo"
+                c.algo = .grpo
                 let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("grpo"))
                 let t = try median { try run.step() }
                 let lines = try RunMetrics(url: run.metricsURL).lines.suffix(repeats)
@@ -148,7 +148,7 @@ struct Bench: ParsableCommand {
                 emit("grpo_iteration", t, 4 * 320 * F)
             }
             if want("acflow_iteration") {
-                c.algo = "acflow"
+                c.algo = .acflow
                 let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("acflow"))
                 let t = try median { try run.step() }
                 emit("acflow_iteration", t, (320 + 3 * 32 + 32) * F)

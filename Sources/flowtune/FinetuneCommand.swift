@@ -5,9 +5,12 @@ import Model
 import Flow
 import Training
 
+extension Algorithm: ExpressibleByArgument {}
+extension ACFlowWeighting: ExpressibleByArgument {}
+
 /// Flags for every fine-tuning hyperparameter (defaults documented in FinetuneConfig).
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "Algorithm: grpo, grpo-guard or acflow.") var algo = "grpo-guard"
+    @Option(help: "Algorithm.") var algo = Algorithm.grpoGuard
     @Option(help: "Base model checkpoint.") var model = "models/base-s32.safetensors"
     @Option(help: "Training prompt list.") var prompts = "prompts/train.txt"
     @Option(help: "Held-out prompt list for grids and gold metrics.") var evalPrompts = "prompts/eval.txt"
@@ -48,7 +51,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "AC-Flow: end warm-up early when critic MSE < gate * Var(rt) (negative: no gate).") var acflowMseGate: Float = 0.5
     @Option(help: "AC-Flow: advantage clip c_A.") var acflowAdvClip: Float = 1
     @Option(help: "AC-Flow: weight temperature tau (w = exp(tau A)).") var acflowTau: Float = 1
-    @Option(help: "AC-Flow: weighting, exp or signed (signed needs alpha > c_A).") var acflowWeighting = "exp"
+    @Option(help: "AC-Flow: weighting (signed needs alpha > c_A).") var acflowWeighting = ACFlowWeighting.exp
     @Option(help: "AC-Flow: Wasserstein regulariser weight alpha.") var acflowAlpha: Float = 1
     @Flag(help: "AC-Flow: no critic (V = 0).") var acflowNoCritic = false
     @Flag(help: "AC-Flow: SDE rollouts instead of ODE.") var acflowSdeRollouts = false

@@ -17,7 +17,7 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Linear warm-up steps.") var warmup = 500
     @Option(help: "Fraction of the run (at its end) over which the learning rate decays.") var decayFraction: Float = 0.4
     @Option(help: "EMA decay of the weights used for sampling.") var emaDecay: Float = 0.999
-    @Option(help: "Training times t ~ logit-normal(mean, std): the mean (0: SD3's default; -1.2: EDM's noise levels).") var tMean: Float = 0
+    @Option(help: "Training times t ~ logit-normal(mean, std): the mean (0: SD3's default; --t-mean=-1.2: EDM's noise levels).") var tMean: Float = 0
     @Option(help: "Training times t ~ logit-normal(mean, std): the std.") var tStd: Float = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Prompt list whose prompts are never drawn (held out).") var exclude = "prompts/eval.txt"

@@ -37,7 +37,13 @@ struct Compare: ParsableCommand {
     func run() throws { try threads.compute.run { try execute() } }
 
     func execute() throws {
-        let list = algos.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let names = algos.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let list = names.map { name -> Algorithm in
+            guard let a = Algorithm(rawValue: name) else {
+                fail("--algos: unknown algorithm '\(name)'; known: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return a
+        }
         guard !list.isEmpty, Set(list).count == list.count else { fail("--algos needs distinct algorithm names") }
         let dir = URL(fileURLWithPath: out)
         var rows: [[(String, JSONValue)]] = []
@@ -47,7 +53,7 @@ struct Compare: ParsableCommand {
             var c = options.config
             c.algo = algo
             guarded { try c.validate() }
-            let runDir = dir.appendingPathComponent(algo)
+            let runDir = dir.appendingPathComponent(algo.rawValue)
             log("== \(algo) ==")
             let t0 = Date()
             _ = guarded { try runFinetune(config: c, out: runDir, resume: false) }
@@ -55,16 +61,16 @@ struct Compare: ParsableCommand {
             writeReportIfPossible(runDir)
             let m = guarded { try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl")) }
             let d = DriftAnalysis(m, optimised: optimisedScorers(c.reward))
-            var row: [(String, JSONValue)] = [("algo", .string(algo))]
+            var row: [(String, JSONValue)] = [("algo", .string(algo.rawValue))]
             row.append(("proxy_gain", .double((d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))))
             for g in d.gold { row.append((g.name + " change", .double((g.points.last?.y ?? 0) - (g.points.first?.y ?? 0)))) }
             row.append(("onset_step", d.onset.map { .int($0) } ?? .null))
             row.append(("seconds", .double(seconds)))
             rows.append(row)
             let color = LineChart.palette[i % LineChart.palette.count]
-            chart.series.append(.init(name: algo, points: d.proxy, color: color))
-            if let se = d.gold.first(where: { $0.name == "shape-eval" }) { gold.series.append(.init(name: algo, points: se.points, color: color)) }
-            else { gold.series.append(.init(name: algo, points: m.evals.compactMap { e in (e.eval["shape_eval"] as? Double).map { (Double(e.step), $0) } }, color: color)) }
+            chart.series.append(.init(name: algo.rawValue, points: d.proxy, color: color))
+            if let se = d.gold.first(where: { $0.name == "shape-eval" }) { gold.series.append(.init(name: algo.rawValue, points: se.points, color: color)) }
+            else { gold.series.append(.init(name: algo.rawValue, points: m.evals.compactMap { e in (e.eval["shape_eval"] as? Double).map { (Double(e.step), $0) } }, color: color)) }
         }
         // one chart: proxy on top, shape-eval below
         let top = chart.render(), bottom = gold.render()

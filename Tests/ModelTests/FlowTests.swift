@@ -112,7 +112,8 @@ import Training
     }
 
     /// About 100 steps of tiny pretraining lower the loss (fixed seed).
-    @Test func tinyPretrainingLowersTheLoss() throws {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"] == "1", "a slow test: FLOWTUNE_SLOW_TESTS=1 runs it"))
+    func tinyPretrainingLowersTheLoss() throws {
         var cfg = PretrainConfig()
         cfg.model = "tiny"; cfg.steps = 120; cfg.batch = 16; cfg.warmup = 10; cfg.lr = 2e-3; cfg.seed = 3
         let t = try Pretrainer(config: cfg, excluding: [])

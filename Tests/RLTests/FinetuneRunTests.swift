@@ -24,7 +24,7 @@ struct TinySetup {
         try "a blue triangle on a red background\ntwo white circles on a purple background\n".write(to: evalPrompts, atomically: true, encoding: .utf8)
     }
 
-    func config(_ algo: String, steps: Int) -> FinetuneConfig {
+    func config(_ algo: Algorithm, steps: Int) -> FinetuneConfig {
         var c = FinetuneConfig()
         c.algo = algo; c.model = model.path; c.prompts = prompts.path; c.evalPrompts = evalPrompts.path
         c.reward = "brightness"; c.steps = steps; c.promptsPerIteration = 2; c.groupSize = 4
@@ -42,16 +42,20 @@ func metricLines(_ url: URL) throws -> [[String: Any]] {
     }
 }
 
+/// Long tests (tens of RL iterations) run when FLOWTUNE_SLOW_TESTS=1 (CI sets it).
+let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"] == "1"
+
 @Suite struct FinetuneRunTests {
     /// ~30 iterations of a tiny model with the brightness reward raise the mean reward (fixed seed).
-    @Test(arguments: ["grpo", "grpo-guard", "acflow"]) func brightnessRewardRises(_ algo: String) throws {
+    @Test(.enabled(if: slowTestsEnabled, "a slow test: FLOWTUNE_SLOW_TESTS=1 runs it"), arguments: Algorithm.allCases)
+    func brightnessRewardRises(_ algo: Algorithm) throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
         var c = setup.config(algo, steps: 30)
         switch algo {
-        case "grpo": c.lr = 1e-3; c.clipRange = 1e-2
-        case "grpo-guard": c.lr = 1e-3; c.clipRange = 1e-3
-        default: c.lr = 1e-3; c.acflow.warmupIterations = 5; c.acflow.criticLR = 1e-3
+        case .grpo: c.lr = 1e-3; c.clipRange = 1e-2
+        case .grpoGuard: c.lr = 1e-3; c.clipRange = 1e-3
+        case .acflow: c.lr = 1e-3; c.acflow.warmupIterations = 5; c.acflow.criticLR = 1e-3
         }
         let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
         var rewards: [Float] = []
@@ -60,7 +64,7 @@ func metricLines(_ url: URL) throws -> [[String: Any]] {
         #expect(last > first, "\(algo): first \(first) last \(last)")
         let lines = try metricLines(run.metricsURL)
         #expect(lines.count == 30)
-        if algo != "acflow" {
+        if algo != .acflow {
             let ts = try #require(lines[0]["timesteps"] as? [[String: Any]])
             #expect(ts.count == 3)     // T = 4, the last step deterministic
             for key in ["k", "t", "ratio_mean", "ratio_std", "logratio_mean", "clip_high", "clip_low"] { #expect(ts[0][key] != nil, "\(key)") }
@@ -74,7 +78,7 @@ func metricLines(_ url: URL) throws -> [[String: Any]] {
 
     /// A stopped run resumes from its last checkpoint: metrics.jsonl keeps exactly the lines the
     /// checkpoint covers and the continued run matches an uninterrupted one.
-    @Test(arguments: ["grpo-guard", "acflow"]) func resumeContinuesExactly(_ algo: String) throws {
+    @Test(arguments: [Algorithm.grpoGuard, .acflow]) func resumeContinuesExactly(_ algo: Algorithm) throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
         var c = setup.config(algo, steps: 8)
@@ -108,7 +112,7 @@ func metricLines(_ url: URL) throws -> [[String: Any]] {
         let target: [Float] = [0, 0.5, -0.5, 0.5, 0.5, 0.5, -0.5, 0, 0, 1, 0, 0]
         let vRef: [Float] = [0.1, 0.1, -0.1, 0.4, 0.9, 0.1, -0.8, 0.4, 0.2, 0.5, 0.3, -0.1]
         let (w, clipped) = criticWeights(shaped: shapeRewards(R, groupSize: 3, kappa: 1, shaping: false), values: nil,
-                                         clip: .infinity, tau: tau, weighting: "exp")
+                                         clip: .infinity, tau: tau, weighting: .exp)
         #expect(clipped == 0)
         var dv = [Float](repeating: 0, count: 12)
         let (loss, w2) = acflowActorLoss(v: v, target: target, vRef: vRef, weights: w, alpha: alpha, pixels: D, dv: &dv)
@@ -138,21 +142,21 @@ func metricLines(_ url: URL) throws -> [[String: Any]] {
         let rt = shapeRewards([1, 2, 3, 10, 10, 10], groupSize: 3, kappa: 1, shaping: true)
         #expect(abs(rt[1]) < 1e-6 && rt[0] < 0 && rt[2] > 0 && rt.allSatisfy { abs($0) < 1 })
         #expect(rt[3] == 0)   // zero spread: z = 0
-        let (w, clipped) = criticWeights(shaped: [0.9, -0.9, 0.1], values: [-0.9, 0.9, 0], clip: 1, tau: 1, weighting: "exp")
+        let (w, clipped) = criticWeights(shaped: [0.9, -0.9, 0.1], values: [-0.9, 0.9, 0], clip: 1, tau: 1, weighting: .exp)
         #expect(clipped == 2)
         #expect(abs(w[0] - exp(1)) < 1e-5 && abs(w[1] - exp(-1)) < 1e-5)
-        let (s, _) = criticWeights(shaped: [0.5], values: nil, clip: 1, tau: 1, weighting: "signed")
+        let (s, _) = criticWeights(shaped: [0.5], values: nil, clip: 1, tau: 1, weighting: .signed)
         #expect(s == [0.5])
     }
 
     @Test func signedWeightsNeedAlphaAboveTheClip() {
         var a = ACFlowConfig()
-        a.weighting = "signed"; a.alpha = 1; a.advantageClip = 1
+        a.weighting = .signed; a.alpha = 1; a.advantageClip = 1
         #expect(throws: FinetuneError.self) { try a.validate() }
         a.alpha = 1.5
         #expect(throws: Never.self) { try a.validate() }
         var c = FinetuneConfig()
-        c.algo = "acflow"; c.acflow.weighting = "signed"; c.acflow.alpha = 0.5
+        c.algo = .acflow; c.acflow.weighting = .signed; c.acflow.alpha = 0.5
         #expect(throws: FinetuneError.self) { try c.validate() }
     }
 
@@ -161,7 +165,7 @@ func metricLines(_ url: URL) throws -> [[String: Any]] {
         let cfg = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
         var fc = FinetuneConfig()
         fc.acflow.criticLR = 3e-3
-        let ac = try ACFlow(config: fc, model: cfg)
+        let ac = try ACFlow(config: fc, model: try DiT(config: cfg))
         var rng = RNG(seed: 3)
         let n = cfg.pixelsPerImage, B = 32
         // target: tanh of 3 x the mean of the red channel (a function of the state)
@@ -216,7 +220,7 @@ func metricLines(_ url: URL) throws -> [[String: Any]] {
     @Test func warmupSwitchesAtExactlyTheConfiguredIteration() throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
-        var c = setup.config("acflow", steps: 6)
+        var c = setup.config(.acflow, steps: 6)
         c.acflow.warmupIterations = 3; c.acflow.mseGate = nil
         let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
         while run.iteration < 6 { try run.step() }

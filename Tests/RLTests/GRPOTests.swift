@@ -26,15 +26,15 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
 }
 
 @Suite struct GRPOTests {
-    @Test(arguments: ["grpo", "grpo-guard"]) func onPolicyRatioIsOne(_ algo: String) throws {
+    @Test(arguments: [Algorithm.grpo, .grpoGuard]) func onPolicyRatioIsOne(_ algo: Algorithm) throws {
         let m = try randomTinyModel(seed: 11)
         let r = try tinyRollout(m, batch: 4, config: SDEConfig(steps: 5), seed: 12)
-        let obj: PolicyObjective = algo == "grpo" ? GRPOObjective(clipRange: 1e-4) : GRPOGuardObjective(clipRange: 3e-6)
+        let obj: PolicyObjective = algo == .grpo ? GRPOObjective(clipRange: 1e-4) : GRPOGuardObjective(clipRange: 3e-6)
         // through the trainer: a training workspace of a different batch size, before the update
         var opt = AdamW(count: m.parameterCount, lr: 1e-3)
         let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
         var rng = RNG(seed: 1)
-        let stats = trainPolicyPass(policy: m, reference: nil, beta: 0, objective: obj, rollout: r, advantages: adv,
+        let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: obj, rollout: r, advantages: adv,
                                     microBatches: 2, epochs: 1, optimizer: &opt, ws: m.makeWorkspace(batch: 2, training: true),
                                     refWS: nil, rng: &rng)
         #expect(stats.onPolicyMaxDeviation < 1e-6)
@@ -173,7 +173,7 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
             var opt = AdamW(count: m.parameterCount, lr: 1e-3)
             let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
             var prng = RNG(seed: 63)
-            let stats = trainPolicyPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4), rollout: r,
+            let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4), rollout: r,
                                         advantages: adv, microBatches: microBatches, epochs: 1, optimizer: &opt,
                                         ws: m.makeWorkspace(batch: B / microBatches, training: true), refWS: nil, rng: &prng,
                                         rolloutWorkspaces: reuse ? wss : nil)

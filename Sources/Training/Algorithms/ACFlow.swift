@@ -8,62 +8,47 @@ import Flow
 public func shapeRewards(_ r: [Float], groupSize G: Int, kappa: Float, shaping: Bool, stats: (mean: Float, std: Float)? = nil) -> [Float] {
     guard shaping else { return r }
     var out = [Float](repeating: 0, count: r.count)
-    for g in stride(from: 0, to: r.count, by: G) {
-        let group = r[g..<min(r.count, g + G)]
-        let mean = stats?.mean ?? group.reduce(0, +) / Float(group.count)
-        let std = stats?.std ?? Advantages.std(group)
-        for i in group.indices { out[i] = tanhf((r[i] - mean) / (std + 1e-6) / kappa) }
+    for group in groupStatistics(r, groupSize: G) {
+        let mean = stats?.mean ?? group.mean, std = stats?.std ?? group.std
+        for i in group.range { out[i] = tanhf((r[i] - mean) / (std + 1e-6) / kappa) }
     }
     return out
 }
 
 /// Critic-weighted regression weights: A = rt - V (V = 0 during warm-up), Ahat = clamp(A, -cA, cA),
 /// w = exp(tau Ahat) ("exp") or w = Ahat ("signed"). Returns the weights and the clipped count.
-public func criticWeights(shaped rt: [Float], values: [Float]?, clip cA: Float, tau: Float, weighting: String) -> (weights: [Float], clipped: Int) {
+public func criticWeights(shaped rt: [Float], values: [Float]?, clip cA: Float, tau: Float, weighting: ACFlowWeighting) -> (weights: [Float], clipped: Int) {
     var clipped = 0
     let w = rt.indices.map { i -> Float in
         let a = rt[i] - (values?[i] ?? 0)
         let ahat = max(-cA, min(cA, a))
         if ahat != a { clipped += 1 }
-        return weighting == "signed" ? ahat : expf(tau * ahat)
+        return weighting == .signed ? ahat : expf(tau * ahat)
     }
     return (w, clipped)
 }
 
-/// The AC-Flow actor loss, a weighted flow-matching regression with the Wasserstein regulariser:
-///     L = mean_i [ w_i ||v_i - (eps_i - x0_i)||^2 / D ] + alpha mean_i [ ||v_i - vref_i||^2 / D ]
-/// Writes dL/dv into `dv` and returns (loss, the W2 term mean_i ||v - vref||^2 / D).
-public func acflowActorLoss(v: UnsafePointer<Float>, target: [Float], vRef: UnsafePointer<Float>, weights: [Float], alpha: Float,
-                            pixels D: Int, dv: inout [Float]) -> (loss: Double, w2: Double) {
-    let B = weights.count
-    var loss = 0.0, w2 = 0.0
-    for b in 0..<B {
-        var fm = 0.0, reg = 0.0
-        for i in 0..<D {
-            let k = b * D + i
-            let e = v[k] - target[k], r = v[k] - vRef[k]
-            fm += Double(e * e); reg += Double(r * r)
-            dv[k] = 2 * (weights[b] * e + alpha * r) / Float(B * D)
-        }
-        loss += Double(weights[b]) * fm / Double(D) + Double(alpha) * reg / Double(D)
-        w2 += reg / Double(D)
-    }
-    return (loss / Double(B), w2 / Double(B))
-}
-
 /// AC-Flow: actor-critic fine-tuning with intermediate feedback (reconstruction; see ACFlowConfig).
 public final class ACFlow: FinetuneAlgorithm {
-    public let name = "acflow"
+    public var kind: Algorithm { .acflow }
     public let options: ACFlowConfig
+    let config: FinetuneConfig
+    public let rolloutWorkspaces: [Workspace]
+    let trainWS: Workspace, refWS: Workspace
     public let critic: Critic
     public var criticOptimizer: AdamW
     public private(set) var criticInUse = false      // latched once warm-up ends
     var runningMean: Float = 0, runningStd: Float = 1, statsInitialised = false
     public var deterministicRollout: Bool { !options.sdeRollouts }
 
-    public init(config: FinetuneConfig, model: ModelConfig) throws {
+    public init(config: FinetuneConfig, model: DiT) throws {
         options = config.acflow
-        critic = Critic(model: model, width: options.criticWidth, seed: config.seed ^ 0xC817)
+        self.config = config
+        let B = config.batchSize
+        rolloutWorkspaces = [model.makeWorkspace(batch: B, training: false)]
+        trainWS = model.makeWorkspace(batch: B, training: true)
+        refWS = model.makeWorkspace(batch: B, training: false)
+        critic = Critic(model: model.config, width: options.criticWidth, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
     }
 
@@ -84,12 +69,12 @@ public final class ACFlow: FinetuneAlgorithm {
         return mse
     }
 
-    public func train(_ batch: RolloutBatch, _ run: Finetuner) throws -> [(String, JSONValue)] {
-        let c = run.config, B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = c.sde.steps
+    public func train(_ batch: RolloutBatch, _ run: TrainingState) throws -> [(String, JSONValue)] {
+        let c = config, B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = c.sde.steps
         // shaped target in (-1, 1)
         var stats: (Float, Float)? = nil
         if options.statsEMA > 0 {
-            let m = batch.rewards.reduce(0, +) / Float(B), s = Advantages.std(batch.rewards[...])
+            let (m, s) = meanAndStd(batch.rewards[...])
             if !statsInitialised { runningMean = m; runningStd = s; statsInitialised = true } else {
                 runningMean = options.statsEMA * runningMean + (1 - options.statsEMA) * m
                 runningStd = options.statsEMA * runningStd + (1 - options.statsEMA) * s
@@ -104,12 +89,12 @@ public final class ACFlow: FinetuneAlgorithm {
         for b in 0..<B {
             t[b] = logitNormal(&run.rng)
             let x0 = batch.rollout.image(b)
-            for i in 0..<n {
-                let e = run.rng.normal()
-                eps[b * n + i] = e
-                xt[b * n + i] = (1 - t[b]) * x0[i] + t[b] * e
-                target[b * n + i] = e - x0[i]
-            }
+            x0.withUnsafeBufferPointer { x0p in xt.withUnsafeMutableBufferPointer { xp in
+                target.withUnsafeMutableBufferPointer { tp in eps.withUnsafeMutableBufferPointer { ep in
+                    flowMatchingPair(x0: x0p.baseAddress!, t: t[b], n: n, rng: &run.rng, xt: xp.baseAddress! + b * n,
+                                     target: tp.baseAddress! + b * n, eps: ep.baseAddress! + b * n)
+                } }
+            } }
         }
         let tokens = batch.rollout.tokens
         var cx = xt, ct = t, ctok = tokens, crt = rt
@@ -145,11 +130,11 @@ public final class ACFlow: FinetuneAlgorithm {
                                                tau: options.tau, weighting: options.weighting)
         // actor: weighted flow matching + W2 regulariser against the frozen base model
         run.policy.grads.zero()
-        let v = run.policy.forward(run.trainWS, x: xt, t: t, tokens: tokens, batch: B)
-        let vRef = run.reference.forward(run.refWS, x: xt, t: t, tokens: tokens, batch: B)
+        let v = run.policy.forward(trainWS, x: xt, t: t, tokens: tokens, batch: B)
+        let vRef = run.reference.forward(refWS, x: xt, t: t, tokens: tokens, batch: B)
         var dv = [Float](repeating: 0, count: B * n)
         let (loss, w2) = acflowActorLoss(v: v, target: target, vRef: vRef, weights: weights, alpha: options.alpha, pixels: n, dv: &dv)
-        run.policy.backward(run.trainWS, dv: dv, batch: B)
+        run.policy.backward(trainWS, dv: dv, batch: B)
         let norm = run.optimizer.update(params: run.policy.params.buffer, grads: run.policy.grads.buffer)
         return [("critic_mse", .double(Double(criticMSE))), ("critic_explained_variance", .double(Double(explained))),
                 ("critic_in_use", .bool(criticInUse)), ("adv_clipped_fraction", .double(Double(clipped) / Double(B))),
@@ -159,21 +144,17 @@ public final class ACFlow: FinetuneAlgorithm {
 
     public func save(into f: inout SafeTensorsFile) {
         f.add("critic.params", shape: [critic.params.count], values: critic.params.array)
-        f.add("critic.adam.m", shape: [critic.params.count], values: criticOptimizer.m)
-        f.add("critic.adam.v", shape: [critic.params.count], values: criticOptimizer.v)
-        f.metadata["critic_adam_step"] = String(criticOptimizer.step)
+        f.add(criticOptimizer, as: "critic.adam")
         f.metadata["critic_in_use"] = criticInUse ? "1" : "0"
         f.metadata["reward_stats"] = "\(statsInitialised ? 1 : 0),\(runningMean),\(runningStd)"
     }
 
     public func restore(from f: SafeTensorsFile, source: String) throws {
-        guard let p = f.tensors["critic.params"], p.values.count == critic.params.count,
-              let m = f.tensors["critic.adam.m"], let v = f.tensors["critic.adam.v"],
-              let step = f.metadata["critic_adam_step"].flatMap(Int.init) else {
+        guard let p = f.tensors["critic.params"], p.values.count == critic.params.count else {
             throw FinetuneError("\(source): the AC-Flow critic state is missing or does not match --acflow-critic-width")
         }
+        try f.restore(&criticOptimizer, as: "critic.adam", source: source)
         critic.params.assign(from: FloatBuffer(p.values))
-        criticOptimizer.m = m.values; criticOptimizer.v = v.values; criticOptimizer.step = step
         criticInUse = f.metadata["critic_in_use"] == "1"
         let s = (f.metadata["reward_stats"] ?? "0,0,1").split(separator: ",").compactMap { Float($0) }
         if s.count == 3 { statsInitialised = s[0] == 1; runningMean = s[1]; runningStd = s[2] }

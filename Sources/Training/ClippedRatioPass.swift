@@ -2,6 +2,55 @@ import Tensor
 import Model
 import Flow
 
+/// A PPO-style objective on the SDE transition's log-probability (the Flow-GRPO family).
+/// `sampleLoss` also WRITES dL/dmu for the sample into `dmu` (n values).
+public protocol PolicyObjective {
+    var clipRange: Float { get }
+    /// The step's weight in the loss (1, or 1/h for GRPO-Guard's reweighting).
+    func stepWeight(_ c: StepCoefficients) -> Float
+    func sampleLoss(_ c: StepCoefficients, xNext: UnsafePointer<Float>, muOld: UnsafePointer<Float>,
+                    mu: UnsafePointer<Float>, n: Int, advantage: Float, dmu: UnsafeMutablePointer<Float>) -> SampleLoss
+}
+
+/// Flow-GRPO and GRPO-Guard as algorithms: group advantages, then `clippedRatioPass` with the
+/// objective. Rollouts run in one training workspace per SDE step, so that the first
+/// (on-policy) micro-batch reuses their activations instead of running the network again.
+public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
+    public let kind: Algorithm
+    public let objective: PolicyObjective
+    public var deterministicRollout: Bool { false }
+    public let rolloutWorkspaces: [Workspace]
+    let trainWS: Workspace, refWS: Workspace
+    let config: FinetuneConfig
+
+    public init(kind: Algorithm, objective: PolicyObjective, config: FinetuneConfig, model: DiT) {
+        self.kind = kind; self.objective = objective; self.config = config
+        let B = config.batchSize, mb = B / config.microBatches
+        rolloutWorkspaces = (0..<config.sde.steps).map { _ in model.makeWorkspace(batch: B, training: true) }
+        trainWS = model.makeWorkspace(batch: mb, training: true)
+        refWS = model.makeWorkspace(batch: mb, training: false)
+    }
+
+    public func train(_ batch: RolloutBatch, _ s: TrainingState) throws -> [(String, JSONValue)] {
+        let c = config
+        let adv = Advantages(rewards: batch.rewards, groupSize: c.groupSize, globalStd: c.globalStd, clip: c.advantageClip)
+        let stats = clippedRatioPass(policy: s.policy, reference: s.reference, beta: c.beta, objective: objective,
+                                     rollout: batch.rollout, advantages: adv, microBatches: c.microBatches, epochs: c.innerEpochs,
+                                     optimizer: &s.optimizer, ws: trainWS, refWS: c.beta > 0 ? refWS : nil, rng: &s.rng,
+                                     rolloutWorkspaces: rolloutWorkspaces)
+        let klMean = stats.steps.map { $0.sumKL / Double(max($0.count, 1)) }.reduce(0, +) / Double(max(stats.steps.count, 1))
+        return [("onpolicy_ratio_max_dev", .double(stats.onPolicyMaxDeviation)),
+                ("loss", .double(stats.loss)),
+                ("grad_norm", .double(Double(stats.gradNorms.max() ?? 0))),
+                ("kept_fraction", .double(Double(stats.kept) / Double(batch.rewards.count))),
+                ("clip_range", .double(Double(objective.clipRange))),
+                ("kl_ref", .double(klMean)),
+                ("timesteps", .array(stats.steps.map(\.json)))]
+    }
+    public func save(into f: inout SafeTensorsFile) {}
+    public func restore(from f: SafeTensorsFile, source: String) throws {}
+}
+
 /// Per-timestep diagnostics of the ratios used in the loss (ALGORITHMS.md section 2).
 public struct StepStats {
     public var k = 0, t: Float = 0
@@ -39,7 +88,8 @@ public struct PolicyPassStats {
     public var kept: Int
 }
 
-/// Trains `policy` on a rollout with a clipped-ratio objective: the batch is split into
+/// The clipped-ratio pass of Flow-GRPO and GRPO-Guard (which differ only in their
+/// `PolicyObjective`). Trains `policy` on a rollout with a clipped-ratio objective: the batch is split into
 /// micro-batches (in rollout order in the first epoch, whole groups each; shuffled in later
 /// epochs); for each, the log-probabilities of the stored transitions are recomputed with the
 /// current weights at every trained step, the clipped loss (+ beta KL to `reference`) is
@@ -48,7 +98,7 @@ public struct PolicyPassStats {
 /// `rolloutWorkspaces` (one training workspace per SDE step, filled by the rollout) lets the
 /// first micro-batch skip its forward passes: before the first update the policy IS the
 /// rollout policy, so the rollout's activations are exactly the ones its backward needs.
-public func trainPolicyPass(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective,
+public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective,
                             rollout r: Rollout, advantages: Advantages, microBatches M: Int, epochs: Int,
                             optimizer: inout AdamW, ws: Workspace, refWS: Workspace?, rng: inout RNG,
                             rolloutWorkspaces: [Workspace]? = nil) -> PolicyPassStats {
@@ -107,9 +157,10 @@ public func trainPolicyPass(policy: DiT, reference: DiT?, beta: Float, objective
                     // dL/dv = w * dL/dmu * dmu/dv  (+ beta KL)
                     var klGrad: Float = 0, kl = 0.0
                     if beta > 0 {
-                        for i in 0..<n { let d = Double(mu[o + i] - muRef[o + i]); kl += d * d }
-                        kl /= 2 * Double(c.s * c.s) * Double(n)
-                        klGrad = beta / (c.s * c.s * Float(n)) / Float(K) / Float(mb)
+                        kl = mu.withUnsafeBufferPointer { mp in muRef.withUnsafeBufferPointer { rp in
+                            stepKL(c, mu: mp.baseAddress! + o, muRef: rp.baseAddress! + o, n: n)
+                        } }
+                        klGrad = stepKLGradientScale(c, n: n, beta: beta) / Float(K) / Float(mb)
                         steps[k].sumKL += kl
                     }
                     if keep[j] {

@@ -1,0 +1,38 @@
+import Tensor
+
+/// One way to keep an optimiser and a random stream in a safetensors file, shared by
+/// pretraining, fine-tuning and the AC-Flow critic: AdamW's moments as tensors PREFIX.m and
+/// PREFIX.v and its step count as metadata (PREFIX with '.' as '_') + "_step"; an RNG's four
+/// state words as one metadata string.
+extension SafeTensorsFile {
+    static func stepKey(_ prefix: String) -> String { prefix.replacingOccurrences(of: ".", with: "_") + "_step" }
+
+    public mutating func add(_ optimizer: AdamW, as prefix: String) {
+        add(prefix + ".m", shape: [optimizer.m.count], values: optimizer.m)
+        add(prefix + ".v", shape: [optimizer.v.count], values: optimizer.v)
+        metadata[Self.stepKey(prefix)] = String(optimizer.step)
+    }
+
+    /// Restores the moments and step of `optimizer`, which must have the stored size.
+    public func restore(_ optimizer: inout AdamW, as prefix: String, source: String) throws {
+        guard let m = tensors[prefix + ".m"], let v = tensors[prefix + ".v"],
+              let step = metadata[Self.stepKey(prefix)].flatMap(Int.init), step >= 0 else {
+            throw CheckpointError("\(source): the optimiser state '\(prefix)' is missing or incomplete")
+        }
+        guard m.values.count == optimizer.m.count, v.values.count == optimizer.v.count else {
+            throw CheckpointError("\(source): the optimiser state '\(prefix)' has \(m.values.count) values, this run needs \(optimizer.m.count)")
+        }
+        optimizer.m = m.values; optimizer.v = v.values; optimizer.step = step
+    }
+
+    public mutating func add(_ rng: RNG, as key: String) {
+        metadata[key] = rng.stateWords.map(String.init).joined(separator: ",")
+    }
+
+    public func rng(_ key: String, source: String) throws -> RNG {
+        guard let words = metadata[key]?.split(separator: ",").compactMap({ UInt64($0) }), words.count == 4 else {
+            throw CheckpointError("\(source): the random state '\(key)' is missing or unreadable")
+        }
+        return RNG(state: words)
+    }
+}

@@ -1,0 +1,63 @@
+import Tensor
+import Model
+import Flow
+
+/// The fine-tuning algorithms. The raw values are the names on the command line and in
+/// config.json and metrics.jsonl.
+public enum Algorithm: String, Codable, CaseIterable, Sendable, CustomStringConvertible {
+    case grpo
+    case grpoGuard = "grpo-guard"
+    case acflow
+
+    public var description: String { rawValue }
+
+    /// The PPO clip range used when --clip-range is not given.
+    public var defaultClipRange: Float { self == .grpoGuard ? 3e-6 : 1e-4 }
+
+    /// A new instance of the algorithm for a run, with its own workspaces and state.
+    public func make(config: FinetuneConfig, model: DiT) throws -> FinetuneAlgorithm {
+        switch self {
+        case .grpo: return ClippedRatioAlgorithm(kind: self, objective: GRPOObjective(clipRange: config.effectiveClipRange), config: config, model: model)
+        case .grpoGuard: return ClippedRatioAlgorithm(kind: self, objective: GRPOGuardObjective(clipRange: config.effectiveClipRange), config: config, model: model)
+        case .acflow: return try ACFlow(config: config, model: model)
+        }
+    }
+}
+
+/// What one iteration's rollout produced, handed to the algorithm.
+public struct RolloutBatch {
+    public var rollout: Rollout
+    public var prompts: [String]            // per sample
+    public var rewards: [Float]             // weighted total, per sample
+    public var byScorer: [String: [Float]]  // every scorer's values, per sample
+}
+
+/// What every algorithm trains and advances: the policy, the frozen reference (the base model),
+/// the policy's optimiser, the run's random stream and the iteration count.
+public final class TrainingState {
+    public let policy: DiT
+    public let reference: DiT
+    public var optimizer: AdamW
+    public var rng: RNG
+    public var iteration = 0
+
+    public init(policy: DiT, reference: DiT, optimizer: AdamW, rng: RNG) {
+        self.policy = policy; self.reference = reference; self.optimizer = optimizer; self.rng = rng
+    }
+}
+
+/// A fine-tuning algorithm: trains the policy on one rollout batch and returns its metrics.
+/// The loop around it (prompts, rollouts, rewards, logging, checkpoints, evaluation) is shared
+/// (`Finetuner`); each algorithm owns its workspaces and any state of its own (a critic).
+public protocol FinetuneAlgorithm: AnyObject {
+    var kind: Algorithm { get }
+    /// ODE rollouts (true) or SDE rollouts with log-probabilities (false).
+    var deterministicRollout: Bool { get }
+    /// Where the rollout runs the network: one workspace, or one training workspace per SDE step
+    /// (whose activations the algorithm may reuse).
+    var rolloutWorkspaces: [Workspace] { get }
+    func train(_ batch: RolloutBatch, _ state: TrainingState) throws -> [(String, JSONValue)]
+    /// Extra state to checkpoint (e.g. a critic and its optimiser).
+    func save(into f: inout SafeTensorsFile)
+    func restore(from f: SafeTensorsFile, source: String) throws
+}

@@ -1,0 +1,76 @@
+import Flow
+
+/// What a clipped-ratio objective returns for one sample at one step.
+public struct SampleLoss {
+    public var loss: Float          // this sample's clipped loss (before the step weight)
+    public var ratio: Float         // the ratio used in the loss (r, or rhat for GRPO-Guard)
+    public var logRatio: Float      // its log
+    public var plainLogRatio: Float // log r = logp_theta - logp_old (always logged)
+    public var clipped: Bool        // the clipped branch is active (no gradient)
+}
+
+/// log r = logp(x' | mu) - logp(x' | mu_old), from the identity
+/// (x' - mu_old)^2 - (x' - mu)^2 = (mu - mu_old)(2x' - mu - mu_old), in double precision
+/// (the difference of two stored log-probabilities would lose most of its digits in Float).
+@inline(__always)
+public func sdeLogRatio(_ c: StepCoefficients, xNext: UnsafePointer<Float>, muOld: UnsafePointer<Float>,
+                          mu: UnsafePointer<Float>, n: Int) -> (logRatio: Double, zDotDmu: Double, dmuSquared: Double) {
+    var acc = 0.0, zd = 0.0, dd = 0.0
+    for i in 0..<n {
+        let d = Double(mu[i]) - Double(muOld[i])
+        acc += d * (2 * Double(xNext[i]) - Double(mu[i]) - Double(muOld[i]))
+        zd += (Double(xNext[i]) - Double(muOld[i])) * d
+        dd += d * d
+    }
+    let s = Double(c.s)
+    return (acc / (2 * s * s * Double(n)), zd / (s * Double(n)), dd)
+}
+
+/// PPO clipped loss max(-A r, -A clip(r, 1-eps, 1+eps)) and its derivative in log r.
+@inline(__always)
+func clippedLoss(ratio r: Float, advantage a: Float, eps: Float) -> (loss: Float, dLogRatio: Float, clipped: Bool) {
+    let unclipped = -a * r
+    let clipped = -a * min(max(r, 1 - eps), 1 + eps)
+    if unclipped >= clipped { return (unclipped, -a * r, false) }
+    return (clipped, 0, true)
+}
+
+/// KL(pi_theta || pi_ref) of one SDE step: both are Gaussians with the variance s^2, so it is
+/// ||mu - mu_ref||^2 / (2 s^2 n) per dimension (averaged over the n values, like the log-probs).
+@inline(__always)
+public func stepKL(_ c: StepCoefficients, mu: UnsafePointer<Float>, muRef: UnsafePointer<Float>, n: Int) -> Double {
+    var kl = 0.0
+    for i in 0..<n { let d = Double(mu[i] - muRef[i]); kl += d * d }
+    return kl / (2 * Double(c.s * c.s) * Double(n))
+}
+
+/// d (beta stepKL) / d mu_i = (mu_i - mu_ref_i) * stepKLGradientScale(beta).
+@inline(__always)
+public func stepKLGradientScale(_ c: StepCoefficients, n: Int, beta: Float) -> Float { beta / (c.s * c.s * Float(n)) }
+
+/// The AC-Flow actor loss, a weighted flow-matching regression with the Wasserstein regulariser:
+///     L = mean_i [ w_i ||v_i - (eps_i - x0_i)||^2 / D ] + alpha mean_i [ ||v_i - vref_i||^2 / D ]
+/// Writes dL/dv into `dv` and returns (loss, the W2 term mean_i ||v - vref||^2 / D).
+public func acflowActorLoss(v: UnsafePointer<Float>, target: [Float], vRef: UnsafePointer<Float>, weights: [Float], alpha: Float,
+                            pixels D: Int, dv: inout [Float]) -> (loss: Double, w2: Double) {
+    let B = weights.count
+    var loss = 0.0, w2 = 0.0
+    for b in 0..<B {
+        var fm = 0.0, reg = 0.0
+        for i in 0..<D {
+            let k = b * D + i
+            let e = v[k] - target[k], r = v[k] - vRef[k]
+            fm += Double(e * e); reg += Double(r * r)
+            dv[k] = 2 * (weights[b] * e + alpha * r) / Float(B * D)
+        }
+        loss += Double(weights[b]) * fm / Double(D) + Double(alpha) * reg / Double(D)
+        w2 += reg / Double(D)
+    }
+    return (loss / Double(B), w2 / Double(B))
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
