@@ -1,7 +1,7 @@
 import Tensor
 import Model
 
-/// The Flow-GRPO SDE sampler for RL rollouts (ALGORITHMS.md section 1):
+/// The Flow-GRPO SDE sampler for RL rollouts: the ODE's marginals with noise level a,
 ///
 ///     sigma_t = a sqrt(t / (1 - t))      (at t = 1: 1 - t_1 in place of 1 - t)
 ///     mu      = x_t - h [v + sigma_t^2 / (2t) (x_t + (1 - t) v)]

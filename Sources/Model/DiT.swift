@@ -2,7 +2,8 @@ import Tensor
 
 /// The velocity network v_theta(x_t, t, prompt): a single-stream DiT with joint attention over
 /// [L text tokens ; P image patches], adaLN-Zero conditioning on the timestep and pooled text,
-/// a fixed 2-D sin-cos position embedding for the patches (shared/peer/model_spec.md).
+/// a fixed 2-D sin-cos position embedding for the patches (the network of the PyTorch peer that
+/// docs/PERFORMANCE.md compares against; `s32c` adds a convolutional output head).
 ///
 /// Explicit forward and backward (llm.c style): `forward` fills a `Workspace` with what the
 /// backward needs; `backward(dv)` ACCUMULATES parameter gradients into `grads`. Every loss in

@@ -34,7 +34,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var pixelsPerImage: Int { imageSize * imageSize * channels }   // D in the algorithms
 
     /// Matmul + attention FLOPs (2 x MACs) for one image through the network once (one NFE):
-    /// the peer's formula (shared/peer/README.md).
+    /// the PyTorch peer's formula, so that GFLOP/s figures compare (the convolutional head adds its own).
     public var flopsPerImage: Double {
         let P = Double(imageTokens), N = Double(tokens), D = Double(width), K = Double(patchDim), F = Double(freqDim)
         let H = Double(hidden)
@@ -52,7 +52,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard depth > 0, textLength > 0, vocabSize > 2, freqDim > 0, freqDim % 2 == 0, channels == 3, headChannels >= 0 else { throw bad("invalid sizes") }
     }
 
-    /// The default compact model (shared/peer/model_spec.md): 32x32, patch 4, width 128, 4 blocks, 4 heads.
+    /// The compact model of the PyTorch peer: 32x32, patch 4, width 128, 4 blocks, 4 heads.
     public static func s32(vocabSize: Int) -> ModelConfig {
         ModelConfig(name: "s32", imageSize: 32, patch: 4, width: 128, depth: 4, heads: 4, vocabSize: vocabSize)
     }

@@ -1,3 +1,4 @@
+import Shapes
 import Foundation
 import Imaging
 import Tensor
@@ -84,17 +85,17 @@ public final class ExternalScorer: RewardScorer {
         }
     }
 
-    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
+    public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
         if process == nil || !(process!.isRunning) {
             if process != nil { throw fail("exited (status \(process!.terminationStatus))") }
             try start()
         }
         var out: [Float] = []
-        for (img, prompt) in zip(images, prompts) {
+        for (img, prompt) in zip(images.images, prompts) {
             counter += 1
             let path = dir.appendingPathComponent("image-\(counter % 1000).png")
-            try writeAtomically(try RGBImage(signedUnit: img, width: imageSize, height: imageSize).pngData(), to: path)
-            let line = "{\"image\": \(jsonQuote(path.path)), \"prompt\": \(jsonQuote(prompt))}\n"
+            try writeAtomically(try RGBImage(signedUnit: img, width: images.size, height: images.size).pngData(), to: path)
+            let line = "{\"image\": \(jsonQuote(path.path)), \"prompt\": \(jsonQuote(prompt.text))}\n"
             do { try toChild!.write(contentsOf: Data(line.utf8)) } catch { throw fail("cannot write to it (exited?): \(error)") }
             let reply = try readLine().trimmingCharacters(in: .whitespaces)
             guard let v = Double(reply) else {

@@ -5,7 +5,7 @@ import Shapes
 /// value per image out. Every scorer can also serve as an evaluation metric.
 public protocol RewardScorer: AnyObject {
     var name: String { get }
-    func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float]
+    func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float]
 }
 
 public struct RewardError: Error, CustomStringConvertible {
@@ -17,8 +17,8 @@ public struct RewardError: Error, CustomStringConvertible {
 public final class BrightnessScorer: RewardScorer {
     public let name = "brightness"
     public init() {}
-    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
-        images.map { img in img.reduce(0) { $0 + ($1.clamped(-1, 1) + 1) / 2 } / Float(img.count) }
+    public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
+        (0..<images.count).map { i in images[i].reduce(0) { $0 + ($1.clamped(-1, 1) + 1) / 2 } / Float(images.valuesPerImage) }
     }
 }
 
@@ -26,8 +26,8 @@ public final class BrightnessScorer: RewardScorer {
 public final class SaturationScorer: RewardScorer {
     public let name = "saturation"
     public init() {}
-    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
-        images.map { img in
+    public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
+        images.images.map { img in
             var s: Float = 0
             let n = img.count / 3
             for p in 0..<n {
@@ -43,14 +43,10 @@ public final class SaturationScorer: RewardScorer {
 /// The rule-based checker's GenEval-style score in [0, 1].
 public final class ShapeEvalScorer: RewardScorer {
     public let name = "shape-eval"
-    var specs: [String: PromptSpec] = [:]
     public init() {}
-    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
-        let checker = Checker(size: imageSize)
-        return try zip(images, prompts).map { img, prompt in
-            if specs[prompt] == nil { specs[prompt] = try PromptSpec(parsing: prompt) }
-            return checker.check(img, spec: specs[prompt]!).score
-        }
+    public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
+        let checker = Checker(size: images.size)
+        return zip(images.images, prompts).map { img, prompt in checker.check(img, spec: prompt.spec).score }
     }
 }
 
@@ -63,9 +59,9 @@ public final class JPEGScorer: RewardScorer {
         name = compressible ? "jpeg-compressibility" : "jpeg-incompressibility"
         sign = compressible ? -1 : 1
     }
-    public func score(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> [Float] {
-        try images.map { img in
-            let bytes = try RGBImage(signedUnit: img, width: imageSize, height: imageSize).jpegData(quality: quality).count
+    public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
+        try images.images.map { img in
+            let bytes = try RGBImage(signedUnit: img, width: images.size, height: images.size).jpegData(quality: quality).count
             return sign * Float(bytes) / 1000
         }
     }

@@ -1,3 +1,5 @@
+import Imaging
+import Shapes
 /// A weighted combination of scorers: reward = sum_k weight_k * scorer_k. A scorer with weight 0
 /// is computed and logged but not optimised (a gold metric riding along).
 public final class CombinedReward {
@@ -63,11 +65,11 @@ public final class CombinedReward {
     }
 
     /// Every scorer's values (by name) and the weighted total, per image.
-    public func evaluate(_ images: [[Float]], prompts: [String], imageSize: Int) throws -> (total: [Float], byScorer: [String: [Float]]) {
+    public func evaluate(_ images: ImageBatch, prompts: [Prompt]) throws -> (total: [Float], byScorer: [String: [Float]]) {
         var total = [Float](repeating: 0, count: images.count)
         var by: [String: [Float]] = [:]
         for (scorer, weight) in terms {
-            let s = try scorer.score(images, prompts: prompts, imageSize: imageSize)
+            let s = try scorer.score(images, prompts: prompts)
             guard s.count == images.count else { throw RewardError("\(scorer.name): returned \(s.count) values for \(images.count) images") }
             if let bad = s.firstIndex(where: { !$0.isFinite }) { throw RewardError("\(scorer.name): non-finite reward \(s[bad]) for image \(bad)") }
             by[scorer.name] = s

@@ -154,3 +154,29 @@ private struct Parser {
         return PromptSpec(task: .position, objects: [a, b], relation: rel, background: try background())
     }
 }
+
+/// A prompt as it travels through flowtune, read once: its text (what a person and an external
+/// scorer see), its meaning (what the checker scores against) and its token ids (what the
+/// network reads).
+public struct Prompt: Hashable, Sendable, CustomStringConvertible {
+    public let text: String
+    public let spec: PromptSpec
+    public let tokens: [Int32]
+
+    /// Parses and tokenises `text`; a prompt outside the grammar or vocabulary is an error.
+    public init(_ text: String) throws {
+        self.text = text
+        spec = try PromptSpec(parsing: text)
+        tokens = try Tokenizer.encode(text)
+    }
+
+    /// A prompt drawn as a spec (its canonical text).
+    public init(spec: PromptSpec) throws { try self.init(spec.text) }
+
+    public var description: String { text }
+}
+
+extension Array where Element == Prompt {
+    /// The token ids of every prompt, one after another: (count, L).
+    public var tokens: [Int32] { flatMap(\.tokens) }
+}

@@ -3,8 +3,9 @@ import Foundation
 /// A prompt list: one prompt per line; blank lines and lines starting with '#' are skipped.
 public struct PromptFile: Sendable {
     public var path: String
-    public var prompts: [String]
-    public var specs: [PromptSpec]
+    public var entries: [Prompt]
+    public var prompts: [String] { entries.map(\.text) }
+    public var specs: [PromptSpec] { entries.map(\.spec) }
 
     /// Reads and parses every prompt. A missing, unreadable or empty file, an unknown word or a
     /// prompt the grammar does not allow is an error naming the file and line.
@@ -17,18 +18,16 @@ public struct PromptFile: Sendable {
         defer { try? handle.close() }
         guard let data = try? handle.readToEnd() ?? Data() else { throw PromptError("\(path): cannot read the file") }
         guard let text = String(data: data, encoding: .utf8) else { throw PromptError("\(path): not UTF-8 text") }
-        prompts = []; specs = []
+        entries = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             do {
-                let spec = try PromptSpec(parsing: line)
-                _ = try Tokenizer.encode(line)
-                prompts.append(line); specs.append(spec)
+                entries.append(try Prompt(line))
             } catch let e as PromptError {
                 throw PromptError("\(path) line \(i + 1): \(e.description)")
             }
         }
-        guard !prompts.isEmpty else { throw PromptError("\(path): the file has no prompts") }
+        guard !entries.isEmpty else { throw PromptError("\(path): the file has no prompts") }
     }
 }

@@ -9,8 +9,10 @@ public struct PlacedObject: Sendable {
 
 /// The procedural renderer: prompt -> anti-aliased image with jitter in size, position and hue.
 ///
-/// Geometry is defined on a 32-pixel canvas and scaled to `size`. Objects never overlap and
-/// keep a gap of a few pixels, so that each one is a separate connected region.
+/// Geometry is defined on a 32-pixel canvas and scaled to `size`. Objects are placed apart with
+/// a gap of a few pixels, so that each one is a separate connected region; a layout that finds
+/// no such placement in 500 random draws (very rare: the radii are small for the canvas) keeps
+/// its last draw, whose objects may touch.
 public struct Renderer: Sendable {
     public var size: Int                 // image side in pixels (32 for s32)
     public var supersample = 4           // samples per pixel side for anti-aliasing

@@ -1,4 +1,4 @@
-/// AC-Flow options (ALGORITHMS.md section 4). The method section of the paper was not
+/// AC-Flow options (docs/ARCHITECTURE.md says where AC-Flow plugs in). The method section of the paper was not
 /// available: this is a reconstruction consistent with its abstract and with its published
 /// special case ORW-CFM-W2; every choice is a named option with the documented default.
 /// How AC-Flow turns a clipped advantage A into a regression weight.

@@ -1,6 +1,7 @@
 import Tensor
 import Model
 import Flow
+import Shapes
 
 /// The fine-tuning algorithms. The raw values are the names on the command line and in
 /// config.json and metrics.jsonl.
@@ -27,7 +28,7 @@ public enum Algorithm: String, Codable, CaseIterable, Sendable, CustomStringConv
 /// What one iteration's rollout produced, handed to the algorithm.
 public struct RolloutBatch {
     public var rollout: Rollout
-    public var prompts: [String]            // per sample
+    public var prompts: [Prompt]            // per sample
     public var rewards: [Float]             // weighted total, per sample
     public var byScorer: [String: [Float]]  // every scorer's values, per sample
 }

@@ -51,7 +51,7 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
     public func restore(from f: SafeTensorsFile, source: String) throws {}
 }
 
-/// Per-timestep diagnostics of the ratios used in the loss (ALGORITHMS.md section 2).
+/// Per-timestep diagnostics of the ratios used in the loss.
 public struct StepStats {
     public var k = 0, t: Float = 0
     var count = 0, kept = 0

@@ -13,7 +13,7 @@ public final class Finetuner {
     public let state: TrainingState
     public let reward: CombinedReward
     public let trainPrompts: PromptFile
-    public let evalPrompts: [String]
+    public let evalPrompts: [Prompt]
     public let algorithm: FinetuneAlgorithm
     public let gold: GoldMetrics
 
@@ -35,9 +35,8 @@ public final class Finetuner {
         reward = try CombinedReward(parsing: config.reward, externalTimeout: config.externalTimeout)
         trainPrompts = try PromptFile(path: config.prompts)
         let evalFile = try PromptFile(path: config.evalPrompts)
-        let limit = min(config.evalPrompts_limit, evalFile.prompts.count)
-        evalPrompts = (0..<limit).map { evalFile.prompts[$0 * evalFile.prompts.count / limit] }
-        for p in trainPrompts.prompts + evalPrompts { _ = try Tokenizer.encode(p) }
+        let limit = min(config.evalPrompts_limit, evalFile.entries.count)
+        evalPrompts = (0..<limit).map { evalFile.entries[$0 * evalFile.entries.count / limit] }
         let optimizer = AdamW(count: policy.parameterCount, lr: config.lr, weightDecay: config.weightDecay,
                               maxGradNorm: config.gradClip, decayMask: policy.layout.decayMask)
         state = TrainingState(policy: policy, reference: base, optimizer: optimizer, rng: RNG(seed: config.seed).split(0xF17E))
@@ -57,11 +56,11 @@ public final class Finetuner {
         // P distinct prompts (with replacement only when the list is shorter than P)
         var chosen: [Int] = []
         while chosen.count < P {
-            let i = state.rng.int(trainPrompts.prompts.count)
-            if !chosen.contains(i) || trainPrompts.prompts.count < P { chosen.append(i) }
+            let i = state.rng.int(trainPrompts.entries.count)
+            if !chosen.contains(i) || trainPrompts.entries.count < P { chosen.append(i) }
         }
-        let prompts = chosen.flatMap { i in Array(repeating: trainPrompts.prompts[i], count: G) }
-        let tokens = try prompts.flatMap { try Tokenizer.encode($0) }
+        let prompts = chosen.flatMap { i in Array(repeating: trainPrompts.entries[i], count: G) }
+        let tokens = prompts.tokens
         var noiseRNG = state.rng.split(UInt64(iteration) &* 7919)
         let noise = noiseRNG.normals(B * n)
         var stepRNG = state.rng.split(UInt64(iteration) &* 104_729 &+ 1)
@@ -69,8 +68,8 @@ public final class Finetuner {
         let rollout = sampler.rollout(model: policy, workspaces: algorithm.rolloutWorkspaces, noise: noise, tokens: tokens, rng: &stepRNG,
                                       deterministic: algorithm.deterministicRollout)
         let tRollout = Date()
-        let images = (0..<B).map { rollout.image($0) }
-        let (total, byScorer) = try reward.evaluate(images, prompts: prompts, imageSize: policy.config.imageSize)
+        let images = ImageBatch(pixels: Array(rollout.images), size: policy.config.imageSize)
+        let (total, byScorer) = try reward.evaluate(images, prompts: prompts)
         let tReward = Date()
         let batch = RolloutBatch(rollout: rollout, prompts: prompts, rewards: total, byScorer: byScorer)
         let algoMetrics = try algorithm.train(batch, state)

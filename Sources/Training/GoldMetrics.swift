@@ -14,21 +14,19 @@ import Rewards
 public final class GoldMetrics {
     let config: FinetuneConfig
     let reference: DiT
-    public let prompts: [String]
-    let specs: [PromptSpec]
+    public let prompts: [Prompt]
     let referenceFeatures: [[Double]]
     let noise: [Float]                      // (prompts x seeds, n), fixed for the whole run
     var ws: Workspace?, refWS: Workspace?
     let shapeEval = ShapeEvalScorer()
 
-    public init(config: FinetuneConfig, reference: DiT, evalPrompts: [String]) {
+    public init(config: FinetuneConfig, reference: DiT, evalPrompts: [Prompt]) {
         self.config = config; self.reference = reference; prompts = evalPrompts
-        specs = evalPrompts.map { try! PromptSpec(parsing: $0) }
         let S = reference.config.imageSize, n = reference.config.pixelsPerImage
         let renderer = Renderer(size: S)
         var feats: [[Double]] = []
         let base = RNG(seed: 0x5EED_DA7A)
-        for (i, spec) in specs.enumerated() {
+        for (i, spec) in evalPrompts.map(\.spec).enumerated() {
             for j in 0..<config.evalPerPrompt {
                 var r = base.split(UInt64(i)).split(UInt64(j))
                 feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
@@ -45,7 +43,7 @@ public final class GoldMetrics {
         let perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
         if ws == nil { ws = policy.makeWorkspace(batch: N, training: false); refWS = reference.makeWorkspace(batch: N, training: false) }
         let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
-        let tokens = try promptsPerImage.flatMap { try Tokenizer.encode($0) }
+        let tokens = promptsPerImage.tokens
         var x = noise
         var w2Sum = 0.0, w2Count = 0
         var tt = [Float](repeating: 0, count: N)
@@ -56,11 +54,12 @@ public final class GoldMetrics {
             for i in 0..<(N * n) { let d = Double(v[i] - vr[i]); s += d * d }
             w2Sum += s / Double(n); w2Count += N
         }
-        let images = (0..<N).map { Array(x[($0 * n)..<(($0 + 1) * n)]) }
-        let (total, byScorer) = try reward.evaluate(images, prompts: promptsPerImage, imageSize: S)
-        let shape = try byScorer["shape-eval"] ?? shapeEval.score(images, prompts: promptsPerImage, imageSize: S)
+        let batch = ImageBatch(pixels: x, size: S)
+        let images = batch.images
+        let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
+        let shape = try byScorer["shape-eval"] ?? shapeEval.score(batch, prompts: promptsPerImage)
         var byTask = TaskScores()
-        for (i, s) in shape.enumerated() { byTask.add(specs[i / perPrompt].task, s) }
+        for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec.task, s) }
         let feats = images.map { ImageFeatures.extract($0, size: S) }
         let fd = frechetDistance(feats, referenceFeatures)
         var diversity = 0.0, pairs = 0
@@ -72,7 +71,7 @@ public final class GoldMetrics {
         }
         // the grid: one row per prompt, each image labelled with its proxy reward
         let rows = prompts.enumerated().map { p, prompt in
-            GridRow(caption: prompt, images: (0..<perPrompt).map { RGBImage(signedUnit: images[p * perPrompt + $0], width: S, height: S) },
+            GridRow(caption: prompt.text, images: (0..<perPrompt).map { RGBImage(signedUnit: images[p * perPrompt + $0], width: S, height: S) },
                     labels: (0..<perPrompt).map { String(format: "%.3g", total[p * perPrompt + $0]) })
         }
         let grid = composeGrid(rows: rows, scale: 3, title: "step \(step): proxy \(reward.spec)")

@@ -36,7 +36,7 @@ public struct GoldSeries {
     public var higherIsBetter: Bool
 }
 
-/// Over-optimisation analysis of a run's evaluations (ALGORITHMS.md section 6).
+/// Over-optimisation analysis of a run's evaluations.
 ///
 /// The proxy is the eval images' weighted reward. Gold metrics: shape-eval (unless it is
 /// optimised), every weight-0 scorer, the Frechet distance to rendered data (lower is better),

@@ -30,7 +30,7 @@ struct SamplingOptions: ParsableArguments {
 
     func generate(_ m: DiT, _ f: PromptFile) -> [[[Float]]] {
         let gen = Generator(sampler: EulerSampler(steps: steps, cfgScale: cfg, shift: shift))
-        return guarded { try gen.generate(model: m, prompts: f.prompts, perPrompt: perPrompt, seed: seed) }
+        return gen.generate(model: m, prompts: f.entries, perPrompt: perPrompt, seed: seed)
     }
 }
 

@@ -6,13 +6,17 @@ import Shapes
 import Rewards
 import Training
 
+/// 32x32 images as a batch, and prompts of the grammar.
+func batch(_ images: [[Float]]) -> ImageBatch { ImageBatch(images: images, size: 32) }
+func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> [Prompt] { Array(repeating: try! Prompt(text), count: n) }
+
 @Suite struct RewardTests {
     static let flat = [Float](repeating: 0.2, count: 32 * 32 * 3)
     static let noise: [Float] = { var r = RNG(seed: 1); return (0..<(32 * 32 * 3)).map { _ in r.uniform(-1, 1) } }()
 
     @Test func jpegRewardsOrderFlatAndNoiseImages() throws {
-        let comp = try JPEGScorer(compressible: true).score([Self.flat, Self.noise], prompts: ["", ""], imageSize: 32)
-        let incomp = try JPEGScorer(compressible: false).score([Self.flat, Self.noise], prompts: ["", ""], imageSize: 32)
+        let comp = try JPEGScorer(compressible: true).score(batch([Self.flat, Self.noise]), prompts: prompts(2))
+        let incomp = try JPEGScorer(compressible: false).score(batch([Self.flat, Self.noise]), prompts: prompts(2))
         #expect(comp[0] > comp[1])            // the flat image compresses better
         #expect(incomp[1] > incomp[0])
         #expect(comp[0] == -incomp[0])
@@ -23,21 +27,21 @@ import Training
 
     @Test func brightnessSaturationAndShapeEval() throws {
         let white = [Float](repeating: 1, count: 32 * 32 * 3), black = [Float](repeating: -1, count: 32 * 32 * 3)
-        #expect(try BrightnessScorer().score([white, black], prompts: ["", ""], imageSize: 32) == [1, 0])
+        #expect(try BrightnessScorer().score(batch([white, black]), prompts: prompts(2)) == [1, 0])
         var red = [Float](repeating: -1, count: 32 * 32 * 3)
         for p in 0..<(32 * 32) { red[3 * p] = 1 }
-        #expect(try SaturationScorer().score([red, white], prompts: ["", ""], imageSize: 32) == [1, 0])
+        #expect(try SaturationScorer().score(batch([red, white]), prompts: prompts(2)) == [1, 0])
         var rng = RNG(seed: 3)
         let spec = try PromptSpec(parsing: "a red circle on a blue background")
         let img = Renderer(size: 32).render(spec, rng: &rng)
-        #expect(try ShapeEvalScorer().score([img, white], prompts: [spec.text, spec.text], imageSize: 32) == [1, 0])
+        #expect(try ShapeEvalScorer().score(batch([img, white]), prompts: prompts(2, spec.text)) == [1, 0])
     }
 
     @Test func rewardSpecParsing() throws {
         let r = try CombinedReward(parsing: "shape-eval=1, jpeg-compressibility=0")
         #expect(r.names == ["shape-eval", "jpeg-compressibility"])
         #expect(r.terms.map(\.weight) == [1, 0])
-        let (total, by) = try r.evaluate([Self.flat], prompts: ["a red circle on a blue background"], imageSize: 32)
+        let (total, by) = try r.evaluate(batch([Self.flat]), prompts: prompts(1))
         #expect(total[0] == by["shape-eval"]![0])     // weight 0: logged, not in the total
         #expect(by["jpeg-compressibility"] != nil)
         #expect(try CombinedReward(parsing: "brightness").terms[0].weight == 1)
@@ -56,7 +60,7 @@ import Training
     static let image: [Float] = { var r = RNG(seed: 2); return (0..<(32 * 32 * 3)).map { _ in r.uniform(-1, 1) } }()
 
     func message(_ command: String, timeout: Double = 5) -> String {
-        do { _ = try ExternalScorer(command: command, timeout: timeout).score([Self.image], prompts: ["a red circle on a blue background"], imageSize: 32); return "" }
+        do { _ = try ExternalScorer(command: command, timeout: timeout).score(batch([Self.image]), prompts: prompts(1)); return "" }
         catch { return "\(error)" }
     }
 
@@ -64,11 +68,11 @@ import Training
         // answers with the PNG file's size, so the reply depends on the file the request named
         let cmd = #"while read -r line; do f=$(printf '%s' "$line" | sed 's/.*"image": "\([^"]*\)".*/\1/'); stat -c %s "$f"; done"#
         let s = ExternalScorer(command: cmd, timeout: 10)
-        let out = try s.score([Self.image, Self.image], prompts: ["a", "b \"quoted\""], imageSize: 32)
+        let out = try s.score(batch([Self.image, Self.image]), prompts: prompts(1) + prompts(1, "two green squares on a black background"))
         let size = Float(try RGBImage(signedUnit: Self.image, width: 32, height: 32).pngData().count)
         #expect(out == [size, size])
         // the same process serves later batches
-        #expect(try s.score([Self.image], prompts: ["c"], imageSize: 32) == [size])
+        #expect(try s.score(batch([Self.image]), prompts: prompts(1)) == [size])
     }
 
     @Test func crashIsAnError() {
