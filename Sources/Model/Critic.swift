@@ -14,29 +14,25 @@ public final class Critic {
     let model: ModelConfig
     public let params: FloatBuffer
     public let grads: FloatBuffer
-    let offsets: [String: Int]
-    public let shapes: [(String, [Int])]
+    public let layout: ParamLayout
 
     public init(model: ModelConfig, width: Int, seed: UInt64) {
         self.model = model; self.width = width
         let W = width
-        shapes = [("patch.weight", [W, model.patchDim]), ("patch.bias", [W]), ("time.weight", [W, freqDim]), ("time.bias", [W]),
-                  ("token_embed.weight", [model.vocabSize, W]), ("hidden.weight", [W, 3 * W]), ("hidden.bias", [W]),
-                  ("out.weight", [1, W]), ("out.bias", [1])]
-        var o: [String: Int] = [:], total = 0
-        for (name, s) in shapes { o[name] = total; total += s.reduce(1, *) }
-        offsets = o
-        params = FloatBuffer(count: total); grads = FloatBuffer(count: total)
+        layout = ParamLayout([("patch.weight", [W, model.patchDim]), ("patch.bias", [W]), ("time.weight", [W, freqDim]), ("time.bias", [W]),
+                              ("token_embed.weight", [model.vocabSize, W]), ("hidden.weight", [W, 3 * W]), ("hidden.bias", [W]),
+                              ("out.weight", [1, W]), ("out.bias", [1])])
+        params = FloatBuffer(count: layout.total); grads = FloatBuffer(count: layout.total)
         var rng = RNG(seed: seed)
-        for (name, s) in shapes where s.count == 2 {
-            let p = params.pointer + o[name]!
-            let bound = (6 / Float(s[0] + s[1])).squareRoot()
-            for i in 0..<s.reduce(1, *) { p[i] = name.hasPrefix("token") ? rng.normal() * 0.02 : rng.uniform(-bound, bound) }
+        for e in layout.entries where e.shape.count == 2 {
+            let p = params.pointer + e.offset
+            let bound = (6 / Float(e.shape[0] + e.shape[1])).squareRoot()
+            for i in 0..<e.count { p[i] = e.name.hasPrefix("token") ? rng.normal() * 0.02 : rng.uniform(-bound, bound) }
         }
     }
 
-    @inline(__always) func p(_ n: String) -> UnsafeMutablePointer<Float> { params.pointer + offsets[n]! }
-    @inline(__always) func g(_ n: String) -> UnsafeMutablePointer<Float> { grads.pointer + offsets[n]! }
+    @inline(__always) func p(_ n: String) -> UnsafeMutablePointer<Float> { params.pointer + layout.offset(n) }
+    @inline(__always) func g(_ n: String) -> UnsafeMutablePointer<Float> { grads.pointer + layout.offset(n) }
 
     /// Saved activations for one batch.
     public final class Activations {
@@ -70,17 +66,12 @@ public final class Critic {
         timestepFeatures(out: &a.tf, t: t, batch: B, dim: freqDim)
         var te = [Float](repeating: 0, count: B * W)
         linearForward(out: &te, inp: a.tf, weight: p("time.weight"), bias: p("time.bias"), n: B, inFeatures: freqDim, outFeatures: W)
-        let emb = p("token_embed.weight")
+        a.cat.withUnsafeMutableBufferPointer { cat in a.counts.withUnsafeMutableBufferPointer { cnt in
+            pooledTokenEmbedding(out: cat.baseAddress! + 2 * W, outStride: 3 * W, counts: cnt.baseAddress!, tokens: tokens,
+                                 table: p("token_embed.weight"), batch: B, textLength: L, width: W)
+        } }
         for b in 0..<B {
-            var cnt = 0
-            for j in 0..<L where tokens[b * L + j] != 0 {
-                cnt += 1
-                let tok = Int(tokens[b * L + j])
-                for i in 0..<W { a.cat[b * 3 * W + 2 * W + i] += emb[tok * W + i] }
-            }
-            a.counts[b] = Float(max(cnt, 1))
             for i in 0..<W {
-                a.cat[b * 3 * W + 2 * W + i] /= a.counts[b]
                 a.cat[b * 3 * W + i] = a.pooled[b * W + i]
                 a.cat[b * 3 * W + W + i] = te[b * W + i]
             }
@@ -108,13 +99,12 @@ public final class Critic {
         var dcat = [Float](repeating: 0, count: B * 3 * W)
         layerNormBackward(dinp: &dcat, dout: dln, inp: a.cat, mean: a.mean, rstd: a.rstd, n: B, c: 3 * W)
         var dpooled = [Float](repeating: 0, count: B * W), dte = dpooled
-        let gemb = g("token_embed.weight")
         for b in 0..<B {
             for i in 0..<W { dpooled[b * W + i] = dcat[b * 3 * W + i]; dte[b * W + i] = dcat[b * 3 * W + W + i] }
-            for j in 0..<L where a.tokens[b * L + j] != 0 {
-                let tok = Int(a.tokens[b * L + j])
-                for i in 0..<W { gemb[tok * W + i] += dcat[b * 3 * W + 2 * W + i] / a.counts[b] }
-            }
+        }
+        dcat.withUnsafeBufferPointer { d in
+            pooledTokenEmbeddingBackward(dtable: g("token_embed.weight"), dout: d.baseAddress! + 2 * W, doutStride: 3 * W,
+                                         counts: a.counts, tokens: a.tokens, batch: B, textLength: L, width: W)
         }
         linearBackward(dinp: nil, dweight: g("time.weight"), dbias: g("time.bias"), dout: dte, inp: a.tf, weight: p("time.weight"),
                        n: B, inFeatures: freqDim, outFeatures: W)

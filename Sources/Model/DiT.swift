@@ -70,16 +70,13 @@ public final class DiT {
                         batch B: Int) -> UnsafeMutablePointer<Float> {
         precondition(B <= ws.batch && B > 0, "forward: batch \(B) exceeds the workspace's \(ws.batch)")
         let c = config, T = c.tokens, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
-        // inputs: tokens, key mask, pooled-text counts
+        // inputs: tokens and the key mask
         for b in 0..<B {
-            var n = 0
             for j in 0..<L {
                 let tok = tokens[b * L + j]
                 ws.tokens[b * L + j] = tok
                 ws.keyMask[b * T + j] = tok != 0
-                if tok != 0 { n += 1 }
             }
-            ws.textCount[b] = Float(max(n, 1))
         }
         // patch embedding + fixed position -> image rows of the residual stream
         patchify(ws.patches.pointer, x, batch: B)
@@ -96,16 +93,12 @@ public final class DiT {
                 let row = h0 + (b * T + j) * D
                 for i in 0..<D { row[i] = emb[tok * D + i] + pos[j * D + i] }
             }
-            // pooled text: mean of the non-pad token embeddings (no position)
-            let pr = ws.pooled.pointer + b * D
-            pr.update(repeating: 0, count: D)
-            for j in 0..<L where ws.tokens[b * L + j] != 0 {
-                let tok = Int(ws.tokens[b * L + j])
-                for i in 0..<D { pr[i] += emb[tok * D + i] }
-            }
-            let inv = 1 / ws.textCount[b]
-            for i in 0..<D { pr[i] *= inv }
         }
+        // pooled text: mean of the non-pad token embeddings (no position)
+        ws.tokens.withUnsafeBufferPointer { tok in ws.textCount.withUnsafeMutableBufferPointer { cnt in
+            pooledTokenEmbedding(out: ws.pooled.pointer, outStride: D, counts: cnt.baseAddress!, tokens: tok.baseAddress!,
+                                 table: p("token_embed.weight"), batch: B, textLength: L, width: D)
+        } }
         // conditioning c = MLP_t(sinusoidal(1000 t)) + Linear(pooled);  sc = SiLU(c)
         timestepFeatures(out: ws.tfreq.pointer, t: t, batch: B, dim: c.freqDim)
         linearForward(out: ws.c1.pointer, inp: ws.tfreq.pointer, weight: p("t_mlp.0.weight"), bias: p("t_mlp.0.bias"),
@@ -209,13 +202,10 @@ public final class DiT {
                        dout: ws.dc.pointer, inp: ws.pooled.pointer, weight: p("text_proj.weight"),
                        n: B, inFeatures: D, outFeatures: D)
         let gemb = g("token_embed.weight"), gpos = g("text_pos")
-        for b in 0..<B {   // pooled = mean of token embeddings
-            let inv = 1 / ws.textCount[b]
-            for j in 0..<L where ws.tokens[b * L + j] != 0 {
-                let tok = Int(ws.tokens[b * L + j])
-                for i in 0..<D { gemb[tok * D + i] += ws.dcs[b * D + i] * inv }
-            }
-        }
+        ws.tokens.withUnsafeBufferPointer { tok in ws.textCount.withUnsafeBufferPointer { cnt in
+            pooledTokenEmbeddingBackward(dtable: gemb, dout: ws.dcs.pointer, doutStride: D, counts: cnt.baseAddress!,
+                                         tokens: tok.baseAddress!, batch: B, textLength: L, width: D)
+        } }
         linearBackward(dinp: ws.dcs.pointer, dweight: g("t_mlp.2.weight"), dbias: g("t_mlp.2.bias"),
                        dout: ws.dc.pointer, inp: ws.c1s.pointer, weight: p("t_mlp.2.weight"),
                        n: B, inFeatures: D, outFeatures: D)

@@ -136,3 +136,36 @@ import Glibc
 #else
 import Darwin
 #endif
+
+/// The pooled prompt: the mean of the embedding rows of a prompt's non-PAD tokens (no position),
+/// written to out + b * outStride for each of the B prompts; `counts` receives each prompt's
+/// token count (at least 1), which the backward divides by. The DiT conditions on it, and the
+/// AC-Flow critic reads its own table the same way.
+public func pooledTokenEmbedding(out: UnsafeMutablePointer<Float>, outStride: Int, counts: UnsafeMutablePointer<Float>,
+                                 tokens: UnsafePointer<Int32>, table: UnsafePointer<Float>, batch B: Int, textLength L: Int, width D: Int) {
+    for b in 0..<B {
+        var n = 0
+        for j in 0..<L where tokens[b * L + j] != 0 { n += 1 }
+        counts[b] = Float(max(n, 1))
+        let pr = out + b * outStride
+        pr.update(repeating: 0, count: D)
+        for j in 0..<L where tokens[b * L + j] != 0 {
+            let row = table + Int(tokens[b * L + j]) * D
+            for i in 0..<D { pr[i] += row[i] }
+        }
+        let inv = 1 / counts[b]
+        for i in 0..<D { pr[i] *= inv }
+    }
+}
+
+/// Accumulates into `dtable` the gradient of `pooledTokenEmbedding` given dout (at dout + b * doutStride).
+public func pooledTokenEmbeddingBackward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, doutStride: Int,
+                                         counts: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, batch B: Int, textLength L: Int, width D: Int) {
+    for b in 0..<B {
+        let inv = 1 / counts[b], g = dout + b * doutStride
+        for j in 0..<L where tokens[b * L + j] != 0 {
+            let row = dtable + Int(tokens[b * L + j]) * D
+            for i in 0..<D { row[i] += g[i] * inv }
+        }
+    }
+}

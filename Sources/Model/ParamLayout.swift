@@ -21,6 +21,12 @@ public struct ParamLayout: Sendable {
     public func offset(_ name: String) -> Int { entries[index[name]!].offset }
     public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
 
+    /// A layout of the given tensors, in order (the critic's).
+    public init(_ tensors: [(name: String, shape: [Int])]) {
+        for t in tensors { add(t.name, t.shape) }
+    }
+
+    /// The DiT's layout for a configuration.
     public init(_ c: ModelConfig) {
         let D = c.width
         add("patch_embed.weight", [D, c.patchDim]); add("patch_embed.bias", [D])

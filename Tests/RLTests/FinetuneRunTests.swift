@@ -201,11 +201,10 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         critic.grads.zero()
         critic.backward(critic.forward(x: x, t: t, tokens: tok), dValue: r)
         let analytic = critic.grads.copy()
-        var offset = 0
-        for (name, shape) in critic.shapes {
-            let count = shape.reduce(1, *)
+        for e in critic.layout.entries {
+            let name = e.name, count = e.count
             for k in 0..<min(count, 3) {
-                let i = offset + (k * 7919) % count
+                let i = e.offset + (k * 7919) % count
                 let orig = critic.params[i]
                 critic.params[i] = orig + 1e-2; let lp = loss()
                 critic.params[i] = orig - 1e-2; let lm = loss()
@@ -213,7 +212,6 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
                 let numeric = Float((lp - lm) / 2e-2)
                 #expect(abs(numeric - analytic[i]) / max(1, abs(numeric)) < 2e-2, "\(name): \(analytic[i]) vs \(numeric)")
             }
-            offset += count
         }
     }
 
