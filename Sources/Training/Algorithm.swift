@@ -57,7 +57,8 @@ public protocol FinetuneAlgorithm: AnyObject {
     /// Where the rollout runs the network: one workspace, or one training workspace per SDE step
     /// (whose activations the algorithm may reuse).
     var rolloutWorkspaces: [Workspace] { get }
-    func train(_ batch: RolloutBatch, _ state: TrainingState) throws -> [(String, JSONValue)]
+    /// Trains on the batch and fills in the record's fields of this algorithm.
+    func train(_ batch: RolloutBatch, _ state: TrainingState, _ record: inout MetricsRecord) throws
     /// Extra state to checkpoint (e.g. a critic and its optimiser).
     func save(into f: inout SafeTensorsFile)
     func restore(from f: SafeTensorsFile, source: String) throws

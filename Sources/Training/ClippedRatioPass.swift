@@ -31,21 +31,20 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
         refWS = model.makeWorkspace(batch: mb, training: false)
     }
 
-    public func train(_ batch: RolloutBatch, _ s: TrainingState) throws -> [(String, JSONValue)] {
+    public func train(_ batch: RolloutBatch, _ s: TrainingState, _ record: inout MetricsRecord) throws {
         let c = config
         let adv = Advantages(rewards: batch.rewards, groupSize: c.groupSize, globalStd: c.globalStd, clip: c.advantageClip)
         let stats = clippedRatioPass(policy: s.policy, reference: s.reference, beta: c.beta, objective: objective,
                                      rollout: batch.rollout, advantages: adv, microBatches: c.microBatches, epochs: c.innerEpochs,
                                      optimizer: &s.optimizer, ws: trainWS, refWS: c.beta > 0 ? refWS : nil, rng: &s.rng,
                                      rolloutWorkspaces: rolloutWorkspaces)
-        let klMean = stats.steps.map { $0.sumKL / Double(max($0.count, 1)) }.reduce(0, +) / Double(max(stats.steps.count, 1))
-        return [("onpolicy_ratio_max_dev", .double(stats.onPolicyMaxDeviation)),
-                ("loss", .double(stats.loss)),
-                ("grad_norm", .double(Double(stats.gradNorms.max() ?? 0))),
-                ("kept_fraction", .double(Double(stats.kept) / Double(batch.rewards.count))),
-                ("clip_range", .double(Double(objective.clipRange))),
-                ("kl_ref", .double(klMean)),
-                ("timesteps", .array(stats.steps.map(\.json)))]
+        record.onpolicyRatioMaxDev = stats.onPolicyMaxDeviation
+        record.loss = stats.loss
+        record.gradNorm = Double(stats.gradNorms.max() ?? 0)
+        record.keptFraction = Double(stats.kept) / Double(batch.rewards.count)
+        record.clipRange = Double(objective.clipRange)
+        record.klRef = stats.steps.map { $0.sumKL / Double(max($0.count, 1)) }.reduce(0, +) / Double(max(stats.steps.count, 1))
+        record.timesteps = stats.steps.map(\.record)
     }
     public func save(into f: inout SafeTensorsFile) {}
     public func restore(from f: SafeTensorsFile, source: String) throws {}
@@ -70,12 +69,11 @@ public struct StepStats {
     public var ratioStd: Double { count == 0 ? 0 : max(0, sumR2 / Double(count) - ratioMean * ratioMean).squareRoot() }
     public var logRatioMean: Double { count == 0 ? 0 : sumLogR / Double(count) }
 
-    public var json: JSONValue {
+    public var record: TimestepRecord {
         let n = Double(max(count, 1))
-        return .object([("k", .int(k)), ("t", .double(Double(t))), ("ratio_mean", .double(ratioMean)), ("ratio_std", .double(ratioStd)),
-                        ("logratio_mean", .double(logRatioMean)), ("plain_logratio_mean", .double(sumPlainLogR / n)),
-                        ("clip_high", .double(Double(clipHigh) / n)), ("clip_low", .double(Double(clipLow) / n)),
-                        ("abs_adv_mean", .double(sumAbsA / n)), ("kl_ref", .double(sumKL / n))])
+        return TimestepRecord(k: k, t: Double(t), ratioMean: ratioMean, ratioStd: ratioStd, logratioMean: logRatioMean,
+                              plainLogratioMean: sumPlainLogR / n, clipHigh: Double(clipHigh) / n, clipLow: Double(clipLow) / n,
+                              absAdvMean: sumAbsA / n, klRef: sumKL / n)
     }
 }
 

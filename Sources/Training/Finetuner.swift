@@ -72,7 +72,8 @@ public final class Finetuner {
         let (total, byScorer) = try reward.evaluate(images, prompts: prompts)
         let tReward = Date()
         let batch = RolloutBatch(rollout: rollout, prompts: prompts, rewards: total, byScorer: byScorer)
-        let algoMetrics = try algorithm.train(batch, state)
+        var record = MetricsRecord(step: iteration + 1, algo: algorithm.kind.rawValue)
+        try algorithm.train(batch, state, &record)
         _ = state.rng.nextUInt64()      // advance the run's stream once per iteration
         state.iteration += 1
         let tTrain = Date()
@@ -80,36 +81,31 @@ public final class Finetuner {
             throw FinetuneError("iteration \(iteration): the weights became non-finite; the run stops, the last checkpoint is intact")
         }
         let (mean, std) = meanAndStd(total[...])
-        var line: [(String, JSONValue)] = [
-            ("step", .int(iteration)), ("algo", .string(algorithm.kind.rawValue)),
-            ("reward_mean", .double(Double(mean))), ("reward_std", .double(Double(std))),
-            ("rewards", .object(reward.names.map { name in (name, .double(Double(byScorer[name]!.reduce(0, +) / Float(B)))) })),
-            ("seconds", .double(tTrain.timeIntervalSince(t0))),
-            ("rollout_seconds", .double(tRollout.timeIntervalSince(t0))),
-            ("reward_seconds", .double(tReward.timeIntervalSince(tRollout))),
-            ("train_seconds", .double(tTrain.timeIntervalSince(tReward))),
-            ("lr", .double(Double(state.optimizer.lr))),
-        ]
-        line += algoMetrics
-        var evalSummary: JSONValue?
+        record.rewardMean = Double(mean); record.rewardStd = Double(std)
+        record.rewards = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, Double(byScorer[$0]!.reduce(0, +) / Float(B))) })
+        record.seconds = tTrain.timeIntervalSince(t0)
+        record.rolloutSeconds = tRollout.timeIntervalSince(t0)
+        record.rewardSeconds = tReward.timeIntervalSince(tRollout)
+        record.trainSeconds = tTrain.timeIntervalSince(tReward)
+        record.lr = Double(state.optimizer.lr)
         if config.evalEvery > 0 && (iteration % config.evalEvery == 0 || iteration == config.steps) {
-            evalSummary = try evaluate()
-            line.append(("eval", evalSummary!))
+            record.eval = try evaluate()
         }
-        try appendLine(JSONValue.object(line).text, to: metricsURL)
+        try appendLine(record.json(rewardNames: reward.names).text, to: metricsURL)
         if iteration % config.checkpointEvery == 0 || iteration == config.steps { try save() }
-        return IterationSummary(iteration: iteration, rewardMean: mean, seconds: tTrain.timeIntervalSince(t0), evaluated: evalSummary != nil)
+        return IterationSummary(iteration: iteration, rewardMean: mean, seconds: tTrain.timeIntervalSince(t0), evaluated: record.eval != nil)
     }
 
     /// The step-0 evaluation (the base model), written before the first iteration of a new run.
     public func evaluateBase() throws {
         guard config.evalEvery > 0, iteration == 0 else { return }
-        let e = try evaluate()
-        try appendLine(JSONValue.object([("step", .int(0)), ("algo", .string(algorithm.kind.rawValue)), ("eval", e)]).text, to: metricsURL)
+        var record = MetricsRecord(step: 0, algo: algorithm.kind.rawValue)
+        record.eval = try evaluate()
+        try appendLine(record.json(rewardNames: reward.names).text, to: metricsURL)
     }
 
     /// Gold metrics and the grid for the current weights.
-    public func evaluate() throws -> JSONValue {
+    public func evaluate() throws -> EvalRecord {
         try gold.evaluate(policy: policy, reward: reward, step: iteration, gridURL: runDir.appendingPathComponent(String(format: "grids/step-%05d.png", iteration)))
     }
 

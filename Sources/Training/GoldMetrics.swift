@@ -38,7 +38,7 @@ public final class GoldMetrics {
         }
     }
 
-    public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL) throws -> JSONValue {
+    public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL) throws -> EvalRecord {
         let S = policy.config.imageSize, n = policy.config.pixelsPerImage
         let perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
         if ws == nil { ws = policy.makeWorkspace(batch: N, training: false); refWS = reference.makeWorkspace(batch: N, training: false) }
@@ -77,15 +77,10 @@ public final class GoldMetrics {
         let grid = composeGrid(rows: rows, scale: 3, title: "step \(step): proxy \(reward.spec)")
         try writeAtomically(try grid.pngData(), to: gridURL)
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
-        return .object([
-            ("proxy", .double(mean(total))),
-            ("scores", .object(reward.names.map { ($0, .double(mean(byScorer[$0]!))) })),
-            ("shape_eval", .double(mean(shape))),
-            ("shape_eval_by_task", .object(Task.allCases.map { ($0.rawValue, byTask.mean($0).map { JSONValue.double($0) } ?? .null) })),
-            ("fd", .double(fd)),
-            ("diversity", .double(pairs > 0 ? diversity / Double(pairs) : 0)),
-            ("w2", .double(w2Count > 0 ? w2Sum / Double(w2Count) : 0)),
-            ("grid", .string("grids/" + gridURL.lastPathComponent)),
-        ])
+        return EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
+                          shapeEval: mean(shape),
+                          shapeEvalByTask: Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }),
+                          fd: fd, diversity: pairs > 0 ? diversity / Double(pairs) : 0, w2: w2Count > 0 ? w2Sum / Double(w2Count) : 0,
+                          grid: "grids/" + gridURL.lastPathComponent)
     }
 }

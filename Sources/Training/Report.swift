@@ -3,32 +3,6 @@ import Tensor
 import Imaging
 import Rewards
 
-/// One run's metrics.jsonl, parsed.
-public struct RunMetrics {
-    public var lines: [[String: Any]]
-    public init(url: URL) throws {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw FinetuneError("\(url.path): cannot read the metrics file") }
-        lines = []
-        for (i, raw) in text.split(separator: "\n").enumerated() {
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any], o["step"] is Int else {
-                throw FinetuneError("\(url.path) line \(i + 1): not a metrics object with a \"step\"")
-            }
-            lines.append(o)
-        }
-        guard !lines.isEmpty else { throw FinetuneError("\(url.path): no metrics yet") }
-    }
-
-    /// (step, value) of a top-level number.
-    public func series(_ key: String) -> [(x: Double, y: Double)] {
-        lines.compactMap { l in (l[key] as? Double).map { (Double(l["step"] as! Int), $0) } }
-    }
-    /// Evaluation entries, in step order.
-    public var evals: [(step: Int, eval: [String: Any])] {
-        lines.compactMap { l in (l["eval"] as? [String: Any]).map { (l["step"] as! Int, $0) } }
-    }
-    public var algo: String { lines.first?["algo"] as? String ?? "?" }
-}
-
 /// A gold metric tracked for over-optimisation, oriented so that higher is better.
 public struct GoldSeries {
     public var name: String
@@ -53,20 +27,20 @@ public struct DriftAnalysis {
 
     public init(_ m: RunMetrics, optimised: Set<String>) {
         let evals = m.evals
-        proxy = evals.compactMap { e in (e.eval["proxy"] as? Double).map { (Double(e.step), $0) } }
+        proxy = evals.map { e in (Double(e.step), e.eval.proxy) }
         var gold: [GoldSeries] = []
-        func add(_ name: String, _ higher: Bool, _ f: ([String: Any]) -> Double?) {
+        func add(_ name: String, _ higher: Bool, _ f: (EvalRecord) -> Double?) {
             let pts = evals.compactMap { e in f(e.eval).map { (Double(e.step), $0) } }
             if !pts.isEmpty { gold.append(GoldSeries(name: name, points: pts, higherIsBetter: higher)) }
         }
-        if !optimised.contains("shape-eval") { add("shape-eval", true) { $0["shape_eval"] as? Double } }
-        let scorerNames = (evals.first?.eval["scores"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []
+        if !optimised.contains("shape-eval") { add("shape-eval", true) { $0.shapeEval } }
+        let scorerNames = evals.first.map { Array($0.eval.scores.keys).sorted() } ?? []
         for s in scorerNames where !optimised.contains(s) && s != "shape-eval" {
-            add(s, true) { ($0["scores"] as? [String: Any])?[s] as? Double }
+            add(s, true) { $0.scores[s] }
         }
-        add("frechet distance", false) { $0["fd"] as? Double }
-        add("diversity", true) { $0["diversity"] as? Double }
-        add("w2 to base", false) { $0["w2"] as? Double }
+        add("frechet distance", false) { $0.fd }
+        add("diversity", true) { $0.diversity }
+        add("w2 to base", false) { $0.w2 }
         self.gold = gold
         onset = nil; onsetMetrics = []
         guard proxy.count >= 2 else { return }
@@ -102,7 +76,7 @@ public enum Report {
         var chart = LineChart(title: "\(m.algo): proxy vs gold metrics (each normalised to its own range)", xLabel: "iteration", yLabel: "normalised")
         chart.normalised = true
         chart.height = 420
-        let train = m.series("reward_mean")
+        let train = m.series(\.rewardMean)
         var colors = LineChart.palette.makeIterator()
         if !train.isEmpty { chart.series.append(.init(name: "train reward (proxy)", points: train, color: (190, 190, 190))) }
         _ = colors.next()
@@ -116,23 +90,23 @@ public enum Report {
 
         // per-step diagnostics: ratio statistics (GRPO family) or the critic (AC-Flow)
         var diag = LineChart(title: "", xLabel: "iteration", yLabel: "")
-        let timesteps = m.lines.compactMap { l -> (Int, [[String: Any]])? in (l["timesteps"] as? [[String: Any]]).map { (l["step"] as! Int, $0) } }
+        let timesteps = m.lines.compactMap { l -> (Int, [TimestepRecord])? in l.timesteps.map { (l.step, $0) } }
         var diagName = "ratios.png"
         if let first = timesteps.first {
             diag.title = "mean log-ratio used in the loss, per SDE step k (t)"
             diag.yLabel = "log r"
             for (idx, ts) in first.1.enumerated() {
-                let k = ts["k"] as? Int ?? idx, t = ts["t"] as? Double ?? 0
-                let pts = timesteps.compactMap { step, arr in idx < arr.count ? (arr[idx]["logratio_mean"] as? Double).map { (Double(step), $0) } : nil }
+                let k = ts.k, t = ts.t
+                let pts = timesteps.compactMap { step, arr in idx < arr.count ? (Double(step), arr[idx].logratioMean) : nil }
                 diag.series.append(.init(name: String(format: "k=%d t=%.2f", k, t), points: pts, color: LineChart.palette[idx % LineChart.palette.count]))
             }
             diag.height = 300 + first.1.count * BitmapFont.lineHeight
         } else {
             diagName = "critic.png"
             diag.title = "critic: MSE and explained variance"
-            diag.series = [.init(name: "critic mse", points: m.series("critic_mse"), color: LineChart.palette[0]),
-                           .init(name: "explained variance", points: m.series("critic_explained_variance"), color: LineChart.palette[1]),
-                           .init(name: "w2", points: m.series("w2"), color: LineChart.palette[2])]
+            diag.series = [.init(name: "critic mse", points: m.series(\.criticMse), color: LineChart.palette[0]),
+                           .init(name: "explained variance", points: m.series(\.criticExplainedVariance), color: LineChart.palette[1]),
+                           .init(name: "w2", points: m.series(\.w2), color: LineChart.palette[2])]
         }
         try writeAtomically(try diag.render().pngData(), to: runDir.appendingPathComponent(diagName))
         let html = page(m, drift: drift, config: config, diagnostics: diagName, timesteps: timesteps)
@@ -145,16 +119,15 @@ public enum Report {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
             .replacingOccurrences(of: "\"", with: "&quot;")
     }
-    static func fmt(_ v: Any?) -> String {
-        if let d = v as? Double { return String(format: abs(d) >= 1000 || (abs(d) < 0.001 && d != 0) ? "%.3e" : "%.4f", d) }
-        if let i = v as? Int { return String(i) }
-        return "-"
+    static func fmt(_ v: Double?) -> String {
+        guard let d = v else { return "-" }
+        return String(format: abs(d) >= 1000 || (abs(d) < 0.001 && d != 0) ? "%.3e" : "%.4f", d)
     }
 
     static func page(_ m: RunMetrics, drift: DriftAnalysis, config: FinetuneConfig?, diagnostics: String,
-                     timesteps: [(Int, [[String: Any]])]) -> String {
+                     timesteps: [(Int, [TimestepRecord])]) -> String {
         let evals = m.evals
-        let grids = evals.compactMap { e in (e.eval["grid"] as? String).map { (e.step, $0) } }
+        let grids = evals.map { e in (e.step, e.eval.grid) }
         var h = """
         <!doctype html><html><head><meta charset="utf-8"><title>flowtune report: \(esc(m.algo))</title>
         <style>body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}
@@ -172,16 +145,16 @@ public enum Report {
         }
         h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\" alt=\"drift chart\"><h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
         // every scorer of the reward (shape-eval has its own column)
-        let scoreNames = ((evals.first?.eval["scores"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []).filter { $0 != "shape-eval" }
+        let scoreNames = (evals.first.map { Array($0.eval.scores.keys).sorted() } ?? []).filter { $0 != "shape-eval" }
         for s in scoreNames { h += "<th>\(esc(s))</th>" }
         h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.</th><th>diversity</th><th>w2 to base</th></tr>"
         for e in evals {
-            let byTask = e.eval["shape_eval_by_task"] as? [String: Any] ?? [:]
-            h += "<tr\(e.step == drift.onset ? " class=\"onset\"" : "")><td>\(e.step)</td><td>\(fmt(e.eval["proxy"]))</td>"
-            for s in scoreNames { h += "<td>\(fmt((e.eval["scores"] as? [String: Any])?[s]))</td>" }
-            h += "<td>\(fmt(e.eval["shape_eval"]))</td>"
-            for t in ["single", "two_objects", "counting", "position"] { h += "<td>\(fmt(byTask[t]))</td>" }
-            h += "<td>\(fmt(e.eval["fd"]))</td><td>\(fmt(e.eval["diversity"]))</td><td>\(fmt(e.eval["w2"]))</td></tr>"
+            let byTask = e.eval.shapeEvalByTask
+            h += "<tr\(e.step == drift.onset ? " class=\"onset\"" : "")><td>\(e.step)</td><td>\(fmt(e.eval.proxy))</td>"
+            for s in scoreNames { h += "<td>\(fmt(e.eval.scores[s]))</td>" }
+            h += "<td>\(fmt(e.eval.shapeEval))</td>"
+            for t in ["single", "two_objects", "counting", "position"] { h += "<td>\(fmt(byTask[t] ?? nil))</td>" }
+            h += "<td>\(fmt(e.eval.fd))</td><td>\(fmt(e.eval.diversity))</td><td>\(fmt(e.eval.w2))</td></tr>"
         }
         h += "</table>"
         if !grids.isEmpty {
@@ -205,11 +178,11 @@ public enum Report {
         if let last = timesteps.last {
             h += "<p>Last iteration (\(last.0)), per trained SDE step:</p><table><tr><th>k</th><th>t</th><th>ratio mean</th><th>ratio std</th><th>log-ratio mean</th><th>plain log-ratio mean</th><th>clip high</th><th>clip low</th></tr>"
             for ts in last.1 {
-                h += "<tr><td>\(fmt(ts["k"]))</td><td>\(fmt(ts["t"]))</td><td>\(fmt(ts["ratio_mean"]))</td><td>\(fmt(ts["ratio_std"]))</td><td>\(fmt(ts["logratio_mean"]))</td><td>\(fmt(ts["plain_logratio_mean"]))</td><td>\(fmt(ts["clip_high"]))</td><td>\(fmt(ts["clip_low"]))</td></tr>"
+                h += "<tr><td>\(ts.k)</td><td>\(fmt(ts.t))</td><td>\(fmt(ts.ratioMean))</td><td>\(fmt(ts.ratioStd))</td><td>\(fmt(ts.logratioMean))</td><td>\(fmt(ts.plainLogratioMean))</td><td>\(fmt(ts.clipHigh))</td><td>\(fmt(ts.clipLow))</td></tr>"
             }
             h += "</table>"
         }
-        let secs = m.lines.compactMap { $0["seconds"] as? Double }
+        let secs = m.lines.compactMap(\.seconds)
         h += "<p>\(secs.count) iterations, \(String(format: "%.1f", secs.reduce(0, +))) s of training (mean \(String(format: "%.2f", secs.reduce(0, +) / Double(max(secs.count, 1)))) s per iteration). Raw data: <a href=\"metrics.jsonl\">metrics.jsonl</a>, <a href=\"config.json\">config.json</a>.</p></body></html>\n"
         return h
     }

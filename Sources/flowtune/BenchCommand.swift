@@ -142,9 +142,9 @@ struct Bench: ParsableCommand {
                 let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("grpo"))
                 let t = try median { try run.step() }
                 let lines = try RunMetrics(url: run.metricsURL).lines.suffix(repeats)
-                func med(_ k: String) -> Double { lines.compactMap { $0[k] as? Double }.sorted()[repeats / 2] }
-                emit("grpo_rollout", med("rollout_seconds"), 320 * F)
-                emit("grpo_train", med("train_seconds"), 3 * 320 * F)
+                func med(_ k: KeyPath<MetricsRecord, Double?>) -> Double { lines.compactMap { $0[keyPath: k] }.sorted()[repeats / 2] }
+                emit("grpo_rollout", med(\.rolloutSeconds), 320 * F)
+                emit("grpo_train", med(\.trainSeconds), 3 * 320 * F)
                 emit("grpo_iteration", t, 4 * 320 * F)
             }
             if want("acflow_iteration") {

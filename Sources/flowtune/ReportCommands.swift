@@ -70,7 +70,7 @@ struct Compare: ParsableCommand {
             let color = LineChart.palette[i % LineChart.palette.count]
             chart.series.append(.init(name: algo.rawValue, points: d.proxy, color: color))
             if let se = d.gold.first(where: { $0.name == "shape-eval" }) { gold.series.append(.init(name: algo.rawValue, points: se.points, color: color)) }
-            else { gold.series.append(.init(name: algo.rawValue, points: m.evals.compactMap { e in (e.eval["shape_eval"] as? Double).map { (Double(e.step), $0) } }, color: color)) }
+            else { gold.series.append(.init(name: algo.rawValue, points: m.evals.map { e in (Double(e.step), e.eval.shapeEval) }, color: color)) }
         }
         // one chart: proxy on top, shape-eval below
         let top = chart.render(), bottom = gold.render()

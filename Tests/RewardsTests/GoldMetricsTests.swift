@@ -46,17 +46,34 @@ import Training
         defer { try? FileManager.default.removeItem(at: setup.dir) }
         let run = try Finetuner(config: setup.config, runDir: setup.dir.appendingPathComponent("run"))
         try run.evaluateBase()
-        let line = try #require(try String(contentsOf: run.metricsURL, encoding: .utf8).split(separator: "\n").first)
-        let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let e = try #require(o["eval"] as? [String: Any])
-        #expect(o["step"] as? Int == 0)
-        #expect(e["w2"] as? Double == 0)          // the policy is the base model at step 0
-        for key in ["proxy", "shape_eval", "fd", "diversity"] { #expect((e[key] as? Double)?.isFinite == true, "\(key)") }
+        let m = try RunMetrics(url: run.metricsURL)
+        #expect(m.lines.count == 1 && m.lines[0].step == 0 && m.lines[0].rewardMean == nil)
+        let e = try #require(m.lines[0].eval)
+        #expect(e.w2 == 0)          // the policy is the base model at step 0
+        for (key, v) in e.scalars { #expect(v.isFinite, "\(key)") }
+        #expect(Set(e.scores.keys) == ["brightness", "jpeg-compressibility"])
         let grid = try RGBImage(pngData: [UInt8](Data(contentsOf: setup.dir.appendingPathComponent("run/grids/step-00000.png"))))
         #expect(grid.width > 16 * 3 * 2)
         // the same noise at every evaluation: evaluating again gives identical numbers
-        let again = try run.evaluate()
-        #expect(again.text.contains("\"proxy\": \(JSONValue.double(e["proxy"] as! Double).text)"))
+        let first = try run.evaluate(), again = try run.evaluate()
+        #expect(first == again)
+        #expect(abs(first.proxy - e.proxy) <= 1e-5 * max(1, abs(e.proxy)))   // the file keeps 6 digits
+    }
+
+    /// A line written by the loop reads back as the same record (values with 6 digits or fewer).
+    @Test func metricsRecordsRoundTrip() throws {
+        var r = MetricsRecord(step: 3, algo: "grpo-guard")
+        r.rewardMean = 0.25; r.rewards = ["shape-eval": 0.5, "brightness": 0.125]; r.seconds = 1.5; r.loss = -0.0625
+        r.timesteps = [TimestepRecord(k: 0, t: 1, ratioMean: 1, ratioStd: 0.001, logratioMean: -0.0001, plainLogratioMean: 0.0002,
+                                      clipHigh: 0.25, clipLow: 0, absAdvMean: 0.75, klRef: 0)]
+        r.criticInUse = true
+        r.eval = EvalRecord(proxy: 0.5, scores: ["brightness": 0.5], shapeEval: 0.75, shapeEvalByTask: ["single": 0.5, "position": nil],
+                            fd: 12.5, diversity: 1.25, w2: 0.0078125, grid: "grids/step-00003.png")
+        let text = r.json(rewardNames: ["shape-eval", "brightness"]).text
+        #expect(text.hasPrefix("{\"step\": 3, \"algo\": \"grpo-guard\", \"reward_mean\": 0.25, \"rewards\": {\"shape-eval\": 0.5, \"brightness\": 0.125}"))
+        let back = try JSONDecoder().decode(MetricsRecord.self, from: Data(text.utf8))
+        #expect(back == r)
+        #expect(r.scalars.map(\.0).contains("rewards/brightness") && r.scalars.first { $0.0 == "critic_in_use" }?.1 == 1)
     }
 }
 

@@ -69,7 +69,7 @@ public final class ACFlow: FinetuneAlgorithm {
         return mse
     }
 
-    public func train(_ batch: RolloutBatch, _ run: TrainingState) throws -> [(String, JSONValue)] {
+    public func train(_ batch: RolloutBatch, _ run: TrainingState, _ record: inout MetricsRecord) throws {
         let c = config, B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = c.sde.steps
         // shaped target in (-1, 1)
         var stats: (Float, Float)? = nil
@@ -136,10 +136,10 @@ public final class ACFlow: FinetuneAlgorithm {
         let (loss, w2) = acflowActorLoss(v: v, target: target, vRef: vRef, weights: weights, alpha: options.alpha, pixels: n, dv: &dv)
         run.policy.backward(trainWS, dv: dv, batch: B)
         let norm = run.optimizer.update(params: run.policy.params.buffer, grads: run.policy.grads.buffer)
-        return [("critic_mse", .double(Double(criticMSE))), ("critic_explained_variance", .double(Double(explained))),
-                ("critic_in_use", .bool(criticInUse)), ("adv_clipped_fraction", .double(Double(clipped) / Double(B))),
-                ("weight_mean", .double(Double(weights.reduce(0, +) / Float(B)))), ("weight_max", .double(Double(weights.max() ?? 0))),
-                ("w2", .double(w2)), ("loss", .double(loss)), ("grad_norm", .double(Double(norm)))]
+        record.criticMse = Double(criticMSE); record.criticExplainedVariance = Double(explained); record.criticInUse = criticInUse
+        record.advClippedFraction = Double(clipped) / Double(B)
+        record.weightMean = Double(weights.reduce(0, +) / Float(B)); record.weightMax = Double(weights.max() ?? 0)
+        record.w2 = w2; record.loss = loss; record.gradNorm = Double(norm)
     }
 
     public func save(into f: inout SafeTensorsFile) {
