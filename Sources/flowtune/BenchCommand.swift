@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
         abstract: "Time the hot workloads (release build): one line per workload with median seconds and GFLOP/s.")
     @Flag(help: "One JSON object per line.") var json = false
     @Option(help: "Timed repetitions per workload (after one warm-up).") var repeats = 5
-    @Option(help: "Comma-separated workloads (default: all): sgemm, mlp, pretrain_step, euler_sample, euler_sample_cfg, grpo, acflow_iteration.")
+    @Option(help: "Comma-separated workloads (default: all): sgemm, mlp, pretrain_step, euler_sample, euler_sample_cfg, grpo, acflow_iteration, pretrain_step_s32c, euler_sample_s32c.")
     var only: String?
     @OptionGroup var threads: ThreadOptions
 
@@ -42,7 +42,8 @@ struct Bench: ParsableCommand {
     func execute() throws {
         guard repeats > 0 else { fail("--repeats must be positive") }
         let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
-        let known = ["sgemm", "mlp", "pretrain_step", "euler_sample", "euler_sample_cfg", "grpo", "acflow_iteration"]
+        let known = ["sgemm", "mlp", "pretrain_step", "euler_sample", "euler_sample_cfg", "grpo", "acflow_iteration",
+                     "pretrain_step_s32c", "euler_sample_s32c"]
         if let unknown = wanted?.subtracting(known).sorted(), !unknown.isEmpty {
             fail("--only: unknown workload(s) \(unknown.joined(separator: ", ")); known: \(known.joined(separator: ", "))")
         }
@@ -106,25 +107,32 @@ struct Bench: ParsableCommand {
             dy[0] += y[0] * 0 + dx[0] * 0   // keep the results alive
             emit("mlp2_512_fwd_bwd", full, 6 * 2 * Double(N * D * D), extra: [("gemm_only_seconds", .double(gemms))])
         }
-        if want("pretrain_step") {
-            let ws = model.makeWorkspace(batch: 64, training: true)
-            let tokens = try (0..<64).flatMap { _ in try Tokenizer.encode("a large red circle at the top left on a white background") }
-            let batch = FlowMatchingBatch(x0: rng.normals(64 * cfg.pixelsPerImage, scale: 0.5), tokens: tokens)
-            var opt = AdamW(count: model.parameterCount, lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, decayMask: model.layout.decayMask)
-            var r = RNG(seed: 2)
-            let t = median {
-                model.grads.zero()
-                flowMatchingStep(model: model, ws: ws, batch: batch, rng: &r)
-                opt.update(params: model.params.buffer, grads: model.grads.buffer)
+        // The s32 network (the PyTorch peer's), and s32c (s32 with the convolutional output head)
+        // for the two workloads where the head's cost shows.
+        let conv = try DiT(config: .s32c(vocabSize: vocab), seed: 1)
+        for i in 0..<conv.params.count { conv.params[i] += rng.normal() * 0.02 }
+        for (suffix, net) in [("", model), ("_s32c", conv)] {
+            let Fn = net.config.flopsPerImage
+            if want("pretrain_step" + suffix) {
+                let ws = net.makeWorkspace(batch: 64, training: true)
+                let tokens = try (0..<64).flatMap { _ in try Tokenizer.encode("a large red circle at the top left on a white background") }
+                let batch = FlowMatchingBatch(x0: rng.normals(64 * cfg.pixelsPerImage, scale: 0.5), tokens: tokens)
+                var opt = AdamW(count: net.parameterCount, lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, decayMask: net.layout.decayMask)
+                var r = RNG(seed: 2)
+                let t = median {
+                    net.grads.zero()
+                    flowMatchingStep(model: net, ws: ws, batch: batch, rng: &r)
+                    opt.update(params: net.params.buffer, grads: net.grads.buffer)
+                }
+                emit("pretrain_step" + suffix, t, 3 * 64 * Fn)
             }
-            emit("pretrain_step", t, 3 * 64 * F)
-        }
-        for (name, w) in [("euler_sample", Float(1)), ("euler_sample_cfg", Float(4))] where want(name) {
-            let ws = model.makeWorkspace(batch: w == 1 ? 32 : 64, training: false)
-            let tokens = try (0..<32).flatMap { _ in try Tokenizer.encode("three green circles on a gray background") }
-            let noise = rng.normals(32 * cfg.pixelsPerImage)
-            let t = median { var x = noise; EulerSampler(steps: 20, cfgScale: w).sample(model: model, ws: ws, x: &x, tokens: tokens) }
-            emit(name, t, 32 * 20 * F * (w == 1 ? 1 : 2))
+            for (name, w) in [("euler_sample", Float(1)), ("euler_sample_cfg", Float(4))] where want(name + suffix) {
+                let ws = net.makeWorkspace(batch: w == 1 ? 32 : 64, training: false)
+                let tokens = try (0..<32).flatMap { _ in try Tokenizer.encode("three green circles on a gray background") }
+                let noise = rng.normals(32 * cfg.pixelsPerImage)
+                let t = median { var x = noise; EulerSampler(steps: 20, cfgScale: w).sample(model: net, ws: ws, x: &x, tokens: tokens) }
+                emit(name + suffix, t, 32 * 20 * Fn * (w == 1 ? 1 : 2))
+            }
         }
         if want("grpo") || want("acflow_iteration") {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowtune-bench-\(getpid())")

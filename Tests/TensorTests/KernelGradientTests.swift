@@ -44,10 +44,11 @@ import Tensor
         Self.check(&b, r: r, analytic: db) { f(x, w, $0) }
     }
 
-    @Test func conv3x3() {
+    /// 4 input channels: the general loops; 16 (with 3 outputs): the 8-wide path of the head.
+    @Test(arguments: [4, 16]) func conv3x3(inChannels ci: Int) {
         var rng = RNG(seed: 11)
-        let shape = Conv3x3Shape(batch: 2, side: 5, inChannels: 4, outChannels: 3)
-        var x = rng.normals(2 * 25 * 4), w = rng.normals(shape.weightCount), b = rng.normals(3)
+        let shape = Conv3x3Shape(batch: 2, side: 5, inChannels: ci, outChannels: 3)
+        var x = rng.normals(2 * 25 * ci), w = rng.normals(shape.weightCount), b = rng.normals(3)
         let r = rng.normals(2 * 25 * 3)
         func f(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
             var out = [Float](repeating: 0, count: 2 * 25 * 3)
@@ -58,10 +59,10 @@ import Tensor
         let out = f(x, w, b)
         for (bi, y, xx, co) in [(0, 0, 0, 0), (1, 2, 3, 1), (1, 4, 4, 2), (0, 4, 1, 2)] {
             var ref = Double(b[co])
-            for ci in 0..<4 { for ky in 0..<3 { for kx in 0..<3 {
+            for c in 0..<ci { for ky in 0..<3 { for kx in 0..<3 {
                 let yy = y + ky - 1, xq = xx + kx - 1
                 guard yy >= 0, yy < 5, xq >= 0, xq < 5 else { continue }
-                ref += Double(x[((bi * 5 + yy) * 5 + xq) * 4 + ci]) * Double(w[((co * 4 + ci) * 3 + ky) * 3 + kx])
+                ref += Double(x[((bi * 5 + yy) * 5 + xq) * ci + c]) * Double(w[((co * ci + c) * 3 + ky) * 3 + kx])
             } } }
             #expect(abs(Double(out[((bi * 5 + y) * 5 + xx) * 3 + co]) - ref) < 1e-4)
         }
