@@ -31,6 +31,9 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-O2", "-I/usr/include/libpng16"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]),
 
+        // External scorers in process groups of their own, stopped with everything they started.
+        .target(name: "CProcess", path: "Sources/CProcess", cSettings: [.unsafeFlags(["-O2"])]),
+
         // GEMM with an AVX-512 micro-kernel, chosen at run time when the CPU has AVX-512
         // (the functions carry their own target attribute; the rest of the file is baseline x86-64).
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
@@ -40,7 +43,7 @@ let package = Package(
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: fast),
         .target(name: "Model", dependencies: ["Tensor", "Shapes"], swiftSettings: fast),
         .target(name: "Flow", dependencies: ["Tensor", "Model", "Shapes"], swiftSettings: fast),
-        .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes"], swiftSettings: fast),
+        .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes", "CProcess"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: fast),
         .executableTarget(name: "flowtune", dependencies: [
             "Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training",

@@ -87,6 +87,29 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         #expect(Date().timeIntervalSince(start) < 10)
     }
 
+    /// The processes whose command line contains `marker` (zombies included), from /proc.
+    static func processes(containing marker: String) -> [String] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil } ?? []
+        return ids.compactMap { id in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(id)/cmdline"), !data.isEmpty else { return nil }
+            let cmd = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return cmd.contains(marker) ? "\(id): \(cmd)" : nil
+        }
+    }
+
+    /// A scorer that starts a sleeping grandchild and then hangs: after the timeout error, no
+    /// process of that scorer is left, grandchild included.
+    @Test func aHangingScorerAndItsDescendantsAreStoppedAndReaped() {
+        let marker = "\(4_000_000 + Int.random(in: 0..<999_999))"
+        let m = message("sleep \(marker) & sh -c 'sleep \(marker)' & while read -r line; do sleep \(marker); done", timeout: 1)
+        #expect(m.contains("no answer within"))
+        #expect(Self.processes(containing: "sleep \(marker)").isEmpty, "left: \(Self.processes(containing: "sleep \(marker)"))")
+        // and one that exits while a grandchild sleeps on
+        let m2 = message("sleep \(marker) & read -r line; exit 3")
+        #expect(m2.contains("exited (status 3)"))
+        #expect(Self.processes(containing: "sleep \(marker)").isEmpty)
+    }
+
     @Test func garbageNaNAndShortRepliesAreErrors() {
         #expect(message("while read -r line; do echo hello; done").contains("not a JSON number"))
         #expect(message("while read -r line; do echo NaN; done").contains("not a finite number"))
