@@ -112,25 +112,49 @@ public final class Finetuner {
     // MARK: - checkpoints
 
     /// Writes the policy (a model checkpoint `sample`/`evaluate` can read) and the training state.
+    /// The training state (weights, optimiser, RNG, the algorithm's own state) goes into one
+    /// file, written atomically first: it alone is what `--resume` reads. The policy checkpoint
+    /// beside it is for `sample`/`evaluate` (a kill between the two leaves it one checkpoint old).
     public func save() throws {
-        var f = SafeTensorsFile()
+        var f = try Checkpoint.file(config: policy.config, params: policy.params, kind: "finetune-state")
         f.add(state.optimizer, as: "adam")
         algorithm.save(into: &f)
-        f.metadata["format"] = "flowtune-finetune-state"
         f.metadata["iteration"] = String(iteration)
         f.add(state.rng, as: "rng")
         try writeAtomically(try f.serialized(), to: stateURL)
         try Checkpoint.save(policy, to: policyURL, extra: ["iteration": String(iteration), "algo": config.algo.rawValue])
     }
 
+    /// True when `--resume` found no checkpoint (the run was stopped before its first one) and
+    /// started again from the base model.
+    public private(set) var startedOver = false
+
     func restore() throws {
+        guard FileManager.default.fileExists(atPath: stateURL.path) else {
+            // stopped before the first checkpoint: nothing to continue, start again
+            startedOver = true
+            try truncateJSONLines(metricsURL, maxStep: -1)
+            return
+        }
         let f = try SafeTensorsFile(contentsOf: stateURL)
-        guard f.metadata["format"] == "flowtune-finetune-state", let it = f.metadata["iteration"].flatMap(Int.init) else {
+        let isState = f.metadata["kind"] == "finetune-state" || f.metadata["format"] == "flowtune-finetune-state"   // the latter: before the weights were kept in it
+        guard isState, let it = f.metadata["iteration"].flatMap(Int.init) else {
             throw FinetuneError("\(stateURL.path): not a complete fine-tuning state")
         }
-        let p = try Checkpoint.load(policyURL, expect: policy.config)
+        if f.tensors[policy.layout.entries[0].name] != nil {
+            let cfg = try Checkpoint.config(of: f, source: stateURL.path)
+            guard cfg == policy.config else { throw FinetuneError("\(stateURL.path): configuration '\(cfg.name)' differs from the base model's '\(policy.config.name)'") }
+            policy.params.assign(from: try Checkpoint.params(from: f, config: cfg, source: stateURL.path))
+        } else {
+            // a state written before the weights were kept in it: the policy checkpoint must be of the same iteration
+            let pf = try SafeTensorsFile(contentsOf: policyURL)
+            guard pf.metadata["iteration"] == String(it) else {
+                throw FinetuneError("\(policyURL.path) is of iteration \(pf.metadata["iteration"] ?? "?"), the state of \(it): the run cannot be resumed exactly")
+            }
+            let p = try Checkpoint.load(policyURL, expect: policy.config)
+            policy.params.assign(from: p.params)
+        }
         try f.restore(&state.optimizer, as: "adam", source: stateURL.path)
-        policy.params.assign(from: p.params)
         state.rng = try f.rng("rng", source: stateURL.path)
         state.iteration = it
         try algorithm.restore(from: f, source: stateURL.path)

@@ -85,6 +85,7 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, quiet: Bool = f
     }
     // set everything up (and fail on bad input) before writing anything into the run folder
     let run = try Finetuner(config: config, runDir: out, resume: resume)
+    if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }
     try writeAtomically(try enc.encode(config), to: configURL)
     if !quiet {
         log("\(config.algo) on \(config.model): reward \(config.reward), \(config.steps) iterations of \(config.batchSize) samples, from iteration \(run.iteration); writing \(out.path)")
