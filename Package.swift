@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes", "CProcess"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: fast),
         .executableTarget(name: "flowtune", dependencies: [
-            "Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training",
+            "Tensor", "CProcess", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 

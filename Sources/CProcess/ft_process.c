@@ -18,6 +18,7 @@ extern char **environ;
 static volatile sig_atomic_t groups[FT_MAX_GROUPS];
 static volatile sig_atomic_t leader_status_known[FT_MAX_GROUPS];
 static int installed = 0;
+static volatile sig_atomic_t graceful = 0, interrupted = 0;
 
 static void kill_all_groups(int sig) {
     for (int i = 0; i < FT_MAX_GROUPS; i++) if (groups[i] > 0) kill(-(pid_t)groups[i], sig);
@@ -35,6 +36,7 @@ static void at_exit_cleanup(void) {
 }
 
 static void on_signal(int sig) {
+    if (graceful && !interrupted && (sig == SIGINT || sig == SIGTERM)) { interrupted = sig; return; }
     kill_all_groups(SIGTERM);
     struct timespec ts = {0, 100 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -67,6 +69,10 @@ static void set_group(pid_t pgid, pid_t value) {
         if (groups[i] == (value == 0 ? pgid : 0)) { groups[i] = value; leader_status_known[i] = 0; return; }
     }
 }
+
+void ft_enable_graceful_interrupt(void) { install(); graceful = 1; }
+
+int ft_interrupted(void) { return interrupted; }
 
 pid_t ft_spawn_group(const char *command, int *to_child, int *from_child) {
     install();

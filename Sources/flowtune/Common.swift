@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tensor
+import CProcess
 
 /// Prints an error message to stderr and exits non-zero (the CLI's one exit path for user errors).
 func fail(_ message: String) -> Never {
@@ -33,3 +34,17 @@ struct ThreadOptions: ParsableArguments {
 }
 
 func now() -> Double { Date().timeIntervalSince1970 }
+
+/// Long commands (pretrain, finetune, compare) call this first: the first SIGINT (Ctrl-C) or
+/// SIGTERM then asks the loop to stop after its current step and write a checkpoint; a second
+/// one ends the process at once (the last checkpoint is still intact).
+func enableGracefulInterrupt() { ft_enable_graceful_interrupt() }
+
+/// The signal that asked the command to stop, if one did.
+var interruptSignal: Int32? { let s = ft_interrupted(); return s == 0 ? nil : s }
+
+/// Exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM), as a shell expects.
+func exitInterrupted(_ signal: Int32, _ message: String) -> Never {
+    log(message)
+    Foundation.exit(128 + signal)
+}

@@ -94,6 +94,10 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, quiet: Bool = f
     let start = Date(), first = run.iteration
     while run.iteration < config.steps {
         let s = try run.step()
+        if let sig = interruptSignal {
+            try run.save()
+            exitInterrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")
+        }
         let done = run.iteration - first
         let eta = Date().timeIntervalSince(start) / Double(done) * Double(config.steps - run.iteration)
         if !quiet {
@@ -116,6 +120,7 @@ struct Finetune: ParsableCommand {
     func run() throws { try threads.compute.run { try execute() } }
 
     func execute() throws {
+        enableGracefulInterrupt()
         var config = options.config
         var dir = URL(fileURLWithPath: out)
         if let resume {
@@ -123,7 +128,7 @@ struct Finetune: ParsableCommand {
             let url = dir.appendingPathComponent("config.json")
             guard let data = try? Data(contentsOf: url) else { fail("\(url.path): no run to resume (config.json missing)") }
             var saved = guarded { try JSONDecoder().decode(FinetuneConfig.self, from: data) }
-            if CommandLine.arguments.contains("--steps") { saved.steps = options.steps }
+            if CommandLine.arguments.contains(where: { $0 == "--steps" || $0.hasPrefix("--steps=") }) { saved.steps = options.steps }
             config = saved
         }
         let run = guarded { try runFinetune(config: config, out: dir, resume: resume != nil) }

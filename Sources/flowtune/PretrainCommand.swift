@@ -30,6 +30,7 @@ struct Pretrain: ParsableCommand {
     func run() throws { try threads.compute.run { try execute() } }
 
     func execute() throws {
+        enableGracefulInterrupt()
         guard steps > 0, batch > 0, checkpointEvery > 0, logEvery > 0 else { fail("--steps, --batch, --checkpoint-every and --log-every must be positive") }
         guard tStd > 0, tMean.isFinite, tStd.isFinite else { fail("--t-std must be positive and --t-mean finite") }
         var cfg = PretrainConfig()
@@ -69,6 +70,10 @@ struct Pretrain: ParsableCommand {
             }
             if trainer.step % checkpointEvery == 0 || trainer.step == steps {
                 guarded { try trainer.save(to: url) }
+            }
+            if let sig = interruptSignal {
+                guarded { try trainer.save(to: url) }
+                exitInterrupted(sig, "interrupted (signal \(sig)) at step \(trainer.step): checkpoint written; continue with the same command and --resume")
             }
         }
         log("done: \(out) at step \(trainer.step)")

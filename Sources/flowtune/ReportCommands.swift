@@ -37,6 +37,7 @@ struct Compare: ParsableCommand {
     func run() throws { try threads.compute.run { try execute() } }
 
     func execute() throws {
+        enableGracefulInterrupt()
         let names = algos.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let list = names.map { name -> Algorithm in
             guard let a = Algorithm(rawValue: name) else {

@@ -18,4 +18,12 @@ int ft_stop_group(pid_t pgid, int grace_ms);
 /* Non-blocking: 1 while the leader runs, 0 once it has exited (its status in *status). */
 int ft_group_leader_running(pid_t pgid, int *status);
 
+/* Graceful interrupts for long commands: after this call the first SIGINT or SIGTERM only sets
+ * a flag (read with ft_interrupted) so that the command can finish its step, write a
+ * checkpoint and exit; a second one stops scorer groups and ends the process at once. */
+void ft_enable_graceful_interrupt(void);
+
+/* 0, or the signal number that asked the command to stop. */
+int ft_interrupted(void);
+
 #endif
