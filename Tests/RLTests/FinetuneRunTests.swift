@@ -78,6 +78,46 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
 
     /// A stopped run resumes from its last checkpoint: metrics.jsonl keeps exactly the lines the
     /// checkpoint covers and the continued run matches an uninterrupted one.
+    /// A run stopped before its first checkpoint resumes by starting again from the base model
+    /// (saying so), and ends where an uninterrupted run ends; a policy checkpoint left one
+    /// checkpoint behind its state (a kill between the two writes) does not matter.
+    @Test func resumeBeforeTheFirstCheckpointAndAfterATornCheckpoint() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(.grpo, steps: 4)
+        c.checkpointEvery = 2; c.evalEvery = 2
+        let full = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("full"))
+        try full.evaluateBase()
+        while full.iteration < 4 { try full.step() }
+        // stopped after 1 iteration: metrics.jsonl has lines, there is no checkpoint
+        let dir = setup.dir.appendingPathComponent("early")
+        let a = try Finetuner(config: c, runDir: dir)
+        try a.evaluateBase()
+        try a.step()
+        #expect(try metricLines(a.metricsURL).count == 2)
+        let b = try Finetuner(config: c, runDir: dir, resume: true)
+        #expect(b.startedOver && b.iteration == 0)
+        #expect(try metricLines(b.metricsURL).isEmpty)
+        try b.evaluateBase()
+        while b.iteration < 4 { try b.step() }
+        #expect(b.policy.params.array == full.policy.params.array)
+        // a policy checkpoint one checkpoint older than the state: the state's weights are used
+        let torn = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("torn"))
+        try torn.evaluateBase()
+        while torn.iteration < 2 { try torn.step() }
+        let old = try Data(contentsOf: torn.policyURL)
+        while torn.iteration < 3 { try torn.step() }
+        var more = c; more.checkpointEvery = 3
+        let t2 = try Finetuner(config: more, runDir: setup.dir.appendingPathComponent("torn"), resume: true)
+        #expect(t2.iteration == 2)
+        try t2.step(); try t2.save()
+        try old.write(to: t2.policyURL)          // as if killed between the state and the policy write
+        let t3 = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("torn"), resume: true)
+        #expect(t3.iteration == 3 && !t3.startedOver)
+        while t3.iteration < 4 { try t3.step() }
+        #expect(t3.policy.params.array == full.policy.params.array)
+    }
+
     @Test(arguments: [Algorithm.grpoGuard, .acflow]) func resumeContinuesExactly(_ algo: Algorithm) throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
@@ -213,46 +253,6 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
                 #expect(abs(numeric - analytic[i]) / max(1, abs(numeric)) < 2e-2, "\(name): \(analytic[i]) vs \(numeric)")
             }
         }
-    }
-
-    /// A run stopped before its first checkpoint resumes by starting again from the base model
-    /// (saying so), and ends where an uninterrupted run ends; a policy checkpoint left one
-    /// checkpoint behind its state (a kill between the two writes) does not matter.
-    @Test func resumeBeforeTheFirstCheckpointAndAfterATornCheckpoint() throws {
-        let setup = try TinySetup()
-        defer { setup.cleanUp() }
-        var c = setup.config(.grpo, steps: 4)
-        c.checkpointEvery = 2; c.evalEvery = 2
-        let full = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("full"))
-        try full.evaluateBase()
-        while full.iteration < 4 { try full.step() }
-        // stopped after 1 iteration: metrics.jsonl has lines, there is no checkpoint
-        let dir = setup.dir.appendingPathComponent("early")
-        let a = try Finetuner(config: c, runDir: dir)
-        try a.evaluateBase()
-        try a.step()
-        #expect(try metricLines(a.metricsURL).count == 2)
-        let b = try Finetuner(config: c, runDir: dir, resume: true)
-        #expect(b.startedOver && b.iteration == 0)
-        #expect(try metricLines(b.metricsURL).isEmpty)
-        try b.evaluateBase()
-        while b.iteration < 4 { try b.step() }
-        #expect(b.policy.params.array == full.policy.params.array)
-        // a policy checkpoint one checkpoint older than the state: the state's weights are used
-        let torn = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("torn"))
-        try torn.evaluateBase()
-        while torn.iteration < 2 { try torn.step() }
-        let old = try Data(contentsOf: torn.policyURL)
-        while torn.iteration < 3 { try torn.step() }
-        var more = c; more.checkpointEvery = 3
-        let t2 = try Finetuner(config: more, runDir: setup.dir.appendingPathComponent("torn"), resume: true)
-        #expect(t2.iteration == 2)
-        try t2.step(); try t2.save()
-        try old.write(to: t2.policyURL)          // as if killed between the state and the policy write
-        let t3 = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("torn"), resume: true)
-        #expect(t3.iteration == 3 && !t3.startedOver)
-        while t3.iteration < 4 { try t3.step() }
-        #expect(t3.policy.params.array == full.policy.params.array)
     }
 
     @Test func warmupSwitchesAtExactlyTheConfiguredIteration() throws {
