@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import Shapes
 
 /// Model checkpoints: the network's parameters as a safetensors file, one tensor per named
 /// view, with metadata {format: "flowtune", format_version, config (JSON), kind, crc32}.
@@ -64,6 +65,10 @@ public enum Checkpoint {
             throw CheckpointError("\(url.path): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")
         }
         do { try cfg.validate() } catch { throw CheckpointError("\(url.path): \(error)") }
+        // the network reads token ids of this tokenizer: another vocabulary or text length would index out of its tables
+        guard cfg.vocabSize == Tokenizer.vocabularySize, cfg.textLength == Tokenizer.maxTokens else {
+            throw CheckpointError("\(url.path): the model reads \(cfg.vocabSize) token ids of \(cfg.textLength) tokens, this tokenizer has \(Tokenizer.vocabularySize) ids of \(Tokenizer.maxTokens) tokens")
+        }
         return try DiT(config: cfg, params: params(from: f, config: cfg, source: url.path))
     }
 }

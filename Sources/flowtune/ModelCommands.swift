@@ -46,6 +46,7 @@ struct Sample: ParsableCommand {
 
     func execute() throws {
         guard out != nil || outDir != nil else { fail("give --out GRID.png and/or --out-dir DIR") }
+        guard (1...32).contains(scale) else { fail("--scale must be between 1 and 32, got \(scale)") }
         let (m, f) = options.load()
         let t0 = now()
         let images = options.generate(m, f)

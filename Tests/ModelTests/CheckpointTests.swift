@@ -100,6 +100,13 @@ import Shapes
         #expect(Self.message { _ = try Checkpoint.load(garbage) }.contains("not a JSON object"))
         // foreign dtype
         #expect(Self.message { _ = try SafeTensorsFile(contentsOf: Self.fixtures.appendingPathComponent("float16.safetensors")) }.contains("F16"))
+        // another tokenizer's vocabulary or text length
+        for other in [ModelConfig.tiny(vocabSize: 19), ModelConfig(name: "tiny", imageSize: 16, patch: 4, width: 32, depth: 1, heads: 2,
+                                                                   vocabSize: Tokenizer.vocabularySize, freqDim: 32, textLength: 8)] {
+            let foreign = dir.appendingPathComponent("foreign-\(other.vocabSize)-\(other.textLength).safetensors")
+            try Checkpoint.save(try DiT(config: other), to: foreign)
+            #expect(Self.message { _ = try Checkpoint.load(foreign) }.contains("this tokenizer has"))
+        }
         // mismatched configuration
         #expect(Self.message { _ = try Checkpoint.load(url, expect: .small(vocabSize: Tokenizer.vocabularySize)) }.contains("does not match"))
         // a tensor missing / with the wrong shape
