@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tensor
+import Imaging
 import Model
 import Shapes
 import Training
@@ -77,5 +78,36 @@ struct Pretrain: ParsableCommand {
             }
         }
         log("done: \(out) at step \(trainer.step)")
+    }
+}
+
+/// Pretraining loss curves (one or more NAME.pretrain.jsonl logs) as one chart.
+struct PlotLoss: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "plot-loss",
+        abstract: "Draw the loss curves of pretraining logs (MODEL.pretrain.jsonl) in one chart.")
+    @Argument(help: "Pretraining logs.") var logs: [String]
+    @Option(help: "Comma-separated series names (default: the file names).") var names: String?
+    @Option(help: "Leave out the steps before this one (the warm-up's large losses).") var fromStep = 0
+    @Option(help: "Chart title.") var title = "pretraining loss (mean over each logged window)"
+    @Option(help: "Output PNG.") var out: String
+
+    func run() throws {
+        guard !logs.isEmpty else { fail("give at least one pretraining log") }
+        let labels = names.map { $0.split(separator: ",").map(String.init) } ?? logs.map { URL(fileURLWithPath: $0).lastPathComponent }
+        guard labels.count == logs.count else { fail("--names has \(labels.count) names for \(logs.count) logs") }
+        var chart = LineChart(title: title, xLabel: "step", yLabel: "loss")
+        chart.width = 720; chart.height = 400
+        for (i, path) in logs.enumerated() {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { fail("\(path): cannot read the log") }
+            var points: [(x: Double, y: Double)] = []
+            for (n, line) in text.split(separator: "\n").enumerated() {
+                guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                      let step = o["step"] as? Int, let loss = o["loss"] as? Double else { fail("\(path) line \(n + 1): not a pretraining log line") }
+                if step >= fromStep { points.append((Double(step), loss)) }
+            }
+            chart.series.append(.init(name: labels[i], points: points, color: LineChart.palette[i % LineChart.palette.count]))
+        }
+        guarded { try writeAtomically(try chart.render().pngData(), to: URL(fileURLWithPath: out)) }
+        log("wrote \(out)")
     }
 }
