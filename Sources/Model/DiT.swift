@@ -48,6 +48,44 @@ public final class DiT {
         blockOffsets = (0..<config.depth).map { BlockOffsets(layout, block: $0) }
     }
 
+    /// Copies the weights of `source` into this network: every tensor of the same name and shape.
+    /// A plain-head source into a convolutional-head network (s32 -> s32c) is mapped so that both
+    /// compute the same v: the final linear's first 3 channels of each pixel take the source's
+    /// outputs, the convolution starts as the identity on them (centre tap 1), and the other
+    /// channels keep their random initialisation (their convolution weights start at 0, so they
+    /// add nothing until training moves them). Returns the names of tensors that were not copied.
+    @discardableResult
+    public func initialise(from source: DiT) throws -> [String] {
+        let c = config, sc = source.config
+        guard c.width == sc.width, c.depth == sc.depth, c.heads == sc.heads, c.patch == sc.patch, c.imageSize == sc.imageSize,
+              c.vocabSize == sc.vocabSize, c.textLength == sc.textLength, c.freqDim == sc.freqDim, c.mlpRatio == sc.mlpRatio else {
+            throw ModelError("cannot initialise '\(c.name)' from '\(sc.name)': the networks differ beyond the output head")
+        }
+        var notCopied: [String] = []
+        for e in layout.entries {
+            if let o = source.layout.entry(e.name), o.shape == e.shape {
+                (params.pointer + e.offset).update(from: source.params.pointer + o.offset, count: e.count)
+            } else {
+                notCopied.append(e.name)
+            }
+        }
+        if c.convHead && !sc.convHead {
+            let K = c.headChannels, C = c.channels, D = c.width, pixels = c.patch * c.patch
+            let w = p("final.linear.weight"), b = p("final.linear.bias")
+            let sw = source.p("final.linear.weight"), sb = source.p("final.linear.bias")
+            for q in 0..<pixels { for ch in 0..<C {
+                (w + (q * K + ch) * D).update(from: sw + (q * C + ch) * D, count: D)
+                b[q * K + ch] = sb[q * C + ch]
+            } }
+            let cw = p("final.conv.weight")
+            cw.update(repeating: 0, count: C * K * 9)
+            for ch in 0..<C { cw[(ch * K + ch) * 9 + 4] = 1 }
+            p("final.conv.bias").update(repeating: 0, count: C)
+            notCopied.removeAll { $0.hasPrefix("final.linear") || $0.hasPrefix("final.conv") }
+        }
+        return notCopied
+    }
+
     /// A second network with a copy of these weights (for a frozen reference or an EMA).
     public func clone() -> DiT { try! DiT(config: config, params: params.copy()) }
 

@@ -46,10 +46,15 @@ public final class Pretrainer {
     let renderer: Renderer
     let ws: Workspace
 
-    public init(config: PretrainConfig, excluding: Set<String>) throws {
+    /// `initFrom`: start from these weights (the same network, or s32 for s32c) instead of random ones.
+    public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil) throws {
         self.config = config
         let mc = try ModelConfig.named(config.model, vocabSize: Tokenizer.vocabularySize)
         model = try DiT(config: mc, seed: config.seed)
+        if let initFrom {
+            let missing = try model.initialise(from: initFrom)
+            guard missing.isEmpty else { throw ModelError("cannot initialise '\(mc.name)' from '\(initFrom.config.name)': no weights for \(missing.joined(separator: ", "))") }
+        }
         ema = model.params.copy()
         optimizer = AdamW(count: model.parameterCount, lr: config.lr, weightDecay: config.weightDecay,
                           maxGradNorm: config.gradClip, decayMask: model.layout.decayMask)

@@ -26,6 +26,8 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Write a checkpoint every N steps.") var checkpointEvery = 500
     @Option(help: "Print progress every N steps.") var logEvery = 50
     @Flag(help: "Continue from the checkpoint at --out.") var resume = false
+    @Option(help: "Start from this model's weights (the same configuration, or an s32 model for s32c: the convolutional head starts as the identity, so the network starts as that model).")
+    var initFrom: String?
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute.run { try execute() } }
@@ -39,7 +41,10 @@ struct Pretrain: ParsableCommand {
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
         let excluded = guarded { Set(try PromptFile(path: exclude).prompts) }
-        let trainer = guarded { try Pretrainer(config: cfg, excluding: excluded) }
+        if resume && initFrom != nil { fail("--init-from starts a new run; --resume continues one: give one of them") }
+        let start = initFrom.map { path in guarded { try Checkpoint.load(URL(fileURLWithPath: path)) } }
+        let trainer = guarded { try Pretrainer(config: cfg, excluding: excluded, initFrom: start) }
+        if let initFrom { log("starting from the weights of \(initFrom)") }
         let url = URL(fileURLWithPath: out)
         if resume {
             guarded { try trainer.resume(from: url) }

@@ -145,6 +145,22 @@ import Shapes
         }
     }
 
+    /// A convolutional-head network initialised from a plain one computes the same velocity.
+    @Test func convolutionalHeadInitialisedFromAPlainNetworkComputesTheSameVelocity() throws {
+        let plain = try Self.randomModel(seed: 31)
+        var c = plain.config
+        c.name = "tinyc"; c.headChannels = 6
+        let conv = try DiT(config: c, seed: 2)
+        #expect(try conv.initialise(from: plain).isEmpty)
+        let (x, t, tok) = try Self.inputs(plain, batch: 3, seed: 4)
+        let n = 3 * c.pixelsPerImage
+        let a = Array(UnsafeBufferPointer(start: plain.forward(plain.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
+        let b = Array(UnsafeBufferPointer(start: conv.forward(conv.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
+        #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-5)
+        // and a network of another width cannot be
+        #expect(throws: ModelError.self) { try DiT(config: .small(vocabSize: Tokenizer.vocabularySize)).initialise(from: plain) }
+    }
+
     @Test func trainingAndInferenceWorkspacesAgree() throws {
         let m = try DiT(config: .small(vocabSize: Tokenizer.vocabularySize), seed: 2)
         var rng = RNG(seed: 4)
