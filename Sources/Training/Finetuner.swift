@@ -71,16 +71,24 @@ public final class Finetuner {
         let images = ImageBatch(pixels: Array(rollout.images), size: policy.config.imageSize)
         let (total, byScorer) = try reward.evaluate(images, prompts: prompts)
         let tReward = Date()
+        let (mean, std) = meanAndStd(total[...])
+        guard mean.isFinite, std.isFinite else {
+            throw FinetuneError("iteration \(iteration + 1): the rewards' mean is \(mean) and spread \(std) (each reward is finite, their sum is not: rescale the reward); the run stops, the last checkpoint is intact")
+        }
         let batch = RolloutBatch(rollout: rollout, prompts: prompts, rewards: total, byScorer: byScorer)
         var record = MetricsRecord(step: iteration + 1, algo: algorithm.kind.rawValue)
         try algorithm.train(batch, state, &record)
         _ = state.rng.nextUInt64()      // advance the run's stream once per iteration
         state.iteration += 1
         let tTrain = Date()
+        for (name, v) in [("loss", record.loss), ("gradient norm", record.gradNorm), ("critic MSE", record.criticMse)] {
+            if let v, !v.isFinite {
+                throw FinetuneError("iteration \(iteration): the \(name) became \(v); the run stops, the last checkpoint is intact")
+            }
+        }
         guard policy.params.buffer.allSatisfy({ $0.isFinite }) else {
             throw FinetuneError("iteration \(iteration): the weights became non-finite; the run stops, the last checkpoint is intact")
         }
-        let (mean, std) = meanAndStd(total[...])
         record.rewardMean = Double(mean); record.rewardStd = Double(std)
         record.rewards = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, Double(byScorer[$0]!.reduce(0, +) / Float(B))) })
         record.seconds = tTrain.timeIntervalSince(t0)

@@ -118,6 +118,19 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         #expect(t3.policy.params.array == full.policy.params.array)
     }
 
+    /// Rewards whose sum overflows stop the run with a message naming the iteration and the
+    /// quantity, before any update; the last checkpoint stays as it was.
+    @Test func nonFiniteRewardStatisticsStopTheRun() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(.grpo, steps: 2)
+        c.reward = "external:while read -r l; do echo 3e38; done"
+        let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
+        let before = run.policy.params.array
+        #expect { try run.step() } throws: { "\($0)".contains("iteration 1: the rewards' mean is inf") }
+        #expect(run.policy.params.array == before && run.iteration == 0)
+    }
+
     @Test(arguments: [Algorithm.grpoGuard, .acflow]) func resumeContinuesExactly(_ algo: Algorithm) throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
