@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: fast),
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: fast),
         .target(name: "Model", dependencies: ["Tensor", "Shapes"], swiftSettings: fast),
-        .target(name: "Flow", dependencies: ["Tensor", "Model", "Shapes"], swiftSettings: fast),
+        .target(name: "Flow", dependencies: ["Tensor", "Model"], swiftSettings: fast),
         .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes", "CProcess"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: fast),
         .executableTarget(name: "flowtune", dependencies: [

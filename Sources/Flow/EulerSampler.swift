@@ -1,6 +1,5 @@
 import Tensor
 import Model
-import Shapes
 
 /// Time grid t_0 = 1 > t_1 > ... > t_N = 0 with SD3's shift: t = m s / (1 + (m - 1) s), s = 1 - k/N.
 public func timeGrid(steps: Int, shift: Float = 1) -> [Float] {
@@ -72,7 +71,7 @@ public final class ModelVelocity: VelocityField {
         let B = tokens.count / model.config.textLength
         precondition(ws.batch >= (cfgScale == 1 ? B : 2 * B), "ModelVelocity: workspace too small")
         self.model = model; self.ws = ws; self.cfgScale = cfgScale
-        self.tokens = cfgScale == 1 ? tokens : tokens + (0..<B).flatMap { _ in Tokenizer.nullTokens }
+        self.tokens = cfgScale == 1 ? tokens : tokens + (0..<B).flatMap { _ in model.config.nullTokens }
         guided = FloatBuffer(count: cfgScale == 1 ? 0 : B * model.config.pixelsPerImage)
         let NB = cfgScale == 1 ? B : 2 * B
         xin = [Float](repeating: 0, count: NB * model.config.pixelsPerImage)

@@ -1,6 +1,5 @@
 import Tensor
 import Model
-import Shapes
 
 /// Rectified flow (SD3 convention): x_t = (1 - t) x0 + t eps, target v = eps - x0,
 /// t ~ logit-normal(0, 1). Returns the mean squared error and accumulates its gradient.
@@ -44,7 +43,7 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     var xt = [Float](repeating: 0, count: B * n)
     var target = [Float](repeating: 0, count: B * n)
     var tokens = batch.tokens
-    let null = Tokenizer.nullTokens
+    let null = c.nullTokens
     for b in 0..<B {
         t[b] = logitNormal(&rng, mean: tMean, std: tStd)
         if rng.uniform() < nullProbability { for j in 0..<L { tokens[b * L + j] = null[j] } }

@@ -32,6 +32,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var headDim: Int { width / heads }
     public var hidden: Int { mlpRatio * width }
     public var pixelsPerImage: Int { imageSize * imageSize * channels }   // D in the algorithms
+    /// The token ids the network reads as "no prompt" (classifier-free guidance): NULL (1), then
+    /// PAD (0), which the network masks out. The tokenizer gives the same ids.
+    public var nullTokens: [Int32] { [1] + [Int32](repeating: 0, count: textLength - 1) }
 
     /// Matmul + attention FLOPs (2 x MACs) for one image through the network once (one NFE):
     /// the PyTorch peer's formula, so that GFLOP/s figures compare (the convolutional head adds its own).

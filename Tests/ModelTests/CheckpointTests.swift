@@ -17,6 +17,10 @@ import Shapes
         do { try body(); return "" } catch { return "\(error)" }
     }
 
+    @Test func theNetworksNullPromptIsTheTokenizers() {
+        #expect(ModelConfig.s32(vocabSize: Tokenizer.vocabularySize).nullTokens == Tokenizer.nullTokens)
+    }
+
     @Test func roundTripIsBitExact() throws {
         let dir = try Self.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 3)
