@@ -61,7 +61,11 @@ public struct RGBImage: Equatable, Sendable {
     }
 
     public mutating func fillRect(x: Int, y: Int, width w: Int, height h: Int, _ c: (UInt8, UInt8, UInt8)) {
-        for yy in max(0, y)..<min(height, y + h) { for xx in max(0, x)..<min(width, x + w) { setPixel(xx, yy, c) } }
+        // clipped to the image (a rectangle wholly outside draws nothing; an empty range must not be
+        // formed backwards: release builds do not check it)
+        let y0 = max(0, y), y1 = min(height, y + h), x0 = max(0, x), x1 = min(width, x + w)
+        guard y0 < y1, x0 < x1 else { return }
+        for yy in y0..<y1 { for xx in x0..<x1 { setPixel(xx, yy, c) } }
     }
 }
 

@@ -4,6 +4,22 @@ import Tensor
 import Imaging
 
 @Suite struct ImagingTests {
+    /// Rectangles and text partly or wholly outside the image are clipped (a label past the right
+    /// edge once formed a backwards range, which the release build looped over).
+    @Test func drawingOutsideTheImageIsClipped() {
+        var img = RGBImage(width: 10, height: 8, fill: (255, 255, 255))
+        img.fillRect(x: 12, y: 2, width: 3, height: 3, (0, 0, 0))
+        img.fillRect(x: -5, y: -5, width: 3, height: 3, (0, 0, 0))
+        img.fillRect(x: 2, y: 9, width: 3, height: 3, (0, 0, 0))
+        img.drawText("1.0e+04", x: 8, y: 1)
+        img.drawText("far", x: 40, y: 40)
+        img.fillRect(x: 8, y: 6, width: 5, height: 5, (0, 0, 0))     // partly inside: 2 x 2 pixels
+        var dark = 0
+        for y in 0..<8 { for x in 0..<10 where img.pixel(x, y).0 == 0 { dark += 1 } }
+        #expect(dark >= 4)
+        #expect(img.pixel(0, 0).0 == 255)
+    }
+
     static func noise(_ w: Int, _ h: Int, seed: UInt64) -> RGBImage {
         var rng = RNG(seed: seed)
         return RGBImage(width: w, height: h, pixels: (0..<(w * h * 3)).map { _ in UInt8(rng.int(256)) })
