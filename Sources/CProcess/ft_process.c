@@ -104,11 +104,11 @@ pid_t ft_spawn_group(const char *command, int *to_child, int *from_child) {
     return pid;
 }
 
-/* Reaps every exited child that is not the leader of a live group (orphans of this group
- * reparented to us, since we are the subreaper). */
-static void reap_orphans(void) {
+/* Reaps the exited members of the group (orphans reparented to us, since we are the
+ * subreaper); other children of the process are left to whoever started them. */
+static void reap_orphans(pid_t pgid) {
     int st;
-    while (waitpid(-1, &st, WNOHANG | __WALL) > 0) {}
+    while (waitpid(-pgid, &st, WNOHANG | __WALL) > 0) {}
 }
 
 int ft_group_leader_running(pid_t pgid, int *status) {
@@ -126,7 +126,7 @@ int ft_stop_group(pid_t pgid, int grace_ms) {
     kill(-pgid, SIGTERM);
     for (int waited = 0; waited < grace_ms; waited += 10) {
         if (waitpid(pgid, &st, WNOHANG) == pgid) status = st;
-        reap_orphans();
+        reap_orphans(pgid);
         if (!group_alive(pgid)) break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -135,11 +135,11 @@ int ft_stop_group(pid_t pgid, int grace_ms) {
     if (waitpid(pgid, &st, 0) == pgid) status = st;
     /* the killed descendants are our children now (subreaper): reap them until none of the group is left */
     for (int i = 0; i < 200 && group_alive(pgid); i++) {
-        reap_orphans();
+        reap_orphans(pgid);
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    reap_orphans();
+    reap_orphans(pgid);
     set_group(pgid, 0);
     return status;
 }
