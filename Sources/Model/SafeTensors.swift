@@ -67,8 +67,15 @@ public struct SafeTensorsFile {
                 throw bad("tensor '\(name)' has a malformed header entry")
             }
             guard dtype == "F32" else { throw bad("tensor '\(name)' has dtype \(dtype); flowtune reads F32 only") }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[1] <= body.count, offs[1] - offs[0] == count * 4 else {
+            // the element count with overflow checks (release builds do not trap on overflow, and a
+            // wrapped product could pass the size check below for a shape that does not fit)
+            var count = 1, overflow = false
+            for d in shape {
+                let (p, o) = count.multipliedReportingOverflow(by: max(d, 0))
+                count = p; overflow = overflow || o || count > body.count
+            }
+            guard !overflow else { throw bad("tensor '\(name)' has shape \(shape), larger than the file") }
+            guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[0] <= offs[1], offs[1] <= body.count, offs[1] - offs[0] == count * 4 else {
                 throw bad("tensor '\(name)' has data offsets \(offs) that do not fit its shape \(shape) or the file (truncated?)")
             }
             if count > 0 { spans.append((offs[0], offs[1], name)) }

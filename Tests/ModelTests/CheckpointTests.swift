@@ -102,6 +102,13 @@ import Shapes
         let garbage = dir.appendingPathComponent("garbage.safetensors")
         try Data([16, 0, 0, 0, 0, 0, 0, 0] + Array("not json at all!".utf8) + [1, 2, 3, 4]).write(to: garbage)
         #expect(Self.message { _ = try Checkpoint.load(garbage) }.contains("not a JSON object"))
+        // a shape whose element count overflows (2^62 x 4 wraps to 0) with empty offsets
+        let header = #"{"w": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 0]}}"#
+        var wrapped = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Data($0) }
+        wrapped.append(Data(header.utf8))
+        let wrappedURL = dir.appendingPathComponent("wrapped.safetensors")
+        try wrapped.write(to: wrappedURL)
+        #expect(Self.message { _ = try SafeTensorsFile(contentsOf: wrappedURL) }.contains("larger than the file"))
         // foreign dtype
         #expect(Self.message { _ = try SafeTensorsFile(contentsOf: Self.fixtures.appendingPathComponent("float16.safetensors")) }.contains("F16"))
         // another tokenizer's vocabulary or text length
