@@ -122,6 +122,19 @@ public final class Pretrainer {
         let f = try SafeTensorsFile(contentsOf: path)
         let cfg = try Checkpoint.config(of: f, source: path.path)
         guard cfg == model.config else { throw CheckpointError("\(path.path): configuration '\(cfg.name)' differs from '\(model.config.name)'") }
+        // the run's options must be the ones it was started with (the schedule depends on them);
+        // only --steps may change (extending or shortening the run)
+        if let stored = f.metadata["pretrain_config"].flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
+           let current = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(config))) as? [String: Any] {
+            let differing = current.keys.sorted().filter { key in
+                guard key != "steps", let a = stored[key], let b = current[key] else { return false }
+                return "\(a)" != "\(b)"
+            }
+            guard differing.isEmpty else {
+                let list = differing.map { "\($0) \(current[$0]!) (the run has \(stored[$0]!))" }.joined(separator: ", ")
+                throw CheckpointError("\(path.path): resumed with other options than the run was started with: \(list); resume with the run's options (only --steps may change)")
+            }
+        }
         model.params.assign(from: try Checkpoint.params(from: f, config: cfg, source: path.path))
         guard let s = f.metadata["step"].flatMap(Int.init) else { throw CheckpointError("\(path.path): the step is missing") }
         try f.restore(&optimizer, as: "adam", source: path.path)

@@ -139,5 +139,15 @@ import Training
         let lb = (0..<3).map { _ in b.trainStep() }
         #expect(la == lb)
         #expect(a.model.params.array == b.model.params.array)
+        // other options than the run's are refused (naming them); --steps alone may change
+        var other = cfg
+        other.lr = 5e-4; other.tMean = -1.2
+        let c = try Pretrainer(config: other, excluding: [])
+        let message: String
+        do { try c.resume(from: url); message = "" } catch { message = "\(error)" }
+        #expect(message.contains("lr") && message.contains("tMean") && message.contains("only --steps may change"))
+        var longer = cfg
+        longer.steps = 60
+        try Pretrainer(config: longer, excluding: []).resume(from: url)
     }
 }
