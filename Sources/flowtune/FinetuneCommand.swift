@@ -128,7 +128,13 @@ struct Finetune: ParsableCommand {
             let url = dir.appendingPathComponent("config.json")
             guard let data = try? Data(contentsOf: url) else { fail("\(url.path): no run to resume (config.json missing)") }
             var saved = guarded { try JSONDecoder().decode(FinetuneConfig.self, from: data) }
-            if CommandLine.arguments.contains(where: { $0 == "--steps" || $0.hasPrefix("--steps=") }) { saved.steps = options.steps }
+            // a resumed run keeps its configuration: only --steps (extend or shorten) and --threads apply
+            let given = CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) }
+            let refused = given.filter { !["--resume", "--steps", "--threads"].contains($0) }
+            guard refused.isEmpty else {
+                fail("--resume continues a run with its own config.json; \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads), or start a new run with --out")
+            }
+            if given.contains("--steps") { saved.steps = options.steps }
             config = saved
         }
         let run = guarded { try runFinetune(config: config, out: dir, resume: resume != nil) }
