@@ -33,55 +33,53 @@ func forEachTap(y: Int, x: Int, side S: Int, _ body: (Int, Int) -> Void) {
     }
 }
 
+/// acc (8 lanes) + tail += sum_i a[i] b[i], and y[i] += k x[i], over n values 8 at a time, then a
+/// scalar tail: the inner operation of every tap, for any number of channels. The forward keeps
+/// `acc` across the 9 taps and reduces it once per output.
+@inline(__always)
+func dot8(_ acc: inout SIMD8<Float>, _ tail: inout Float, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n { acc += load8(a + i) * load8(b + i); i += 8 }
+    while i < n { tail += a[i] * b[i]; i += 1 }
+}
+
+@inline(__always)
+func axpy8(_ y: UnsafeMutablePointer<Float>, _ k: Float, _ x: UnsafePointer<Float>, _ n: Int) {
+    let kv = SIMD8<Float>(repeating: k)
+    var i = 0
+    while i + 8 <= n { store8(load8(y + i) + kv * load8(x + i), y + i); i += 8 }
+    while i < n { y[i] += k * x[i]; i += 1 }
+}
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+@inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+
 public func conv3x3Forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                            bias: UnsafePointer<Float>, shape s: Conv3x3Shape) {
     let S = s.side, ci = s.inChannels, co = s.outChannels
     let wt = UnsafeMutablePointer<Float>.allocate(capacity: s.weightCount)
     defer { wt.deallocate() }
     conv3x3Reorder(wt, weight, cout: co, cin: ci)
-    let rgb8 = co == 3 && ci % 8 == 0     // the convolutional head's case, 8 input channels per vector
     parallelFor(s.batch) { range in
         for b in range {
             let x = inp + b * S * S * ci, o = out + b * S * S * co
             for y in 0..<S { for xx in 0..<S {
                 let px = y * S + xx
-                if rgb8 {
-                    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-                    forEachTap(y: y, x: xx, side: S) { tap, q in
-                        let src = x + q * ci, w0 = wt + tap * ci, w1 = wt + (9 + tap) * ci, w2 = wt + (18 + tap) * ci
-                        for c in stride(from: 0, to: ci, by: 8) {
-                            let f = load8(src + c)
-                            a0 += f * load8(w0 + c); a1 += f * load8(w1 + c); a2 += f * load8(w2 + c)
-                        }
-                    }
-                    o[px * 3] = bias[0] + a0.sum(); o[px * 3 + 1] = bias[1] + a1.sum(); o[px * 3 + 2] = bias[2] + a2.sum()
-                    continue
-                }
                 for c in 0..<co {
-                    var acc = bias[c]
-                    forEachTap(y: y, x: xx, side: S) { tap, q in
-                        let src = x + q * ci, w = wt + (c * 9 + tap) * ci
-                        var d: Float = 0
-                        for i in 0..<ci { d += src[i] * w[i] }
-                        acc += d
-                    }
-                    o[px * co + c] = acc
+                    var acc = SIMD8<Float>(), tail = bias[c]
+                    forEachTap(y: y, x: xx, side: S) { tap, q in dot8(&acc, &tail, x + q * ci, wt + (c * 9 + tap) * ci, ci) }
+                    o[px * co + c] = tail + acc.sum()
                 }
             } }
         }
     }
 }
 
-@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-@inline(__always) func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-@inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
-
 /// dinp = conv^T(dout) (overwritten); dweight and dbias ACCUMULATE.
 public func conv3x3Backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
                             dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                             weight: UnsafePointer<Float>, shape s: Conv3x3Shape) {
     let S = s.side, ci = s.inChannels, co = s.outChannels, n = S * S
-    let rgb8 = co == 3 && ci % 8 == 0
     let wt = UnsafeMutablePointer<Float>.allocate(capacity: s.weightCount)
     defer { wt.deallocate() }
     if let dinp {
@@ -92,23 +90,9 @@ public func conv3x3Backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeM
                 dx.update(repeating: 0, count: n * ci)
                 for y in 0..<S { for xx in 0..<S {
                     let px = y * S + xx
-                    if rgb8 {
-                        let g0 = SIMD8<Float>(repeating: g[px * 3]), g1 = SIMD8<Float>(repeating: g[px * 3 + 1])
-                        let g2 = SIMD8<Float>(repeating: g[px * 3 + 2])
-                        forEachTap(y: y, x: xx, side: S) { tap, q in
-                            let dst = dx + q * ci, w0 = wt + tap * ci, w1 = wt + (9 + tap) * ci, w2 = wt + (18 + tap) * ci
-                            for c in stride(from: 0, to: ci, by: 8) {
-                                store8(load8(dst + c) + g0 * load8(w0 + c) + g1 * load8(w1 + c) + g2 * load8(w2 + c), dst + c)
-                            }
-                        }
-                        continue
-                    }
                     for c in 0..<co {
                         let gv = g[px * co + c]
-                        forEachTap(y: y, x: xx, side: S) { tap, q in
-                            let dst = dx + q * ci, w = wt + (c * 9 + tap) * ci
-                            for i in 0..<ci { dst[i] += gv * w[i] }
-                        }
+                        forEachTap(y: y, x: xx, side: S) { tap, q in axpy8(dx + q * ci, gv, wt + (c * 9 + tap) * ci, ci) }
                     }
                 } }
             }
@@ -120,25 +104,10 @@ public func conv3x3Backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeM
         let x = inp + b * n * ci, g = dout + b * n * co
         for y in 0..<S { for xx in 0..<S {
             let px = y * S + xx
-            for c in 0..<co { dbias[c] += g[px * co + c] }
-            if rgb8 {
-                let g0 = SIMD8<Float>(repeating: g[px * 3]), g1 = SIMD8<Float>(repeating: g[px * 3 + 1])
-                let g2 = SIMD8<Float>(repeating: g[px * 3 + 2])
-                forEachTap(y: y, x: xx, side: S) { tap, q in
-                    let src = x + q * ci, w0 = wt + tap * ci, w1 = wt + (9 + tap) * ci, w2 = wt + (18 + tap) * ci
-                    for c in stride(from: 0, to: ci, by: 8) {
-                        let f = load8(src + c)
-                        store8(load8(w0 + c) + g0 * f, w0 + c); store8(load8(w1 + c) + g1 * f, w1 + c); store8(load8(w2 + c) + g2 * f, w2 + c)
-                    }
-                }
-                continue
-            }
             for c in 0..<co {
                 let gv = g[px * co + c]
-                forEachTap(y: y, x: xx, side: S) { tap, q in
-                    let src = x + q * ci, dw = wt + (c * 9 + tap) * ci
-                    for i in 0..<ci { dw[i] += gv * src[i] }
-                }
+                dbias[c] += gv
+                forEachTap(y: y, x: xx, side: S) { tap, q in axpy8(wt + (c * 9 + tap) * ci, gv, x + q * ci, ci) }
             }
         } }
     }

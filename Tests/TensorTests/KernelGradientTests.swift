@@ -44,7 +44,7 @@ import Tensor
         Self.check(&b, r: r, analytic: db) { f(x, w, $0) }
     }
 
-    /// 4 input channels: the general loops; 16 (with 3 outputs): the 8-wide path of the head.
+    /// 4 input channels: the scalar tail only; 16 (the head's): two 8-wide chunks.
     @Test(arguments: [4, 16]) func conv3x3(inChannels ci: Int) {
         var rng = RNG(seed: 11)
         let shape = Conv3x3Shape(batch: 2, side: 5, inChannels: ci, outChannels: 3)
