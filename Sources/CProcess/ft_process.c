@@ -16,7 +16,6 @@ extern char **environ;
 /* Live groups, for the exit and signal clean-up (a fixed table: signal handlers cannot lock). */
 #define FT_MAX_GROUPS 64
 static volatile sig_atomic_t groups[FT_MAX_GROUPS];
-static volatile sig_atomic_t leader_status_known[FT_MAX_GROUPS];
 static int installed = 0;
 static volatile sig_atomic_t graceful = 0, interrupted = 0;
 
@@ -66,7 +65,7 @@ static void install(void) {
 
 static void set_group(pid_t pgid, pid_t value) {
     for (int i = 0; i < FT_MAX_GROUPS; i++) {
-        if (groups[i] == (value == 0 ? pgid : 0)) { groups[i] = value; leader_status_known[i] = 0; return; }
+        if (groups[i] == (value == 0 ? pgid : 0)) { groups[i] = value; return; }
     }
 }
 

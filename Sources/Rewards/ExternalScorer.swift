@@ -100,8 +100,7 @@ public final class ExternalScorer: RewardScorer {
                 // still holds its stdout open
                 var status: Int32 = 0
                 if pid > 0, ft_group_leader_running(pid, &status) == 0 {
-                    stop()
-                    throw fail("exited (\(Self.describe(status))) before answering")
+                    throw fail("exited (\(Self.describe(status))) before answering")     // fail stops the group
                 }
                 continue
             }
@@ -119,7 +118,7 @@ public final class ExternalScorer: RewardScorer {
     public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
         if pid > 0 {
             var status: Int32 = 0
-            if ft_group_leader_running(pid, &status) == 0 { stop(); throw fail("exited (\(Self.describe(status)))") }
+            if ft_group_leader_running(pid, &status) == 0 { throw fail("exited (\(Self.describe(status)))") }
         } else {
             try start()
         }

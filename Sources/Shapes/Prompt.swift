@@ -170,9 +170,6 @@ public struct Prompt: Hashable, Sendable, CustomStringConvertible {
         tokens = try Tokenizer.encode(text)
     }
 
-    /// A prompt drawn as a spec (its canonical text).
-    public init(spec: PromptSpec) throws { try self.init(spec.text) }
-
     public var description: String { text }
 }
 

@@ -73,12 +73,11 @@ public enum KernelPath: String, Sendable, CaseIterable, CustomStringConvertible 
 
     public var isAvailable: Bool {
         switch self {
-        case .avx512: return avx512Available
+        case .avx512: return Self.cpuHasAVX512
         case .openblas: return true
         }
     }
-    private static let avx512Probe = ft_gemm_available() == 1
-    private var avx512Available: Bool { Self.avx512Probe }
+    private static let cpuHasAVX512 = ft_gemm_available() == 1
 
     /// The values FLOWTUNE_KERNELS accepts.
     public static let settings = "auto, avx512, openblas"

@@ -34,39 +34,39 @@ public struct MetricsRecord: Codable, Equatable {
         case eval
     }
 
+    /// The per-iteration numbers in the line's order, in three runs around `rewards` and
+    /// `critic_in_use` (one list for the writer and for `scalars`).
+    private var numbers: (head: [(CodingKeys, Double?)], middle: [(CodingKeys, Double?)], tail: [(CodingKeys, Double?)]) {
+        ([(.rewardMean, rewardMean), (.rewardStd, rewardStd)],
+         [(.seconds, seconds), (.rolloutSeconds, rolloutSeconds), (.rewardSeconds, rewardSeconds), (.trainSeconds, trainSeconds),
+          (.lr, lr), (.criticMse, criticMse), (.criticExplainedVariance, criticExplainedVariance)],
+         [(.advClippedFraction, advClippedFraction), (.weightMean, weightMean), (.weightMax, weightMax), (.w2, w2),
+          (.onpolicyRatioMaxDev, onpolicyRatioMaxDev), (.loss, loss), (.gradNorm, gradNorm), (.keptFraction, keptFraction),
+          (.clipRange, clipRange), (.klRef, klRef)])
+    }
+
     /// The scalars of this line, by JSON key, in the line's order (nested scorer means as
-    /// "rewards/NAME"); what a chart or another logger reads.
+    /// "rewards/NAME", critic_in_use as 0/1); what a chart or another logger reads.
     public var scalars: [(String, Double)] {
-        var out: [(String, Double)] = []
-        func add(_ k: CodingKeys, _ v: Double?) { if let v { out.append((k.rawValue, v)) } }
-        add(.rewardMean, rewardMean); add(.rewardStd, rewardStd)
-        for (name, v) in (rewards ?? [:]).sorted(by: { $0.key < $1.key }) { out.append(("rewards/" + name, v)) }
-        add(.seconds, seconds); add(.rolloutSeconds, rolloutSeconds); add(.rewardSeconds, rewardSeconds)
-        add(.trainSeconds, trainSeconds); add(.lr, lr)
-        add(.onpolicyRatioMaxDev, onpolicyRatioMaxDev); add(.loss, loss); add(.gradNorm, gradNorm)
-        add(.keptFraction, keptFraction); add(.clipRange, clipRange); add(.klRef, klRef)
-        add(.criticMse, criticMse); add(.criticExplainedVariance, criticExplainedVariance)
-        if let criticInUse { out.append((CodingKeys.criticInUse.rawValue, criticInUse ? 1 : 0)) }
-        add(.advClippedFraction, advClippedFraction); add(.weightMean, weightMean); add(.weightMax, weightMax); add(.w2, w2)
-        return out
+        func present(_ run: [(CodingKeys, Double?)]) -> [(String, Double)] { run.compactMap { k, v in v.map { (k.rawValue, $0) } } }
+        let (head, middle, tail) = numbers
+        return present(head) + (rewards ?? [:]).sorted { $0.key < $1.key }.map { ("rewards/" + $0.key, $0.value) }
+            + present(middle) + (criticInUse.map { [(CodingKeys.criticInUse.rawValue, $0 ? 1.0 : 0.0)] } ?? []) + present(tail)
     }
 
     /// The line as written (stable key order; `rewardNames` orders the scorers as the reward spec does).
     public func json(rewardNames: [String]? = nil) -> JSONValue {
         var o: [(String, JSONValue)] = [(CodingKeys.step.rawValue, .int(step)), (CodingKeys.algo.rawValue, .string(algo))]
-        func add(_ k: CodingKeys, _ v: Double?) { if let v { o.append((k.rawValue, .double(v))) } }
-        add(.rewardMean, rewardMean); add(.rewardStd, rewardStd)
+        func add(_ run: [(CodingKeys, Double?)]) { for (k, v) in run { if let v { o.append((k.rawValue, .double(v))) } } }
+        let (head, middle, tail) = numbers
+        add(head)
         if let rewards {
             let names = rewardNames ?? rewards.keys.sorted()
             o.append((CodingKeys.rewards.rawValue, .object(names.compactMap { n in rewards[n].map { (n, .double($0)) } })))
         }
-        add(.seconds, seconds); add(.rolloutSeconds, rolloutSeconds); add(.rewardSeconds, rewardSeconds)
-        add(.trainSeconds, trainSeconds); add(.lr, lr)
-        add(.criticMse, criticMse); add(.criticExplainedVariance, criticExplainedVariance)
+        add(middle)
         if let criticInUse { o.append((CodingKeys.criticInUse.rawValue, .bool(criticInUse))) }
-        add(.advClippedFraction, advClippedFraction); add(.weightMean, weightMean); add(.weightMax, weightMax); add(.w2, w2)
-        add(.onpolicyRatioMaxDev, onpolicyRatioMaxDev); add(.loss, loss); add(.gradNorm, gradNorm)
-        add(.keptFraction, keptFraction); add(.clipRange, clipRange); add(.klRef, klRef)
+        add(tail)
         if let timesteps { o.append((CodingKeys.timesteps.rawValue, .array(timesteps.map(\.json)))) }
         if let eval { o.append((CodingKeys.eval.rawValue, eval.json(rewardNames: rewardNames))) }
         return .object(o)

@@ -33,6 +33,14 @@ struct TinySetup {
         return c
     }
 
+    /// A run of `c` from the step-0 evaluation to its last iteration, in the folder `name`.
+    func uninterruptedRun(_ c: FinetuneConfig, _ name: String) throws -> Finetuner {
+        let run = try Finetuner(config: c, runDir: dir.appendingPathComponent(name))
+        try run.evaluateBase()
+        while run.iteration < c.steps { try run.step() }
+        return run
+    }
+
     func cleanUp() { try? FileManager.default.removeItem(at: dir) }
 }
 
@@ -86,9 +94,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         defer { setup.cleanUp() }
         var c = setup.config(.grpo, steps: 4)
         c.checkpointEvery = 2; c.evalEvery = 2
-        let full = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("full"))
-        try full.evaluateBase()
-        while full.iteration < 4 { try full.step() }
+        let full = try setup.uninterruptedRun(c, "full")
         // stopped after 1 iteration: metrics.jsonl has lines, there is no checkpoint
         let dir = setup.dir.appendingPathComponent("early")
         let a = try Finetuner(config: c, runDir: dir)
@@ -136,9 +142,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         defer { setup.cleanUp() }
         var c = setup.config(algo, steps: 8)
         c.checkpointEvery = 4; c.evalEvery = 4
-        let full = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("full"))
-        try full.evaluateBase()
-        while full.iteration < 8 { try full.step() }
+        let full = try setup.uninterruptedRun(c, "full")
         // an interrupted run: 6 iterations (checkpoint at 4), then resumed
         let dir = setup.dir.appendingPathComponent("cut")
         let a = try Finetuner(config: c, runDir: dir)
