@@ -29,7 +29,7 @@ public enum Checkpoint {
         try writeAtomically(try f.serialized(), to: url)
     }
 
-    /// The configuration stored in a flowtune safetensors file.
+    /// The configuration stored in a flowtune safetensors file, validated.
     public static func config(of f: SafeTensorsFile, source: String) throws -> ModelConfig {
         guard f.metadata["format"] == "flowtune" else {
             throw CheckpointError("\(source): not a flowtune checkpoint (no flowtune metadata)")
@@ -40,6 +40,7 @@ public enum Checkpoint {
         guard let cfg = f.metadata["config"], let c = try? JSONDecoder().decode(ModelConfig.self, from: Data(cfg.utf8)) else {
             throw CheckpointError("\(source): the model configuration in the metadata is missing or unreadable")
         }
+        do { try c.validate() } catch { throw CheckpointError("\(source): \(error)") }
         return c
     }
 
@@ -64,7 +65,6 @@ public enum Checkpoint {
         if let expect, expect != cfg {
             throw CheckpointError("\(url.path): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")
         }
-        do { try cfg.validate() } catch { throw CheckpointError("\(url.path): \(error)") }
         // the network reads token ids of this tokenizer: another vocabulary or text length would index out of its tables
         guard cfg.vocabSize == Tokenizer.vocabularySize, cfg.textLength == Tokenizer.maxTokens else {
             throw CheckpointError("\(url.path): the model reads \(cfg.vocabSize) token ids of \(cfg.textLength) tokens, this tokenizer has \(Tokenizer.vocabularySize) ids of \(Tokenizer.maxTokens) tokens")

@@ -91,8 +91,10 @@ public final class DiT {
 
     public var parameterCount: Int { layout.total }
 
-    public func makeWorkspace(batch: Int, training: Bool) -> Workspace {
-        Workspace(config: config, batch: batch, training: training)
+    /// Activation buffers for batches of up to `batch` images; an allocation that fails is an
+    /// error naming the batch (not a crash).
+    public func makeWorkspace(batch: Int, training: Bool) throws -> Workspace {
+        try Workspace(config: config, batch: batch, training: training)
     }
 
     @inline(__always) func p(_ name: String) -> UnsafeMutablePointer<Float> { params.pointer + layout.offset(name) }

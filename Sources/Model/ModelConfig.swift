@@ -47,12 +47,23 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         return 2 * macs
     }
 
-    /// Checks that the configuration describes a buildable network.
+    /// Checks that the configuration describes a buildable network of the shapes world. Every
+    /// size is bounded (a corrupt checkpoint's metadata cannot make a size computation overflow).
     public func validate() throws {
         func bad(_ why: String) -> ModelError { ModelError("model configuration '\(name)': \(why)") }
-        guard imageSize > 0, patch > 0, imageSize % patch == 0 else { throw bad("image size \(imageSize) is not a multiple of patch \(patch)") }
+        guard (16...256).contains(imageSize) else {
+            throw bad("image size \(imageSize): the shapes world's renderer and checker work from 16 to 256 pixels")
+        }
+        guard patch > 0, imageSize % patch == 0 else { throw bad("image size \(imageSize) is not a multiple of patch \(patch)") }
+        for (what, value, limit) in [("width", width, 4096), ("depth", depth, 256), ("heads", heads, 256), ("text length", textLength, 4096),
+                                     ("vocabulary size", vocabSize, 1 << 20), ("frequency dimension", freqDim, 4096),
+                                     ("MLP ratio", mlpRatio, 16), ("head channels", headChannels, 256)] {
+            guard value <= limit else { throw bad("\(what) \(value) is larger than \(limit)") }
+        }
         guard width > 0, heads > 0, width % heads == 0 else { throw bad("width \(width) is not a multiple of heads \(heads)") }
-        guard depth > 0, textLength > 0, vocabSize > 2, freqDim > 0, freqDim % 2 == 0, channels == 3, headChannels >= 0 else { throw bad("invalid sizes") }
+        guard depth > 0, textLength > 0, vocabSize > 2, freqDim > 0, freqDim % 2 == 0, mlpRatio > 0, channels == 3, headChannels >= 0 else {
+            throw bad("depth, text length, frequency dimension and MLP ratio must be positive, the vocabulary larger than 2, 3 channels")
+        }
     }
 
     /// The compact model of the PyTorch peer: 32x32, patch 4, width 128, 4 blocks, 4 heads.

@@ -28,43 +28,46 @@ public final class Workspace {
     let dh, dm, dqkv, datt, dhid, dmod, dsc, dc, dmodF, dcs: FloatBuffer
     let dPatch, dFeat: FloatBuffer
 
-    init(config c: ModelConfig, batch B: Int, training: Bool) {
+    init(config c: ModelConfig, batch B: Int, training: Bool) throws {
+        func buffer(_ count: Int) throws -> FloatBuffer {
+            try FloatBuffer(count: count, purpose: "the activations of '\(c.name)' for a batch of \(B)\(training ? " (training)" : "")")
+        }
         self.c = c; self.batch = B; self.training = training
         let T = c.tokens, D = c.width, P = c.imageTokens, H = c.hidden
         tokens = [Int32](repeating: 0, count: B * c.textLength)
         keyMask = [Bool](repeating: true, count: B * T)
         textCount = [Float](repeating: 1, count: B)
-        patches = FloatBuffer(count: B * P * c.patchDim)
-        tfreq = FloatBuffer(count: B * c.freqDim)
-        c1 = FloatBuffer(count: B * D); c1s = FloatBuffer(count: B * D); c2 = FloatBuffer(count: B * D)
-        pooled = FloatBuffer(count: B * D); cp = FloatBuffer(count: B * D)
-        cond = FloatBuffer(count: B * D); sc = FloatBuffer(count: B * D)
+        patches = try buffer(B * P * c.patchDim)
+        tfreq = try buffer(B * c.freqDim)
+        c1 = try buffer(B * D); c1s = try buffer(B * D); c2 = try buffer(B * D)
+        pooled = try buffer(B * D); cp = try buffer(B * D)
+        cond = try buffer(B * D); sc = try buffer(B * D)
         let sets = training ? c.depth : 1
-        blocks = (0..<sets).map { _ in
-            Block(hIn: FloatBuffer(count: B * T * D), mod: FloatBuffer(count: B * 6 * D),
-                  m1: FloatBuffer(count: B * T * D),
-                  qkv: FloatBuffer(count: B * T * 3 * D), probs: FloatBuffer(count: B * c.heads * T * T),
-                  att: FloatBuffer(count: B * T * D), ao: FloatBuffer(count: B * T * D), hMid: FloatBuffer(count: B * T * D),
-                  m2: FloatBuffer(count: B * T * D),
-                  f1: FloatBuffer(count: B * T * H), g: FloatBuffer(count: B * T * H), f2: FloatBuffer(count: B * T * D),
-                  mean1: FloatBuffer(count: B * T), rstd1: FloatBuffer(count: B * T),
-                  mean2: FloatBuffer(count: B * T), rstd2: FloatBuffer(count: B * T))
+        blocks = try (0..<sets).map { _ in
+            Block(hIn: try buffer(B * T * D), mod: try buffer(B * 6 * D),
+                  m1: try buffer(B * T * D),
+                  qkv: try buffer(B * T * 3 * D), probs: try buffer(B * c.heads * T * T),
+                  att: try buffer(B * T * D), ao: try buffer(B * T * D), hMid: try buffer(B * T * D),
+                  m2: try buffer(B * T * D),
+                  f1: try buffer(B * T * H), g: try buffer(B * T * H), f2: try buffer(B * T * D),
+                  mean1: try buffer(B * T), rstd1: try buffer(B * T),
+                  mean2: try buffer(B * T), rstd2: try buffer(B * T))
         }
-        hOut = FloatBuffer(count: B * T * D)
-        modF = FloatBuffer(count: B * 2 * D); mF = FloatBuffer(count: B * P * D)
-        outP = FloatBuffer(count: B * P * c.outPatchDim)
-        feat = FloatBuffer(count: c.convHead ? B * c.imageSize * c.imageSize * c.headChannels : 0)
-        meanF = FloatBuffer(count: B * P); rstdF = FloatBuffer(count: B * P)
-        v = FloatBuffer(count: B * c.pixelsPerImage)
+        hOut = try buffer(B * T * D)
+        modF = try buffer(B * 2 * D); mF = try buffer(B * P * D)
+        outP = try buffer(B * P * c.outPatchDim)
+        feat = try buffer(c.convHead ? B * c.imageSize * c.imageSize * c.headChannels : 0)
+        meanF = try buffer(B * P); rstdF = try buffer(B * P)
+        v = try buffer(B * c.pixelsPerImage)
         if training {
-            dh = FloatBuffer(count: B * T * D); dm = FloatBuffer(count: B * T * D); dqkv = FloatBuffer(count: B * T * 3 * D)
-            datt = FloatBuffer(count: B * T * D); dhid = FloatBuffer(count: B * T * H)
-            dmod = FloatBuffer(count: B * 6 * D); dsc = FloatBuffer(count: B * D); dc = FloatBuffer(count: B * D)
-            dmodF = FloatBuffer(count: B * 2 * D); dcs = FloatBuffer(count: B * D)
-            dPatch = FloatBuffer(count: B * P * c.outPatchDim)
-            dFeat = FloatBuffer(count: c.convHead ? B * c.imageSize * c.imageSize * c.headChannels : 0)
+            dh = try buffer(B * T * D); dm = try buffer(B * T * D); dqkv = try buffer(B * T * 3 * D)
+            datt = try buffer(B * T * D); dhid = try buffer(B * T * H)
+            dmod = try buffer(B * 6 * D); dsc = try buffer(B * D); dc = try buffer(B * D)
+            dmodF = try buffer(B * 2 * D); dcs = try buffer(B * D)
+            dPatch = try buffer(B * P * c.outPatchDim)
+            dFeat = try buffer(c.convHead ? B * c.imageSize * c.imageSize * c.headChannels : 0)
         } else {
-            let none = FloatBuffer(count: 0)
+            let none = try buffer(0)
             dh = none; dm = none; dqkv = none; datt = none; dhid = none; dmod = none; dsc = none
             dc = none; dmodF = none; dcs = none; dPatch = none; dFeat = none
         }

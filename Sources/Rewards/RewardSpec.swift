@@ -25,7 +25,10 @@ public final class CombinedReward {
             if let eq = part.lastIndex(of: "="), !part.hasPrefix("external:") || part[eq...].dropFirst().allSatisfy({ "0123456789.-+e".contains($0) }) {
                 name = String(part[..<eq]).trimmingCharacters(in: .whitespaces)
                 let w = String(part[part.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
-                guard let v = Float(w), v.isFinite else { throw RewardError("reward spec \"\(text)\": weight '\(w)' of \(name) is not a number") }
+                guard let v = Float(w), v.isFinite else { throw RewardError("reward spec \"\(text)\": weight '\(w)' of \(name) is not a finite number") }
+                guard v >= 0 else {
+                    throw RewardError("reward spec \"\(text)\": weight \(w) of \(name) is negative; weights are >= 0 (every scorer counts higher as better; 0 logs a scorer without optimising it)")
+                }
                 weight = v
             }
             let scorer: RewardScorer

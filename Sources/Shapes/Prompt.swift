@@ -54,6 +54,17 @@ func article(_ word: String) -> String { "aeiou".contains(word.first ?? "x") ? "
 public struct PromptError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
+
+    /// `text` in double quotes for a one-line message: control characters escaped, and cut
+    /// after 80 characters (a 1 MB line is named, not printed).
+    public static func quoted(_ text: String) -> String {
+        var s = ""
+        for (n, ch) in text.unicodeScalars.enumerated() {
+            if n == 80 { s += "... (\(text.unicodeScalars.count) characters)"; break }
+            s += ch.properties.generalCategory == .control || ch == "\u{FEFF}" ? ch.escaped(asASCII: true) : String(ch)
+        }
+        return "\"" + s + "\""
+    }
 }
 
 extension PromptSpec {
@@ -77,8 +88,8 @@ private struct Parser {
     func peek(_ k: Int) -> String? { i + k < words.count ? words[i + k] : nil }
 
     func fail(_ expected: String) -> PromptError {
-        let at = peek.map { "'\($0)'" } ?? "the end of the prompt"
-        return PromptError("cannot parse \"\(prompt)\": expected \(expected) at word \(i + 1) (\(at))")
+        let at = peek.map { PromptError.quoted($0) } ?? "the end of the prompt"
+        return PromptError("cannot parse \(PromptError.quoted(prompt)): expected \(expected) at word \(i + 1) (\(at))")
     }
     mutating func expect(_ w: String) throws {
         if w == "a", peek == "an" { i += 1; return }     // the article: "a" or "an"

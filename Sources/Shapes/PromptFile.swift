@@ -1,6 +1,8 @@
 import Foundation
 
 /// A prompt list: one prompt per line; blank lines and lines starting with '#' are skipped.
+/// Lines may end in LF or CRLF, and a UTF-8 byte-order mark at the start is skipped (what
+/// Windows editors write).
 public struct PromptFile: Sendable {
     public var path: String
     public var entries: [Prompt]
@@ -17,9 +19,11 @@ public struct PromptFile: Sendable {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw PromptError("\(path): cannot read the file") }
         defer { try? handle.close() }
         guard let data = try? handle.readToEnd() ?? Data() else { throw PromptError("\(path): cannot read the file") }
-        guard let text = String(data: data, encoding: .utf8) else { throw PromptError("\(path): not UTF-8 text") }
+        guard var text = String(data: data, encoding: .utf8) else { throw PromptError("\(path): not UTF-8 text") }
+        if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
         entries = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: split on every line break, not on "\n" alone
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             do {

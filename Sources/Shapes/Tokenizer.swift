@@ -24,7 +24,7 @@ public enum Tokenizer {
     public static func words(of prompt: String) throws -> [String] {
         let ws = prompt.lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         for w in ws where ids[w] == nil {
-            throw PromptError("unknown word '\(w)' in \"\(prompt)\"; the vocabulary is: \(words.joined(separator: " "))")
+            throw PromptError("unknown word \(PromptError.quoted(w)) in \(PromptError.quoted(prompt)); the vocabulary is: \(words.joined(separator: " "))")
         }
         return ws
     }
@@ -34,7 +34,7 @@ public enum Tokenizer {
         let ws = try words(of: prompt)
         guard !ws.isEmpty else { throw PromptError("empty prompt") }
         guard ws.count <= maxTokens else {
-            throw PromptError("prompt has \(ws.count) words, more than the \(maxTokens) the model reads: \"\(prompt)\"")
+            throw PromptError("prompt has \(ws.count) words, more than the \(maxTokens) the model reads: \(PromptError.quoted(prompt))")
         }
         return ws.map { ids[$0]! } + [Int32](repeating: pad, count: maxTokens - ws.count)
     }

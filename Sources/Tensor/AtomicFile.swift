@@ -1,20 +1,55 @@
 import Foundation
 
-/// Writes `data` to `url` atomically: a temporary file in the same folder, then rename(2),
-/// so a reader (or a killed run) never sees a half-written file.
+/// A file or folder that cannot be read or written, with the path and the system's reason.
+public struct FileError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+    /// "cannot WHAT PATH: strerror(errno)"
+    static func posix(_ what: String, _ path: String) -> FileError {
+        FileError("cannot \(what) \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Creates the folder `url` and its missing parents; a path that is a file, or a folder that
+/// cannot be created (permissions, read-only file system), is an error naming the path.
+public func makeFolder(_ url: URL) throws {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
+        guard isDir.boolValue else { throw FileError("\(url.path) is a file, not a folder") }
+        return
+    }
+    let parent = url.deletingLastPathComponent()
+    if parent.path != url.path { try makeFolder(parent) }
+    guard mkdir(url.path, 0o755) == 0 || errno == EEXIST else { throw FileError.posix("create the folder", url.path) }
+}
+
+/// Writes `data` to `url` atomically: a temporary file in the same folder, flushed to disk, then
+/// rename(2), so a reader (or a killed run, or a power cut) never sees a half-written file.
 public func writeAtomically(_ data: Data, to url: URL) throws {
     let dir = url.deletingLastPathComponent()
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    try makeFolder(dir)
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
+        throw FileError("cannot write \(url.path): it is a folder")
+    }
     let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
-    do {
-        try data.write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path,
-                             NSLocalizedDescriptionKey: "cannot rename \(tmp.path) to \(url.path): \(String(cString: strerror(errno)))"])
+    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw FileError.posix("write", url.path) }
+    var failure: FileError?
+    data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+        var done = 0
+        while done < raw.count {
+            let n = write(fd, raw.baseAddress! + done, raw.count - done)
+            if n < 0 { if errno == EINTR { continue }; failure = .posix("write", url.path); return }
+            done += n
         }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw error
+        if fsync(fd) != 0 { failure = .posix("write", url.path) }
+    }
+    close(fd)
+    if failure == nil, rename(tmp.path, url.path) != 0 { failure = .posix("rename \(tmp.path) to", url.path) }
+    if let failure {
+        unlink(tmp.path)
+        throw failure
     }
 }
 
@@ -35,12 +70,12 @@ public func truncateJSONLines(_ url: URL, maxStep: Int) throws {
 /// Appends one line to a JSON-lines file so that a killed process leaves only whole lines:
 /// the whole line goes out in one write(2) on an O_APPEND descriptor, then fsync.
 public func appendLine(_ line: String, to url: URL) throws {
-    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-    let fd = open(url.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot open \(url.path): \(String(cString: strerror(errno)))"]) }
+    try makeFolder(url.deletingLastPathComponent())
+    let fd = open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw FileError.posix("append to", url.path) }
     defer { close(fd) }
     let bytes = Array((line.hasSuffix("\n") ? line : line + "\n").utf8)
     let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    guard n == bytes.count else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "short write to \(url.path)"]) }
+    guard n == bytes.count else { throw n < 0 ? FileError.posix("append to", url.path) : FileError("cannot append to \(url.path): short write") }
     fsync(fd)
 }

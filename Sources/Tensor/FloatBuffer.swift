@@ -9,15 +9,22 @@ public final class FloatBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     private let base: UnsafeMutableRawPointer   // what calloc returned (pointer is base rounded up to 64 bytes)
 
-    public init(count: Int, value: Float = 0) {
-        self.count = count
-        guard let raw = calloc(max(1, count) * 4 + 64, 1) else {
-            fatalError("out of memory: a buffer of \(count) floats")
+    /// A buffer of `count` floats; running out of memory is an error naming `purpose` and the size.
+    public init(count: Int, value: Float = 0, purpose: @autoclosure () -> String) throws {
+        let (bytes, overflow) = max(1, count).multipliedReportingOverflow(by: 4)
+        guard count >= 0, !overflow, bytes < Int.max - 64, let raw = calloc(bytes + 64, 1) else {
+            throw OutOfMemory(purpose: purpose(), bytes: count >= 0 && !overflow ? bytes : nil)
         }
+        self.count = count
         base = raw
         let aligned = (Int(bitPattern: raw) + 63) & ~63
         pointer = UnsafeMutableRawPointer(bitPattern: aligned)!.bindMemory(to: Float.self, capacity: max(1, count))
         if value != 0 { pointer.update(repeating: value, count: count) }
+    }
+    /// A buffer for sizes the program chose (parameters, one image): running out of memory here
+    /// ends the process with a message.
+    public convenience init(count: Int, value: Float = 0) {
+        do { try self.init(count: count, value: value, purpose: "a buffer") } catch { fatalError("\(error)") }
     }
     public convenience init(_ values: [Float]) {
         self.init(count: values.count)
@@ -46,6 +53,16 @@ public final class FloatBuffer: @unchecked Sendable {
         precondition(other.count == count)
         let a = pointer, b = other.pointer
         for i in 0..<count { a[i] = decay * a[i] + (1 - decay) * b[i] }
+    }
+}
+
+/// An allocation the system refused.
+public struct OutOfMemory: Error, CustomStringConvertible {
+    public let purpose: String
+    public let bytes: Int?
+    public var description: String {
+        guard let bytes else { return "out of memory: \(purpose) needs more bytes than an address space holds" }
+        return String(format: "out of memory: cannot allocate %.1f GiB for %@", Double(bytes) / 1_073_741_824, purpose)
     }
 }
 

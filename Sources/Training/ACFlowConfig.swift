@@ -1,3 +1,5 @@
+import Tensor
+
 /// AC-Flow options (docs/ARCHITECTURE.md says where AC-Flow plugs in). The method section of the paper was not
 /// available: this is a reconstruction consistent with its abstract and with its published
 /// special case ORW-CFM-W2; every choice is a named option with the documented default.
@@ -28,10 +30,18 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public func validate() throws {
-        guard kappa > 0, criticWidth > 0, criticLR > 0, criticSteps >= 1, warmupFraction >= 0, warmupFraction <= 1,
-              advantageClip > 0, tau >= 0, alpha >= 0, statsEMA >= 0, statsEMA < 1 else {
-            throw FinetuneError("AC-Flow: kappa, critic width/lr/steps and the clip must be positive; warm-up fraction in [0, 1]; EMA in [0, 1)")
-        }
+        typealias C = OptionCheck
+        try C.positive("--acflow-kappa", kappa)
+        try C.within("--acflow-stats-ema", statsEMA, 0, 1, upperOpen: true)
+        try C.positive("--acflow-critic-width", criticWidth)
+        try C.positive("--acflow-critic-lr", criticLR)
+        try C.positive("--acflow-critic-steps", criticSteps)
+        try C.within("--acflow-warmup-fraction", warmupFraction, 0, 1)
+        if let warmupIterations { try C.nonNegative("--acflow-warmup", warmupIterations) }
+        if let mseGate { try C.nonNegative("--acflow-mse-gate", mseGate) }
+        try C.positive("--acflow-adv-clip", advantageClip)
+        try C.nonNegative("--acflow-tau", tau)
+        try C.nonNegative("--acflow-alpha", alpha)
         if weighting == .signed, alpha <= advantageClip {
             throw FinetuneError("AC-Flow: signed weights need alpha (\(alpha)) > the advantage clip c_A (\(advantageClip)), otherwise the actor loss is unbounded below")
         }

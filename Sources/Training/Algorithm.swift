@@ -18,8 +18,8 @@ public enum Algorithm: String, Codable, CaseIterable, Sendable, CustomStringConv
     /// A new instance of the algorithm for a run, with its own workspaces and state.
     public func make(config: FinetuneConfig, model: DiT) throws -> FinetuneAlgorithm {
         switch self {
-        case .grpo: return ClippedRatioAlgorithm(kind: self, objective: GRPOObjective(clipRange: config.effectiveClipRange), config: config, model: model)
-        case .grpoGuard: return ClippedRatioAlgorithm(kind: self, objective: GRPOGuardObjective(clipRange: config.effectiveClipRange), config: config, model: model)
+        case .grpo: return try ClippedRatioAlgorithm(kind: self, objective: GRPOObjective(clipRange: config.effectiveClipRange), config: config, model: model)
+        case .grpoGuard: return try ClippedRatioAlgorithm(kind: self, objective: GRPOGuardObjective(clipRange: config.effectiveClipRange), config: config, model: model)
         case .acflow: return try ACFlow(config: config, model: model)
         }
     }

@@ -23,12 +23,12 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
     let trainWS: Workspace, refWS: Workspace
     let config: FinetuneConfig
 
-    public init(kind: Algorithm, objective: PolicyObjective, config: FinetuneConfig, model: DiT) {
+    public init(kind: Algorithm, objective: PolicyObjective, config: FinetuneConfig, model: DiT) throws {
         self.kind = kind; self.objective = objective; self.config = config
         let B = config.batchSize, mb = B / config.microBatches
-        rolloutWorkspaces = (0..<config.sde.steps).map { _ in model.makeWorkspace(batch: B, training: true) }
-        trainWS = model.makeWorkspace(batch: mb, training: true)
-        refWS = model.makeWorkspace(batch: mb, training: false)
+        rolloutWorkspaces = try (0..<config.sde.steps).map { _ in try model.makeWorkspace(batch: B, training: true) }
+        trainWS = try model.makeWorkspace(batch: mb, training: true)
+        refWS = try model.makeWorkspace(batch: mb, training: false)
     }
 
     public func train(_ batch: RolloutBatch, _ s: TrainingState, _ record: inout MetricsRecord) throws {

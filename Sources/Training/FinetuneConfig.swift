@@ -1,4 +1,5 @@
 import Flow
+import Tensor
 
 /// Every hyperparameter of a fine-tuning run; written to outputs/RUN/config.json.
 public struct FinetuneConfig: Codable, Equatable, Sendable {
@@ -34,18 +35,38 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var batchSize: Int { promptsPerIteration * groupSize }
     public var effectiveClipRange: Float { clipRange ?? algo.defaultClipRange }
 
+    /// Every value checked; the first bad one is an error naming its option and value.
     public func validate() throws {
-        func bad(_ s: String) -> FinetuneError { FinetuneError(s) }
-        guard steps > 0, promptsPerIteration > 0, groupSize > 1 else { throw bad("--steps and --prompts-per-iteration must be positive and --group-size at least 2") }
-        guard sde.steps >= 2, sde.noiseLevel > 0, sde.shift > 0 else { throw bad("--sde-steps must be at least 2 and --noise-level, --shift positive") }
-        guard microBatches >= 1, batchSize % microBatches == 0 else { throw bad("--micro-batches (\(microBatches)) must divide the batch of \(batchSize) samples") }
-        guard innerEpochs >= 1, lr > 0, lr.isFinite, gradClip > 0, effectiveClipRange > 0, beta >= 0 else {
-            throw bad("--inner-epochs, --lr, --grad-clip and --clip-range must be positive, --beta non-negative")
+        typealias C = OptionCheck
+        try C.positive("--steps", steps)
+        try C.positive("--prompts-per-iteration", promptsPerIteration)
+        try C.atLeast("--group-size", groupSize, 2)
+        let (samples, overflow) = promptsPerIteration.multipliedReportingOverflow(by: groupSize)
+        guard !overflow, samples <= C.maxBatch else {
+            throw InvalidOption("--prompts-per-iteration x --group-size must be at most \(C.maxBatch) samples per iteration, got \(promptsPerIteration) x \(groupSize)")
         }
-        guard checkpointEvery > 0, evalEvery >= 0, evalPerPrompt > 0, evalSteps > 0, evalPrompts_limit > 0 else {
-            throw bad("--checkpoint-every, --eval-per-prompt and --eval-steps must be positive")
+        try C.atLeast("--sde-steps", sde.steps, 2)
+        try C.positive("--noise-level", sde.noiseLevel)
+        try C.positive("--shift", sde.shift)
+        try C.positive("--micro-batches", microBatches)
+        guard batchSize % microBatches == 0 else {
+            throw InvalidOption("--micro-batches (\(microBatches)) must divide the batch of \(batchSize) samples (--prompts-per-iteration x --group-size)")
         }
-        if algo == .acflow { try acflow.validate() }
+        try C.positive("--inner-epochs", innerEpochs)
+        try C.positive("--lr", lr)
+        try C.nonNegative("--weight-decay", weightDecay)
+        try C.positive("--grad-clip", gradClip)
+        try C.positive("--clip-range", effectiveClipRange)
+        try C.nonNegative("--beta", beta)
+        try C.positive("--advantage-clip", advantageClip)
+        try C.positive("--checkpoint-every", checkpointEvery)
+        try C.nonNegative("--eval-every", evalEvery)
+        try C.positive("--eval-per-prompt", evalPerPrompt)
+        try C.positive("--eval-prompt-count", evalPrompts_limit)
+        try C.positive("--eval-steps", evalSteps)
+        try C.atMost("--eval-per-prompt", evalPerPrompt, C.maxBatch / evalPrompts_limit)
+        try C.positive("--external-timeout", externalTimeout)
+        try acflow.validate()     // written to config.json whatever the algorithm
     }
 }
 

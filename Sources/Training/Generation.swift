@@ -18,12 +18,12 @@ public struct Generator {
     }
 
     /// images[i][j]: (S, S, C) in model range, for prompt i and seed index j.
-    public func generate(model: DiT, prompts: [Prompt], perPrompt: Int, seed: UInt64) -> [[[Float]]] {
+    public func generate(model: DiT, prompts: [Prompt], perPrompt: Int, seed: UInt64) throws -> [[[Float]]] {
         let n = model.config.pixelsPerImage
         let jobs = prompts.indices.flatMap { i in (0..<perPrompt).map { (i, $0) } }
         let tokens = prompts.map(\.tokens)
         var out = prompts.map { _ in [[Float]](repeating: [], count: perPrompt) }
-        let ws = model.makeWorkspace(batch: sampler.cfgScale == 1 ? batch : 2 * batch, training: false)
+        let ws = try model.makeWorkspace(batch: sampler.cfgScale == 1 ? batch : 2 * batch, training: false)
         var start = 0
         while start < jobs.count {
             let chunk = jobs[start..<min(jobs.count, start + batch)]

@@ -41,7 +41,7 @@ public final class GoldMetrics {
     public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL) throws -> EvalRecord {
         let S = policy.config.imageSize, n = policy.config.pixelsPerImage
         let perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
-        if ws == nil { ws = policy.makeWorkspace(batch: N, training: false); refWS = reference.makeWorkspace(batch: N, training: false) }
+        if ws == nil { ws = try policy.makeWorkspace(batch: N, training: false); refWS = try reference.makeWorkspace(batch: N, training: false) }
         let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
         let tokens = promptsPerImage.tokens
         var x = noise

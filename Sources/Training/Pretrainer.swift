@@ -22,6 +22,24 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     public init() {}
 
+    /// Every value checked; the first bad one is an error naming its option and value.
+    public func validate() throws {
+        typealias C = OptionCheck
+        try C.positive("--steps", steps)
+        try C.positive("--batch", batch)
+        try C.atMost("--batch", batch, OptionCheck.maxBatch)
+        try C.positive("--lr", lr)
+        try C.nonNegative("--min-lr", minLR)
+        try C.nonNegative("--warmup", warmup)
+        try C.within("--decay-fraction", decayFraction, 0, 1)
+        try C.nonNegative("--weight-decay", weightDecay)
+        try C.positive("--grad-clip", gradClip)
+        try C.within("--ema-decay", emaDecay, 0, 1, upperOpen: true)
+        try C.within("--null-probability", nullProbability, 0, 1)
+        try C.finite("--t-mean", tMean)
+        try C.positive("--t-std", tStd)
+    }
+
     /// Constant after warm-up, then a cosine tail over the last `decayFraction` of the run.
     public func learningRate(at step: Int) -> Float {
         if step < warmup { return lr * Float(step + 1) / Float(warmup) }
@@ -48,6 +66,7 @@ public final class Pretrainer {
 
     /// `initFrom`: start from these weights (the same network, or s32 for s32c) instead of random ones.
     public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil) throws {
+        try config.validate()
         self.config = config
         let mc = try ModelConfig.named(config.model, vocabSize: Tokenizer.vocabularySize)
         model = try DiT(config: mc, seed: config.seed)
@@ -61,7 +80,7 @@ public final class Pretrainer {
         rng = RNG(seed: config.seed).split(1)
         generator = PromptGenerator(excluding: excluding)
         renderer = Renderer(size: mc.imageSize)
-        ws = model.makeWorkspace(batch: config.batch, training: true)
+        ws = try model.makeWorkspace(batch: config.batch, training: true)
     }
 
     /// A batch of freshly rendered images with their prompts' tokens (deterministic in rng).

@@ -37,15 +37,15 @@ struct Bench: ParsableCommand {
         return times.sorted()[times.count / 2]
     }
 
-    func run() throws { try threads.compute.run { try execute() } }
+    func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
-        guard repeats > 0 else { fail("--repeats must be positive") }
+        guard repeats > 0 else { throw CLIError("--repeats must be positive") }
         let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
         let known = ["sgemm", "mlp", "pretrain_step", "euler_sample", "euler_sample_cfg", "grpo", "acflow_iteration",
                      "pretrain_step_s32c", "euler_sample_s32c"]
         if let unknown = wanted?.subtracting(known).sorted(), !unknown.isEmpty {
-            fail("--only: unknown workload(s) \(unknown.joined(separator: ", ")); known: \(known.joined(separator: ", "))")
+            throw CLIError("--only: unknown workload(s) \(unknown.joined(separator: ", ")); known: \(known.joined(separator: ", "))")
         }
         func want(_ n: String) -> Bool { wanted?.contains(n) ?? true }
         if !json { print("GEMM: \(Compute.current.gemmName) (OpenBLAS kernels: \(BLASThreads.coreName)), \(Compute.current.workers) thread(s)") }
@@ -114,7 +114,7 @@ struct Bench: ParsableCommand {
         for (suffix, net) in [("", model), ("_s32c", conv)] {
             let Fn = net.config.flopsPerImage
             if want("pretrain_step" + suffix) {
-                let ws = net.makeWorkspace(batch: 64, training: true)
+                let ws = try net.makeWorkspace(batch: 64, training: true)
                 let tokens = try (0..<64).flatMap { _ in try Tokenizer.encode("a large red circle at the top left on a white background") }
                 let batch = FlowMatchingBatch(x0: rng.normals(64 * cfg.pixelsPerImage, scale: 0.5), tokens: tokens)
                 var opt = AdamW(count: net.parameterCount, lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, decayMask: net.layout.decayMask)
@@ -127,7 +127,7 @@ struct Bench: ParsableCommand {
                 emit("pretrain_step" + suffix, t, 3 * 64 * Fn)
             }
             for (name, w) in [("euler_sample", Float(1)), ("euler_sample_cfg", Float(4))] where want(name + suffix) {
-                let ws = net.makeWorkspace(batch: w == 1 ? 32 : 64, training: false)
+                let ws = try net.makeWorkspace(batch: w == 1 ? 32 : 64, training: false)
                 let tokens = try (0..<32).flatMap { _ in try Tokenizer.encode("three green circles on a gray background") }
                 let noise = rng.normals(32 * cfg.pixelsPerImage)
                 let t = median { var x = noise; EulerSampler(steps: 20, cfgScale: w).sample(model: net, ws: ws, x: &x, tokens: tokens) }

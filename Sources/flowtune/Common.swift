@@ -3,15 +3,35 @@ import Foundation
 import Tensor
 import CProcess
 
-/// Prints an error message to stderr and exits non-zero (the CLI's one exit path for user errors).
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-    Foundation.exit(1)
+/// An error the CLI reports as one line on stderr before exiting with `exitCode`: 1 for bad input
+/// and failures, 128 + N when signal N stopped a long command (after it wrote its checkpoint).
+/// Every command throws instead of exiting, so that the one exit point (`FlowTune.main`) is
+/// reached only after the stack has unwound: the objects that own resources (an external
+/// scorer's process group and its temporary folder) have then stopped and removed them.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    var exitCode: Int32 = 1
+    var isInterruption = false
+    init(_ message: String) { description = message }
+
+    /// The signal `signal` stopped the command; `message` says what was saved and how to go on.
+    static func interrupted(_ signal: Int32, _ message: String) -> CLIError {
+        var e = CLIError(message)
+        e.exitCode = 128 + signal
+        e.isInterruption = true
+        return e
+    }
 }
 
-/// Runs `body`, turning any thrown error into a clear message and a non-zero exit.
-func guarded<T>(_ body: () throws -> T) -> T {
-    do { return try body() } catch let e as CustomStringConvertible { fail(e.description) } catch { fail("\(error)") }
+/// A grid of `perPrompt` images of `imageSize` pixels a side, each drawn `scale` times larger:
+/// --scale in 1...32 and rows at most 32768 pixels wide.
+func checkGrid(perPrompt: Int, scale: Int, imageSize: Int) throws {
+    try OptionCheck.positive("--per-prompt", perPrompt)
+    guard (1...32).contains(scale) else { throw CLIError("--scale must be between 1 and 32, got \(scale)") }
+    let width = perPrompt.multipliedReportingOverflow(by: imageSize * scale + 2)
+    guard !width.overflow, width.partialValue <= 32768 else {
+        throw CLIError("a grid row of \(perPrompt) images at --scale \(scale) would be wider than 32768 pixels: lower --per-prompt or --scale")
+    }
 }
 
 func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -29,8 +49,8 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int?
 
     /// The kernels and thread count for this command, from the environment and --threads
-    /// (resolved once; a bad value is an error).
-    var compute: Compute { guarded { try Compute.fromEnvironment(threads: threads) } }
+    /// (a bad value is an error).
+    func compute() throws -> Compute { try Compute.fromEnvironment(threads: threads) }
 }
 
 func now() -> Double { Date().timeIntervalSince1970 }
@@ -42,9 +62,3 @@ func enableGracefulInterrupt() { ft_enable_graceful_interrupt() }
 
 /// The signal that asked the command to stop, if one did.
 var interruptSignal: Int32? { let s = ft_interrupted(); return s == 0 ? nil : s }
-
-/// Exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM), as a shell expects.
-func exitInterrupted(_ signal: Int32, _ message: String) -> Never {
-    log(message)
-    Foundation.exit(128 + signal)
-}

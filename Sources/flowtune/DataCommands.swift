@@ -25,12 +25,12 @@ struct Render: ParsableCommand {
     @Option(help: "Output PNG.") var out = "outputs/render.png"
 
     func run() throws {
-        guard perPrompt > 0, scale > 0 else { fail("--per-prompt and --scale must be positive") }
-        let file = guarded { try PromptFile(path: prompts) }
+        try checkGrid(perPrompt: perPrompt, scale: scale, imageSize: 32)
+        let file = try PromptFile(path: prompts)
         let images = renderPrompts(file, perPrompt: perPrompt, seed: seed)
         let rows = zip(file.prompts, images).map { GridRow(caption: $0, images: $1.map { RGBImage(signedUnit: $0, width: 32, height: 32) }) }
         let grid = composeGrid(rows: rows, scale: scale, title: "shapes world: \(prompts), seed \(seed)")
-        guarded { try writeAtomically(try grid.pngData(), to: URL(fileURLWithPath: out)) }
+        try writeAtomically(try grid.pngData(), to: URL(fileURLWithPath: out))
         log("wrote \(out) (\(file.prompts.count) prompts x \(perPrompt))")
     }
 }
@@ -45,8 +45,9 @@ struct CheckData: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.") var json = false
 
     func run() throws {
-        guard perPrompt > 0 else { fail("--per-prompt must be positive") }
-        let file = guarded { try PromptFile(path: prompts) }
+        try OptionCheck.positive("--per-prompt", perPrompt)
+        try OptionCheck.atMost("--per-prompt", perPrompt, OptionCheck.maxBatch)
+        let file = try PromptFile(path: prompts)
         let images = renderPrompts(file, perPrompt: perPrompt, seed: seed)
         let checker = Checker(size: 32)
         var scores = TaskScores()

@@ -96,7 +96,7 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, quiet: Bool = f
         let s = try run.step()
         if let sig = interruptSignal {
             try run.save()
-            exitInterrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")
+            throw CLIError.interrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")
         }
         let done = run.iteration - first
         let eta = Date().timeIntervalSince(start) / Double(done) * Double(config.steps - run.iteration)
@@ -117,7 +117,7 @@ struct Finetune: ParsableCommand {
     var resume: String?
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws { try threads.compute.run { try execute() } }
+    func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
         enableGracefulInterrupt()
@@ -126,18 +126,18 @@ struct Finetune: ParsableCommand {
         if let resume {
             dir = URL(fileURLWithPath: resume)
             let url = dir.appendingPathComponent("config.json")
-            guard let data = try? Data(contentsOf: url) else { fail("\(url.path): no run to resume (config.json missing)") }
-            var saved = guarded { try JSONDecoder().decode(FinetuneConfig.self, from: data) }
+            guard let data = try? Data(contentsOf: url) else { throw CLIError("\(url.path): no run to resume (config.json missing)") }
+            var saved = try JSONDecoder().decode(FinetuneConfig.self, from: data)
             // a resumed run keeps its configuration: only --steps (extend or shorten) and --threads apply
             let given = CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) }
             let refused = given.filter { !["--resume", "--steps", "--threads"].contains($0) }
             guard refused.isEmpty else {
-                fail("--resume continues a run with its own config.json; \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads), or start a new run with --out")
+                throw CLIError("--resume continues a run with its own config.json; \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads), or start a new run with --out")
             }
             if given.contains("--steps") { saved.steps = options.steps }
             config = saved
         }
-        let run = guarded { try runFinetune(config: config, out: dir, resume: resume != nil) }
+        let run = try runFinetune(config: config, out: dir, resume: resume != nil)
         log("done: \(dir.path) at iteration \(run.iteration)")
         writeReportIfPossible(dir)
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct FlowTune: ParsableCommand {
@@ -6,4 +7,27 @@ struct FlowTune: ParsableCommand {
         commandName: "flowtune",
         abstract: "Fine-tune a compact flow-matching image generator with RL and watch for reward hacking.",
         subcommands: [Render.self, CheckData.self, Prompts.self, Pretrain.self, PlotLoss.self, Sample.self, Evaluate.self, Finetune.self, ReportCommand.self, Compare.self, Bench.self])
+
+    /// The CLI's one exit point. Everything a command throws arrives here after its stack has
+    /// unwound (so whatever it owned, an external scorer's process group say, is stopped) and
+    /// becomes one line on stderr and a non-zero exit status: 1 for a failure, 64 for a bad
+    /// command line, 128 + N after signal N. --help and --version print and exit 0.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let e as CLIError {
+            log(e.isInterruption ? e.description : "error: \(e.description)")
+            exit(withError: ExitCode(e.exitCode))
+        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // ArgumentParser's own: help, a usage error, an ExitCode
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            log("error: \(message(for: error)) (see --help)")
+            exit(withError: code)
+        } catch {
+            log("error: \(error)")
+            exit(withError: ExitCode.failure)
+        }
+    }
 }

@@ -18,19 +18,20 @@ struct SamplingOptions: ParsableArguments {
 
     func validate() throws {
         guard perPrompt > 0 else { throw ValidationError("--per-prompt must be positive") }
+        guard perPrompt <= OptionCheck.maxBatch else { throw ValidationError("--per-prompt must be at most \(OptionCheck.maxBatch)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
         guard shift > 0, cfg.isFinite, shift.isFinite else { throw ValidationError("--shift must be positive and --cfg finite") }
     }
 
-    func load() -> (DiT, PromptFile) {
-        let m = guarded { try Checkpoint.load(URL(fileURLWithPath: model)) }
-        let f = guarded { try PromptFile(path: prompts) }
+    func load() throws -> (DiT, PromptFile) {
+        let m = try Checkpoint.load(URL(fileURLWithPath: model))
+        let f = try PromptFile(path: prompts)
         return (m, f)
     }
 
-    func generate(_ m: DiT, _ f: PromptFile) -> [[[Float]]] {
+    func generate(_ m: DiT, _ f: PromptFile) throws -> [[[Float]]] {
         let gen = Generator(sampler: EulerSampler(steps: steps, cfgScale: cfg, shift: shift))
-        return gen.generate(model: m, prompts: f.entries, perPrompt: perPrompt, seed: seed)
+        return try gen.generate(model: m, prompts: f.entries, perPrompt: perPrompt, seed: seed)
     }
 }
 
@@ -42,19 +43,19 @@ struct Sample: ParsableCommand {
     @Option(help: "Upscaling factor in the grid.") var scale = 3
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws { try threads.compute.run { try execute() } }
+    func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
-        guard out != nil || outDir != nil else { fail("give --out GRID.png and/or --out-dir DIR") }
-        guard (1...32).contains(scale) else { fail("--scale must be between 1 and 32, got \(scale)") }
-        let (m, f) = options.load()
+        guard out != nil || outDir != nil else { throw CLIError("give --out GRID.png and/or --out-dir DIR") }
+        let (m, f) = try options.load()
+        if out != nil { try checkGrid(perPrompt: options.perPrompt, scale: scale, imageSize: m.config.imageSize) }
         let t0 = now()
-        let images = options.generate(m, f)
+        let images = try options.generate(m, f)
         let S = m.config.imageSize
         if let out {
             let rows = zip(f.prompts, images).map { GridRow(caption: $0, images: $1.map { RGBImage(signedUnit: $0, width: S, height: S) }) }
             let grid = composeGrid(rows: rows, scale: scale, title: "\(options.model): \(options.steps) Euler steps, cfg \(options.cfg), seed \(options.seed)")
-            guarded { try writeAtomically(try grid.pngData(), to: URL(fileURLWithPath: out)) }
+            try writeAtomically(try grid.pngData(), to: URL(fileURLWithPath: out))
             log("wrote \(out)")
         }
         if let outDir {
@@ -63,12 +64,12 @@ struct Sample: ParsableCommand {
             for (i, prompt) in f.prompts.enumerated() {
                 for j in 0..<options.perPrompt {
                     let name = String(format: "p%03d-s%02d.png", i, j)
-                    guarded { try writeAtomically(try RGBImage(signedUnit: images[i][j], width: S, height: S).pngData(), to: dir.appendingPathComponent(name)) }
+                    try writeAtomically(try RGBImage(signedUnit: images[i][j], width: S, height: S).pngData(), to: dir.appendingPathComponent(name))
                     index += jsonObject(["file": .string(name), "prompt": .string(prompt), "seed": .int(Int(options.seed)),
                                          "prompt_index": .int(i), "image_index": .int(j)]) + "\n"
                 }
             }
-            guarded { try writeAtomically(index, to: dir.appendingPathComponent("index.jsonl")) }
+            try writeAtomically(index, to: dir.appendingPathComponent("index.jsonl"))
             log("wrote \(f.prompts.count * options.perPrompt) images and index.jsonl to \(outDir)")
         }
         log(String(format: "%d images in %.1f s", f.prompts.count * options.perPrompt, now() - t0))
@@ -83,11 +84,11 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws { try threads.compute.run { try execute() } }
+    func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
-        let (m, f) = options.load()
-        let images = options.generate(m, f)
+        let (m, f) = try options.load()
+        let images = try options.generate(m, f)
         let checker = Checker(size: m.config.imageSize)
         var scores = TaskScores()
         var kinds: [String: (Int, Int)] = [:]

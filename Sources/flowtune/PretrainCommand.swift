@@ -30,36 +30,42 @@ struct Pretrain: ParsableCommand {
     var initFrom: String?
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws { try threads.compute.run { try execute() } }
+    func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
         enableGracefulInterrupt()
-        guard steps > 0, batch > 0, checkpointEvery > 0, logEvery > 0 else { fail("--steps, --batch, --checkpoint-every and --log-every must be positive") }
-        guard tStd > 0, tMean.isFinite, tStd.isFinite else { fail("--t-std must be positive and --t-mean finite") }
+        try OptionCheck.positive("--checkpoint-every", checkpointEvery)
+        try OptionCheck.positive("--log-every", logEvery)
         var cfg = PretrainConfig()
         cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
-        let excluded = guarded { Set(try PromptFile(path: exclude).prompts) }
-        if resume && initFrom != nil { fail("--init-from starts a new run; --resume continues one: give one of them") }
-        let start = initFrom.map { path in guarded { try Checkpoint.load(URL(fileURLWithPath: path)) } }
-        let trainer = guarded { try Pretrainer(config: cfg, excluding: excluded, initFrom: start) }
+        let excluded = Set(try PromptFile(path: exclude).prompts)
+        if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
+        let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
+        let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start)
         if let initFrom { log("starting from the weights of \(initFrom)") }
         let url = URL(fileURLWithPath: out)
+        if !resume, FileManager.default.fileExists(atPath: out) {
+            throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
+        }
         if resume {
-            guarded { try trainer.resume(from: url) }
+            try trainer.resume(from: url)
             log("resumed \(out) at step \(trainer.step)")
         }
         let logURL = url.deletingPathExtension().appendingPathExtension("pretrain.jsonl")
-        if resume { guarded { try truncateJSONLines(logURL, maxStep: trainer.step) } }
+        if resume { try truncateJSONLines(logURL, maxStep: trainer.step) }
         log("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps")
         var window: [Float] = []
         var t0 = now()
         let startStep = trainer.step
+        var saved = resume      // a checkpoint at --out holds this run's last good state
         let runStart = now()
         while trainer.step < steps {
             let loss = trainer.trainStep()
-            guard loss.isFinite else { fail("loss became \(loss) at step \(trainer.step); the last checkpoint at \(out) is intact") }
+            guard loss.isFinite else {
+                throw CLIError("loss became \(loss) at step \(trainer.step); " + (saved ? "the last checkpoint at \(out) is intact" : "no checkpoint was written"))
+            }
             window.append(loss)
             if trainer.step % logEvery == 0 || trainer.step == steps {
                 let mean = window.reduce(0, +) / Float(window.count)
@@ -68,18 +74,17 @@ struct Pretrain: ParsableCommand {
                 let eta = Double(steps - trainer.step) / max(1e-9, Double(trainer.step - startStep) / (now() - runStart))
                 log(String(format: "step %d/%d  loss %.4f  lr %.2e  %.2f steps/s  ETA %@", trainer.step, steps, mean,
                            cfg.learningRate(at: trainer.step - 1), rate, formatDuration(eta)))
-                guarded {
-                    try appendLine(String(format: "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
-                                          trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate), to: logURL)
-                }
+                try appendLine(String(format: "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
+                                      trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate), to: logURL)
                 window.removeAll(); t0 = now()
             }
             if trainer.step % checkpointEvery == 0 || trainer.step == steps {
-                guarded { try trainer.save(to: url) }
+                try trainer.save(to: url)
+                saved = true
             }
             if let sig = interruptSignal {
-                guarded { try trainer.save(to: url) }
-                exitInterrupted(sig, "interrupted (signal \(sig)) at step \(trainer.step): checkpoint written; continue with the same command and --resume")
+                try trainer.save(to: url)
+                throw CLIError.interrupted(sig, "interrupted (signal \(sig)) at step \(trainer.step): checkpoint written; continue with the same command and --resume")
             }
         }
         log("done: \(out) at step \(trainer.step)")
@@ -97,22 +102,22 @@ struct PlotLoss: ParsableCommand {
     @Option(help: "Output PNG.") var out: String
 
     func run() throws {
-        guard !logs.isEmpty else { fail("give at least one pretraining log") }
+        guard !logs.isEmpty else { throw CLIError("give at least one pretraining log") }
         let labels = names.map { $0.split(separator: ",").map(String.init) } ?? logs.map { URL(fileURLWithPath: $0).lastPathComponent }
-        guard labels.count == logs.count else { fail("--names has \(labels.count) names for \(logs.count) logs") }
+        guard labels.count == logs.count else { throw CLIError("--names has \(labels.count) names for \(logs.count) logs") }
         var chart = LineChart(title: title, xLabel: "step", yLabel: "loss")
         chart.width = 720; chart.height = 400
         for (i, path) in logs.enumerated() {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { fail("\(path): cannot read the log") }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(path): cannot read the log") }
             var points: [(x: Double, y: Double)] = []
             for (n, line) in text.split(separator: "\n").enumerated() {
                 guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                      let step = o["step"] as? Int, let loss = o["loss"] as? Double else { fail("\(path) line \(n + 1): not a pretraining log line") }
+                      let step = o["step"] as? Int, let loss = o["loss"] as? Double else { throw CLIError("\(path) line \(n + 1): not a pretraining log line") }
                 if step >= fromStep { points.append((Double(step), loss)) }
             }
             chart.series.append(.init(name: labels[i], points: points, color: LineChart.palette[i % LineChart.palette.count]))
         }
-        guarded { try writeAtomically(try chart.render().pngData(), to: URL(fileURLWithPath: out)) }
+        try writeAtomically(try chart.render().pngData(), to: URL(fileURLWithPath: out))
         log("wrote \(out)")
     }
 }

@@ -13,9 +13,10 @@ struct Prompts: ParsableCommand {
     @Option(help: "Output file.") var out: String
 
     func run() throws {
-        guard perTask > 0 else { fail("--per-task must be positive") }
+        try OptionCheck.positive("--per-task", perTask)
+        try OptionCheck.atMost("--per-task", perTask, 100_000)
         var excluded = Set<String>()
-        for path in exclude { excluded.formUnion(guarded { try PromptFile(path: path).prompts }) }
+        for path in exclude { excluded.formUnion(try PromptFile(path: path).prompts) }
         var rng = RNG(seed: seed)
         let gen = PromptGenerator()
         var lines: [String] = []
@@ -25,12 +26,12 @@ struct Prompts: ParsableCommand {
             while seen.count < perTask {
                 let text = gen.draw(task: task, rng: &rng).text
                 tries += 1
-                if tries > perTask * 1000 { fail("cannot find \(perTask) distinct \(task.rawValue) prompts") }
+                if tries > perTask * 1000 { throw CLIError("cannot find \(perTask) distinct \(task.rawValue) prompts") }
                 if excluded.contains(text) || seen.contains(text) { continue }
                 seen.insert(text); lines.append(text)
             }
         }
-        guarded { try writeAtomically(lines.joined(separator: "\n") + "\n", to: URL(fileURLWithPath: out)) }
+        try writeAtomically(lines.joined(separator: "\n") + "\n", to: URL(fileURLWithPath: out))
         log("wrote \(lines.count) prompts to \(out)")
     }
 }

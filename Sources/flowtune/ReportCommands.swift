@@ -21,7 +21,7 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Run folder (holding metrics.jsonl).") var runFolder: String
 
     func run() throws {
-        let url = guarded { try Report.write(runDir: URL(fileURLWithPath: runFolder)) }
+        let url = try Report.write(runDir: URL(fileURLWithPath: runFolder))
         log("wrote \(url.path)")
     }
 }
@@ -34,18 +34,18 @@ struct Compare: ParsableCommand {
     @Option(help: "Output folder (one run folder per algorithm inside).") var out = "outputs/compare"
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws { try threads.compute.run { try execute() } }
+    func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
         enableGracefulInterrupt()
         let names = algos.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let list = names.map { name -> Algorithm in
+        let list = try names.map { name -> Algorithm in
             guard let a = Algorithm(rawValue: name) else {
-                fail("--algos: unknown algorithm '\(name)'; known: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw CLIError("--algos: unknown algorithm '\(name)'; known: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             return a
         }
-        guard !list.isEmpty, Set(list).count == list.count else { fail("--algos needs distinct algorithm names") }
+        guard !list.isEmpty, Set(list).count == list.count else { throw CLIError("--algos needs distinct algorithm names") }
         let dir = URL(fileURLWithPath: out)
         var rows: [[(String, JSONValue)]] = []
         var chart = LineChart(title: "eval proxy reward per algorithm (same prompts, seeds, budget)", xLabel: "iteration", yLabel: "proxy")
@@ -53,14 +53,14 @@ struct Compare: ParsableCommand {
         for (i, algo) in list.enumerated() {
             var c = options.config
             c.algo = algo
-            guarded { try c.validate() }
+            try c.validate()
             let runDir = dir.appendingPathComponent(algo.rawValue)
             log("== \(algo) ==")
             let t0 = Date()
-            _ = guarded { try runFinetune(config: c, out: runDir, resume: false) }
+            _ = try runFinetune(config: c, out: runDir, resume: false)
             let seconds = Date().timeIntervalSince(t0)
             writeReportIfPossible(runDir)
-            let m = guarded { try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl")) }
+            let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
             let d = DriftAnalysis(m, optimised: optimisedScorers(c.reward))
             var row: [(String, JSONValue)] = [("algo", .string(algo.rawValue))]
             row.append(("proxy_gain", .double((d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))))
@@ -77,15 +77,13 @@ struct Compare: ParsableCommand {
         let top = chart.render(), bottom = gold.render()
         var both = RGBImage(width: max(top.width, bottom.width), height: top.height + bottom.height, fill: (255, 255, 255))
         both.blit(top, x: 0, y: 0); both.blit(bottom, x: 0, y: top.height)
-        guarded { try writeAtomically(try both.pngData(), to: dir.appendingPathComponent("compare.png")) }
+        try writeAtomically(try both.pngData(), to: dir.appendingPathComponent("compare.png"))
         let keys = rows.first!.map(\.0)
         var md = "| " + keys.joined(separator: " | ") + " |\n|" + keys.map { _ in "---" }.joined(separator: "|") + "|\n"
         for r in rows { md += "| " + r.map { v in if case .string(let s) = v.1 { return s }; return v.1.text }.joined(separator: " | ") + " |\n" }
         md += "\nReward `\(options.reward)`, \(options.steps) iterations each, seed \(options.seed). Chart: compare.png; runs: one folder per algorithm.\n"
-        guarded {
-            try writeAtomically(md, to: dir.appendingPathComponent("compare.md"))
-            try writeAtomically(JSONValue.array(rows.map { .object($0) }).text + "\n", to: dir.appendingPathComponent("compare.json"))
-        }
+        try writeAtomically(md, to: dir.appendingPathComponent("compare.md"))
+        try writeAtomically(JSONValue.array(rows.map { .object($0) }).text + "\n", to: dir.appendingPathComponent("compare.json"))
         print(md)
     }
 }

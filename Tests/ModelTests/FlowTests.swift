@@ -57,7 +57,7 @@ import Training
         let noise = rng.normals(B * n)
         let tokens = try Tokenizer.encode("a red circle on a blue background") + Tokenizer.encode("two green squares on a black background")
         let nulls = Tokenizer.nullTokens + Tokenizer.nullTokens
-        let ws = m.makeWorkspace(batch: 2 * B, training: false), plain = m.makeWorkspace(batch: B, training: false)
+        let ws = try m.makeWorkspace(batch: 2 * B, training: false), plain = try m.makeWorkspace(batch: B, training: false)
         func v(_ x: [Float], _ t: Float, _ tok: [Int32]) -> [Float] {
             Array(UnsafeBufferPointer(start: m.forward(plain, x: x, t: [t, t], tokens: tok, batch: B), count: B * n))
         }
@@ -86,7 +86,7 @@ import Training
     /// Finite-difference check of the flow-matching loss through the tiny model.
     @Test func flowMatchingLossGradient() throws {
         let m = try ModelGradientTests.randomModel(seed: 11)
-        let ws = m.makeWorkspace(batch: 2, training: true)
+        let ws = try m.makeWorkspace(batch: 2, training: true)
         var rng = RNG(seed: 3)
         let x0 = rng.normals(2 * m.config.pixelsPerImage, scale: 0.5)
         let batch = FlowMatchingBatch(x0: x0, tokens: try Tokenizer.encode("a red circle on a blue background") + Tokenizer.encode("two green squares on a black background"))

@@ -45,7 +45,7 @@ import Shapes
         let (x, t, tok) = try Self.inputs(m, batch: B, seed: 7)
         var rng = RNG(seed: 9)
         let r = rng.normals(B * m.config.pixelsPerImage)
-        let ws = m.makeWorkspace(batch: B, training: true)
+        let ws = try m.makeWorkspace(batch: B, training: true)
         _ = Self.loss(m, ws, x, t, tok, r)
         m.grads.zero()
         m.backward(ws, dv: r, batch: B)
@@ -79,7 +79,7 @@ import Shapes
         // pads are masked out of attention keys and of the pooled text.
         let m = try Self.randomModel(seed: 3)
         let (x, t, tok) = try Self.inputs(m, batch: 2, seed: 5)
-        let ws = m.makeWorkspace(batch: 2, training: false)
+        let ws = try m.makeWorkspace(batch: 2, training: false)
         let v1 = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
         let padRow = m.layout.offset("token_embed.weight")
         for i in 0..<m.config.width { m.params[padRow + i] += 1 }   // change the PAD embedding
@@ -108,7 +108,7 @@ import Shapes
         // (the final linear before it is random), so training can move it.
         let m = try DiT(config: .s32c(vocabSize: Tokenizer.vocabularySize), seed: 3)
         let (x, t, tok) = try Self.inputs(m, batch: 2, seed: 6)
-        let ws = m.makeWorkspace(batch: 2, training: true)
+        let ws = try m.makeWorkspace(batch: 2, training: true)
         let v = m.forward(ws, x: x, t: t, tokens: tok, batch: 2)
         #expect((0..<(2 * m.config.pixelsPerImage)).allSatisfy { v[$0] == 0 })
         m.grads.zero()
@@ -127,9 +127,9 @@ import Shapes
             for i in 0..<m.params.count { m.params[i] += rng.normal() * 0.05 }
             let (x, t, tok) = try Self.inputs(m, batch: 3, seed: 9)
             let n = 3 * config.pixelsPerImage
-            let outs = KernelPath.available.map { path in
-                Compute(kernels: path, workers: 2).run {
-                    let ws = m.makeWorkspace(batch: 3, training: true)
+            let outs = try KernelPath.available.map { path in
+                try Compute(kernels: path, workers: 2).run {
+                    let ws = try m.makeWorkspace(batch: 3, training: true)
                     let v = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: t, tokens: tok, batch: 3), count: n))
                     m.grads.zero()
                     m.backward(ws, dv: x, batch: 3)
@@ -154,8 +154,8 @@ import Shapes
         #expect(try conv.initialise(from: plain).isEmpty)
         let (x, t, tok) = try Self.inputs(plain, batch: 3, seed: 4)
         let n = 3 * c.pixelsPerImage
-        let a = Array(UnsafeBufferPointer(start: plain.forward(plain.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
-        let b = Array(UnsafeBufferPointer(start: conv.forward(conv.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
+        let a = Array(UnsafeBufferPointer(start: plain.forward(try plain.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
+        let b = Array(UnsafeBufferPointer(start: conv.forward(try conv.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
         #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-5)
         // and a network of another width cannot be
         #expect(throws: ModelError.self) { try DiT(config: .small(vocabSize: Tokenizer.vocabularySize)).initialise(from: plain) }
@@ -166,7 +166,7 @@ import Shapes
         var rng = RNG(seed: 4)
         for i in 0..<m.params.count { m.params[i] = rng.normal() * 0.05 }
         let (x, t, tok) = try Self.inputs(m, batch: 2, seed: 6)
-        let a = m.makeWorkspace(batch: 2, training: true), b = m.makeWorkspace(batch: 4, training: false)
+        let a = try m.makeWorkspace(batch: 2, training: true), b = try m.makeWorkspace(batch: 4, training: false)
         let va = Array(UnsafeBufferPointer(start: m.forward(a, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
         let vb = Array(UnsafeBufferPointer(start: m.forward(b, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
         #expect(va == vb)

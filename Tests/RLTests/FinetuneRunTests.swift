@@ -11,8 +11,8 @@ struct TinySetup {
     let dir: URL
     let model: URL, prompts: URL, evalPrompts: URL
 
-    init(seed: UInt64 = 5) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-rl-\(UUID().uuidString)")
+    init(seed: UInt64 = 5, at folder: URL? = nil) throws {
+        dir = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("ft-rl-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let m = try randomTinyModel(seed: seed, scale: 0.05)
         model = dir.appendingPathComponent("tiny.safetensors")

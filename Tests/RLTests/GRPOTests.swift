@@ -7,9 +7,9 @@ import Shapes
 import Training
 
 /// mu_theta for the stored states of step k, for all samples.
-func means(_ m: DiT, _ r: Rollout, step k: Int) -> [Float] {
+func means(_ m: DiT, _ r: Rollout, step k: Int) throws -> [Float] {
     let n = r.pixels, B = r.batch, c = r.config.coefficients(k)
-    let ws = m.makeWorkspace(batch: B, training: false)
+    let ws = try m.makeWorkspace(batch: B, training: false)
     let x = Array(r.states[(k * B * n)..<((k + 1) * B * n)])
     let v = m.forward(ws, x: x, t: [Float](repeating: c.t, count: B), tokens: r.tokens, batch: B)
     return (0..<(B * n)).map { c.cx * x[$0] + c.cv * v[$0] }
@@ -35,7 +35,7 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
         let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
         var rng = RNG(seed: 1)
         let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: obj, rollout: r, advantages: adv,
-                                    microBatches: 2, epochs: 1, optimizer: &opt, ws: m.makeWorkspace(batch: 2, training: true),
+                                    microBatches: 2, epochs: 1, optimizer: &opt, ws: try m.makeWorkspace(batch: 2, training: true),
                                     refWS: nil, rng: &rng)
         #expect(stats.onPolicyMaxDeviation < 1e-6)
         // the second micro-batch saw moved weights: its ratios are no longer all 1
@@ -50,7 +50,7 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
         let n = r.pixels
         for k in 0..<4 {
             let c = r.config.coefficients(k)
-            let mu = means(m, r, step: k)
+            let mu = try means(m, r, step: k)
             for b in 0..<2 {
                 let (s, _) = lossAt(GRPOGuardObjective(clipRange: 1), r, mu, step: k, sample: b, advantage: 1)
                 let xNext = Array(r.state(k + 1, b)), muOld = Array(r.means[((k * 2 + b) * n)..<((k * 2 + b + 1) * n)])
@@ -80,7 +80,7 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
         for i in 0..<m.params.count { m.params[i] += rng.normal() * 0.01 }
         var plain: [Double] = [], normed: [Double] = []
         for k in 0..<cfg.stochasticSteps {
-            let mu = means(m, r, step: k)
+            let mu = try means(m, r, step: k)
             var p = 0.0, q = 0.0
             for b in 0..<B {
                 let (s, _) = lossAt(GRPOGuardObjective(clipRange: 1), r, mu, step: k, sample: b, advantage: 1)
@@ -95,10 +95,10 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
     }
 
     /// |dL/dv| per step for one sample: with RatioNorm + 1/h the same at every step; without, not.
-    func velocityGradientNorms(_ obj: PolicyObjective, _ r: Rollout, _ m: DiT) -> [Double] {
-        (0..<r.config.stochasticSteps).map { k in
+    func velocityGradientNorms(_ obj: PolicyObjective, _ r: Rollout, _ m: DiT) throws -> [Double] {
+        try (0..<r.config.stochasticSteps).map { k in
             let c = r.config.coefficients(k)
-            let mu = means(m, r, step: k)
+            let mu = try means(m, r, step: k)
             var total = 0.0
             for b in 0..<r.batch {
                 let (_, dmu) = lossAt(obj, r, mu, step: k, sample: b, advantage: 1)
@@ -114,9 +114,9 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
         let cfg = SDEConfig(steps: 8, noiseLevel: 0.7, shift: 3)     // shifted grid: h differs per step
         let r = try tinyRollout(m, batch: 16, config: cfg, seed: 42)
         func spread(_ x: [Double]) -> Double { x.max()! / x.min()! }
-        let guardNorms = velocityGradientNorms(GRPOGuardObjective(clipRange: 10), r, m)
-        let noReweight = velocityGradientNorms(GRPOGuardObjective(clipRange: 10, reweight: false), r, m)
-        let plain = velocityGradientNorms(GRPOObjective(clipRange: 10), r, m)
+        let guardNorms = try velocityGradientNorms(GRPOGuardObjective(clipRange: 10), r, m)
+        let noReweight = try velocityGradientNorms(GRPOGuardObjective(clipRange: 10, reweight: false), r, m)
+        let plain = try velocityGradientNorms(GRPOObjective(clipRange: 10), r, m)
         // below t = 1 (at t = 1 the drift's (1 - t) v term vanishes, so d mu / d v = -h there, as in Flow-GRPO)
         #expect(spread(Array(guardNorms.dropFirst())) < 1.1, "guard \(guardNorms)")
         #expect(spread(Array(noReweight.dropFirst())) > 1.5, "no 1/h \(noReweight)")
@@ -131,7 +131,7 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
         let r = try tinyRollout(m, batch: 2, config: SDEConfig(steps: 4), seed: 52)
         for i in 0..<m.params.count { m.params[i] *= 1.01 }
         let k = 1, n = r.pixels
-        let mu = means(m, r, step: k)
+        let mu = try means(m, r, step: k)
         for obj in [GRPOObjective(clipRange: 10) as PolicyObjective, GRPOGuardObjective(clipRange: 10)] {
             let (_, dmu) = lossAt(obj, r, mu, step: k, sample: 0, advantage: 0.7)
             for i in stride(from: 0, to: n, by: 101) {
@@ -168,14 +168,14 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
             let B = 4, n = m.config.pixelsPerImage
             let noise = rng.normals(B * n)
             let tokens = try (0..<B).flatMap { try Tokenizer.encode($0 < 2 ? "a red circle on a blue background" : "two green squares on a black background") }
-            let wss = (0..<cfg.steps).map { _ in m.makeWorkspace(batch: B, training: true) }
+            let wss = try (0..<cfg.steps).map { _ in try m.makeWorkspace(batch: B, training: true) }
             let r = SDESampler(config: cfg).rollout(model: m, workspaces: wss, noise: noise, tokens: tokens, rng: &rng)
             var opt = AdamW(count: m.parameterCount, lr: 1e-3)
             let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
             var prng = RNG(seed: 63)
             let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4), rollout: r,
                                         advantages: adv, microBatches: microBatches, epochs: 1, optimizer: &opt,
-                                        ws: m.makeWorkspace(batch: B / microBatches, training: true), refWS: nil, rng: &prng,
+                                        ws: try m.makeWorkspace(batch: B / microBatches, training: true), refWS: nil, rng: &prng,
                                         rolloutWorkspaces: reuse ? wss : nil)
             results.append(m.params.array); devs.append(stats.onPolicyMaxDeviation)
         }

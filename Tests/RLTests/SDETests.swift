@@ -19,7 +19,7 @@ func tinyRollout(_ m: DiT, batch B: Int, config: SDEConfig, seed: UInt64) throws
     let noise = rng.normals(B * m.config.pixelsPerImage)
     let prompts = ["a red circle on a blue background", "two green squares on a black background"]
     let tokens = try (0..<B).flatMap { try Tokenizer.encode(prompts[$0 % 2]) }
-    let ws = m.makeWorkspace(batch: B, training: false)
+    let ws = try m.makeWorkspace(batch: B, training: false)
     return SDESampler(config: config).rollout(model: m, ws: ws, noise: noise, tokens: tokens, rng: &rng)
 }
 
@@ -65,7 +65,7 @@ func tinyRollout(_ m: DiT, batch B: Int, config: SDEConfig, seed: UInt64) throws
         let cfg = SDEConfig(steps: 4, noiseLevel: 0.5)
         let r = try tinyRollout(m, batch: 2, config: cfg, seed: 5)
         let n = r.pixels, k = 1, c = cfg.coefficients(k)
-        let ws = m.makeWorkspace(batch: 2, training: false)
+        let ws = try m.makeWorkspace(batch: 2, training: false)
         let x = Array(r.states[(k * 2 * n)..<((k + 1) * 2 * n)])
         let v = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: [c.t, c.t], tokens: r.tokens, batch: 2), count: 2 * n))
         for i in stride(from: 0, to: 2 * n, by: 37) {

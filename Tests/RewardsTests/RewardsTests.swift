@@ -47,7 +47,9 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         #expect(try CombinedReward(parsing: "brightness").terms[0].weight == 1)
         func message(_ spec: String) -> String { do { _ = try CombinedReward(parsing: spec); return "" } catch { return "\(error)" } }
         #expect(message("sharpness=1").contains("unknown reward 'sharpness'"))
-        #expect(message("brightness=abc").contains("not a number"))
+        #expect(message("brightness=abc").contains("not a finite number"))
+        #expect(message("brightness=-0.5").contains("negative"))
+        #expect(message("brightness=inf").contains("not a finite number"))
         #expect(message("").contains("empty"))
         #expect(message("brightness=0").contains("nothing to optimise"))
         #expect(message("brightness,brightness=2").contains("twice"))

@@ -34,7 +34,7 @@ import Shapes
             _ = try Tokenizer.encode("a plaid circle on a blue background")
             Issue.record("expected an error")
         } catch let e as PromptError {
-            #expect(e.description.contains("'plaid'"))
+            #expect(e.description.contains("\"plaid\""))
             #expect(e.description.contains("circle") && e.description.contains("background"))
         } catch { Issue.record("wrong error \(error)") }
     }
@@ -70,11 +70,39 @@ import Shapes
         #expect(message(empty.path).contains("no prompts"))
         let bad = dir.appendingPathComponent("bad.txt")
         try "a red circle on a blue background\na plaid circle on a blue background\n".write(to: bad, atomically: true, encoding: .utf8)
-        #expect(message(bad.path).contains("line 2") && message(bad.path).contains("'plaid'"))
+        #expect(message(bad.path).contains("line 2") && message(bad.path).contains("\"plaid\""))
         #expect(message(dir.path).contains("folder"))
         let good = dir.appendingPathComponent("good.txt")
         try "# comment\na red circle on a blue background\n\nthree green circles on a gray background\n".write(to: good, atomically: true, encoding: .utf8)
         #expect(try PromptFile(path: good.path).prompts.count == 2)
+    }
+
+    /// Windows line ends and a byte-order mark read as the same prompts; line numbers still count.
+    @Test func promptFilesWithCRLFAndBOMReadLikeLF() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lines = ["a red circle on a blue background", "", "three green circles on a gray background"]
+        var files: [String: Data] = [:]
+        files["lf"] = Data((lines.joined(separator: "\n") + "\n").utf8)
+        files["crlf"] = Data((lines.joined(separator: "\r\n") + "\r\n").utf8)
+        files["bom"] = Data([0xEF, 0xBB, 0xBF]) + files["crlf"]!
+        for (name, data) in files {
+            let url = dir.appendingPathComponent(name + ".txt")
+            try data.write(to: url)
+            #expect(try PromptFile(path: url.path).prompts == [lines[0], lines[2]], "\(name)")
+        }
+        let bad = dir.appendingPathComponent("bad.txt")
+        try Data("a red circle on a blue background\r\n\r\na plaid circle on a blue background\r\n".utf8).write(to: bad)
+        #expect(throws: PromptError.self) { try PromptFile(path: bad.path) }
+        do { _ = try PromptFile(path: bad.path) } catch { #expect("\(error)".contains("bad.txt line 3: unknown word \"plaid\"")) }
+    }
+
+    /// Quoted input in a message is one line: control characters escaped, long text cut.
+    @Test func quotedTextIsOneShortLine() {
+        #expect(PromptError.quoted("a\u{0}b\r\n") == "\"a\\0b\\r\\n\"")
+        let long = PromptError.quoted(String(repeating: "x", count: 1000))
+        #expect(long.count < 120 && long.contains("(1000 characters)"))
     }
 
     @Test func shippedPromptListsCoverEveryTaskAndAreDisjoint() throws {

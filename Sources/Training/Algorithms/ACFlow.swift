@@ -45,9 +45,9 @@ public final class ACFlow: FinetuneAlgorithm {
         options = config.acflow
         self.config = config
         let B = config.batchSize
-        rolloutWorkspaces = [model.makeWorkspace(batch: B, training: false)]
-        trainWS = model.makeWorkspace(batch: B, training: true)
-        refWS = model.makeWorkspace(batch: B, training: false)
+        rolloutWorkspaces = [try model.makeWorkspace(batch: B, training: false)]
+        trainWS = try model.makeWorkspace(batch: B, training: true)
+        refWS = try model.makeWorkspace(batch: B, training: false)
         critic = Critic(model: model.config, width: options.criticWidth, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
     }

@@ -1,0 +1,258 @@
+import Testing
+import Foundation
+import Tensor
+import Model
+import Training
+import Shapes
+
+/// The command-line tools the bad-input corpus runs: the debug build beside this test bundle and
+/// the release build (scripts/test.sh builds both, `swift build -c release` first). The release
+/// one is where a missing check would read or write out of bounds instead of trapping.
+let cliBinaries: [URL] = {
+    guard let debug = cliBinary else { return [] }
+    // .build/<triple>/debug/flowtune -> .build/<triple>/release/flowtune
+    let release = debug.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("release/flowtune")
+    return FileManager.default.isExecutableFile(atPath: release.path) ? [debug, release] : [debug]
+}()
+
+/// One bad input: the command line (`$F` stands for the fixture folder; outputs go to the
+/// current folder, a fresh one per case) and what the one error line must name.
+struct BadInput: Sendable, CustomTestStringConvertible {
+    let name: String
+    let args: [String]
+    let names: String
+    var exitCode: Int32 = 1          // 64: a command line ArgumentParser rejects
+    var testDescription: String { name }
+}
+
+/// Inputs the corpus reads, made once: a tiny model and its corrupted variants, prompt files,
+/// a finished run, a file and a folder where the CLI expects the other.
+final class BadInputFixtures: @unchecked Sendable {
+    static let shared = try! BadInputFixtures()
+    let dir: URL
+    private(set) var snapshot: [String: Data] = [:]
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-badinput-\(UUID().uuidString)")
+        let setup = try TinySetup(at: dir)
+        let encoder = JSONEncoder()
+        let model = try Data(contentsOf: setup.model)
+        func file(_ name: String, _ data: Data) throws { try data.write(to: dir.appendingPathComponent(name)) }
+        func text(_ name: String, _ s: String) throws { try file(name, Data(s.utf8)) }
+
+        // prompt files
+        try text("empty.txt", "")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("folder"), withIntermediateDirectories: true)
+        try file("binary.txt", Data((0..<1024).map { UInt8(($0 * 151 + 7) % 256) }))
+        try text("unknown-word.txt", "a red flurble on a blue background\n")
+        try text("seventeen-words.txt", "a red circle above a blue square and a green triangle left of a yellow star on black\n")
+        try text("megabyte-line.txt", String(repeating: "circle ", count: 150_000) + "\n")
+        try text("nul.txt", "a red\u{0} circle on a blue background\n")
+
+        // checkpoints: the file's own bytes, then variants written here byte by byte (not by flowtune's writer)
+        let headerLength = Int(model.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian })
+        var header = try JSONSerialization.jsonObject(with: model.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        let payload = model.subdata(in: (8 + headerLength)..<model.count)
+        func safetensors(_ header: [String: Any], _ payload: Data) throws -> Data {
+            let json = try JSONSerialization.data(withJSONObject: header)
+            return withUnsafeBytes(of: UInt64(json.count).littleEndian) { Data($0) } + json + payload
+        }
+        func withConfig(_ change: (inout [String: Any]) -> Void) throws -> Data {
+            var h = header, meta = h["__metadata__"] as! [String: String]
+            var cfg = try JSONSerialization.jsonObject(with: Data(meta["config"]!.utf8)) as! [String: Any]
+            change(&cfg)
+            meta["config"] = String(decoding: try JSONSerialization.data(withJSONObject: cfg), as: UTF8.self)
+            h["__metadata__"] = meta
+            return try safetensors(h, payload)
+        }
+        try file("truncated.safetensors", model.prefix(model.count / 2))
+        var flipped = model
+        flipped[model.count - 100] ^= 0x04
+        try file("flipped-bit.safetensors", flipped)
+        try file("header-past-end.safetensors", withUnsafeBytes(of: UInt64(model.count).littleEndian) { Data($0) } + model.dropFirst(8))
+        try file("huge-header.safetensors", withUnsafeBytes(of: (UInt64.max - 4).littleEndian) { Data($0) } + model.dropFirst(8))
+        try file("foreign.safetensors", try safetensors(["weight": ["dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]]], Data(count: 16)))
+        try text("not-safetensors.safetensors", "hello, not a checkpoint")
+        try file("other-vocabulary.safetensors", try withConfig { $0["vocabSize"] = ($0["vocabSize"] as! Int) + 1 })
+        try file("other-text-length.safetensors", try withConfig { $0["textLength"] = 12 })
+        try file("image-not-multiple-of-patch.safetensors", try withConfig { $0["imageSize"] = 18 })
+        try file("image-too-small.safetensors", try withConfig { $0["imageSize"] = 8 })
+        try file("huge-width.safetensors", try withConfig { $0["width"] = 1 << 40 })
+        header["__metadata__"] = nil
+        try file("no-metadata.safetensors", try safetensors(header, payload))
+        // a small-configuration model beside the tiny one, for commands that expect the other
+        try Checkpoint.save(try DiT(config: .small(vocabSize: Tokenizer.vocabularySize), seed: 1), to: dir.appendingPathComponent("small.safetensors"))
+
+        // a pretraining run of the tiny configuration (model + state)
+        var pc = PretrainConfig()
+        pc.model = "tiny"; pc.steps = 1; pc.batch = 2
+        let pretrainer = try Pretrainer(config: pc, excluding: [])
+        _ = pretrainer.trainStep()
+        try pretrainer.save(to: dir.appendingPathComponent("pretrained.safetensors"))
+
+        // a finished run, a file, a folder with no run
+        var c = setup.config(.grpo, steps: 1)
+        c.checkpointEvery = 1
+        _ = try setup.uninterruptedRun(c, "run")
+        try encoder.encode(c).write(to: dir.appendingPathComponent("run/config.json"))
+        try text("a-file", "not a folder\n")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("no-run"), withIntermediateDirectories: true)
+        snapshot = try Self.contents(of: dir)
+    }
+
+    /// Every file under `dir` by relative path.
+    static func contents(of dir: URL) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let base = dir.resolvingSymlinksInPath().path
+        for case let url as URL in FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)! {
+            let path = url.resolvingSymlinksInPath().path
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
+                out[String(path.dropFirst(base.count))] = try Data(contentsOf: url)
+            }
+        }
+        return out
+    }
+}
+
+@Suite struct BadInputTests {
+    static let evaluate = ["evaluate", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--per-prompt", "1", "--steps", "2"]
+    static let finetune = ["finetune", "--model", "$F/tiny.safetensors", "--prompts", "$F/train.txt", "--eval-prompts", "$F/eval.txt",
+                           "--steps", "1", "--prompts-per-iteration", "1", "--group-size", "2", "--sde-steps", "2", "--eval-every", "0",
+                           "--threads", "1"]
+    static let pretrain = ["pretrain", "--config", "tiny", "--steps", "1", "--batch", "2", "--exclude", "$F/eval.txt", "--threads", "1"]
+
+    static func prompts(_ file: String) -> [String] { ["evaluate", "--model", "$F/tiny.safetensors", "--prompts", file, "--per-prompt", "1", "--steps", "2"] }
+    static func model(_ file: String) -> [String] { ["evaluate", "--model", file, "--prompts", "$F/eval.txt", "--per-prompt", "1", "--steps", "2"] }
+    static func reward(_ spec: String) -> [String] { finetune + ["--out", "run", "--reward", spec] }
+
+    static let cases: [BadInput] = [
+        // prompt files
+        BadInput(name: "empty prompt file", args: prompts("$F/empty.txt"), names: "empty.txt: the file has no prompts"),
+        BadInput(name: "missing prompt file", args: prompts("$F/missing.txt"), names: "missing.txt: no such prompt file"),
+        BadInput(name: "prompt file is a folder", args: prompts("$F/folder"), names: "folder: is a folder"),
+        BadInput(name: "binary prompt file", args: prompts("$F/binary.txt"), names: "binary.txt: not UTF-8"),
+        BadInput(name: "unknown word", args: prompts("$F/unknown-word.txt"), names: "unknown-word.txt line 1: unknown word \"flurble\""),
+        BadInput(name: "more than 16 words", args: prompts("$F/seventeen-words.txt"), names: "seventeen-words.txt line 1"),
+        BadInput(name: "1 MB line", args: prompts("$F/megabyte-line.txt"), names: "characters)\": expected"),
+        BadInput(name: "NUL byte in a prompt", args: prompts("$F/nul.txt"), names: "unknown word \"red\\0\""),
+        // checkpoints
+        BadInput(name: "missing checkpoint", args: model("$F/missing.safetensors"), names: "missing.safetensors"),
+        BadInput(name: "truncated checkpoint", args: model("$F/truncated.safetensors"), names: "truncated.safetensors"),
+        BadInput(name: "flipped bit", args: model("$F/flipped-bit.safetensors"), names: "flipped-bit.safetensors: checksum mismatch"),
+        BadInput(name: "header length past the end", args: model("$F/header-past-end.safetensors"), names: "header-past-end.safetensors: not a safetensors file or truncated"),
+        BadInput(name: "huge header length", args: model("$F/huge-header.safetensors"), names: "huge-header.safetensors: not a safetensors file or truncated"),
+        BadInput(name: "foreign safetensors", args: model("$F/foreign.safetensors"), names: "foreign.safetensors: not a flowtune checkpoint"),
+        BadInput(name: "not safetensors", args: model("$F/not-safetensors.safetensors"), names: "not-safetensors.safetensors"),
+        BadInput(name: "no metadata", args: model("$F/no-metadata.safetensors"), names: "no-metadata.safetensors: not a flowtune checkpoint"),
+        BadInput(name: "other vocabulary size", args: model("$F/other-vocabulary.safetensors"), names: "this tokenizer has"),
+        BadInput(name: "other text length", args: model("$F/other-text-length.safetensors"), names: "of 12 tokens, this tokenizer has"),
+        BadInput(name: "image size not a multiple of the patch", args: model("$F/image-not-multiple-of-patch.safetensors"), names: "image size 18 is not a multiple of patch 4"),
+        BadInput(name: "image size the checker cannot score", args: model("$F/image-too-small.safetensors"), names: "image size 8: the shapes world's renderer and checker"),
+        BadInput(name: "absurd width", args: model("$F/huge-width.safetensors"), names: "width 1099511627776 is larger than"),
+        BadInput(name: "checkpoint is a folder", args: model("$F/folder"), names: "folder"),
+        BadInput(name: "resume another configuration's pretraining", args: ["pretrain", "--config", "small", "--steps", "2", "--batch", "2", "--exclude", "$F/eval.txt", "--resume", "--out", "$F/pretrained.safetensors"],
+                 names: "differs from 'small'"),
+        BadInput(name: "initialise from another configuration", args: pretrain + ["--init-from", "$F/small.safetensors", "--out", "p.safetensors"],
+                 names: "cannot initialise 'tiny' from 'small'"),
+        // reward specs
+        BadInput(name: "unknown scorer", args: reward("sharpness"), names: "unknown reward 'sharpness'"),
+        BadInput(name: "weight not a number", args: reward("brightness=abc"), names: "weight 'abc' of brightness is not a finite number"),
+        BadInput(name: "negative weight", args: reward("brightness=-1"), names: "weight -1 of brightness is negative"),
+        BadInput(name: "NaN weight", args: reward("brightness=nan"), names: "weight 'nan' of brightness"),
+        BadInput(name: "infinite weight", args: reward("brightness=1e40"), names: "weight '1e40' of brightness"),
+        BadInput(name: "repeated scorer", args: reward("brightness,saturation,brightness=2"), names: "brightness appears twice"),
+        BadInput(name: "empty reward spec", args: reward(""), names: "empty reward spec"),
+        BadInput(name: "every weight 0", args: reward("brightness=0"), names: "every weight is 0"),
+        BadInput(name: "external scorer without a command", args: reward("external:"), names: "external: needs a command"),
+        // numeric options
+        BadInput(name: "0 steps", args: finetune + ["--out", "run", "--steps", "0"], names: "--steps must be positive, got 0"),
+        BadInput(name: "negative steps", args: finetune + ["--out", "run", "--steps=-3"], names: "--steps must be positive, got -3"),
+        BadInput(name: "group size 1", args: finetune + ["--out", "run", "--group-size", "1"], names: "--group-size must be at least 2, got 1"),
+        BadInput(name: "lr NaN", args: finetune + ["--out", "run", "--lr", "nan"], names: "--lr must be a positive finite number, got nan"),
+        BadInput(name: "negative lr", args: finetune + ["--out", "run", "--lr=-0.001"], names: "--lr must be a positive finite number"),
+        BadInput(name: "threads 0", args: finetune + ["--out", "run", "--threads", "0"], names: "--threads must be at least 1"),
+        BadInput(name: "AC-Flow tau NaN under another algorithm", args: finetune + ["--out", "run", "--acflow-tau", "nan"], names: "--acflow-tau"),
+        BadInput(name: "batch past the limit", args: finetune + ["--out", "run", "--prompts-per-iteration", "4000000000", "--group-size", "4000000000"],
+                 names: "--prompts-per-iteration x --group-size must be at most"),
+        BadInput(name: "pretraining 0 steps", args: ["pretrain", "--config", "tiny", "--steps", "0", "--exclude", "$F/eval.txt", "--out", "p.safetensors"], names: "--steps must be positive, got 0"),
+        BadInput(name: "pretraining lr NaN", args: pretrain + ["--lr", "nan", "--out", "p.safetensors"], names: "--lr must be a positive finite number, got nan"),
+        BadInput(name: "pretraining EMA decay 1", args: pretrain + ["--ema-decay", "1", "--out", "p.safetensors"], names: "--ema-decay must be in [0.0, 1.0)"),
+        BadInput(name: "activations that do not fit in memory", args: ["pretrain", "--config", "s32", "--steps", "1", "--batch", "1048576", "--exclude", "$F/eval.txt", "--out", "p.safetensors"],
+                 names: "out of memory: cannot allocate"),
+        BadInput(name: "sample scale 0", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--out", "g.png", "--scale", "0"],
+                 names: "--scale must be between 1 and 32, got 0"),
+        BadInput(name: "sample grid too wide", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--out", "g.png", "--per-prompt", "100000"],
+                 names: "wider than 32768 pixels"),
+        BadInput(name: "sample negative per-prompt", args: ["sample", "--model", "$F/tiny.safetensors", "--per-prompt=-2", "--out", "g.png"],
+                 names: "--per-prompt must be positive", exitCode: 64),
+        BadInput(name: "not a number", args: finetune + ["--out", "run", "--steps", "ten"], names: "'ten'", exitCode: 64),
+        // output folders
+        BadInput(name: "run folder is a file", args: finetune + ["--out", "$F/a-file"], names: "a-file is a file, not a folder"),
+        BadInput(name: "run folder under a file", args: finetune + ["--out", "$F/a-file/run"], names: "a-file is a file, not a folder"),
+        BadInput(name: "run folder that cannot be created", args: finetune + ["--out", "/proc/flowtune-cannot-be-here/run"],
+                 names: "cannot create the folder /proc/flowtune-cannot-be-here"),
+        BadInput(name: "existing run without --resume", args: finetune + ["--out", "$F/run"], names: "run already holds a run"),
+        BadInput(name: "--resume of a folder with no run", args: ["finetune", "--resume", "$F/no-run"], names: "no-run/config.json: no run to resume"),
+        BadInput(name: "--resume of a missing folder", args: ["finetune", "--resume", "$F/missing-run"], names: "missing-run/config.json: no run to resume"),
+        BadInput(name: "--resume with options it would ignore", args: ["finetune", "--resume", "$F/run", "--lr", "0.1"], names: "--lr would be ignored"),
+        BadInput(name: "pretraining over an existing model", args: pretrain + ["--out", "$F/tiny.safetensors"], names: "tiny.safetensors already exists"),
+        BadInput(name: "sample images into a file", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--per-prompt", "1", "--steps", "2",
+                                                          "--out-dir", "$F/a-file"], names: "a-file is a file, not a folder"),
+    ]
+
+    /// Runs `binary` with `args` in `cwd`; (exit status, stderr) with nil status after a signal.
+    /// A command still running after 120 s is killed (and the case fails).
+    static func run(_ binary: URL, _ args: [String], in cwd: URL) throws -> (status: Int32?, stderr: String) {
+        let errURL = cwd.deletingLastPathComponent().appendingPathComponent(cwd.lastPathComponent + ".stderr")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.currentDirectoryURL = cwd
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        let stderr = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+        return (p.terminationReason == .exit ? p.terminationStatus : nil, stderr)
+    }
+
+    @Test(.enabled(if: !cliBinaries.isEmpty, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"),
+          arguments: cliBinaries, cases)
+    func badInputIsOneClearErrorAndChangesNothing(_ binary: URL, _ bad: BadInput) throws {
+        let fixtures = BadInputFixtures.shared
+        let cwd = fixtures.dir.deletingLastPathComponent().appendingPathComponent("ft-badinput-cwd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: cwd, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: cwd) }
+        let args = bad.args.map { $0.replacingOccurrences(of: "$F", with: fixtures.dir.path) }
+        let (status, stderr) = try Self.run(binary, args, in: cwd)
+        let lines = stderr.split(separator: "\n")
+        let kind = binary.deletingLastPathComponent().lastPathComponent
+        #expect(status == bad.exitCode, "\(kind): \(bad.name): exit \(status.map(String.init) ?? "by a signal"); stderr: \(stderr.prefix(2000))")
+        #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && lines[0].contains(bad.names),
+                "\(kind): \(bad.name): stderr should be one line naming '\(bad.names)', got: \(stderr.prefix(2000))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cwd.path).isEmpty, "\(kind): \(bad.name) left files behind")
+        #expect(try BadInputFixtures.contents(of: fixtures.dir) == fixtures.snapshot, "\(kind): \(bad.name) changed the inputs")
+    }
+
+    /// A folder the user cannot write to (as root every folder is writable, so this runs only
+    /// for other users).
+    @Test(.enabled(if: !cliBinaries.isEmpty && geteuid() != 0, "needs the flowtune binary and a user other than root"),
+          arguments: cliBinaries)
+    func readOnlyOutputFolder(_ binary: URL) throws {
+        let fixtures = BadInputFixtures.shared
+        let cwd = fixtures.dir.deletingLastPathComponent().appendingPathComponent("ft-badinput-ro-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: cwd, withIntermediateDirectories: true)
+        defer { chmod(cwd.path, 0o755); try? FileManager.default.removeItem(at: cwd) }
+        chmod(cwd.path, 0o555)
+        let args = Self.finetune.map { $0.replacingOccurrences(of: "$F", with: fixtures.dir.path) } + ["--out", "run"]
+        let (status, stderr) = try Self.run(binary, args, in: cwd)
+        #expect(status == 1)
+        #expect(stderr.split(separator: "\n").count == 1 && stderr.contains("cannot create the folder") && stderr.contains("Permission denied"), "\(stderr)")
+    }
+}
