@@ -2,6 +2,7 @@
 #include "ft_process.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -59,6 +60,12 @@ static void install(void) {
             sigaction(sigs[i], &sa, NULL);
         }
     }
+    /* A parent may have started us with these blocked (Foundation's Process passes its
+     * threads' mask on): unblock them on this thread, so that they reach the handlers. */
+    sigset_t handled;
+    sigemptyset(&handled);
+    for (int i = 0; i < 3; i++) sigaddset(&handled, sigs[i]);
+    pthread_sigmask(SIG_UNBLOCK, &handled, NULL);
     signal(SIGPIPE, SIG_IGN);   /* a dead child must give EPIPE, not kill us */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
@@ -89,7 +96,10 @@ pid_t ft_spawn_group(const char *command, int *to_child, int *from_child) {
     sigemptyset(&def);
     sigaddset(&def, SIGPIPE); sigaddset(&def, SIGINT); sigaddset(&def, SIGTERM); sigaddset(&def, SIGHUP);
     posix_spawnattr_setsigdefault(&attr, &def);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
+    sigset_t none;                  /* the scorer starts with no signal blocked, whatever ours are */
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
     pid_t pid = -1;
     int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);

@@ -126,7 +126,7 @@ public final class ExternalScorer: RewardScorer {
         for (img, prompt) in zip(images.images, prompts) {
             counter += 1
             let path = dir.appendingPathComponent("image-\(counter % 1000).png")
-            try writeAtomically(try RGBImage(signedUnit: img, width: images.size, height: images.size).pngData(), to: path)
+            try writeAtomically(Data(try RGBImage(signedUnit: img, width: images.size, height: images.size).pngData()), to: path, durable: false)
             let line = "{\"image\": \(jsonQuote(path.path)), \"prompt\": \(jsonQuote(prompt.text))}\n"
             try write(Array(line.utf8))
             let reply = try readLine().trimmingCharacters(in: .whitespaces)

@@ -25,7 +25,8 @@ public func makeFolder(_ url: URL) throws {
 
 /// Writes `data` to `url` atomically: a temporary file in the same folder, flushed to disk, then
 /// rename(2), so a reader (or a killed run, or a power cut) never sees a half-written file.
-public func writeAtomically(_ data: Data, to url: URL) throws {
+/// `durable: false` skips the flush, for files nobody keeps (an image handed to a scorer).
+public func writeAtomically(_ data: Data, to url: URL, durable: Bool = true) throws {
     let dir = url.deletingLastPathComponent()
     try makeFolder(dir)
     var isDir: ObjCBool = false
@@ -43,7 +44,7 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
             if n < 0 { if errno == EINTR { continue }; failure = .posix("write", url.path); return }
             done += n
         }
-        if fsync(fd) != 0 { failure = .posix("write", url.path) }
+        if durable && fsync(fd) != 0 { failure = .posix("write", url.path) }
     }
     close(fd)
     if failure == nil, rename(tmp.path, url.path) != 0 { failure = .posix("rename \(tmp.path) to", url.path) }

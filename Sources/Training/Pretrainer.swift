@@ -123,10 +123,12 @@ public final class Pretrainer {
         modelURL.deletingPathExtension().appendingPathExtension("state.safetensors")
     }
 
-    /// Writes MODEL (EMA weights) and MODEL.state.safetensors, each atomically (state first, so
-    /// a model file never points ahead of its state).
+    /// Writes MODEL.state.safetensors (weights, EMA, optimiser, RNG, step: everything a resume
+    /// reads) and then MODEL (the EMA weights, for sampling), each atomically: a kill between
+    /// the two leaves a state that resumes exactly and a model file one checkpoint older.
     public func save(to url: URL) throws {
         var state = try Checkpoint.file(config: model.config, params: model.params, kind: "pretrain-state")
+        state.add("ema", shape: [ema.count], values: ema.array)
         state.add(optimizer, as: "adam")
         state.add(rng, as: "rng")
         state.metadata["step"] = String(step)
@@ -158,7 +160,16 @@ public final class Pretrainer {
         guard let s = f.metadata["step"].flatMap(Int.init) else { throw CheckpointError("\(path.path): the step is missing") }
         try f.restore(&optimizer, as: "adam", source: path.path)
         step = s; rng = try f.rng("rng", source: path.path)
-        let emaModel = try Checkpoint.load(url, expect: cfg)
-        ema.assign(from: emaModel.params)
+        if let stored = f.tensors["ema"] {
+            guard stored.values.count == ema.count else { throw CheckpointError("\(path.path): the EMA has \(stored.values.count) values, the model \(ema.count)") }
+            ema.pointer.update(from: stored.values, count: ema.count)
+        } else {
+            // a state written before it held the EMA: the model file must be of the same step
+            let m = try SafeTensorsFile(contentsOf: url)
+            guard m.metadata["step"] == String(s) else {
+                throw CheckpointError("\(url.path) is of step \(m.metadata["step"] ?? "?"), its state of step \(s): the run cannot be resumed exactly")
+            }
+            ema.assign(from: try Checkpoint.load(url, expect: cfg).params)
+        }
     }
 }

@@ -205,7 +205,7 @@ final class BadInputFixtures: @unchecked Sendable {
     /// A command still running after 120 s is killed (and the case fails).
     static func run(_ binary: URL, _ args: [String], in cwd: URL) throws -> (status: Int32?, stderr: String) {
         let errURL = cwd.deletingLastPathComponent().appendingPathComponent(cwd.lastPathComponent + ".stderr")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errURL) }
         let p = Process()
         p.executableURL = binary

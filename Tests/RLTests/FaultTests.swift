@@ -83,4 +83,108 @@ let cliBinary: URL? = {
         let b = try Checkpoint.load(reference.appendingPathComponent("checkpoints/policy.safetensors"))
         #expect(a.params.array == b.params.array)
     }
+
+    /// `pretrain` killed with SIGKILL at 8 moments and resumed each time ends with the same
+    /// model, state and log (timings aside) as an uninterrupted run: a kill between the state
+    /// and the model file, or in a log append, loses nothing.
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func pretrainingKilledAndResumedEqualsAnUninterruptedRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-ptkill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let excluded = dir.appendingPathComponent("none.txt")
+        try "a red circle on a blue background\n".write(to: excluded, atomically: true, encoding: .utf8)
+        func args(_ out: URL) -> [String] {
+            ["pretrain", "--config", "tiny", "--steps", "40", "--batch", "4", "--warmup", "5", "--seed", "3", "--checkpoint-every", "3",
+             "--log-every", "1", "--exclude", excluded.path, "--threads", "1", "--out", out.path]
+        }
+        let reference = dir.appendingPathComponent("reference.safetensors")
+        let start = Date()
+        #expect(try Self.run(args(reference)) == 0)
+        let duration = Date().timeIntervalSince(start)
+
+        let killed = dir.appendingPathComponent("killed.safetensors")
+        var rng = RNG(seed: 5)
+        var kills = 0, finished = false
+        for _ in 0..<30 where !finished {
+            let resume = FileManager.default.fileExists(atPath: killed.path)
+            let killAfter: Double? = kills < 8 ? Double(rng.uniform(0.05, Float(max(duration / 4, 0.3)))) : nil
+            let status = try Self.run(args(killed) + (resume ? ["--resume"] : []), killAfter: killAfter)
+            if status == nil {
+                kills += 1
+                // killed before the first checkpoint: no model yet, but maybe a log of the first steps
+                if !FileManager.default.fileExists(atPath: killed.path) {
+                    try? FileManager.default.removeItem(at: dir.appendingPathComponent("killed.pretrain.jsonl"))
+                }
+                continue
+            }
+            #expect(status == 0)
+            finished = true
+        }
+        #expect(finished && kills >= 4, "\(kills) kills")
+        func log(_ url: URL) throws -> [String] {
+            try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { $0.replacingOccurrences(of: #", "steps_per_s": [0-9.]+"#, with: "", options: .regularExpression) }
+        }
+        #expect(try log(dir.appendingPathComponent("killed.pretrain.jsonl")) == log(dir.appendingPathComponent("reference.pretrain.jsonl")))
+        #expect(try Checkpoint.load(killed).params.array == Checkpoint.load(reference).params.array)
+        let a = try SafeTensorsFile(contentsOf: Pretrainer.statePath(killed)), b = try SafeTensorsFile(contentsOf: Pretrainer.statePath(reference))
+        #expect(a.tensors.keys.sorted() == b.tensors.keys.sorted())
+        for (name, t) in a.tensors { #expect(t.values == b.tensors[name]?.values, "\(name)") }
+    }
+
+    /// The processes whose command line starts with `marker`, from /proc.
+    static func processes(startingWith marker: String) -> [String] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil } ?? []
+        return ids.compactMap { id in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(id)/cmdline"), !data.isEmpty else { return nil }
+            let cmd = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return cmd.hasPrefix(marker) ? "\(id): \(cmd)" : nil
+        }
+    }
+
+    /// SIGTERM to `finetune` while an external scorer (which started a sleeping grandchild)
+    /// scores: the step finishes, a checkpoint is written, the exit status is 143, and no process
+    /// of the scorer is left. Two SIGINTs in a row end flowtune at once, and again the scorer's
+    /// processes are gone.
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"),
+          arguments: [[SIGTERM], [SIGINT, SIGINT]])
+    func signalsStopTheScorerAndEveryProcessItStarted(_ signals: [Int32]) throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let marker = "\(5_000_000 + Int.random(in: 0..<999_999))"
+        let scorer = "external:sleep \(marker) & while read -r line; do sleep 0.01; echo 0.5; done"
+        let dir = setup.dir.appendingPathComponent("run")
+        let p = Process()
+        p.executableURL = cliBinary!
+        p.arguments = ["finetune", "--model", setup.model.path, "--prompts", setup.prompts.path, "--eval-prompts", setup.evalPrompts.path,
+                       "--algo", "grpo", "--reward", scorer, "--steps", "1000", "--prompts-per-iteration", "2", "--group-size", "4",
+                       "--sde-steps", "4", "--eval-every", "0", "--checkpoint-every", "1000", "--threads", "1", "--out", dir.path]
+        let errURL = setup.dir.appendingPathComponent("stderr.txt")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // wait for the scorer (and its grandchild) and a couple of iterations
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && (Self.processes(startingWith: "sleep \(marker)").isEmpty
+                                    || ((try? String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3) {
+            usleep(20_000)
+        }
+        #expect(!Self.processes(startingWith: "sleep \(marker)").isEmpty, "the scorer never started")
+        for s in signals { kill(p.processIdentifier, s); usleep(30_000) }
+        p.waitUntilExit()
+        let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+        if signals == [SIGTERM] {
+            #expect(p.terminationReason == .exit && p.terminationStatus == 143, "\(stderr)")
+            #expect(stderr.contains("checkpoint written") && stderr.contains("--resume"))
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("checkpoints/state.safetensors").path))
+        } else {
+            // the second SIGINT: at once, by the signal (or 130 if the first had already finished the step)
+            #expect((p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGINT) || p.terminationStatus == 130, "\(stderr)")
+        }
+        var left = Self.processes(startingWith: "sleep \(marker)")
+        for _ in 0..<100 where !left.isEmpty { usleep(20_000); left = Self.processes(startingWith: "sleep \(marker)") }
+        #expect(left.isEmpty, "left: \(left)")
+    }
 }
+
