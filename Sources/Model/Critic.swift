@@ -2,12 +2,14 @@ import Tensor
 
 /// AC-Flow's lightweight critic V_phi(x_t, t, prompt) in (-1, 1):
 ///
-///     patches (B, P, pp) -> Linear(pp, W) -> GELU -> mean over patches      (B, W)  image
+///     patches (B, P, pp) -> Linear(pp, W) [+ pos (P, W)] -> GELU -> mean     (B, W)  image
 ///     sinusoidal(1000 t, F) -> Linear(F, W)                                  (B, W)  time
 ///     mean of its own token embeddings over non-pad tokens                   (B, W)  prompt
 ///     concat (B, 3W) -> LayerNorm -> Linear(3W, W) -> GELU -> Linear(W, 1) -> tanh
 ///
-/// Explicit forward/backward like the DiT; `backward(dV)` accumulates into `grads`.
+/// With `positions`, each patch's features get a learned embedding of its place before the
+/// nonlinearity, so the pooled features can tell where things are (without, a mean over patches
+/// cannot). Explicit forward/backward like the DiT; `backward(dV)` accumulates into `grads`.
 public final class Critic {
     public let width: Int
     public let freqDim = 32
@@ -15,19 +17,21 @@ public final class Critic {
     public let params: FloatBuffer
     public let grads: FloatBuffer
     public let layout: ParamLayout
+    public let positions: Bool
 
-    public init(model: ModelConfig, width: Int, seed: UInt64) {
-        self.model = model; self.width = width
+    public init(model: ModelConfig, width: Int, positions: Bool = false, seed: UInt64) {
+        self.model = model; self.width = width; self.positions = positions
         let W = width
         layout = ParamLayout([("patch.weight", [W, model.patchDim]), ("patch.bias", [W]), ("time.weight", [W, freqDim]), ("time.bias", [W]),
                               ("token_embed.weight", [model.vocabSize, W]), ("hidden.weight", [W, 3 * W]), ("hidden.bias", [W]),
-                              ("out.weight", [1, W]), ("out.bias", [1])])
+                              ("out.weight", [1, W]), ("out.bias", [1])] + (positions ? [("pos_embed", [model.imageTokens, W])] : []))
         params = FloatBuffer(count: layout.total); grads = FloatBuffer(count: layout.total)
         var rng = RNG(seed: seed)
         for e in layout.entries where e.shape.count == 2 {
             let p = params.pointer + e.offset
             let bound = (6 / Float(e.shape[0] + e.shape[1])).squareRoot()
-            for i in 0..<e.count { p[i] = e.name.hasPrefix("token") ? rng.normal() * 0.02 : rng.uniform(-bound, bound) }
+            let small = e.name.hasPrefix("token") || e.name == "pos_embed"
+            for i in 0..<e.count { p[i] = small ? rng.normal() * 0.02 : rng.uniform(-bound, bound) }
         }
     }
 
@@ -61,6 +65,10 @@ public final class Critic {
         a.tokens = tokens
         patchify(model, &a.patches, x, batch: B)
         linearForward(out: &a.a1, inp: a.patches, weight: p("patch.weight"), bias: p("patch.bias"), n: B * P, inFeatures: pp, outFeatures: W)
+        if positions {
+            let pos = p("pos_embed")
+            for b in 0..<B { for j in 0..<(P * W) { a.a1[b * P * W + j] += pos[j] } }
+        }
         geluForward(out: &a.g1, inp: a.a1, count: B * P * W)
         for b in 0..<B { for q in 0..<P { for i in 0..<W { a.pooled[b * W + i] += a.g1[(b * P + q) * W + i] / Float(P) } } }
         timestepFeatures(out: &a.tf, t: t, batch: B, dim: freqDim)
@@ -112,6 +120,10 @@ public final class Critic {
         for b in 0..<B { for q in 0..<P { for i in 0..<W { dg1[(b * P + q) * W + i] = dpooled[b * W + i] / Float(P) } } }
         var da1 = dg1
         geluBackward(dinp: &da1, dout: dg1, inp: a.a1, count: B * P * W)
+        if positions {
+            let dpos = g("pos_embed")
+            for b in 0..<B { for j in 0..<(P * W) { dpos[j] += da1[b * P * W + j] } }
+        }
         linearBackward(dinp: nil, dweight: g("patch.weight"), dbias: g("patch.bias"), dout: da1, inp: a.patches, weight: p("patch.weight"),
                        n: B * P, inFeatures: pp, outFeatures: W)
     }

@@ -61,6 +61,12 @@ public struct RNG: Sendable, Codable, Equatable {
         return Int((nextUInt64() >> 11) % UInt64(n))
     }
 
+    /// Shuffles `values` in place (Fisher-Yates).
+    public mutating func shuffle<T>(_ values: inout [T]) {
+        guard values.count > 1 else { return }
+        for i in stride(from: values.count - 1, to: 0, by: -1) { values.swapAt(i, int(i + 1)) }
+    }
+
     /// Standard normal sample (Box-Muller in double precision).
     @inline(__always)
     public mutating func normal() -> Float {

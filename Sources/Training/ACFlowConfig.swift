@@ -9,25 +9,56 @@ public enum ACFlowWeighting: String, Codable, CaseIterable, Sendable {
     case signed    // w = A: negative weights push away (needs alpha > c_A)
 }
 
+/// What the actor regresses on.
+public enum ACFlowTarget: String, Codable, CaseIterable, Sendable {
+    case visited   // (a) the rollout's own states x_k at t_k, target (x_k - x0) / t_k
+    case fresh     // (b) fresh interpolants (1 - t) x0 + t eps, target eps - x0
+}
+
+/// Version 2 by default (ALGORITHMS.md section 4; docs/ACFLOW.md has the ablation behind the
+/// defaults). Version 1's actor (ODE rollouts, one step on fresh logit-normal interpolants, weights
+/// not normalised) is `ACFlowConfig.version1`; with `useCritic` and `shaping` off and no clip it
+/// is exactly ORW-CFM-W2.
 public struct ACFlowConfig: Codable, Equatable, Sendable {
+    // rollouts and shaping
+    public var sdeRollouts = true               // false: deterministic ODE rollouts (version 1)
     public var kappa: Float = 1                 // reward shaping rt = tanh(z / kappa)
     public var shaping = true                   // false: rt = R (raw reward) — the ORW-CFM-W2 special case
     public var statsEMA: Float = 0              // 0: per-group statistics; in (0,1): EMA of batch mean/std (small G)
+    // critic: trained by MSE on the visited states -> rt; its values for the advantages are read before its update
+    public var useCritic = true                 // false: V = 0 (A = rt)
     public var criticWidth = 64                 // hidden width of the critic
-    public var criticLR: Float = 1e-4           // critic AdamW learning rate
-    public var criticSteps = 2                  // critic updates per actor update
-    public var warmupFraction: Float = 0.1      // warm-up: first fraction of the run...
-    public var warmupIterations: Int? = nil     // ...or exactly this many iterations
-    public var mseGate: Float? = 0.5            // ...or until critic MSE < gate * Var(rt) (nil: no gate)
+    public var criticPositions = true           // patch features keep a learned 2-D position embedding before pooling
+    public var criticLR: Float = 1e-3           // critic AdamW learning rate
+    public var criticSteps = 4                  // critic AdamW steps per iteration (full batch of visited states)
+    // warm-up (A = rt until it ends): at least warmupIterations AND explained variance >= the threshold; latched
+    public var warmupIterations = 3
+    public var warmupExplainedVariance: Float? = 0.3   // nil: the count alone
+    // advantages
+    public var lambda: Float = 1                // GAE: 1 = rt - V(x_k); 0 = V(x_{k+1}) - V(x_k)
     public var advantageClip: Float = 1         // c_A
+    public var zeroAdvantages = false           // control: every advantage 0, every weight 1
+    // actor
+    public var target = ACFlowTarget.visited
+    public var freshTMin: Float? = 0.5          // (b): t ~ U[tMin, 1); nil: logit-normal over all t (version 1)
+    public var actorSteps = 8                   // AdamW steps per rollout batch
+    public var actorBatch: Int? = nil           // samples per actor step (nil: the rollout batch size)
     public var tau: Float = 1                   // w = exp(tau * Ahat)
     public var weighting = ACFlowWeighting.exp  // exp | signed (w = Ahat; needs alpha > c_A)
+    public var normaliseWeights = true          // weights / their mean (per time step for visited states)
     public var alpha: Float = 1                 // Wasserstein regulariser weight: alpha E||v - v_ref||^2
-    public var useCritic = true                 // false: V = 0 (no baseline)
-    public var sdeRollouts = false              // false: deterministic ODE rollouts
-    public var trajectoryStates = true          // also train the critic on the rollout's own states
 
     public init() {}
+
+    /// Version 1's recipe: ODE rollouts, one actor step on fresh logit-normal interpolants of the
+    /// whole batch, raw exp weights, the warm-up a count (10% of the run).
+    public static func version1(steps: Int) -> ACFlowConfig {
+        var c = ACFlowConfig()
+        c.sdeRollouts = false; c.target = .fresh; c.freshTMin = nil; c.actorSteps = 1; c.actorBatch = nil
+        c.normaliseWeights = false; c.criticPositions = false; c.criticLR = 1e-4; c.criticSteps = 2
+        c.warmupIterations = Int((Float(steps) * 0.1).rounded()); c.warmupExplainedVariance = nil
+        return c
+    }
 
     public func validate() throws {
         typealias C = OptionCheck
@@ -36,17 +67,17 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
         try C.positive("--acflow-critic-width", criticWidth)
         try C.positive("--acflow-critic-lr", criticLR)
         try C.positive("--acflow-critic-steps", criticSteps)
-        try C.within("--acflow-warmup-fraction", warmupFraction, 0, 1)
-        if let warmupIterations { try C.nonNegative("--acflow-warmup", warmupIterations) }
-        if let mseGate { try C.nonNegative("--acflow-mse-gate", mseGate) }
+        try C.nonNegative("--acflow-warmup", warmupIterations)
+        if let ev = warmupExplainedVariance { try C.within("--acflow-warmup-ev", ev, 0, 1) }
+        try C.within("--acflow-lambda", lambda, 0, 1)
         try C.positive("--acflow-adv-clip", advantageClip)
+        if let freshTMin { try C.within("--acflow-fresh-t-min", freshTMin, 0, 1, upperOpen: true) }
+        try C.positive("--acflow-actor-steps", actorSteps)
+        if let actorBatch { try C.positive("--acflow-actor-batch", actorBatch); try C.atMost("--acflow-actor-batch", actorBatch, C.maxBatch) }
         try C.nonNegative("--acflow-tau", tau)
         try C.nonNegative("--acflow-alpha", alpha)
         if weighting == .signed, alpha <= advantageClip {
             throw FinetuneError("AC-Flow: signed weights need alpha (\(alpha)) > the advantage clip c_A (\(advantageClip)), otherwise the actor loss is unbounded below")
         }
     }
-
-    /// Iterations of critic warm-up in a run of `steps` iterations.
-    public func warmup(steps: Int) -> Int { warmupIterations ?? Int((Float(steps) * warmupFraction).rounded()) }
 }

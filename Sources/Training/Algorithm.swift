@@ -31,6 +31,7 @@ public struct RolloutBatch {
     public var prompts: [Prompt]            // per sample
     public var rewards: [Float]             // weighted total, per sample
     public var byScorer: [String: [Float]]  // every scorer's values, per sample
+    public var rolloutSeconds = 0.0, rewardSeconds = 0.0
 }
 
 /// What every algorithm trains and advances: the policy, the frozen reference (the base model),

@@ -47,9 +47,8 @@ public final class Finetuner {
 
     // MARK: - the loop
 
-    /// One iteration: prompts -> SDE/ODE rollouts -> rewards -> algorithm -> one metrics line.
-    @discardableResult
-    public func step() throws -> IterationSummary {
+    /// The next iteration's prompts, SDE/ODE rollouts and rewards (drawn from the run's random stream).
+    public func rolloutBatch() throws -> RolloutBatch {
         let t0 = Date()
         let P = config.promptsPerIteration, G = config.groupSize, B = config.batchSize
         let n = policy.config.pixelsPerImage
@@ -75,7 +74,19 @@ public final class Finetuner {
         guard mean.isFinite, std.isFinite else {
             throw FinetuneError("iteration \(iteration + 1): the rewards' mean is \(mean) and spread \(std) (each reward is finite, their sum is not: rescale the reward); the run stops, the last checkpoint is intact")
         }
-        let batch = RolloutBatch(rollout: rollout, prompts: prompts, rewards: total, byScorer: byScorer)
+        var batch = RolloutBatch(rollout: rollout, prompts: prompts, rewards: total, byScorer: byScorer)
+        batch.rolloutSeconds = tRollout.timeIntervalSince(t0)
+        batch.rewardSeconds = tReward.timeIntervalSince(tRollout)
+        return batch
+    }
+
+    /// One iteration: prompts -> SDE/ODE rollouts -> rewards -> algorithm -> one metrics line.
+    @discardableResult
+    public func step() throws -> IterationSummary {
+        let t0 = Date()
+        let B = config.batchSize
+        let batch = try rolloutBatch()
+        let (mean, std) = meanAndStd(batch.rewards[...])
         var record = MetricsRecord(step: iteration + 1, algo: algorithm.kind.rawValue)
         try algorithm.train(batch, state, &record)
         _ = state.rng.nextUInt64()      // advance the run's stream once per iteration
@@ -90,11 +101,11 @@ public final class Finetuner {
             throw FinetuneError("iteration \(iteration): the weights became non-finite; the run stops, the last checkpoint is intact")
         }
         record.rewardMean = Double(mean); record.rewardStd = Double(std)
-        record.rewards = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, Double(byScorer[$0]!.reduce(0, +) / Float(B))) })
+        record.rewards = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, Double(batch.byScorer[$0]!.reduce(0, +) / Float(B))) })
         record.seconds = tTrain.timeIntervalSince(t0)
-        record.rolloutSeconds = tRollout.timeIntervalSince(t0)
-        record.rewardSeconds = tReward.timeIntervalSince(tRollout)
-        record.trainSeconds = tTrain.timeIntervalSince(tReward)
+        record.rolloutSeconds = batch.rolloutSeconds
+        record.rewardSeconds = batch.rewardSeconds
+        record.trainSeconds = tTrain.timeIntervalSince(t0) - batch.rolloutSeconds - batch.rewardSeconds
         record.lr = Double(state.optimizer.lr)
         if config.evalEvery > 0 && (iteration % config.evalEvery == 0 || iteration == config.steps) {
             record.eval = try evaluate()

@@ -16,9 +16,10 @@ public struct MetricsRecord: Codable, Equatable {
     public var onpolicyRatioMaxDev, loss, gradNorm, keptFraction, clipRange, klRef: Double?
     public var timesteps: [TimestepRecord]?
     // AC-Flow
-    public var criticMse, criticExplainedVariance: Double?
-    public var criticInUse: Bool?
-    public var advClippedFraction, weightMean, weightMax, w2: Double?
+    public var criticMse, criticExplainedVariance, criticExplainedVarianceBefore: Double?
+    public var criticInUse, warmup: Bool?
+    public var advClippedFraction, weightMean, weightMax, w2, covWRt, gradCosine: Double?
+    public var actorSteps: Int?
     // every --eval-every iterations and at step 0
     public var eval: EvalRecord?
 
@@ -30,20 +31,26 @@ public struct MetricsRecord: Codable, Equatable {
         case onpolicyRatioMaxDev = "onpolicy_ratio_max_dev", loss, gradNorm = "grad_norm", keptFraction = "kept_fraction"
         case clipRange = "clip_range", klRef = "kl_ref", timesteps
         case criticMse = "critic_mse", criticExplainedVariance = "critic_explained_variance", criticInUse = "critic_in_use"
+        case criticExplainedVarianceBefore = "critic_explained_variance_before", warmup
         case advClippedFraction = "adv_clipped_fraction", weightMean = "weight_mean", weightMax = "weight_max", w2
+        case covWRt = "cov_w_rt", gradCosine = "grad_cosine", actorSteps = "actor_steps"
         case eval
     }
 
-    /// The per-iteration numbers in the line's order, in three runs around `rewards` and
-    /// `critic_in_use` (one list for the writer and for `scalars`).
+    /// The per-iteration numbers in the line's order, in three runs around `rewards` and the
+    /// flags (one list for the writer and for `scalars`).
     private var numbers: (head: [(CodingKeys, Double?)], middle: [(CodingKeys, Double?)], tail: [(CodingKeys, Double?)]) {
         ([(.rewardMean, rewardMean), (.rewardStd, rewardStd)],
          [(.seconds, seconds), (.rolloutSeconds, rolloutSeconds), (.rewardSeconds, rewardSeconds), (.trainSeconds, trainSeconds),
-          (.lr, lr), (.criticMse, criticMse), (.criticExplainedVariance, criticExplainedVariance)],
+          (.lr, lr), (.criticMse, criticMse), (.criticExplainedVariance, criticExplainedVariance),
+          (.criticExplainedVarianceBefore, criticExplainedVarianceBefore)],
          [(.advClippedFraction, advClippedFraction), (.weightMean, weightMean), (.weightMax, weightMax), (.w2, w2),
+          (.covWRt, covWRt), (.gradCosine, gradCosine), (.actorSteps, actorSteps.map(Double.init)),
           (.onpolicyRatioMaxDev, onpolicyRatioMaxDev), (.loss, loss), (.gradNorm, gradNorm), (.keptFraction, keptFraction),
           (.clipRange, clipRange), (.klRef, klRef)])
     }
+
+    private var flags: [(CodingKeys, Bool?)] { [(.criticInUse, criticInUse), (.warmup, warmup)] }
 
     /// The scalars of this line, by JSON key, in the line's order (nested scorer means as
     /// "rewards/NAME", critic_in_use as 0/1); what a chart or another logger reads.
@@ -51,7 +58,7 @@ public struct MetricsRecord: Codable, Equatable {
         func present(_ run: [(CodingKeys, Double?)]) -> [(String, Double)] { run.compactMap { k, v in v.map { (k.rawValue, $0) } } }
         let (head, middle, tail) = numbers
         return present(head) + (rewards ?? [:]).sorted { $0.key < $1.key }.map { ("rewards/" + $0.key, $0.value) }
-            + present(middle) + (criticInUse.map { [(CodingKeys.criticInUse.rawValue, $0 ? 1.0 : 0.0)] } ?? []) + present(tail)
+            + present(middle) + flags.compactMap { k, v in v.map { (k.rawValue, $0 ? 1.0 : 0.0) } } + present(tail)
     }
 
     /// The line as written (stable key order; `rewardNames` orders the scorers as the reward spec does).
@@ -65,7 +72,7 @@ public struct MetricsRecord: Codable, Equatable {
             o.append((CodingKeys.rewards.rawValue, .object(names.compactMap { n in rewards[n].map { (n, .double($0)) } })))
         }
         add(middle)
-        if let criticInUse { o.append((CodingKeys.criticInUse.rawValue, .bool(criticInUse))) }
+        for (k, v) in flags { if let v { o.append((k.rawValue, .bool(v))) } }
         add(tail)
         if let timesteps { o.append((CodingKeys.timesteps.rawValue, .array(timesteps.map(\.json)))) }
         if let eval { o.append((CodingKeys.eval.rawValue, eval.json(rewardNames: rewardNames))) }

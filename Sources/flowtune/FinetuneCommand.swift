@@ -7,6 +7,7 @@ import Training
 
 extension Algorithm: ExpressibleByArgument {}
 extension ACFlowWeighting: ExpressibleByArgument {}
+extension ACFlowTarget: ExpressibleByArgument {}
 
 /// Flags for every fine-tuning hyperparameter (defaults documented in FinetuneConfig).
 struct FinetuneOptions: ParsableArguments {
@@ -39,22 +40,33 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Eval prompts used (spread over the list).") var evalPromptCount = 16
     @Option(help: "Euler steps for grids and gold metrics.") var evalSteps = 20
     @Option(help: "Seconds an external scorer may take per image.") var externalTimeout: Double = 30
-    // AC-Flow
-    @Option(help: "AC-Flow: tanh shaping temperature kappa.") var acflowKappa: Float = 1
+    // AC-Flow (nil: the default of version 2, or of version 1 with --acflow-v1)
+    @Flag(help: "AC-Flow: start from version 1's recipe (ODE rollouts, one actor step on fresh logit-normal interpolants, raw weights, a counted warm-up); other --acflow options still apply.")
+    var acflowV1 = false
+    @Option(help: "AC-Flow: tanh shaping temperature kappa (default 1).") var acflowKappa: Float?
     @Flag(help: "AC-Flow: no reward shaping (rt = R).") var acflowNoShaping = false
-    @Option(help: "AC-Flow: EMA of batch reward statistics (0: per-group statistics).") var acflowStatsEma: Float = 0
-    @Option(help: "AC-Flow: critic hidden width.") var acflowCriticWidth = 64
-    @Option(help: "AC-Flow: critic learning rate.") var acflowCriticLr: Float = 1e-4
-    @Option(help: "AC-Flow: critic updates per actor update.") var acflowCriticSteps = 2
-    @Option(help: "AC-Flow: warm-up as a fraction of the run.") var acflowWarmupFraction: Float = 0.1
-    @Option(help: "AC-Flow: warm-up iterations (overrides the fraction).") var acflowWarmup: Int?
-    @Option(help: "AC-Flow: end warm-up early when critic MSE < gate * Var(rt) (negative: no gate).") var acflowMseGate: Float = 0.5
-    @Option(help: "AC-Flow: advantage clip c_A.") var acflowAdvClip: Float = 1
-    @Option(help: "AC-Flow: weight temperature tau (w = exp(tau A)).") var acflowTau: Float = 1
-    @Option(help: "AC-Flow: weighting (signed needs alpha > c_A).") var acflowWeighting = ACFlowWeighting.exp
-    @Option(help: "AC-Flow: Wasserstein regulariser weight alpha.") var acflowAlpha: Float = 1
-    @Flag(help: "AC-Flow: no critic (V = 0).") var acflowNoCritic = false
-    @Flag(help: "AC-Flow: SDE rollouts instead of ODE.") var acflowSdeRollouts = false
+    @Option(help: "AC-Flow: EMA of batch reward statistics (default 0: per-group statistics).") var acflowStatsEma: Float?
+    @Flag(help: "AC-Flow: deterministic ODE rollouts instead of SDE ones.") var acflowOdeRollouts = false
+    @Flag(help: "AC-Flow: no critic (V = 0, A = rt).") var acflowNoCritic = false
+    @Option(help: "AC-Flow: critic hidden width (default 64).") var acflowCriticWidth: Int?
+    @Flag(help: "AC-Flow: critic without position embeddings (a plain mean over patches).") var acflowNoPositions = false
+    @Option(help: "AC-Flow: critic learning rate (default 1e-3).") var acflowCriticLr: Float?
+    @Option(help: "AC-Flow: critic AdamW steps per iteration (default 4).") var acflowCriticSteps: Int?
+    @Option(help: "AC-Flow: warm-up iterations at least (default 3).") var acflowWarmup: Int?
+    @Option(help: "AC-Flow: the warm-up ends when the critic explains this fraction of the variance of rt (before its update; default 0.3; negative: the count alone).")
+    var acflowWarmupEv: Float?
+    @Option(help: "AC-Flow: GAE lambda (1: A = rt - V(x_k); 0: A = V(x_k+1) - V(x_k); default 1).") var acflowLambda: Float?
+    @Option(help: "AC-Flow: advantage clip c_A (default 1).") var acflowAdvClip: Float?
+    @Flag(help: "AC-Flow control run: every advantage 0, every weight 1 (the drift of the regression alone).") var acflowZeroAdvantages = false
+    @Option(help: "AC-Flow: actor target: visited (the rollout's states) or fresh (interpolants of the final images).")
+    var acflowTarget: ACFlowTarget?
+    @Option(help: "AC-Flow: fresh interpolants' t ~ U[t-min, 1) (default 0.5; negative: logit-normal over all t).") var acflowFreshTMin: Float?
+    @Option(help: "AC-Flow: actor AdamW steps per rollout batch (default 8).") var acflowActorSteps: Int?
+    @Option(help: "AC-Flow: samples per actor step (default: the rollout batch).") var acflowActorBatch: Int?
+    @Option(help: "AC-Flow: weight temperature tau, w = exp(tau A) (default 1).") var acflowTau: Float?
+    @Option(help: "AC-Flow: weighting exp or signed (signed needs alpha > c_A).") var acflowWeighting: ACFlowWeighting?
+    @Flag(help: "AC-Flow: weights not normalised to mean 1.") var acflowNoNormalise = false
+    @Option(help: "AC-Flow: Wasserstein regulariser weight alpha (default 1).") var acflowAlpha: Float?
 
     var config: FinetuneConfig {
         var c = FinetuneConfig()
@@ -65,11 +77,22 @@ struct FinetuneOptions: ParsableArguments {
         c.clipRange = clipRange; c.beta = beta; c.globalStd = globalStd; c.advantageClip = advantageClip; c.seed = seed
         c.checkpointEvery = checkpointEvery; c.evalEvery = evalEvery; c.evalPerPrompt = evalPerPrompt
         c.evalPrompts_limit = evalPromptCount; c.evalSteps = evalSteps; c.externalTimeout = externalTimeout
-        var a = ACFlowConfig()
-        a.kappa = acflowKappa; a.shaping = !acflowNoShaping; a.statsEMA = acflowStatsEma; a.criticWidth = acflowCriticWidth
-        a.criticLR = acflowCriticLr; a.criticSteps = acflowCriticSteps; a.warmupFraction = acflowWarmupFraction
-        a.warmupIterations = acflowWarmup; a.mseGate = acflowMseGate < 0 ? nil : acflowMseGate; a.advantageClip = acflowAdvClip
-        a.tau = acflowTau; a.weighting = acflowWeighting; a.alpha = acflowAlpha; a.useCritic = !acflowNoCritic; a.sdeRollouts = acflowSdeRollouts
+        var a = acflowV1 ? ACFlowConfig.version1(steps: steps) : ACFlowConfig()
+        func set<T>(_ value: T?, _ path: WritableKeyPath<ACFlowConfig, T>) { if let value { a[keyPath: path] = value } }
+        set(acflowKappa, \.kappa); set(acflowStatsEma, \.statsEMA); set(acflowCriticWidth, \.criticWidth)
+        set(acflowCriticLr, \.criticLR); set(acflowCriticSteps, \.criticSteps); set(acflowWarmup, \.warmupIterations)
+        set(acflowLambda, \.lambda)
+        if let acflowWarmupEv { a.warmupExplainedVariance = acflowWarmupEv < 0 ? nil : acflowWarmupEv }
+        set(acflowAdvClip, \.advantageClip); set(acflowTarget, \.target); set(acflowActorSteps, \.actorSteps)
+        set(acflowTau, \.tau); set(acflowWeighting, \.weighting); set(acflowAlpha, \.alpha)
+        if let acflowFreshTMin { a.freshTMin = acflowFreshTMin < 0 ? nil : acflowFreshTMin }
+        if let acflowActorBatch { a.actorBatch = acflowActorBatch }
+        if acflowNoShaping { a.shaping = false }
+        if acflowOdeRollouts { a.sdeRollouts = false }
+        if acflowNoCritic { a.useCritic = false }
+        if acflowNoPositions { a.criticPositions = false }
+        if acflowZeroAdvantages { a.zeroAdvantages = true }
+        if acflowNoNormalise { a.normaliseWeights = false }
         c.acflow = a
         return c
     }

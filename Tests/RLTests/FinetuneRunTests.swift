@@ -63,7 +63,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         switch algo {
         case .grpo: c.lr = 1e-3; c.clipRange = 1e-2
         case .grpoGuard: c.lr = 1e-3; c.clipRange = 1e-3
-        case .acflow: c.lr = 1e-3; c.acflow.warmupIterations = 5; c.acflow.criticLR = 1e-3
+        case .acflow: c.lr = 1e-3
         }
         let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
         var rewards: [Float] = []
@@ -78,7 +78,8 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
             for key in ["k", "t", "ratio_mean", "ratio_std", "logratio_mean", "clip_high", "clip_low"] { #expect(ts[0][key] != nil, "\(key)") }
             #expect((lines[0]["onpolicy_ratio_max_dev"] as! Double) < 1e-6)
         } else {
-            for key in ["critic_mse", "critic_explained_variance", "critic_in_use", "adv_clipped_fraction", "weight_mean", "weight_max", "w2"] {
+            for key in ["critic_mse", "critic_explained_variance", "critic_explained_variance_before", "critic_in_use", "warmup",
+                        "adv_clipped_fraction", "weight_mean", "weight_max", "w2", "cov_w_rt", "grad_cosine", "actor_steps"] {
                 #expect(lines[0][key] != nil, "\(key)")
             }
         }
@@ -195,6 +196,69 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         }
     }
 
+    /// GAE with gamma = 1 and V(x_T) = rt, against a hand computation for lambda 0, 0.9 and 1.
+    @Test func generalisedAdvantagesByHand() {
+        // T = 3 states of B = 2 samples, (T, B) order
+        let V: [Float] = [0.1, -0.2, 0.3, 0.0, 0.6, 0.4], rt: [Float] = [0.5, -0.5]
+        // sample 0: V = 0.1, 0.3, 0.6; rt 0.5: deltas 0.2, 0.3, -0.1
+        // sample 1: V = -0.2, 0.0, 0.4; rt -0.5: deltas 0.2, 0.4, -0.9
+        let d0: [Float] = [0.2, 0.3, -0.1], d1: [Float] = [0.2, 0.4, -0.9]
+        for lambda: Float in [0, 0.9, 1] {
+            let A = generalisedAdvantages(values: V, rewards: rt, lambda: lambda)
+            for (b, d) in [d0, d1].enumerated() {
+                let expected = [d[0] + lambda * d[1] + lambda * lambda * d[2], d[1] + lambda * d[2], d[2]]
+                for k in 0..<3 { #expect(abs(A[k * 2 + b] - expected[k]) < 1e-6, "lambda \(lambda) k \(k) b \(b)") }
+            }
+            if lambda == 1 { for k in 0..<3 { for b in 0..<2 { #expect(abs(A[k * 2 + b] - (rt[b] - V[k * 2 + b])) < 1e-6) } } }
+        }
+    }
+
+    /// The warm-up ends only when both the iteration minimum and the explained variance are
+    /// reached, and stays ended.
+    @Test func warmupLatchNeedsBothAndLatches() {
+        var latch = WarmupLatch(minimumIterations: 3, threshold: 0.3)
+        let passed = [(1, 0.9), (3, 0.2), (4, -1), (5, 0.31), (6, -5)].map { latch.update(iteration: $0.0, explainedVariance: Float($0.1)) }
+        // too early; not explained enough (twice); both; latched
+        #expect(passed == [false, false, false, true, true])
+        var count = WarmupLatch(minimumIterations: 2, threshold: nil)
+        #expect([1, 2].map { count.update(iteration: $0, explainedVariance: -9) } == [false, true])
+    }
+
+    /// One AC-Flow iteration on a tiny model: the advantages come from the critic's values
+    /// before this iteration's update (not after it), and the control option makes every weight 1.
+    @Test func advantagesUseTheCriticBeforeItsUpdateAndTheControlWeighsAllOne() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(.acflow, steps: 2)
+        c.acflow.criticLR = 3e-2; c.acflow.criticSteps = 3; c.acflow.lambda = 0.9; c.acflow.actorSteps = 2
+        for control in [false, true] {
+            c.acflow.zeroAdvantages = control
+            let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run-\(control)"))
+            let ac = try #require(run.algorithm as? ACFlow)
+            ac.warmup.passed = true
+            let batch = try run.rolloutBatch()
+            let T = c.sde.steps, B = c.batchSize, n = run.policy.config.pixelsPerImage, grid = c.sde.grid
+            let states = Array(batch.rollout.states[0..<(T * B * n)])
+            let t = (0..<T).flatMap { k in [Float](repeating: grid[k], count: B) }
+            let tokens = (0..<T).flatMap { _ in batch.rollout.tokens }
+            let before = ac.critic.forward(x: states, t: t, tokens: tokens).value
+            var record = MetricsRecord(step: 1, algo: "acflow")
+            try ac.train(batch, run.state, &record)
+            let after = ac.critic.forward(x: states, t: t, tokens: tokens).value
+            #expect(zip(before, after).contains { abs($0 - $1) > 1e-3 })     // the critic did move
+            let rt = ac.lastShapedRewards
+            if control {
+                #expect(ac.lastAdvantages.allSatisfy { $0 == 0 } && ac.lastWeights.allSatisfy { $0 == 1 })
+            } else {
+                let expected = generalisedAdvantages(values: before, rewards: rt, lambda: 0.9)
+                let postUpdate = generalisedAdvantages(values: after, rewards: rt, lambda: 0.9)
+                #expect(zip(ac.lastAdvantages, expected).allSatisfy { abs($0 - $1) < 1e-6 })
+                #expect(zip(ac.lastAdvantages, postUpdate).contains { abs($0 - $1) > 1e-4 })
+            }
+            #expect(record.actorSteps == 2 && record.gradCosine != nil && record.criticExplainedVarianceBefore != nil)
+        }
+    }
+
     @Test func shapingAndClipping() {
         let rt = shapeRewards([1, 2, 3, 10, 10, 10], groupSize: 3, kappa: 1, shaping: true)
         #expect(abs(rt[1]) < 1e-6 && rt[0] < 0 && rt[2] > 0 && rt.allSatisfy { abs($0) < 1 })
@@ -276,7 +340,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         let setup = try TinySetup()
         defer { setup.cleanUp() }
         var c = setup.config(.acflow, steps: 6)
-        c.acflow.warmupIterations = 3; c.acflow.mseGate = nil
+        c.acflow.warmupIterations = 3; c.acflow.warmupExplainedVariance = nil
         let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
         while run.iteration < 6 { try run.step() }
         let inUse = try metricLines(run.metricsURL).map { $0["critic_in_use"] as! Bool }

@@ -15,12 +15,15 @@ public func shapeRewards(_ r: [Float], groupSize G: Int, kappa: Float, shaping: 
     return out
 }
 
-/// Critic-weighted regression weights: A = rt - V (V = 0 during warm-up), Ahat = clamp(A, -cA, cA),
+/// Regression weights from advantages A (V = 0 during warm-up: A = rt): Ahat = clamp(A, -cA, cA),
 /// w = exp(tau Ahat) ("exp") or w = Ahat ("signed"). Returns the weights and the clipped count.
 public func criticWeights(shaped rt: [Float], values: [Float]?, clip cA: Float, tau: Float, weighting: ACFlowWeighting) -> (weights: [Float], clipped: Int) {
+    advantageWeights(rt.indices.map { rt[$0] - (values?[$0] ?? 0) }, clip: cA, tau: tau, weighting: weighting)
+}
+
+public func advantageWeights(_ advantages: [Float], clip cA: Float, tau: Float, weighting: ACFlowWeighting) -> (weights: [Float], clipped: Int) {
     var clipped = 0
-    let w = rt.indices.map { i -> Float in
-        let a = rt[i] - (values?[i] ?? 0)
+    let w = advantages.map { a -> Float in
         let ahat = max(-cA, min(cA, a))
         if ahat != a { clipped += 1 }
         return weighting == .signed ? ahat : expf(tau * ahat)
@@ -28,28 +31,81 @@ public func criticWeights(shaped rt: [Float], values: [Float]?, clip cA: Float, 
     return (w, clipped)
 }
 
-/// AC-Flow: actor-critic fine-tuning with intermediate feedback (reconstruction; see ACFlowConfig).
+/// Advantages of the visited states by GAE with gamma = 1 and the reward at the end:
+/// `values` (T, B) holds V(x_k) for the states k = 0..<T of each sample, `rt` (B) the shaped
+/// rewards, and V(x_T) := rt. delta_k = V(x_{k+1}) - V(x_k), A_k = sum_{j >= k} lambda^(j-k) delta_j:
+/// lambda = 1 gives rt - V(x_k), lambda = 0 the one-step difference. Returns (T, B).
+public func generalisedAdvantages(values: [Float], rewards rt: [Float], lambda: Float) -> [Float] {
+    let B = rt.count, T = values.count / max(1, B)
+    var A = [Float](repeating: 0, count: T * B)
+    for b in 0..<B {
+        var acc: Float = 0
+        for k in stride(from: T - 1, through: 0, by: -1) {
+            let next = k == T - 1 ? rt[b] : values[(k + 1) * B + b]
+            acc = (next - values[k * B + b]) + lambda * acc
+            A[k * B + b] = acc
+        }
+    }
+    return A
+}
+
+/// The end of AC-Flow's warm-up, latched: at least `minimumIterations` iterations before it and
+/// the critic's explained variance (before its update) at least `threshold` (if given), both at once.
+public struct WarmupLatch: Equatable, Sendable {
+    public let minimumIterations: Int
+    public let threshold: Float?
+    public var passed = false
+    public init(minimumIterations: Int, threshold: Float?) { self.minimumIterations = minimumIterations; self.threshold = threshold }
+
+    /// Whether the critic is trusted from iteration `iteration` on.
+    public mutating func update(iteration: Int, explainedVariance: Float) -> Bool {
+        if !passed && iteration >= minimumIterations && explainedVariance >= (threshold ?? -.infinity) { passed = true }
+        return passed
+    }
+}
+
+/// 1 - Var(target - prediction) / Var(target) (0 when the target does not vary).
+public func explainedVariance(_ prediction: [Float], _ target: [Float]) -> Float {
+    let (_, sd) = meanAndStd(target[...])
+    guard sd > 0 else { return 0 }
+    let (_, se) = meanAndStd(zip(target, prediction).map { $0 - $1 }[...])
+    return 1 - (se * se) / (sd * sd)
+}
+
+/// AC-Flow: actor-critic fine-tuning with intermediate feedback (reconstruction; ACFlowConfig has
+/// the options, docs/ACFLOW.md the measurements behind the defaults). One iteration:
+///  1. the critic's values V(x_k) on the visited states of the rollouts (before its update) give
+///     the warm-up test and the GAE advantages; then the critic takes its MSE steps to rt;
+///  2. weights w = exp(tau clamp(A)) (normalised to mean 1 per time step);
+///  3. the actor takes `actorSteps` AdamW steps of weighted flow matching plus alpha W2 to the
+///     base model, on mini-batches of visited states or of fresh interpolants.
 public final class ACFlow: FinetuneAlgorithm {
     public var kind: Algorithm { .acflow }
     public let options: ACFlowConfig
     let config: FinetuneConfig
     public let rolloutWorkspaces: [Workspace]
     let trainWS: Workspace, refWS: Workspace
+    let actorBatch: Int
     public let critic: Critic
     public var criticOptimizer: AdamW
-    public private(set) var criticInUse = false      // latched once warm-up ends
+    public var warmup: WarmupLatch
+    public var criticInUse: Bool { warmup.passed }
     var runningMean: Float = 0, runningStd: Float = 1, statsInitialised = false
+    /// The last iteration's shaped rewards (B), advantages and weights ((T, B) visited states).
+    public private(set) var lastShapedRewards: [Float] = [], lastAdvantages: [Float] = [], lastWeights: [Float] = []
     public var deterministicRollout: Bool { !options.sdeRollouts }
 
     public init(config: FinetuneConfig, model: DiT) throws {
         options = config.acflow
         self.config = config
         let B = config.batchSize
+        actorBatch = options.actorBatch ?? B
         rolloutWorkspaces = [try model.makeWorkspace(batch: B, training: false)]
-        trainWS = try model.makeWorkspace(batch: B, training: true)
-        refWS = try model.makeWorkspace(batch: B, training: false)
-        critic = Critic(model: model.config, width: options.criticWidth, seed: config.seed ^ 0xC817)
+        trainWS = try model.makeWorkspace(batch: actorBatch, training: true)
+        refWS = try model.makeWorkspace(batch: actorBatch, training: false)
+        critic = Critic(model: model.config, width: options.criticWidth, positions: options.criticPositions, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
+        warmup = WarmupLatch(minimumIterations: options.warmupIterations, threshold: options.warmupExplainedVariance)
     }
 
     /// Trains the critic by MSE to `target` on (x, t, tokens); returns the MSE before the update.
@@ -69,83 +125,113 @@ public final class ACFlow: FinetuneAlgorithm {
         return mse
     }
 
-    public func train(_ batch: RolloutBatch, _ run: TrainingState, _ record: inout MetricsRecord) throws {
-        let c = config, B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = c.sde.steps
-        // shaped target in (-1, 1)
+    /// rt in (-1, 1): per-group z-scores (or running batch statistics) through tanh(z / kappa).
+    func shaped(_ rewards: [Float]) -> [Float] {
         var stats: (Float, Float)? = nil
         if options.statsEMA > 0 {
-            let (m, s) = meanAndStd(batch.rewards[...])
+            let (m, s) = meanAndStd(rewards[...])
             if !statsInitialised { runningMean = m; runningStd = s; statsInitialised = true } else {
                 runningMean = options.statsEMA * runningMean + (1 - options.statsEMA) * m
                 runningStd = options.statsEMA * runningStd + (1 - options.statsEMA) * s
             }
             stats = (runningMean, runningStd)
         }
-        let rt = shapeRewards(batch.rewards, groupSize: c.groupSize, kappa: options.kappa, shaping: options.shaping, stats: stats)
-        // intermediate states: x_t = (1 - t) x0 + t eps with fresh eps (actor and critic), plus
-        // the rollout's own trajectory states (critic)
-        var t = [Float](repeating: 0, count: B), eps = [Float](repeating: 0, count: B * n)
-        var xt = eps, target = eps
-        for b in 0..<B {
-            t[b] = logitNormal(&run.rng)
-            let x0 = batch.rollout.image(b)
-            x0.withUnsafeBufferPointer { x0p in xt.withUnsafeMutableBufferPointer { xp in
-                target.withUnsafeMutableBufferPointer { tp in eps.withUnsafeMutableBufferPointer { ep in
-                    flowMatchingPair(x0: x0p.baseAddress!, t: t[b], n: n, rng: &run.rng, xt: xp.baseAddress! + b * n,
-                                     target: tp.baseAddress! + b * n, eps: ep.baseAddress! + b * n)
-                } }
-            } }
-        }
-        let tokens = batch.rollout.tokens
-        var cx = xt, ct = t, ctok = tokens, crt = rt
-        if options.trajectoryStates {
-            let grid = c.sde.grid
-            for b in 0..<B {
-                let k = 1 + run.rng.int(T - 1)           // an intermediate grid point, 0 < t < 1
-                cx += batch.rollout.state(k, b); ct.append(grid[k]); let L = run.policy.config.textLength
-                ctok += tokens[(b * L)..<((b + 1) * L)]; crt.append(rt[b])
+        return shapeRewards(rewards, groupSize: config.groupSize, kappa: options.kappa, shaping: options.shaping, stats: stats)
+    }
+
+    public func train(_ batch: RolloutBatch, _ run: TrainingState, _ record: inout MetricsRecord) throws {
+        let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, L = run.policy.config.textLength
+        let T = config.sde.steps, grid = config.sde.grid
+        let rt = shaped(batch.rewards)
+        let rollout = batch.rollout
+
+        // 1. the critic on the visited states x_k (k = 0..<T, (T, B) order): values before its update
+        let states = Array(rollout.states[0..<(T * B * n)])
+        let stateT = (0..<T).flatMap { k in [Float](repeating: grid[k], count: B) }
+        let stateTokens = (0..<T).flatMap { _ in rollout.tokens }
+        let stateTargets = (0..<T).flatMap { _ in rt }
+        let before = critic.forward(x: states, t: stateT, tokens: stateTokens).value
+        let evBefore = explainedVariance(before, stateTargets)
+        let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
+        let trusted = options.useCritic && warmup.update(iteration: run.iteration, explainedVariance: evBefore)
+        for _ in 0..<options.criticSteps { trainCritic(x: states, t: stateT, tokens: stateTokens, target: stateTargets) }
+        let evAfter = explainedVariance(critic.forward(x: states, t: stateT, tokens: stateTokens).value, stateTargets)
+
+        // 2. advantages and weights of every visited state
+        let advantages: [Float]
+        if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
+        else if trusted { advantages = generalisedAdvantages(values: before, rewards: rt, lambda: options.lambda) }
+        else { advantages = stateTargets }                              // warm-up: V = 0
+        var (weights, clipped) = advantageWeights(advantages, clip: options.advantageClip, tau: options.tau, weighting: options.weighting)
+        if options.normaliseWeights && options.weighting == .exp {
+            for k in 0..<T {
+                let mean = weights[(k * B)..<((k + 1) * B)].reduce(0, +) / Float(B)
+                if mean > 0 { for b in 0..<B { weights[k * B + b] /= mean } }
             }
         }
-        var criticMSE: Float = 0
-        for s in 0..<options.criticSteps {
-            let m = trainCritic(x: cx, t: ct, tokens: ctok, target: crt)
-            if s == 0 { criticMSE = m }
+
+        lastShapedRewards = rt; lastAdvantages = advantages; lastWeights = weights
+
+        // 3. the actor
+        let mb = actorBatch
+        var x = [Float](repeating: 0, count: mb * n), target = x, t = [Float](repeating: 0, count: mb), w = t
+        var tok = [Int32](repeating: 0, count: mb * L)
+        var order: [Int] = [], next = 0                                  // visited (k, b) pairs as k * B + b, shuffled
+        var previous: FloatBuffer? = nil
+        var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = []
+        let images = rollout.images
+        for _ in 0..<options.actorSteps {
+            for j in 0..<mb {
+                let k: Int, b: Int
+                switch options.target {
+                case .visited:
+                    if next == order.count { order = Array(0..<(T * B)); run.rng.shuffle(&order); next = 0 }
+                    k = order[next] / B; b = order[next] % B; next += 1
+                    t[j] = grid[k]
+                    let xk = (k * B + b) * n, x0 = images.startIndex + b * n
+                    for i in 0..<n {
+                        x[j * n + i] = states[xk + i]
+                        target[j * n + i] = (states[xk + i] - images[x0 + i]) / grid[k]
+                    }
+                case .fresh:
+                    b = run.rng.int(B)
+                    t[j] = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
+                    k = (0..<T).min { abs(grid[$0] - t[j]) < abs(grid[$1] - t[j]) }!
+                    let x0 = Array(images[(images.startIndex + b * n)..<(images.startIndex + (b + 1) * n)])
+                    x0.withUnsafeBufferPointer { x0p in x.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
+                        flowMatchingPair(x0: x0p.baseAddress!, t: t[j], n: n, rng: &run.rng, xt: xp.baseAddress! + j * n, target: tp.baseAddress! + j * n)
+                    } } }
+                }
+                w[j] = weights[k * B + b]
+                for i in 0..<L { tok[j * L + i] = rollout.tokens[b * L + i] }
+            }
+            run.policy.grads.zero()
+            let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: mb)
+            let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: mb)
+            var dv = [Float](repeating: 0, count: mb * n)
+            let step = acflowActorLoss(v: v, target: target, vRef: vRef, weights: w, alpha: options.alpha, pixels: n, dv: &dv)
+            run.policy.backward(trainWS, dv: dv, batch: mb)
+            if let previous { cosines.append(cosine(previous, run.policy.grads)) }
+            if options.actorSteps > 1 { previous = run.policy.grads.copy() }
+            norm += Double(run.optimizer.update(params: run.policy.params.buffer, grads: run.policy.grads.buffer))
+            loss += step.loss; w2 += step.w2
         }
-        // the critic's values on the actor's states (after its update)
-        let values = critic.forward(x: xt, t: t, tokens: tokens).value
-        let rtMean = rt.reduce(0, +) / Float(B)
-        let varRt = rt.reduce(0) { $0 + ($1 - rtMean) * ($1 - rtMean) } / Float(B)
-        var resid: [Float] = (0..<B).map { rt[$0] - values[$0] }
-        let rMean = resid.reduce(0, +) / Float(B)
-        let varRes = resid.reduce(0) { $0 + ($1 - rMean) * ($1 - rMean) } / Float(B)
-        resid.removeAll()
-        let explained = varRt > 0 ? 1 - varRes / varRt : 0
-        // warm-up: the critic is trained but not trusted until the configured iteration (or the MSE gate)
-        let warm = options.warmup(steps: c.steps)
-        if !criticInUse && options.useCritic {
-            if run.iteration >= warm { criticInUse = true }
-            else if let gate = options.mseGate, varRt > 0, criticMSE < gate * varRt { criticInUse = true }
-        }
-        let (weights, clipped) = criticWeights(shaped: rt, values: criticInUse ? values : nil, clip: options.advantageClip,
-                                               tau: options.tau, weighting: options.weighting)
-        // actor: weighted flow matching + W2 regulariser against the frozen base model
-        run.policy.grads.zero()
-        let v = run.policy.forward(trainWS, x: xt, t: t, tokens: tokens, batch: B)
-        let vRef = run.reference.forward(refWS, x: xt, t: t, tokens: tokens, batch: B)
-        var dv = [Float](repeating: 0, count: B * n)
-        let (loss, w2) = acflowActorLoss(v: v, target: target, vRef: vRef, weights: weights, alpha: options.alpha, pixels: n, dv: &dv)
-        run.policy.backward(trainWS, dv: dv, batch: B)
-        let norm = run.optimizer.update(params: run.policy.params.buffer, grads: run.policy.grads.buffer)
-        record.criticMse = Double(criticMSE); record.criticExplainedVariance = Double(explained); record.criticInUse = criticInUse
-        record.advClippedFraction = Double(clipped) / Double(B)
-        record.weightMean = Double(weights.reduce(0, +) / Float(B)); record.weightMax = Double(weights.max() ?? 0)
-        record.w2 = w2; record.loss = loss; record.gradNorm = Double(norm)
+        let steps = Double(options.actorSteps)
+        record.criticMse = Double(mseBefore); record.criticExplainedVariance = Double(evAfter)
+        record.criticExplainedVarianceBefore = Double(evBefore)
+        record.criticInUse = trusted; record.warmup = options.useCritic && !trusted
+        record.advClippedFraction = Double(clipped) / Double(T * B)
+        record.weightMean = Double(weights.reduce(0, +) / Float(T * B)); record.weightMax = Double(weights.max() ?? 0)
+        record.covWRt = covariance(weights, stateTargets)
+        record.gradCosine = cosines.isEmpty ? nil : cosines.reduce(0, +) / Double(cosines.count)
+        record.actorSteps = options.actorSteps
+        record.w2 = w2 / steps; record.loss = loss / steps; record.gradNorm = norm / steps
     }
 
     public func save(into f: inout SafeTensorsFile) {
         f.add("critic.params", shape: [critic.params.count], values: critic.params.array)
         f.add(criticOptimizer, as: "critic.adam")
-        f.metadata["critic_in_use"] = criticInUse ? "1" : "0"
+        f.metadata["critic_in_use"] = warmup.passed ? "1" : "0"
         f.metadata["reward_stats"] = "\(statsInitialised ? 1 : 0),\(runningMean),\(runningStd)"
     }
 
@@ -155,8 +241,24 @@ public final class ACFlow: FinetuneAlgorithm {
         }
         try f.restore(&criticOptimizer, as: "critic.adam", source: source)
         critic.params.assign(from: FloatBuffer(p.values))
-        criticInUse = f.metadata["critic_in_use"] == "1"
+        warmup.passed = f.metadata["critic_in_use"] == "1"
         let s = (f.metadata["reward_stats"] ?? "0,0,1").split(separator: ",").compactMap { Float($0) }
         if s.count == 3 { statsInitialised = s[0] == 1; runningMean = s[1]; runningStd = s[2] }
     }
+}
+
+/// cos(a, b) of two gradient vectors (0 if either is zero).
+func cosine(_ a: FloatBuffer, _ b: FloatBuffer) -> Double {
+    var ab = 0.0, aa = 0.0, bb = 0.0
+    for i in 0..<a.count {
+        let x = Double(a[i]), y = Double(b[i])
+        ab += x * y; aa += x * x; bb += y * y
+    }
+    return aa > 0 && bb > 0 ? ab / (aa * bb).squareRoot() : 0
+}
+
+/// Cov(a, b) over paired values.
+func covariance(_ a: [Float], _ b: [Float]) -> Double {
+    let (ma, _) = meanAndStd(a[...]), (mb, _) = meanAndStd(b[...])
+    return zip(a, b).reduce(0.0) { $0 + Double(($1.0 - ma) * ($1.1 - mb)) } / Double(max(1, a.count))
 }
