@@ -150,7 +150,17 @@ struct Finetune: ParsableCommand {
             dir = URL(fileURLWithPath: resume)
             let url = dir.appendingPathComponent("config.json")
             guard let data = try? Data(contentsOf: url) else { throw CLIError("\(url.path): no run to resume (config.json missing)") }
-            var saved = try JSONDecoder().decode(FinetuneConfig.self, from: data)
+            var saved: FinetuneConfig
+            do { saved = try JSONDecoder().decode(FinetuneConfig.self, from: data) } catch {
+                let why: String
+                switch error {
+                case DecodingError.keyNotFound(let key, _): why = "no '\(key.stringValue)'"
+                case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
+                    why = c.codingPath.isEmpty ? "not JSON" : "a bad '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+                default: why = "\(error)"
+                }
+                throw CLIError("\(url.path): not a run configuration this flowtune can resume (\(why)); runs written by other versions of flowtune resume with those")
+            }
             // a resumed run keeps its configuration: only --steps (extend or shorten) and --threads apply
             let given = CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) }
             let refused = given.filter { !["--resume", "--steps", "--threads"].contains($0) }

@@ -97,6 +97,8 @@ final class BadInputFixtures: @unchecked Sendable {
         try encoder.encode(c).write(to: dir.appendingPathComponent("run/config.json"))
         try text("a-file", "not a folder\n")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("no-run"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("torn-config"), withIntermediateDirectories: true)
+        try text("torn-config/config.json", "{\"algo\": \"grpo\", \"mod")
         snapshot = try Self.contents(of: dir)
     }
 
@@ -195,6 +197,8 @@ final class BadInputFixtures: @unchecked Sendable {
         BadInput(name: "existing run without --resume", args: finetune + ["--out", "$F/run"], names: "run already holds a run"),
         BadInput(name: "--resume of a folder with no run", args: ["finetune", "--resume", "$F/no-run"], names: "no-run/config.json: no run to resume"),
         BadInput(name: "--resume of a missing folder", args: ["finetune", "--resume", "$F/missing-run"], names: "missing-run/config.json: no run to resume"),
+        BadInput(name: "--resume of a torn config.json", args: ["finetune", "--resume", "$F/torn-config"],
+                 names: "torn-config/config.json: not a run configuration this flowtune can resume"),
         BadInput(name: "--resume with options it would ignore", args: ["finetune", "--resume", "$F/run", "--lr", "0.1"], names: "--lr would be ignored"),
         BadInput(name: "pretraining over an existing model", args: pretrain + ["--out", "$F/tiny.safetensors"], names: "tiny.safetensors already exists"),
         BadInput(name: "sample images into a file", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--per-prompt", "1", "--steps", "2",
