@@ -58,6 +58,27 @@ import Imaging
         #expect(clamped.pixels[0] == 0 && clamped.pixels[1] == 255 && clamped.pixels[2] == 128)
     }
 
+    /// The font's test sheet: every glyph differs from every other one, only g, j, p, q and y
+    /// (and the comma's tail) reach below the baseline, and the descenders really are drawn.
+    @Test func everyGlyphIsDistinctAndOnlyDescendersGoBelowTheBaseline() {
+        let chars = BitmapFont.characters
+        var seen: [[UInt8]: Character] = [:]
+        for c in chars {
+            let g = BitmapFont.glyph(c)
+            #expect(g.count == BitmapFont.glyphHeight)
+            if c != " " { #expect(seen[g] == nil, "'\(c)' is drawn like '\(seen[g].map(String.init) ?? "")'") }
+            seen[g] = c
+            let below = g[7...].contains { $0 != 0 }
+            #expect(below == "gjpqy,".contains(c), "'\(c)'")
+        }
+        // drawn: "g" and "9" differ, and a caption's descenders land in the two rows below the baseline
+        var img = RGBImage(width: BitmapFont.width("g9 jpqy"), height: BitmapFont.glyphHeight, fill: (255, 255, 255))
+        img.drawText("g9 jpqy", x: 0, y: 0)
+        func column(_ i: Int) -> [[UInt8]] { (0..<BitmapFont.glyphHeight).map { y in (0..<5).map { img.pixel(i * 6 + $0, y).0 } } }
+        #expect(column(0) != column(1))
+        for i in 3..<7 { #expect(column(i)[7...].contains { $0.contains(0) }, "glyph \(i)") }
+    }
+
     @Test func gridPlacesImagesAndCaptions() throws {
         let red = RGBImage(width: 8, height: 8, fill: (255, 0, 0)), blue = RGBImage(width: 8, height: 8, fill: (0, 0, 255))
         let grid = composeGrid(rows: [GridRow(caption: "first row", images: [red, blue]),
