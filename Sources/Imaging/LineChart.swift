@@ -62,7 +62,7 @@ public struct LineChart {
             let xx = px(x)
             img.drawLine(xx, top, xx, top + ph - 1, (232, 232, 232))
             let xl = formatTick(x)
-            img.drawText(xl, x: xx - BitmapFont.width(xl) / 2, y: top + ph + 4, color: (60, 60, 60))
+            img.drawText(xl, x: min(xx - BitmapFont.width(xl) / 2, width - BitmapFont.width(xl) - 1), y: top + ph + 4, color: (60, 60, 60))
         }
         img.drawLine(left, top, left, top + ph - 1, (0, 0, 0))
         img.drawLine(left, top + ph - 1, left + pw - 1, top + ph - 1, (0, 0, 0))
@@ -102,9 +102,16 @@ public struct LineChart {
     }
 }
 
+/// A tick label of at most 6 characters: 12500 as "12.5k", 2000000 as "2M", 0.004 as "4.0e-03".
 func formatTick(_ v: Double) -> String {
     let a = abs(v)
-    if a >= 10_000 || (a > 0 && a < 0.01) { return String(format: "%.1e", v) }
+    for (scale, suffix) in [(1e9, "G"), (1e6, "M"), (1e4, "k")] where a >= scale {
+        let unit = scale == 1e4 ? 1e3 : scale
+        var s = String(format: "%.1f", v / unit)
+        if s.hasSuffix(".0") { s.removeLast(2) }
+        return s + suffix
+    }
+    if a > 0 && a < 0.01 { return String(format: "%.1e", v) }
     if a >= 100 { return String(format: "%.0f", v) }
     if a >= 10 { return String(format: "%.1f", v) }
     return String(format: "%.2f", v)

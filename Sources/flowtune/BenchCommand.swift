@@ -159,7 +159,10 @@ struct Bench: ParsableCommand {
                 c.algo = .acflow
                 let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("acflow"))
                 let t = try median { try run.step() }
-                emit("acflow_iteration", t, (320 + 3 * 32 + 32) * F)
+                // the rollout (320 network evaluations), then per actor step a forward and backward
+                // (3 evaluations' worth) and the reference's forward on a mini-batch; the critic not counted
+                let a = c.acflow
+                emit("acflow_iteration", t, Double(320 + a.actorSteps * 4 * (a.actorBatch ?? c.batchSize)) * F)
             }
         }
     }

@@ -1,7 +1,7 @@
 import Testing
 import Foundation
 import Tensor
-import Imaging
+@testable import Imaging
 
 @Suite struct ImagingTests {
     /// Rectangles and text partly or wholly outside the image are clipped (a label past the right
@@ -77,6 +77,12 @@ import Imaging
         func column(_ i: Int) -> [[UInt8]] { (0..<BitmapFont.glyphHeight).map { y in (0..<5).map { img.pixel(i * 6 + $0, y).0 } } }
         #expect(column(0) != column(1))
         for i in 3..<7 { #expect(column(i)[7...].contains { $0.contains(0) }, "glyph \(i)") }
+    }
+
+    @Test func tickLabelsAreShort() {
+        #expect(formatTick(10_000) == "10k" && formatTick(12_500) == "12.5k" && formatTick(30_000) == "30k")
+        #expect(formatTick(2_000_000) == "2M" && formatTick(-25_000) == "-25k")
+        #expect(formatTick(250) == "250" && formatTick(12.5) == "12.5" && formatTick(0.25) == "0.25" && formatTick(0.004) == "4.0e-03")
     }
 
     @Test func gridPlacesImagesAndCaptions() throws {
