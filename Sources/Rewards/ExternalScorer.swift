@@ -16,6 +16,12 @@ import Glibc
 /// (SIGTERM, then SIGKILL after a grace period) and reaps it: nothing the scorer started outlives
 /// it. The same happens if flowtune exits or is interrupted (SIGINT, SIGTERM, SIGHUP) while the
 /// scorer runs (ft_process.c). Foundation's Process is not used: it cannot start a new group.
+/// swiftlang/swift-subprocess (1.0.2, in the package mirror) can (PlatformOptions' process group,
+/// a teardown sequence of signals), but its child lives inside an async `run { }` closure, while
+/// a scorer here lives across many synchronous `score` calls of the training loop, and its
+/// teardown runs only when that closure ends or is cancelled: not when flowtune itself is killed
+/// by SIGTERM or exits through an error. The ~150 lines of C keep one table of live groups for the
+/// signal handler and atexit, and make flowtune the subreaper of whatever a scorer starts.
 public final class ExternalScorer: RewardScorer {
     public let command: String
     public let timeout: Double
