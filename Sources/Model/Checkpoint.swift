@@ -60,16 +60,20 @@ public enum Checkpoint {
 
     /// Loads a model checkpoint. If `expect` is given, the stored configuration must equal it.
     public static func load(_ url: URL, expect: ModelConfig? = nil) throws -> DiT {
-        let f = try SafeTensorsFile(contentsOf: url)
-        let cfg = try config(of: f, source: url.path)
+        try load(SafeTensorsFile(contentsOf: url), source: url.path, expect: expect)
+    }
+
+    /// The model in a file already read (`source` names it in errors).
+    public static func load(_ f: SafeTensorsFile, source: String, expect: ModelConfig? = nil) throws -> DiT {
+        let cfg = try config(of: f, source: source)
         if let expect, expect != cfg {
-            throw CheckpointError("\(url.path): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")
+            throw CheckpointError("\(source): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")
         }
         // the network reads token ids of this tokenizer: another vocabulary or text length would index out of its tables
         guard cfg.vocabSize == Tokenizer.vocabularySize, cfg.textLength == Tokenizer.maxTokens else {
-            throw CheckpointError("\(url.path): the model reads \(cfg.vocabSize) token ids of \(cfg.textLength) tokens, this tokenizer has \(Tokenizer.vocabularySize) ids of \(Tokenizer.maxTokens) tokens")
+            throw CheckpointError("\(source): the model reads \(cfg.vocabSize) token ids of \(cfg.textLength) tokens, this tokenizer has \(Tokenizer.vocabularySize) ids of \(Tokenizer.maxTokens) tokens")
         }
-        return try DiT(config: cfg, params: params(from: f, config: cfg, source: url.path))
+        return try DiT(config: cfg, params: params(from: f, config: cfg, source: source))
     }
 }
 

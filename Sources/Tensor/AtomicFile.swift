@@ -29,10 +29,6 @@ public func makeFolder(_ url: URL) throws {
 public func writeAtomically(_ data: Data, to url: URL, durable: Bool = true) throws {
     let dir = url.deletingLastPathComponent()
     try makeFolder(dir)
-    var isDir: ObjCBool = false
-    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
-        throw FileError("cannot write \(url.path): it is a folder")
-    }
     let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
     let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw FileError.posix("write", url.path) }

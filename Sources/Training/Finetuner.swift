@@ -170,8 +170,7 @@ public final class Finetuner {
             guard pf.metadata["iteration"] == String(it) else {
                 throw FinetuneError("\(policyURL.path) is of iteration \(pf.metadata["iteration"] ?? "?"), the state of \(it): the run cannot be resumed exactly")
             }
-            let p = try Checkpoint.load(policyURL, expect: policy.config)
-            policy.params.assign(from: p.params)
+            policy.params.assign(from: try Checkpoint.load(pf, source: policyURL.path, expect: policy.config).params)
         }
         try f.restore(&state.optimizer, as: "adam", source: stateURL.path)
         state.rng = try f.rng("rng", source: stateURL.path)

@@ -169,7 +169,7 @@ public final class Pretrainer {
             guard m.metadata["step"] == String(s) else {
                 throw CheckpointError("\(url.path) is of step \(m.metadata["step"] ?? "?"), its state of step \(s): the run cannot be resumed exactly")
             }
-            ema.assign(from: try Checkpoint.load(url, expect: cfg).params)
+            ema.assign(from: try Checkpoint.load(m, source: url.path, expect: cfg).params)
         }
     }
 }

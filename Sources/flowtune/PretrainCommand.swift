@@ -40,15 +40,15 @@ struct Pretrain: ParsableCommand {
         cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
-        let excluded = Set(try PromptFile(path: exclude).prompts)
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
+        if !resume, FileManager.default.fileExists(atPath: out) {
+            throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
+        }
+        let excluded = Set(try PromptFile(path: exclude).prompts)
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start)
         if let initFrom { log("starting from the weights of \(initFrom)") }
         let url = URL(fileURLWithPath: out)
-        if !resume, FileManager.default.fileExists(atPath: out) {
-            throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
-        }
         if resume {
             try trainer.resume(from: url)
             log("resumed \(out) at step \(trainer.step)")

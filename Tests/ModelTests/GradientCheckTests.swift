@@ -154,8 +154,10 @@ import Shapes
         #expect(try conv.initialise(from: plain).isEmpty)
         let (x, t, tok) = try Self.inputs(plain, batch: 3, seed: 4)
         let n = 3 * c.pixelsPerImage
-        let a = Array(UnsafeBufferPointer(start: plain.forward(try plain.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
-        let b = Array(UnsafeBufferPointer(start: conv.forward(try conv.makeWorkspace(batch: 3, training: false), x: x, t: t, tokens: tok, batch: 3), count: n))
+        // the velocity lives in the workspace: keep each one alive until it is copied out
+        let plainWS = try plain.makeWorkspace(batch: 3, training: false), convWS = try conv.makeWorkspace(batch: 3, training: false)
+        let a = withExtendedLifetime(plainWS) { Array(UnsafeBufferPointer(start: plain.forward(plainWS, x: x, t: t, tokens: tok, batch: 3), count: n)) }
+        let b = withExtendedLifetime(convWS) { Array(UnsafeBufferPointer(start: conv.forward(convWS, x: x, t: t, tokens: tok, batch: 3), count: n)) }
         #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-5)
         // and a network of another width cannot be
         #expect(throws: ModelError.self) { try DiT(config: .small(vocabSize: Tokenizer.vocabularySize)).initialise(from: plain) }

@@ -169,7 +169,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         let v: [Float] = [0.1, 0.2, -0.3, 0.4, 1, 0, -1, 0.5, 0.3, 0.3, 0.3, -0.2]
         let target: [Float] = [0, 0.5, -0.5, 0.5, 0.5, 0.5, -0.5, 0, 0, 1, 0, 0]
         let vRef: [Float] = [0.1, 0.1, -0.1, 0.4, 0.9, 0.1, -0.8, 0.4, 0.2, 0.5, 0.3, -0.1]
-        let (w, clipped) = criticWeights(shaped: shapeRewards(R, groupSize: 3, kappa: 1, shaping: false), values: nil,
+        let (w, clipped) = advantageWeights(shapeRewards(R, groupSize: 3, kappa: 1, shaping: false),
                                          clip: .infinity, tau: tau, weighting: .exp)
         #expect(clipped == 0)
         var dv = [Float](repeating: 0, count: 12)
@@ -263,10 +263,10 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         let rt = shapeRewards([1, 2, 3, 10, 10, 10], groupSize: 3, kappa: 1, shaping: true)
         #expect(abs(rt[1]) < 1e-6 && rt[0] < 0 && rt[2] > 0 && rt.allSatisfy { abs($0) < 1 })
         #expect(rt[3] == 0)   // zero spread: z = 0
-        let (w, clipped) = criticWeights(shaped: [0.9, -0.9, 0.1], values: [-0.9, 0.9, 0], clip: 1, tau: 1, weighting: .exp)
+        let (w, clipped) = advantageWeights(zip([0.9, -0.9, 0.1], [-0.9, 0.9, 0]).map { $0 - $1 }, clip: 1, tau: 1, weighting: .exp)
         #expect(clipped == 2)
         #expect(abs(w[0] - exp(1)) < 1e-5 && abs(w[1] - exp(-1)) < 1e-5)
-        let (s, _) = criticWeights(shaped: [0.5], values: nil, clip: 1, tau: 1, weighting: .signed)
+        let (s, _) = advantageWeights([0.5], clip: 1, tau: 1, weighting: .signed)
         #expect(s == [0.5])
     }
 

@@ -15,12 +15,8 @@ public func shapeRewards(_ r: [Float], groupSize G: Int, kappa: Float, shaping: 
     return out
 }
 
-/// Regression weights from advantages A (V = 0 during warm-up: A = rt): Ahat = clamp(A, -cA, cA),
+/// Regression weights from advantages A (during warm-up A = rt): Ahat = clamp(A, -cA, cA),
 /// w = exp(tau Ahat) ("exp") or w = Ahat ("signed"). Returns the weights and the clipped count.
-public func criticWeights(shaped rt: [Float], values: [Float]?, clip cA: Float, tau: Float, weighting: ACFlowWeighting) -> (weights: [Float], clipped: Int) {
-    advantageWeights(rt.indices.map { rt[$0] - (values?[$0] ?? 0) }, clip: cA, tau: tau, weighting: weighting)
-}
-
 public func advantageWeights(_ advantages: [Float], clip cA: Float, tau: Float, weighting: ACFlowWeighting) -> (weights: [Float], clipped: Int) {
     var clipped = 0
     let w = advantages.map { a -> Float in
@@ -111,13 +107,19 @@ public final class ACFlow: FinetuneAlgorithm {
     /// Trains the critic by MSE to `target` on (x, t, tokens); returns the MSE before the update.
     @discardableResult
     public func trainCritic(x: [Float], t: [Float], tokens: [Int32], target: [Float]) -> Float {
-        let a = critic.forward(x: x, t: t, tokens: tokens)
+        trainCritic(critic.forward(x: x, t: t, tokens: tokens), target: target)
+    }
+
+    /// One critic MSE step from the activations of a forward pass already made.
+    @discardableResult
+    func trainCritic(_ a: Critic.Activations, target: [Float]) -> Float {
+        let n = a.value.count
         var mse: Float = 0
-        var dV = [Float](repeating: 0, count: t.count)
-        for i in 0..<t.count {
+        var dV = [Float](repeating: 0, count: n)
+        for i in 0..<n {
             let e = a.value[i] - target[i]
-            mse += e * e / Float(t.count)
-            dV[i] = 2 * e / Float(t.count)
+            mse += e * e / Float(n)
+            dV[i] = 2 * e / Float(n)
         }
         critic.grads.zero()
         critic.backward(a, dValue: dV)
@@ -150,11 +152,13 @@ public final class ACFlow: FinetuneAlgorithm {
         let stateT = (0..<T).flatMap { k in [Float](repeating: grid[k], count: B) }
         let stateTokens = (0..<T).flatMap { _ in rollout.tokens }
         let stateTargets = (0..<T).flatMap { _ in rt }
-        let before = critic.forward(x: states, t: stateT, tokens: stateTokens).value
+        let first = critic.forward(x: states, t: stateT, tokens: stateTokens)   // also the first critic step's forward pass
+        let before = first.value
         let evBefore = explainedVariance(before, stateTargets)
-        let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
         let trusted = options.useCritic && warmup.update(iteration: run.iteration, explainedVariance: evBefore)
-        for _ in 0..<options.criticSteps { trainCritic(x: states, t: stateT, tokens: stateTokens, target: stateTargets) }
+        let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
+        trainCritic(first, target: stateTargets)
+        for _ in 1..<options.criticSteps { trainCritic(x: states, t: stateT, tokens: stateTokens, target: stateTargets) }
         let evAfter = explainedVariance(critic.forward(x: states, t: stateT, tokens: stateTokens).value, stateTargets)
 
         // 2. advantages and weights of every visited state
@@ -177,10 +181,10 @@ public final class ACFlow: FinetuneAlgorithm {
         var x = [Float](repeating: 0, count: mb * n), target = x, t = [Float](repeating: 0, count: mb), w = t
         var tok = [Int32](repeating: 0, count: mb * L)
         var order: [Int] = [], next = 0                                  // visited (k, b) pairs as k * B + b, shuffled
-        var previous: FloatBuffer? = nil
+        let previous = FloatBuffer(count: options.actorSteps > 1 ? run.policy.grads.count : 0)   // the last step's gradient
         var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = []
         let images = rollout.images
-        for _ in 0..<options.actorSteps {
+        for step in 0..<options.actorSteps {
             for j in 0..<mb {
                 let k: Int, b: Int
                 switch options.target {
@@ -197,9 +201,8 @@ public final class ACFlow: FinetuneAlgorithm {
                     b = run.rng.int(B)
                     t[j] = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
                     k = (0..<T).min { abs(grid[$0] - t[j]) < abs(grid[$1] - t[j]) }!
-                    let x0 = Array(images[(images.startIndex + b * n)..<(images.startIndex + (b + 1) * n)])
-                    x0.withUnsafeBufferPointer { x0p in x.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
-                        flowMatchingPair(x0: x0p.baseAddress!, t: t[j], n: n, rng: &run.rng, xt: xp.baseAddress! + j * n, target: tp.baseAddress! + j * n)
+                    images.withUnsafeBufferPointer { x0p in x.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
+                        flowMatchingPair(x0: x0p.baseAddress! + b * n, t: t[j], n: n, rng: &run.rng, xt: xp.baseAddress! + j * n, target: tp.baseAddress! + j * n)
                     } } }
                 }
                 w[j] = weights[k * B + b]
@@ -209,12 +212,12 @@ public final class ACFlow: FinetuneAlgorithm {
             let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: mb)
             let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: mb)
             var dv = [Float](repeating: 0, count: mb * n)
-            let step = acflowActorLoss(v: v, target: target, vRef: vRef, weights: w, alpha: options.alpha, pixels: n, dv: &dv)
+            let heads = acflowActorLoss(v: v, target: target, vRef: vRef, weights: w, alpha: options.alpha, pixels: n, dv: &dv)
             run.policy.backward(trainWS, dv: dv, batch: mb)
-            if let previous { cosines.append(cosine(previous, run.policy.grads)) }
-            if options.actorSteps > 1 { previous = run.policy.grads.copy() }
+            if step > 0 { cosines.append(cosine(previous, run.policy.grads)) }
+            if step < options.actorSteps - 1 { previous.assign(from: run.policy.grads) }
             norm += Double(run.optimizer.update(params: run.policy.params.buffer, grads: run.policy.grads.buffer))
-            loss += step.loss; w2 += step.w2
+            loss += heads.loss; w2 += heads.w2
         }
         let steps = Double(options.actorSteps)
         record.criticMse = Double(mseBefore); record.criticExplainedVariance = Double(evAfter)
