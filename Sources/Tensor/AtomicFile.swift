@@ -67,12 +67,17 @@ public func truncateJSONLines(_ url: URL, maxStep: Int) throws {
 /// Appends one line to a JSON-lines file so that a killed process leaves only whole lines:
 /// the whole line goes out in one write(2) on an O_APPEND descriptor, then fsync.
 public func appendLine(_ line: String, to url: URL) throws {
+    try appendBytes(Array((line.hasSuffix("\n") ? line : line + "\n").utf8), to: url)
+}
+
+/// Appends `bytes` to a file (created if missing) in one write(2) on an O_APPEND descriptor,
+/// then fsync unless `durable` is false.
+public func appendBytes(_ bytes: [UInt8], to url: URL, durable: Bool = true) throws {
     try makeFolder(url.deletingLastPathComponent())
     let fd = open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw FileError.posix("append to", url.path) }
     defer { close(fd) }
-    let bytes = Array((line.hasSuffix("\n") ? line : line + "\n").utf8)
     let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     guard n == bytes.count else { throw n < 0 ? FileError.posix("append to", url.path) : FileError("cannot append to \(url.path): short write") }
-    fsync(fd)
+    if durable { fsync(fd) }
 }

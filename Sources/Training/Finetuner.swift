@@ -110,7 +110,7 @@ public final class Finetuner {
         if config.evalEvery > 0 && (iteration % config.evalEvery == 0 || iteration == config.steps) {
             record.eval = try evaluate()
         }
-        try appendLine(record.json(rewardNames: reward.names).text, to: metricsURL)
+        try write(record)
         if iteration % config.checkpointEvery == 0 || iteration == config.steps { try save() }
         return IterationSummary(iteration: iteration, rewardMean: mean, seconds: tTrain.timeIntervalSince(t0), evaluated: record.eval != nil)
     }
@@ -120,7 +120,19 @@ public final class Finetuner {
         guard config.evalEvery > 0, iteration == 0 else { return }
         var record = MetricsRecord(step: 0, algo: algorithm.kind.rawValue)
         record.eval = try evaluate()
+        try write(record)
+    }
+
+    /// Writes TensorBoard event files beside metrics.jsonl (set before the first iteration).
+    public var tensorboard = true
+    private var tensorboardLog: TensorBoardLog?
+
+    /// Appends a metrics line, and its events to the run's TensorBoard file (rebuilt from
+    /// metrics.jsonl when this process writes its first line, so a resume leaves no stale steps).
+    func write(_ record: MetricsRecord) throws {
+        if tensorboard && tensorboardLog == nil { tensorboardLog = try TensorBoardLog(runDir: runDir) }
         try appendLine(record.json(rewardNames: reward.names).text, to: metricsURL)
+        try tensorboardLog?.append(record)
     }
 
     /// Gold metrics and the grid for the current weights.

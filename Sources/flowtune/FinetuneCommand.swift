@@ -99,7 +99,7 @@ struct FinetuneOptions: ParsableArguments {
 }
 
 /// Runs (or resumes) a fine-tuning run in `out`, with a progress line per iteration.
-func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, quiet: Bool = false) throws -> Finetuner {
+func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
     let configURL = out.appendingPathComponent("config.json")
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -108,6 +108,7 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, quiet: Bool = f
     }
     // set everything up (and fail on bad input) before writing anything into the run folder
     let run = try Finetuner(config: config, runDir: out, resume: resume)
+    run.tensorboard = tensorboard
     if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }
     try writeAtomically(try enc.encode(config), to: configURL)
     if !quiet {
@@ -138,6 +139,8 @@ struct Finetune: ParsableCommand {
     @Option(help: "Run folder (config.json, metrics.jsonl, grids/, checkpoints/).") var out = "outputs/run"
     @Option(help: "Continue the run in this folder from its last checkpoint (its config.json is used; --steps may extend it).")
     var resume: String?
+    @Flag(inversion: .prefixedNo, help: "Write TensorBoard event files into the run folder (tensorboard --logdir outputs/).")
+    var tensorboard = true
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
@@ -163,14 +166,14 @@ struct Finetune: ParsableCommand {
             }
             // a resumed run keeps its configuration: only --steps (extend or shorten) and --threads apply
             let given = CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) }
-            let refused = given.filter { !["--resume", "--steps", "--threads"].contains($0) }
+            let refused = given.filter { !["--resume", "--steps", "--threads", "--tensorboard", "--no-tensorboard"].contains($0) }
             guard refused.isEmpty else {
-                throw CLIError("--resume continues a run with its own config.json; \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads), or start a new run with --out")
+                throw CLIError("--resume continues a run with its own config.json; \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads, --[no-]tensorboard), or start a new run with --out")
             }
             if given.contains("--steps") { saved.steps = options.steps }
             config = saved
         }
-        let run = try runFinetune(config: config, out: dir, resume: resume != nil)
+        let run = try runFinetune(config: config, out: dir, resume: resume != nil, tensorboard: tensorboard)
         log("done: \(dir.path) at iteration \(run.iteration)")
         writeReportIfPossible(dir)
     }

@@ -26,12 +26,32 @@ struct ReportCommand: ParsableCommand {
     }
 }
 
+struct TensorBoardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tensorboard",
+        abstract: "Write (or rewrite) the TensorBoard event file of runs from their metrics.jsonl and grids (fine-tuning writes it as it goes unless --no-tensorboard).")
+    @Argument(help: "Run folders (holding metrics.jsonl).") var runFolders: [String]
+
+    func run() throws {
+        guard !runFolders.isEmpty else { throw CLIError("give at least one run folder") }
+        for folder in runFolders {
+            let dir = URL(fileURLWithPath: folder)
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("metrics.jsonl").path) else {
+                throw CLIError("\(folder): not a run folder (no metrics.jsonl)")
+            }
+            let log = try TensorBoardLog(runDir: dir)
+            print(log.url.path)
+        }
+    }
+}
+
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run several algorithms on the same prompts, seeds and budget; write a table (markdown + JSON) and one chart.")
     @Option(help: "Comma-separated algorithms.") var algos = "grpo,grpo-guard,acflow"
     @OptionGroup var options: FinetuneOptions
     @Option(help: "Output folder (one run folder per algorithm inside).") var out = "outputs/compare"
+    @Flag(inversion: .prefixedNo, help: "Write TensorBoard event files into each run folder.") var tensorboard = true
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
@@ -57,7 +77,7 @@ struct Compare: ParsableCommand {
             let runDir = dir.appendingPathComponent(algo.rawValue)
             log("== \(algo) ==")
             let t0 = Date()
-            _ = try runFinetune(config: c, out: runDir, resume: false)
+            _ = try runFinetune(config: c, out: runDir, resume: false, tensorboard: tensorboard)
             let seconds = Date().timeIntervalSince(t0)
             writeReportIfPossible(runDir)
             let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))

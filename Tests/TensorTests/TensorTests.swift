@@ -21,6 +21,15 @@ import Tensor
         #expect(Array(bytes.suffix(27)).withUnsafeBytes { crc32($0, continuing: first) } == whole)
     }
 
+    @Test func crc32cMatchesTheCastagnoliCheckValues() {
+        // the check value of CRC-32C and RFC 3720's (iSCSI) test vectors
+        #expect(crc32c(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(crc32c([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(crc32c([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(crc32c((0..<32).map { UInt8($0) }) == 0x46DD_794E)
+        #expect(crc32c([UInt8]()) == 0)
+    }
+
     @Test func gemmMatchesNaiveProductForEveryTransposition() {
         var rng = RNG(seed: 1)
         let (m, n, k) = (7, 9, 5)
