@@ -52,6 +52,16 @@ public struct RGBImage: Equatable, Sendable {
         }
     }
 
+    /// The rectangle (x, y, w, h) of this image, clipped to it.
+    public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> RGBImage {
+        let x0 = max(0, x), y0 = max(0, y), x1 = min(width, x + w), y1 = min(height, y + h)
+        guard x0 < x1, y0 < y1 else { return RGBImage(width: 0, height: 0, pixels: []) }
+        var p: [UInt8] = []
+        p.reserveCapacity((x1 - x0) * (y1 - y0) * 3)
+        for yy in y0..<y1 { p += pixels[((yy * width + x0) * 3)..<((yy * width + x1) * 3)] }
+        return RGBImage(width: x1 - x0, height: y1 - y0, pixels: p)
+    }
+
     /// Nearest-neighbour upscale by an integer factor.
     public func scaled(by k: Int) -> RGBImage {
         guard k > 1 else { return self }

@@ -76,6 +76,11 @@ public final class GoldMetrics {
         }
         let grid = composeGrid(rows: rows, scale: 3, title: "step \(step): proxy \(reward.spec)")
         try writeAtomically(try grid.pngData(), to: gridURL)
+        // the bare images (prompts x seeds, unscaled) and the prompts, for the report's per-prompt strips
+        let raw = tiled(rows.map(\.images))
+        let gridsDir = gridURL.deletingLastPathComponent()
+        try writeAtomically(try raw.pngData(), to: gridsDir.appendingPathComponent("raw/" + gridURL.lastPathComponent))
+        try writeAtomically(prompts.map { $0.text + "\n" }.joined(), to: gridsDir.appendingPathComponent("prompts.txt"))
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
         return EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
                           shapeEval: mean(shape),

@@ -66,32 +66,32 @@ public func optimisedScorers(_ rewardSpec: String) -> Set<String> {
     (try? CombinedReward(parsing: rewardSpec))?.optimisedNames ?? []
 }
 
-/// Writes drift.png, ratios.png (or critic.png) and report.html for a run folder.
+/// Where a run stands when its report is written: a live report (written at every
+/// evaluation) reloads itself until the run ends.
+public struct RunProgress {
+    public var iteration: Int
+    public var steps: Int
+    public var eta: String
+    public init(iteration: Int, steps: Int, eta: String) { self.iteration = iteration; self.steps = steps; self.eta = eta }
+}
+
+/// Writes drift.png, ratios.png (or critic.png), the per-prompt strips and report.html for a run folder.
 public enum Report {
-    public static func write(runDir: URL) throws -> URL {
+    /// Seconds between reloads of a live report.
+    public static let reloadSeconds = 10
+
+    public static func write(runDir: URL, progress: RunProgress? = nil) throws -> URL {
         let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
         let config = try? JSONDecoder().decode(FinetuneConfig.self, from: Data(contentsOf: runDir.appendingPathComponent("config.json")))
         let drift = DriftAnalysis(m, optimised: optimisedScorers(config?.reward ?? ""))
-        // drift.png: proxy and gold metrics, each on its own normalised axis
-        var chart = LineChart(title: "\(m.algo): proxy vs gold metrics (each normalised to its own range)", xLabel: "iteration", yLabel: "normalised")
-        chart.normalised = true
-        chart.height = 420
-        let train = m.series(\.rewardMean)
-        var colors = LineChart.palette.makeIterator()
-        if !train.isEmpty { chart.series.append(.init(name: "train reward (proxy)", points: train, color: (190, 190, 190))) }
-        _ = colors.next()
-        chart.series.append(.init(name: "eval proxy", points: drift.proxy, color: LineChart.palette[1]))
-        for (i, g) in drift.gold.enumerated() {
-            chart.series.append(.init(name: g.name + (g.higherIsBetter ? "" : " (lower is better)"), points: g.points,
-                                      color: LineChart.palette[(i + 2) % LineChart.palette.count]))
-        }
-        if let onset = drift.onset { chart.markers = [.init(x: Double(onset), label: "onset: \(drift.onsetMetrics.joined(separator: ", "))")] }
-        try writeAtomically(try chart.render().pngData(), to: runDir.appendingPathComponent("drift.png"))
+        let chart = metricPanels([RunCurves(name: m.algo, color: LineChart.palette[1], drift: drift, train: m.series(\.rewardMean))],
+                                 title: "\(m.algo): the proxy reward it optimises (gold metrics below)")
+        try writeAtomically(try chart.pngData(), to: runDir.appendingPathComponent("drift.png"))
 
         // per-step diagnostics: ratio statistics (GRPO family) or the critic (AC-Flow)
         var diag = LineChart(title: "", xLabel: "iteration", yLabel: "")
         let timesteps = m.lines.compactMap { l -> (Int, [TimestepRecord])? in l.timesteps.map { (l.step, $0) } }
-        var diagName = "ratios.png"
+        let diagName = m.algo == Algorithm.acflow.rawValue ? "critic.png" : "ratios.png"
         if let first = timesteps.first {
             diag.title = "mean log-ratio used in the loss, per SDE step k (t)"
             diag.yLabel = "log r"
@@ -101,18 +101,104 @@ public enum Report {
                 diag.series.append(.init(name: String(format: "k=%d t=%.2f", k, t), points: pts, color: LineChart.palette[idx % LineChart.palette.count]))
             }
             diag.height = 300 + first.1.count * BitmapFont.lineHeight
-        } else {
-            diagName = "critic.png"
+        } else if diagName == "critic.png" {
             diag.title = "critic: MSE and explained variance"
             diag.series = [.init(name: "critic mse", points: m.series(\.criticMse), color: LineChart.palette[0]),
                            .init(name: "explained variance", points: m.series(\.criticExplainedVariance), color: LineChart.palette[1]),
                            .init(name: "w2", points: m.series(\.w2), color: LineChart.palette[2])]
         }
-        try writeAtomically(try diag.render().pngData(), to: runDir.appendingPathComponent(diagName))
-        let html = page(m, drift: drift, config: config, diagnostics: diagName, timesteps: timesteps)
+        let trained = m.lines.contains { $0.rewardMean != nil }
+        if trained { try writeAtomically(try diag.render().pngData(), to: runDir.appendingPathComponent(diagName)) }
+        let strips = try writeStrips(runDir: runDir, evals: m.evals)
+        let html = page(m, drift: drift, config: config, diagnostics: trained ? diagName : nil, timesteps: timesteps, strips: strips,
+                        progress: progress, runDir: runDir)
         let url = runDir.appendingPathComponent("report.html")
         try writeAtomically(html, to: url)
         return url
+    }
+
+    /// One run's curves on a metric-panels chart.
+    public struct RunCurves {
+        public var name: String
+        public var color: (UInt8, UInt8, UInt8)
+        public var drift: DriftAnalysis
+        public var train: [(x: Double, y: Double)]
+        public init(name: String, color: (UInt8, UInt8, UInt8), drift: DriftAnalysis, train: [(x: Double, y: Double)] = []) {
+            self.name = name; self.color = color; self.drift = drift; self.train = train
+        }
+    }
+
+    /// What a gold metric's axis measures.
+    static func unit(_ metric: String) -> String {
+        switch metric {
+        case "shape-eval": return "fraction correct"
+        case "frechet distance": return "FD of features"
+        case "diversity": return "mean feature distance"
+        case "w2 to base": return "mean sq. velocity diff."
+        default: return "score"
+        }
+    }
+
+    /// Small multiples: the proxy across the top, then one panel per gold metric in its own
+    /// units and axis, each with every run's onset of over-optimisation marked (in the run's
+    /// colour; "fell" where that metric is one of the onset's). One run: the training reward too.
+    public static func metricPanels(_ runs: [RunCurves], title: String) -> RGBImage {
+        let single = runs.count == 1
+        func onsetMarkers(_ metric: String?) -> [LineChart.Marker] {
+            runs.compactMap { r in
+                r.drift.onset.map { x in
+                    let fell = metric.map { r.drift.onsetMetrics.contains($0) } ?? false
+                    var label = metric == nil ? "onset: " + r.drift.onsetMetrics.joined(separator: ", ") : (fell ? "onset (fell)" : "onset")
+                    if !single { label = r.name + " " + label }
+                    return LineChart.Marker(x: Double(x), label: label, color: single ? (200, 0, 0) : r.color)
+                }
+            }
+        }
+        var proxy = LineChart(title: title, xLabel: "iteration", yLabel: "reward")
+        proxy.width = 860; proxy.height = single ? 250 : 250 + runs.count * BitmapFont.lineHeight
+        for r in runs {
+            if single && !r.train.isEmpty { proxy.series.append(.init(name: "train batch reward", points: r.train, color: (185, 185, 185))) }
+            proxy.series.append(.init(name: single ? "eval proxy (held-out prompts, fixed seeds)" : r.name, points: r.drift.proxy, color: r.color))
+        }
+        proxy.legend = true
+        proxy.markers = onsetMarkers(nil)
+        var names: [String] = []
+        var lowerIsBetter: Set<String> = []
+        for r in runs { for g in r.drift.gold where !names.contains(g.name) { names.append(g.name); if !g.higherIsBetter { lowerIsBetter.insert(g.name) } } }
+        let panels = names.map { name -> RGBImage in
+            var c = LineChart(title: name + (lowerIsBetter.contains(name) ? " (lower is better)" : " (higher is better)"),
+                              xLabel: "iteration", yLabel: unit(name))
+            c.width = 430; c.height = 200
+            for r in runs { if let g = r.drift.gold.first(where: { $0.name == name }) { c.series.append(.init(name: r.name, points: g.points, color: r.color)) } }
+            c.legend = false
+            c.markers = onsetMarkers(name)
+            return c.render()
+        }
+        return smallMultiples(top: proxy.render(), panels: panels, columns: 2)
+    }
+
+    /// strips/prompt-NN.png: one eval prompt's images at every evaluated step (a row per step,
+    /// the fixed seeds across), from the bare grids each evaluation keeps (grids/raw/), so a
+    /// resumed run's strips hold each step once. Returns (prompt, path) of the strips written.
+    static func writeStrips(runDir: URL, evals: [(step: Int, eval: EvalRecord)]) throws -> [(String, String)] {
+        guard let text = try? String(contentsOf: runDir.appendingPathComponent("grids/prompts.txt"), encoding: .utf8) else { return [] }
+        let prompts = text.split(separator: "\n").map(String.init)
+        var rowsPerPrompt = [[GridRow]](repeating: [], count: prompts.count)
+        for e in evals {
+            let raw = runDir.appendingPathComponent("grids/raw/" + URL(fileURLWithPath: e.eval.grid).lastPathComponent)
+            guard let bytes = try? [UInt8](Data(contentsOf: raw)), let image = try? RGBImage(pngData: bytes),
+                  !prompts.isEmpty, image.height % prompts.count == 0 else { continue }
+            let t = tiles(of: image, tile: image.height / prompts.count)
+            for (p, row) in t.enumerated() where p < prompts.count { rowsPerPrompt[p].append(GridRow(caption: "step \(e.step)", images: row)) }
+        }
+        var out: [(String, String)] = []
+        for (p, rows) in rowsPerPrompt.enumerated() where !rows.isEmpty {
+            let name = String(format: "strips/prompt-%02d.png", p)
+            let strip = composeGrid(rows: rows, scale: 2, title: "\(prompts[p]) (fixed seeds across, evaluations down)", captionsLeft: true)
+            try writeAtomically(try strip.pngData(), to: runDir.appendingPathComponent(name))
+            out.append((prompts[p], name))
+        }
+        return out
     }
 
     static func esc(_ s: String) -> String {
@@ -124,17 +210,29 @@ public enum Report {
         return String(format: abs(d) >= 1000 || (abs(d) < 0.001 && d != 0) ? "%.3e" : "%.4f", d)
     }
 
-    static func page(_ m: RunMetrics, drift: DriftAnalysis, config: FinetuneConfig?, diagnostics: String,
-                     timesteps: [(Int, [TimestepRecord])]) -> String {
+    static func page(_ m: RunMetrics, drift: DriftAnalysis, config: FinetuneConfig?, diagnostics: String?,
+                     timesteps: [(Int, [TimestepRecord])], strips: [(String, String)], progress: RunProgress?, runDir: URL) -> String {
         let evals = m.evals
         let grids = evals.map { e in (e.step, e.eval.grid) }
+        let last = m.lines.last?.step ?? 0
+        let version = "?v=\(last)"      // charts keep their names: a reloading page must not show a cached one
+        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate, .withSpaceBetweenDateAndTime])
         var h = """
         <!doctype html><html><head><meta charset="utf-8"><title>flowtune report: \(esc(m.algo))</title>
+        \(progress == nil ? "" : "<meta http-equiv=\"refresh\" content=\"\(reloadSeconds)\">")
         <style>body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}
         td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}img{image-rendering:pixelated;max-width:100%}
-        .strip img{width:180px;margin:2px;border:1px solid #bbb;cursor:pointer}.onset{color:#b00}</style></head><body>
+        .strip img{width:180px;margin:2px;border:1px solid #bbb;cursor:pointer}.onset{color:#b00}
+        .status{padding:6px 10px;border-radius:4px;background:#eef5ff}.status.live{background:#fff6d8}.status.stopped{background:#fde8e8}</style></head><body>
         <h1>flowtune run: \(esc(m.algo))</h1>
         """
+        if let p = progress {
+            h += "<p class=\"status live\"><b>Run in progress</b>: iteration \(p.iteration) of \(p.steps), ETA \(esc(p.eta)); report of \(stamp). This page reloads itself every \(reloadSeconds) s until the run ends.</p>"
+        } else if let steps = config?.steps, last < steps {
+            h += "<p class=\"status stopped\"><b>Run stopped</b> at iteration \(last) of \(steps) (report of \(stamp)); continue it with <code>flowtune finetune --resume \(esc(runDir.path))</code>.</p>"
+        } else {
+            h += "<p class=\"status\"><b>Run finished</b>: \(last) iterations (report of \(stamp)).</p>"
+        }
         if let c = config {
             h += "<p>reward <code>\(esc(c.reward))</code>, \(c.steps) iterations of \(c.batchSize) samples (\(c.promptsPerIteration) prompts x \(c.groupSize)), lr \(c.lr), seed \(c.seed), base <code>\(esc(c.model))</code>.</p>"
         }
@@ -143,7 +241,7 @@ public enum Report {
         } else {
             h += "<p>No over-optimisation onset detected: no gold metric fell beyond its noise band while the proxy rose.</p>"
         }
-        h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\" alt=\"drift chart\"><h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
+        h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\(version)\" alt=\"drift chart\"><h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
         // every scorer of the reward (shape-eval has its own column)
         let scoreNames = (evals.first.map { Array($0.eval.scores.keys).sorted() } ?? []).filter { $0 != "shape-eval" }
         for s in scoreNames { h += "<th>\(esc(s))</th>" }
@@ -174,7 +272,19 @@ public enum Report {
             s.oninput=()=>show(+s.value);show(grids.length-1);</script>
             """
         }
-        h += "<h2>Per-step diagnostics</h2><img src=\"\(diagnostics)\" alt=\"diagnostics\">"
+        if !strips.isEmpty {
+            h += "<h2>Per-prompt strips (one prompt's fixed seeds at every evaluation, top to bottom)</h2><p><select id=\"prompt\">"
+            for (i, st) in strips.enumerated() { h += "<option value=\"\(i)\">\(esc(st.0))</option>" }
+            h += "</select></p><div id=\"strips\">"
+            for (i, st) in strips.enumerated() {
+                h += "<img class=\"stripimg\" src=\"\(esc(st.1))\(version)\" alt=\"strip: \(esc(st.0))\"\(i == 0 ? "" : " style=\"display:none\"")>"
+            }
+            h += """
+            </div><script>const sel=document.getElementById('prompt');const strips=document.querySelectorAll('.stripimg');
+            sel.onchange=()=>strips.forEach((im,i)=>im.style.display=(i==+sel.value)?'':'none');</script>
+            """
+        }
+        if let diagnostics { h += "<h2>Per-step diagnostics</h2><img src=\"\(diagnostics)\(version)\" alt=\"diagnostics\">" }
         if let last = timesteps.last {
             h += "<p>Last iteration (\(last.0)), per trained SDE step:</p><table><tr><th>k</th><th>t</th><th>ratio mean</th><th>ratio std</th><th>log-ratio mean</th><th>plain log-ratio mean</th><th>clip high</th><th>clip low</th></tr>"
             for ts in last.1 {
@@ -183,7 +293,15 @@ public enum Report {
             h += "</table>"
         }
         let secs = m.lines.compactMap(\.seconds)
-        h += "<p>\(secs.count) iterations, \(String(format: "%.1f", secs.reduce(0, +))) s of training (mean \(String(format: "%.2f", secs.reduce(0, +) / Double(max(secs.count, 1)))) s per iteration). Raw data: <a href=\"metrics.jsonl\">metrics.jsonl</a>, <a href=\"config.json\">config.json</a>.</p></body></html>\n"
+        h += "<p>\(secs.count) iterations, \(String(format: "%.1f", secs.reduce(0, +))) s of training (mean \(String(format: "%.2f", secs.reduce(0, +) / Double(max(secs.count, 1)))) s per iteration). Raw data: <a href=\"metrics.jsonl\">metrics.jsonl</a>, <a href=\"config.json\">config.json</a>; TensorBoard: <code>tensorboard --logdir \(esc(runDir.path))</code>.</p>"
+        // after loading, the page records its images that did not load (what scripts/check-report.sh reads)
+        h += """
+        <script>window.addEventListener('load',()=>{const bad=[...document.images].filter(i=>!i.complete||i.naturalWidth===0).map(i=>i.getAttribute('src'));
+        document.body.dataset.brokenImages=bad.length;document.body.dataset.images=document.images.length;
+        if(bad.length){const p=document.createElement('p');p.className='onset';p.textContent='images that did not load: '+bad.join(', ');document.body.prepend(p);}});</script>
+        </body></html>
+
+        """
         return h
     }
 }

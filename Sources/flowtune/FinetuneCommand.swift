@@ -115,11 +115,15 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
         log("\(config.algo) on \(config.model): reward \(config.reward), \(config.steps) iterations of \(config.batchSize) samples, from iteration \(run.iteration); writing \(out.path)")
     }
     try run.evaluateBase()
+    if run.iteration == 0 && config.evalEvery > 0 {
+        writeReportIfPossible(out, progress: RunProgress(iteration: 0, steps: config.steps, eta: "not known yet"))
+    }
     let start = Date(), first = run.iteration
     while run.iteration < config.steps {
         let s = try run.step()
         if let sig = interruptSignal {
             try run.save()
+            writeReportIfPossible(out)
             throw CLIError.interrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")
         }
         let done = run.iteration - first
@@ -127,6 +131,10 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
         if !quiet {
             log(String(format: "iter %d/%d  reward %.4f  %.2f s  ETA %@%@", s.iteration, config.steps, s.rewardMean, s.seconds,
                        formatDuration(eta), s.evaluated ? "  (grid + gold metrics)" : ""))
+        }
+        // the live report: rewritten at every evaluation before the last (the finished run writes its own)
+        if s.evaluated && run.iteration < config.steps {
+            writeReportIfPossible(out, progress: RunProgress(iteration: run.iteration, steps: config.steps, eta: formatDuration(eta)))
         }
     }
     return run

@@ -5,10 +5,10 @@ import Imaging
 import Training
 
 /// Writes the report of a run; a failure is reported but does not fail the run that made it.
-func writeReportIfPossible(_ dir: URL) {
+func writeReportIfPossible(_ dir: URL, progress: RunProgress? = nil) {
     do {
-        let url = try Report.write(runDir: dir)
-        log("wrote \(url.path) and \(dir.appendingPathComponent("drift.png").path)")
+        let url = try Report.write(runDir: dir, progress: progress)
+        if progress == nil { log("wrote \(url.path) and \(dir.appendingPathComponent("drift.png").path)") }
     } catch {
         log("warning: no report for \(dir.path): \(error)")
     }
@@ -68,8 +68,7 @@ struct Compare: ParsableCommand {
         guard !list.isEmpty, Set(list).count == list.count else { throw CLIError("--algos needs distinct algorithm names") }
         let dir = URL(fileURLWithPath: out)
         var rows: [[(String, JSONValue)]] = []
-        var chart = LineChart(title: "eval proxy reward per algorithm (same prompts, seeds, budget)", xLabel: "iteration", yLabel: "proxy")
-        var gold = LineChart(title: "shape-eval (gold) per algorithm", xLabel: "iteration", yLabel: "shape-eval")
+        var curves: [Report.RunCurves] = []
         for (i, algo) in list.enumerated() {
             var c = options.config
             c.algo = algo
@@ -88,15 +87,10 @@ struct Compare: ParsableCommand {
             row.append(("onset_step", d.onset.map { .int($0) } ?? .null))
             row.append(("seconds", .double(seconds)))
             rows.append(row)
-            let color = LineChart.palette[i % LineChart.palette.count]
-            chart.series.append(.init(name: algo.rawValue, points: d.proxy, color: color))
-            if let se = d.gold.first(where: { $0.name == "shape-eval" }) { gold.series.append(.init(name: algo.rawValue, points: se.points, color: color)) }
-            else { gold.series.append(.init(name: algo.rawValue, points: m.evals.map { e in (Double(e.step), e.eval.shapeEval) }, color: color)) }
+            curves.append(Report.RunCurves(name: algo.rawValue, color: LineChart.palette[i % LineChart.palette.count], drift: d))
         }
-        // one chart: proxy on top, shape-eval below
-        let top = chart.render(), bottom = gold.render()
-        var both = RGBImage(width: max(top.width, bottom.width), height: top.height + bottom.height, fill: (255, 255, 255))
-        both.blit(top, x: 0, y: 0); both.blit(bottom, x: 0, y: top.height)
+        // one chart: the proxy per algorithm on top, a panel per gold metric below, onsets marked
+        let both = Report.metricPanels(curves, title: "eval proxy reward per algorithm (same prompts, seeds, budget; gold metrics below)")
         try writeAtomically(try both.pngData(), to: dir.appendingPathComponent("compare.png"))
         let keys = rows.first!.map(\.0)
         var md = "| " + keys.joined(separator: " | ") + " |\n|" + keys.map { _ in "---" }.joined(separator: "|") + "|\n"

@@ -62,6 +62,8 @@ import Tensor
     /// (and the comma's tail) reach below the baseline, and the descenders really are drawn.
     @Test func everyGlyphIsDistinctAndOnlyDescendersGoBelowTheBaseline() {
         let chars = BitmapFont.characters
+        // the captions' alphabet: prompts, scorer names, chart titles and tick labels
+        for c in "abcdefghijklmnopqrstuvwxyz0123456789 .,:;-+=/()%_'" { #expect(chars.contains(c), "'\(c)' is not in the font") }
         var seen: [[UInt8]: Character] = [:]
         for c in chars {
             let g = BitmapFont.glyph(c)
@@ -69,7 +71,7 @@ import Tensor
             if c != " " { #expect(seen[g] == nil, "'\(c)' is drawn like '\(seen[g].map(String.init) ?? "")'") }
             seen[g] = c
             let below = g[7...].contains { $0 != 0 }
-            #expect(below == "gjpqy,".contains(c), "'\(c)'")
+            #expect(below == "gjpqy,;".contains(c), "'\(c)'")
         }
         // drawn: "g" and "9" differ, and a caption's descenders land in the two rows below the baseline
         var img = RGBImage(width: BitmapFont.width("g9 jpqy"), height: BitmapFont.glyphHeight, fill: (255, 255, 255))
@@ -83,6 +85,20 @@ import Tensor
         #expect(formatTick(10_000) == "10k" && formatTick(12_500) == "12.5k" && formatTick(30_000) == "30k")
         #expect(formatTick(2_000_000) == "2M" && formatTick(-25_000) == "-25k")
         #expect(formatTick(250) == "250" && formatTick(12.5) == "12.5" && formatTick(0.25) == "0.25" && formatTick(0.004) == "4.0e-03")
+    }
+
+    @Test func ticksFallOnRoundValuesLabelledExactly() {
+        let a = niceTicks(0.47, 0.66)
+        #expect(a.values.map { formatTick($0, decimals: a.decimals) } == ["0.50", "0.55", "0.60", "0.65"])
+        let b = niceTicks(-0.0015, 0.032)
+        #expect(b.values.map { formatTick($0, decimals: b.decimals) } == ["0.00", "0.01", "0.02", "0.03"])
+        let c = niceTicks(0, 6)
+        #expect(c.values.map { formatTick($0, decimals: c.decimals) } == ["0", "2", "4", "6"])
+        let d = niceTicks(0, 30_000)
+        #expect(d.values.map { formatTick($0, decimals: d.decimals) } == ["0", "10k", "20k", "30k"])
+        let e = niceTicks(1e-5, 5e-5)
+        #expect(e.values.map { formatTick($0, decimals: e.decimals) } == ["1e-05", "2e-05", "3e-05", "4e-05", "5e-05"])
+        #expect(niceTicks(1, 1).values == [1])
     }
 
     @Test func gridPlacesImagesAndCaptions() throws {
