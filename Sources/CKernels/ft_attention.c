@@ -12,15 +12,6 @@
 
 enum { MQ = 8 };   // output rows per register tile
 
-// x (n rows of w values, row stride ld) transposed into xt (w x tp), columns past n zero.
-static void transpose_rows(long n, long w, const float *x, long ld, float *xt, long tp) {
-    for (long d = 0; d < w; d++)
-        for (long j = n; j < tp; j++) xt[d * tp + j] = 0;
-    for (long j = 0; j < n; j++)
-        for (long d = 0; d < w; d++) xt[d * tp + j] = x[j * ld + d];
-}
-
-
 // Stores MQ rows (rows of them valid) of a tile of two zmm per row, times alpha.
 __attribute__((always_inline, target("avx512f")))
 static inline void store_tile(const __m512 *acc0, const __m512 *acc1, long rows, float alpha, float *out, long ldo,
@@ -137,40 +128,11 @@ static void softmax_backward_row(const float *p, float *dp, long T) {
     }
 }
 
-__attribute__((target("avx512f")))
-int ft_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                         const float *mask, float *probs, float *out, long ldo) {
-    if (T <= 0 || hd <= 0) return 0;
-    ft_buffers *bufs = ft_thread_buffers();
-    if (!bufs) return -1;
-    long tp = round_up(T, 32);
-    float *kt = ft_reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp));
-    if (!kt) return -1;
-    transpose_rows(T, hd, k, ld, kt, tp);
-    dots(T, T, hd, scale, q, ld, kt, tp, probs, T);                   // S = scale Q K^T
-    for (long i = 0; i < T; i++) softmax_row(probs + i * T, T, mask);
-    weighted_rows(T, T, hd, 1, probs, T, 1, v, ld, out, ldo);         // O = P V
-    return 0;
-}
-
-__attribute__((target("avx512f")))
-int ft_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                          const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd) {
-    if (T <= 0 || hd <= 0) return 0;
-    ft_buffers *bufs = ft_thread_buffers();
-    if (!bufs) return -1;
-    long tp = round_up(T, 32);
-    float *scratch = ft_reserve(&bufs->t, &bufs->t_cap, (size_t)(hd * tp + T * T));
-    if (!scratch) return -1;
-    float *vt = scratch, *ds = scratch + hd * tp;
-    weighted_rows(T, T, hd, 1, probs, 1, T, dout, ldo, dv, ldd);      // dV = P^T dO
-    transpose_rows(T, hd, v, ld, vt, tp);
-    dots(T, T, hd, 1, dout, ldo, vt, tp, ds, T);                     // dP = dO V^T
-    for (long i = 0; i < T; i++) softmax_backward_row(probs + i * T, ds + i * T, T);
-    weighted_rows(T, T, hd, scale, ds, T, 1, k, ld, dq, ldd);         // dQ = scale dS K
-    weighted_rows(T, T, hd, scale, ds, 1, T, q, ld, dk, ldd);         // dK = scale dS^T Q
-    return 0;
-}
+#define FT_TARGET "avx512f"
+#define FT_ATTENTION_FORWARD ft_attention_forward
+#define FT_ATTENTION_BACKWARD ft_attention_backward
+#define FT_KEY_PAD 32
+#include "ft_attention_driver.h"
 
 #else
 

@@ -18,6 +18,18 @@ typedef struct { float *a, *b, *t; size_t a_cap, b_cap, t_cap; } ft_buffers;
 ft_buffers *ft_thread_buffers(void);                                  // NULL if out of memory
 float *ft_reserve(float **p, size_t *cap, size_t need);               // NULL if out of memory
 
+// What a GEMM adds to or derives from each finished tile: a bias per column of C (added with
+// the first k block), and GELU of the result written to a second matrix (after the last k block).
+typedef struct { const float *bias; float *gelu; long ldg; } epilogue;
+
+// x (n rows of w values, row stride ld) transposed into xt (w x tp), columns past n zero.
+static inline void transpose_rows(long n, long w, const float *x, long ld, float *xt, long tp) {
+    for (long d = 0; d < w; d++)
+        for (long j = n; j < tp; j++) xt[d * tp + j] = 0;
+    for (long j = 0; j < n; j++)
+        for (long d = 0; d < w; d++) xt[d * tp + j] = x[j * ld + d];
+}
+
 // A mask of the first n of 16 lanes (n clamped to 0...16).
 __attribute__((target("avx512f")))
 static inline __mmask16 lanes(long n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
@@ -43,6 +55,65 @@ static inline __m512 exp16(__m512 x) {
     __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(magic));
     __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+// --- AVX2 + FMA (8 lanes): the same helpers for the AVX2 kernels ---
+
+// A lane mask of the first n of 8 lanes (n clamped to 0...8), for maskload/maskstore.
+__attribute__((target("avx2,fma")))
+static inline __m256i lanes8(long n) {
+    static const int tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    long k = n <= 0 ? 0 : n >= 8 ? 8 : n;
+    return _mm256_loadu_si256((const __m256i *)(tbl + 8 - k));
+}
+
+// exp16's algorithm on 8 lanes (the same constants, so both paths round alike).
+__attribute__((target("avx2,fma")))
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.0f));
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 shifted = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), magic);
+    __m256 n = _mm256_sub_ps(shifted, magic);
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693145751953125f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(1.428606765330187045e-06f)));
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(magic));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+__attribute__((target("avx2,fma")))
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma")))
+static inline float hmax8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// Loads / stores n (0...8) floats: a plain access for all 8 (vmaskmovps stores are slow on
+// AMD Zen), a masked one for a tail.
+__attribute__((target("avx2,fma")))
+static inline __m256 load8(const float *p, long n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : n <= 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(p, lanes8(n));
+}
+__attribute__((target("avx2,fma")))
+static inline void store8(float *p, long n, __m256 v) {
+    if (n >= 8) _mm256_storeu_ps(p, v); else if (n > 0) _mm256_maskstore_ps(p, lanes8(n), v);
 }
 
 #endif

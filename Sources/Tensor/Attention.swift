@@ -19,7 +19,7 @@ public struct AttentionShape: Sendable {
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                              qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
-    let kernels = Compute.current.kernels, own = kernels == .avx512
+    let kernels = Compute.current.kernels, own = kernels.attention
     parallelFor(s.batch * H) { range in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: T) { maskBuffer in   // per worker, on its stack
             let maskf = maskBuffer.baseAddress!
@@ -34,8 +34,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                     for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
                     maskFor = b
                 }
-                if own && ft_attention_forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf,
-                                                          p, o, D) == 0 {
+                if let own, own.forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf, p, o, D) == 0 {
                     continue
                 }
                 sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false, kernels: kernels)
@@ -54,7 +53,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
-    let kernels = Compute.current.kernels, own = kernels == .avx512
+    let kernels = Compute.current.kernels, own = kernels.attention
     parallelFor(s.batch * H) { range in
         // (T, T) scratch per worker for the OpenBLAS path, allocated only when that path runs
         var scratch: UnsafeMutablePointer<Float>? = nil
@@ -66,7 +65,7 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
             let dq = dbase + h * hd, dk = dbase + D + h * hd, dv = dbase + 2 * D + h * hd
             let p = probs + bh * T * T
             let dO = dout + b * T * D + h * hd
-            if own && ft_attention_backward(T, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
+            if let own, own.backward(T, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
                 continue
             }
             if scratch == nil { scratch = .allocate(capacity: T * T) }

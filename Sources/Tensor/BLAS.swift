@@ -28,7 +28,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
     if m == 0 || n == 0 { return }
     _ = BLASThreads.singleThreaded
     let compute = Compute.current
-    let own = (kernels ?? compute.kernels) == .avx512
+    let own = (kernels ?? compute.kernels).gemm
     let workers = parallel ? compute.workers : 1
     if workers == 1 || m * n * k < 1 << 20 {
         sgemmSerial(own, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut)
@@ -58,12 +58,11 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
 }
 
 @inline(__always)
-func sgemmSerial(_ own: Bool, _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+func sgemmSerial(_ own: KernelPath.GEMM?, _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                  _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                  _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
                  _ bias: UnsafePointer<Float>?, _ geluOut: UnsafeMutablePointer<Float>?) {
-    if own && ft_sgemm_fused(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                        bias, geluOut, ldc) == 0 {
+    if let own, own(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut, ldc) == 0 {
         return
     }
     sgemmOpenBLAS(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut)

@@ -63,33 +63,63 @@ public struct Compute: Sendable, Equatable, CustomStringConvertible {
 public enum KernelPath: String, Sendable, CaseIterable, CustomStringConvertible {
     /// flowtune's own AVX-512 GEMM and attention (CKernels).
     case avx512 = "flowtune-avx512"
+    /// flowtune's own AVX2 + FMA GEMM and attention (CKernels), for CPUs without AVX-512.
+    case avx2 = "flowtune-avx2"
     /// OpenBLAS for the products, Swift loops for attention.
     case openblas
 
-    /// The best path this CPU runs.
-    public static let best: KernelPath = KernelPath.avx512.isAvailable ? .avx512 : .openblas
+    /// The best path this CPU runs (AVX-512 > AVX2 > OpenBLAS).
+    public static let best: KernelPath = available[0]
     /// Every path this CPU runs, best first (tests run each).
     public static let available: [KernelPath] = allCases.filter(\.isAvailable)
 
     public var isAvailable: Bool {
         switch self {
         case .avx512: return Self.cpuHasAVX512
+        case .avx2: return Self.cpuHasAVX2
         case .openblas: return true
         }
     }
     private static let cpuHasAVX512 = ft_gemm_available() == 1
+    private static let cpuHasAVX2 = ft_avx2_available() == 1
 
     /// The values FLOWTUNE_KERNELS accepts.
-    public static let settings = "auto, avx512, openblas"
+    public static let settings = "auto, avx512, avx2, openblas"
     public init?(setting: String) {
         switch setting.lowercased() {
         case "auto": self = .best
         case "avx512", "flowtune-avx512": self = .avx512
+        case "avx2", "flowtune-avx2": self = .avx2
         case "openblas": self = .openblas
         default: return nil
         }
     }
     public var description: String { rawValue }
+
+    typealias GEMM = @convention(c) (Int32, Int32, Int, Int, Int, Float, UnsafePointer<Float>?, Int, UnsafePointer<Float>?, Int,
+                                     Float, UnsafeMutablePointer<Float>?, Int, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Int32
+
+    /// The own GEMM of this path (ft_sgemm_fused's contract), nil for OpenBLAS.
+    var gemm: GEMM? {
+        switch self {
+        case .avx512: return ft_sgemm_fused
+        case .avx2: return ft_avx2_sgemm_fused
+        case .openblas: return nil
+        }
+    }
+
+    /// The own attention kernels of this path, nil for OpenBLAS (Swift loops around its GEMM).
+    var attention: (forward: @convention(c) (Int, Int, Float, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int,
+                                             UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Int32,
+                    backward: @convention(c) (Int, Int, Float, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int,
+                                              UnsafePointer<Float>?, UnsafePointer<Float>?, Int, UnsafeMutablePointer<Float>?,
+                                              UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Int32)? {
+        switch self {
+        case .avx512: return (ft_attention_forward, ft_attention_backward)
+        case .avx2: return (ft_avx2_attention_forward, ft_avx2_attention_backward)
+        case .openblas: return nil
+        }
+    }
 }
 
 public struct ComputeError: Error, CustomStringConvertible {

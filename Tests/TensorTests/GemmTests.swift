@@ -4,10 +4,18 @@ import CKernels
 @testable import Tensor
 import Foundation
 
-/// flowtune's own AVX-512 GEMM (CKernels) against a double-precision reference, over every
-/// transposition, edge tiles in both directions, padded leading dimensions, several k blocks,
-/// more columns than one column block, and both beta paths.
+/// flowtune's own GEMMs (CKernels: AVX-512 and AVX2, each where the CPU runs it) against a
+/// double-precision reference, over every transposition, edge tiles in both directions, padded
+/// leading dimensions, several k blocks, more columns than one column block, and both beta paths.
 @Suite struct GemmTests {
+    /// The kernel paths with their own kernels that this CPU runs.
+    static let own = KernelPath.available.filter { $0.gemm != nil }
+
+    static func gemm(_ path: KernelPath, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: [Float], _ lda: Int,
+                     _ b: [Float], _ ldb: Int, _ beta: Float, _ c: inout [Float], _ ldc: Int) -> Int32 {
+        path.gemm!(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc, nil, nil, 0)
+    }
+
     typealias Case = (m: Int, n: Int, k: Int)
     static let shapes: [Case] = [(1, 1, 1), (13, 33, 7), (12, 32, 256), (25, 70, 300), (197, 65, 513), (40, 2100, 20), (3, 17, 600)]
 
@@ -27,9 +35,9 @@ import Foundation
         return out
     }
 
-    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"),
-          arguments: [(false, false), (false, true), (true, false), (true, true)])
-    func ownKernelMatchesReference(ta: Bool, tb: Bool) {
+    @Test(arguments: own, [(false, false), (false, true), (true, false), (true, true)])
+    func ownKernelMatchesReference(path: KernelPath, transposes: (Bool, Bool)) {
+        let (ta, tb) = transposes
         var rng = RNG(seed: 11)
         for s in Self.shapes {
             // leading dimensions padded by 3, so that rows are not 64-byte aligned
@@ -39,7 +47,7 @@ import Foundation
                 var c = rng.normals(s.m * ldc)
                 if beta == 0 { for i in 0..<s.m { c[i * ldc] = .nan } }   // never read when beta == 0
                 let expected = Self.reference(ta, tb, s, alpha, a, lda, b, ldb, beta, c, ldc)
-                let rc = ft_sgemm(ta ? 1 : 0, tb ? 1 : 0, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, &c, ldc)
+                let rc = Self.gemm(path, ta, tb, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, &c, ldc)
                 #expect(rc == 0)
                 var worst = 0.0, untouched = true
                 for i in 0..<s.m {
@@ -54,9 +62,8 @@ import Foundation
 
     /// A non-transposed A whose row stride is one the kernel reads in place (128, 256, 384, 512):
     /// full panels unpacked, the partial panel packed, several row blocks and k blocks.
-    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"),
-          arguments: [128, 256, 384, 512])
-    func inPlaceRowStrides(lda: Int) {
+    @Test(arguments: own, [128, 256, 384, 512])
+    func inPlaceRowStrides(path: KernelPath, lda: Int) {
         var rng = RNG(seed: 17)
         for (m, k) in [(37, lda), (200, min(lda, 300)), (13, 100)] {
             let s: Case = (m: m, n: 70, k: k)
@@ -65,7 +72,7 @@ import Foundation
                 let bm = tb ? (0..<(s.n * k)).map { b[($0 % k) * s.n + $0 / k] } : b   // the same op(B), stored transposed
                 var c = rng.normals(m * s.n)
                 let expected = Self.reference(false, tb, s, 1, a, lda, bm, tb ? k : s.n, 0.5, c, s.n)
-                #expect(ft_sgemm(0, tb ? 1 : 0, m, s.n, k, 1, a, lda, bm, tb ? k : s.n, 0.5, &c, s.n) == 0)
+                #expect(Self.gemm(path, false, tb, m, s.n, k, 1, a, lda, bm, tb ? k : s.n, 0.5, &c, s.n) == 0)
                 var worst = 0.0
                 for i in 0..<(m * s.n) { worst = max(worst, abs(Double(c[i]) - expected[i])) }
                 #expect(worst < 1e-3, "lda=\(lda) m=\(m) k=\(k) tb=\(tb): \(worst)")
@@ -73,14 +80,14 @@ import Foundation
         }
     }
 
-    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"))
-    func emptyInnerDimensionScalesC() {
+    @Test(arguments: own)
+    func emptyInnerDimensionScalesC(path: KernelPath) {
         var c: [Float] = [1, 2, 3, 4, 5, 6]
         let a: [Float] = [9], b: [Float] = [9]
-        #expect(ft_sgemm(0, 0, 2, 3, 0, 1, a, 1, b, 3, 0.5, &c, 3) == 0)
+        #expect(Self.gemm(path, false, false, 2, 3, 0, 1, a, 1, b, 3, 0.5, &c, 3) == 0)
         #expect(c == [0.5, 1, 1.5, 2, 2.5, 3])
         c[0] = .nan
-        #expect(ft_sgemm(0, 0, 2, 3, 0, 1, a, 1, b, 3, 0, &c, 3) == 0)
+        #expect(Self.gemm(path, false, false, 2, 3, 0, 1, a, 1, b, 3, 0, &c, 3) == 0)
         #expect(c == [0, 0, 0, 0, 0, 0])
     }
 
@@ -88,7 +95,7 @@ import Foundation
     /// the own kernel and through the OpenBLAS path, against the reference and exact tanh GELU.
     @Test(arguments: KernelPath.available)
     func biasAndGeluEpilogue(path: KernelPath) throws {
-        let own = path == .avx512
+        let own = path.gemm
         var rng = RNG(seed: 13)
         for s in [(m: 25, n: 70, k: 300), (m: 13, n: 33, k: 7), (m: 4, n: 5, k: 0)] {
             let a = rng.normals(s.m * max(s.k, 1)), b = rng.normals(s.n * max(s.k, 1), scale: 0.1)
@@ -98,8 +105,8 @@ import Foundation
                 let expected = Self.reference(false, true, s, 1, a, max(s.k, 1), b, max(s.k, 1), beta, c, s.n)
                 a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in bias.withUnsafeBufferPointer { biasp in
                     c.withUnsafeMutableBufferPointer { cp in g.withUnsafeMutableBufferPointer { gp in
-                        if own {
-                            #expect(ft_sgemm_fused(0, 1, s.m, s.n, s.k, 1, ap.baseAddress, max(s.k, 1), bp.baseAddress, max(s.k, 1),
+                        if let own {
+                            #expect(own(0, 1, s.m, s.n, s.k, 1, ap.baseAddress, max(s.k, 1), bp.baseAddress, max(s.k, 1),
                                                    beta, cp.baseAddress, s.n, biasp.baseAddress, gp.baseAddress, s.n) == 0)
                         } else {
                             sgemmOpenBLAS(false, true, s.m, s.n, s.k, 1, ap.baseAddress!, max(s.k, 1), bp.baseAddress!, max(s.k, 1),
@@ -119,8 +126,8 @@ import Foundation
 
     /// One head of attention against a double-precision reference: tails in tokens and head
     /// dimensions, a key mask, and a mask that hides every key (all-zero output).
-    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"))
-    func attentionHeadMatchesReference() {
+    @Test(arguments: own)
+    func attentionHeadMatchesReference(path: KernelPath) {
         var rng = RNG(seed: 14)
         for (T, hd) in [(13, 16), (80, 32), (21, 40)] {
             let ld = 3 * hd + 5
@@ -130,7 +137,7 @@ import Foundation
                 var probs = [Float](repeating: .nan, count: T * T), out = [Float](repeating: .nan, count: T * hd)
                 let scale = 1 / Float(hd).squareRoot()
                 let rc = qkv.withUnsafeBufferPointer { b in
-                    ft_attention_forward(T, hd, scale, b.baseAddress!, b.baseAddress! + hd, b.baseAddress! + 2 * hd, ld,
+                    path.attention!.forward(T, hd, scale, b.baseAddress!, b.baseAddress! + hd, b.baseAddress! + 2 * hd, ld,
                                          mask, &probs, &out, hd)
                 }
                 #expect(rc == 0)
@@ -164,8 +171,8 @@ import Foundation
     /// The backward of one head against the same formulas in double precision: dV = P^T dO,
     /// dS = P (dO V^T - rowsum), dQ = scale dS K, dK = scale dS^T Q; several register tiles
     /// and tails in both directions.
-    @Test(.enabled(if: ft_gemm_available() == 1, "needs a CPU with AVX-512"))
-    func attentionHeadBackwardMatchesReference() {
+    @Test(arguments: own)
+    func attentionHeadBackwardMatchesReference(path: KernelPath) {
         var rng = RNG(seed: 16)
         for (T, hd) in [(37, 20), (80, 32), (9, 48)] {
             let ld = 3 * hd + 3, ldo = hd + 2, ldd = 3 * hd + 1
@@ -181,7 +188,7 @@ import Foundation
             var dqkv = [Float](repeating: .nan, count: T * ldd)
             let rc = qkv.withUnsafeBufferPointer { b in
                 dqkv.withUnsafeMutableBufferPointer { d in
-                    ft_attention_backward(T, hd, scale, b.baseAddress!, b.baseAddress! + hd, b.baseAddress! + 2 * hd, ld,
+                    path.attention!.backward(T, hd, scale, b.baseAddress!, b.baseAddress! + hd, b.baseAddress! + 2 * hd, ld,
                                           probs, dout, ldo, d.baseAddress!, d.baseAddress! + hd, d.baseAddress! + 2 * hd, ldd)
                 }
             }

@@ -33,4 +33,20 @@ int ft_attention_forward(long T, long hd, float scale, const float *q, const flo
 int ft_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
                           const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd);
 
+/// 1 when this CPU and OS run AVX2 + FMA code (CPUID leaves 1 and 7, YMM state in XCR0), so
+/// that the ft_avx2_ functions may be called; 0 otherwise.
+int ft_avx2_available(void);
+
+/// ft_sgemm_fused with AVX2 + FMA kernels (the same contract). Only call it when
+/// ft_avx2_available() is 1.
+int ft_avx2_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                        const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                        const float *bias, float *gelu_out, long ldg);
+
+/// ft_attention_forward / ft_attention_backward with AVX2 + FMA kernels (the same contracts).
+int ft_avx2_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                              const float *mask, float *probs, float *out, long ldo);
+int ft_avx2_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
+                               const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd);
+
 #endif
