@@ -17,11 +17,19 @@ public struct LineChart {
         public init(x: Double, label: String, color: (UInt8, UInt8, UInt8) = (200, 0, 0)) { self.x = x; self.label = label; self.color = color }
     }
 
+    /// Points drawn as dots without lines (e.g. every run of a sweep under its front).
+    public struct Scatter {
+        public var points: [(x: Double, y: Double)]
+        public var color: (UInt8, UInt8, UInt8)
+        public init(points: [(x: Double, y: Double)], color: (UInt8, UInt8, UInt8)) { self.points = points; self.color = color }
+    }
+
     public var title: String
     public var xLabel: String
     public var yLabel: String
     public var series: [Series] = []
     public var markers: [Marker] = []
+    public var scatter: [Scatter] = []
     public var legend: Bool?             // nil: a legend when there is more than one series
     public var width = 640, height = 360
 
@@ -41,11 +49,11 @@ public struct LineChart {
         let left = 58, right = 12, top = 22 + (yLabel.isEmpty ? 0 : BitmapFont.lineHeight), bottom = 34 + legendRows * BitmapFont.lineHeight
         let pw = width - left - right, ph = height - top - bottom
         img.drawText(title, x: left, y: 6, color: (0, 0, 0))
-        let allX = series.flatMap { $0.points.map(\.x) } + markers.map(\.x)
+        let allX = series.flatMap { $0.points.map(\.x) } + scatter.flatMap { $0.points.map(\.x) } + markers.map(\.x)
         let x0 = allX.min() ?? 0
         var x1 = allX.max() ?? 1
         if x1 <= x0 { x1 = x0 + 1 }
-        let finite = series.flatMap { $0.points.map(\.y) }.filter(\.isFinite)
+        let finite = (series.flatMap { $0.points.map(\.y) } + scatter.flatMap { $0.points.map(\.y) }).filter(\.isFinite)
         var y0 = finite.min() ?? 0, y1 = finite.max() ?? 1
         if y1 <= y0 { y0 -= 0.5; y1 += 0.5 }
         let pad = (y1 - y0) * 0.05
@@ -77,7 +85,15 @@ public struct LineChart {
             while y < top + ph { img.drawLine(xx, y, xx, min(y + 3, top + ph - 1), m.color); y += 6 }
             img.drawText(m.label, x: min(xx + 3, width - BitmapFont.width(m.label) - 1), y: top + 2 + i * BitmapFont.lineHeight, color: m.color)
         }
-        // series
+        // dots (light: a hollow square), then series
+        for sc in scatter {
+            let light = (UInt8((Int(sc.color.0) + 2 * 255) / 3), UInt8((Int(sc.color.1) + 2 * 255) / 3), UInt8((Int(sc.color.2) + 2 * 255) / 3))
+            for p in sc.points where p.y.isFinite && p.x.isFinite {
+                let (x, y) = (px(p.x), py(p.y))
+                img.fillRect(x: x - 2, y: y - 2, width: 5, height: 5, sc.color)
+                img.fillRect(x: x - 1, y: y - 1, width: 3, height: 3, light)
+            }
+        }
         for s in series {
             var prev: (Int, Int)?
             for p in s.points {

@@ -62,3 +62,27 @@ func enableGracefulInterrupt() { ft_enable_graceful_interrupt() }
 
 /// The signal that asked the command to stop, if one did.
 var interruptSignal: Int32? { let s = ft_interrupted(); return s == 0 ? nil : s }
+
+/// An exclusive lock on a run folder (flock on RUN/.lock) for as long as one process writes the
+/// run: a second flowtune on the same folder (a restarted sweep while a run of the first goes on)
+/// gets a clear error instead of interleaving its checkpoints and metrics with the first's. The
+/// kernel drops the lock when the process ends, however it ends.
+final class RunLock {
+    private var fd: Int32
+
+    init(_ dir: URL) throws {
+        try makeFolder(dir)
+        let path = dir.appendingPathComponent(".lock").path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw CLIError("\(dir.path) is being written by another flowtune process; wait for it to end (or stop it) and try again")
+        }
+    }
+
+    func release() {
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+    deinit { release() }
+}

@@ -98,6 +98,21 @@ struct FinetuneOptions: ParsableArguments {
     }
 }
 
+/// A run configuration (config.json) read back, or an error naming the file and what is wrong.
+func loadRunConfig(_ url: URL, what: String, action: String = "resume") throws -> FinetuneConfig {
+    guard let data = try? Data(contentsOf: url) else { throw CLIError("\(url.path): \(what)") }
+    do { return try JSONDecoder().decode(FinetuneConfig.self, from: data) } catch {
+        let why: String
+        switch error {
+        case DecodingError.keyNotFound(let key, _): why = "no '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
+            why = c.codingPath.isEmpty ? "not JSON" : "a bad '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+        default: why = "\(error)"
+        }
+        throw CLIError("\(url.path): not a run configuration this flowtune can \(action) (\(why)); runs written by other versions of flowtune resume with those")
+    }
+}
+
 /// Runs (or resumes) a fine-tuning run in `out`, with a progress line per iteration.
 func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
     let configURL = out.appendingPathComponent("config.json")
@@ -106,8 +121,13 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
     if !resume, FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.jsonl").path) {
         throw FinetuneError("\(out.path) already holds a run (metrics.jsonl); use --resume \(out.path) or another --out")
     }
+    // one process per run folder: a second one (a sweep restarted while a run of the first goes
+    // on) is refused; a new folder is locked once the set-up has passed (bad input creates nothing)
+    var lock = FileManager.default.fileExists(atPath: out.path) ? try RunLock(out) : nil
+    defer { lock?.release() }
     // set everything up (and fail on bad input) before writing anything into the run folder
     let run = try Finetuner(config: config, runDir: out, resume: resume)
+    if lock == nil { lock = try RunLock(out) }
     run.tensorboard = tensorboard
     if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }
     try writeAtomically(try enc.encode(config), to: configURL)
@@ -147,6 +167,8 @@ struct Finetune: ParsableCommand {
     @Option(help: "Run folder (config.json, metrics.jsonl, grids/, checkpoints/).") var out = "outputs/run"
     @Option(help: "Continue the run in this folder from its last checkpoint (its config.json is used; --steps may extend it).")
     var resume: String?
+    @Option(name: .customLong("config"), help: "Take every hyperparameter from this config.json (as a run folder holds it; --steps may override).")
+    var configFile: String?
     @Flag(inversion: .prefixedNo, help: "Write TensorBoard event files into the run folder (tensorboard --logdir outputs/).")
     var tensorboard = true
     @OptionGroup var threads: ThreadOptions
@@ -157,26 +179,18 @@ struct Finetune: ParsableCommand {
         enableGracefulInterrupt()
         var config = options.config
         var dir = URL(fileURLWithPath: out)
-        if let resume {
-            dir = URL(fileURLWithPath: resume)
-            let url = dir.appendingPathComponent("config.json")
-            guard let data = try? Data(contentsOf: url) else { throw CLIError("\(url.path): no run to resume (config.json missing)") }
-            var saved: FinetuneConfig
-            do { saved = try JSONDecoder().decode(FinetuneConfig.self, from: data) } catch {
-                let why: String
-                switch error {
-                case DecodingError.keyNotFound(let key, _): why = "no '\(key.stringValue)'"
-                case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
-                    why = c.codingPath.isEmpty ? "not JSON" : "a bad '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
-                default: why = "\(error)"
-                }
-                throw CLIError("\(url.path): not a run configuration this flowtune can resume (\(why)); runs written by other versions of flowtune resume with those")
-            }
-            // a resumed run keeps its configuration: only --steps (extend or shorten) and --threads apply
+        if resume != nil || configFile != nil {
+            // a resumed run keeps its configuration, a --config run takes the file's: only --steps
+            // (extend or shorten), --threads, --out (with --config) and --[no-]tensorboard apply
+            let url = resume.map { URL(fileURLWithPath: $0).appendingPathComponent("config.json") } ?? URL(fileURLWithPath: configFile!)
+            if let resume { dir = URL(fileURLWithPath: resume) }
+            var saved = try loadRunConfig(url, what: resume != nil ? "no run to resume (config.json missing)" : "cannot read the configuration", action: resume != nil ? "resume" : "read")
             let given = CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) }
-            let refused = given.filter { !["--resume", "--steps", "--threads", "--tensorboard", "--no-tensorboard"].contains($0) }
-            guard refused.isEmpty else {
-                throw CLIError("--resume continues a run with its own config.json; \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads, --[no-]tensorboard), or start a new run with --out")
+            let allowed = ["--resume", "--config", "--steps", "--threads", "--tensorboard", "--no-tensorboard"] + (resume == nil ? ["--out"] : [])
+            let refused = given.filter { !allowed.contains($0) }
+            guard refused.isEmpty, !(resume != nil && configFile != nil) else {
+                throw CLIError(resume != nil && configFile != nil ? "--resume and --config cannot be combined (a resumed run keeps its own config.json)"
+                    : "\(resume != nil ? "--resume continues a run with its own config.json" : "--config takes every hyperparameter from the file"); \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads, --[no-]tensorboard\(resume == nil ? ", --out" : "")), or start a new run with --out")
             }
             if given.contains("--steps") { saved.steps = options.steps }
             config = saved

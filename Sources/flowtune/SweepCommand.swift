@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Imaging
+import Training
+import CProcess
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run a grid of fine-tuning runs (algorithms, learning rates, KL weights, ... x seeds) and write sweep.jsonl, sweep.md and frontier.png.",
+        discussion: """
+        Every point of the grid is an ordinary run folder under --out (config.json, metrics.jsonl, \
+        grids, report.html), run by a `flowtune finetune` process of its own, --jobs at a time, the \
+        threads split between them. Run the same command again to go on after an interruption: \
+        finished runs are skipped, interrupted ones resumed from their last checkpoint.
+        Example: flowtune sweep --reward brightness=1,shape-eval=0 --steps 20 --vary algo=grpo,grpo-guard \
+        --vary lr=1e-4,3e-4 --seeds 2 --jobs 2 --out outputs/sweep
+        """)
+    @OptionGroup var options: FinetuneOptions
+    @Option(name: .customLong("vary"), help: ArgumentHelp("AXIS=V1,V2,...: a setting to vary (repeatable).",
+            discussion: "Axes: \(SweepAxis.allCases.map(\.rawValue).joined(separator: ", ")).")) var vary: [String] = []
+    @Option(help: "Seeds per grid point (--seed, --seed + 1, ...).") var seeds = 1
+    @Option(help: "Runs at a time (each gets threads / jobs threads).") var jobs = 1
+    @Option(help: "Proxy gains at which sweep.md compares the gold metrics (comma-separated).") var proxyGains = "0.05,0.1,0.2,0.3"
+    @Option(help: "Sweep folder (one run folder per point inside).") var out = "outputs/sweep"
+    @Flag(inversion: .prefixedNo, help: "Write TensorBoard event files into each run folder.") var tensorboard = true
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        enableGracefulInterrupt()
+        let axes = try vary.map { spec -> (SweepAxis, [String]) in
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let axis = SweepAxis(rawValue: parts[0]) else {
+                throw CLIError("--vary '\(spec)': expected AXIS=V1,V2,... with AXIS one of \(SweepAxis.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return (axis, parts[1].split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        try OptionCheck.positive("--jobs", jobs)
+        _ = try gains()
+        let points: [SweepPoint]
+        do { points = try sweepGrid(base: options.config, vary: axes, seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
+        let total = try threads.compute().workers
+        let perJob = max(1, total / jobs)
+        let dir = URL(fileURLWithPath: out)
+        try makeFolder(dir)
+        try writeAtomically(JSONValue.array(points.map { p in .object(p.settings.map { ($0.0, .string($0.1)) } + [("run", .string(p.name))]) }).text + "\n",
+                            to: dir.appendingPathComponent("sweep-grid.json"))
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        log("sweep: \(points.count) runs (\(axes.map { "\($0.0.rawValue) x \($0.1.count)" }.joined(separator: ", "))\(axes.isEmpty ? "" : ", ")\(seeds) seed(s)), \(min(jobs, points.count)) at a time with \(perJob) thread(s) each; writing \(dir.path)")
+
+        // what each run needs: nothing (finished), a resume, or a start
+        var queue: [(SweepPoint, [String])] = []
+        var skipped = 0
+        for p in points {
+            let runDir = dir.appendingPathComponent(p.name)
+            let metrics = runDir.appendingPathComponent("metrics.jsonl")
+            if let m = try? RunMetrics(url: metrics), let last = m.lines.last?.step, last >= p.config.steps {
+                skipped += 1
+                continue
+            }
+            var args = ["finetune", "--threads", String(perJob)] + (tensorboard ? [] : ["--no-tensorboard"])
+            if FileManager.default.fileExists(atPath: runDir.appendingPathComponent("config.json").path),
+               FileManager.default.fileExists(atPath: metrics.path) {
+                args += ["--resume", runDir.path, "--steps", String(p.config.steps)]
+            } else {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let configURL = dir.appendingPathComponent(".configs/\(p.name).json")
+                try writeAtomically(try enc.encode(p.config), to: configURL)
+                args += ["--config", configURL.path, "--out", runDir.path]
+            }
+            queue.append((p, args))
+        }
+        if skipped > 0 { log("sweep: \(skipped) run(s) already finished, skipped") }
+
+        // the runs, --jobs at a time, each in its own process group with its output in RUN/finetune.log
+        var running: [(pid: pid_t, point: SweepPoint, started: Date)] = []
+        var failed: [(SweepPoint, String)] = []
+        var done = 0, durations: [Double] = []
+        let start = Date()
+        func progress() {
+            let left = queue.count + running.count
+            let mean = durations.isEmpty ? nil : durations.reduce(0, +) / Double(durations.count)
+            let eta = mean.map { formatDuration($0 * Double(left) / Double(max(1, min(jobs, left)))) } ?? "?"
+            log("sweep: \(done + skipped)/\(points.count) runs done, \(running.count) running, \(failed.count) failed, \(formatDuration(Date().timeIntervalSince(start))) so far, ETA \(eta)")
+        }
+        while !queue.isEmpty || !running.isEmpty {
+            if interruptSignal == nil {
+                while running.count < jobs, !queue.isEmpty {
+                    let (p, args) = queue.removeFirst()
+                    let runDir = dir.appendingPathComponent(p.name)
+                    try makeFolder(runDir)
+                    let command = "exec " + ([exe] + args).map(shellQuote).joined(separator: " ") + " >> " + shellQuote(runDir.appendingPathComponent("finetune.log").path) + " 2>&1"
+                    var toChild: Int32 = -1, fromChild: Int32 = -1
+                    let pid = ft_spawn_group(command, &toChild, &fromChild)
+                    guard pid > 0 else { throw CLIError("cannot start a run of the sweep: \(String(cString: strerror(errno)))") }
+                    close(toChild); close(fromChild)
+                    running.append((pid, p, Date()))
+                    log("sweep: started \(p.name)")
+                }
+            }
+            usleep(200_000)
+            if let sig = interruptSignal {
+                // ask every run to stop after its iteration and write its checkpoint, then wait
+                log("sweep: signal \(sig): stopping \(running.count) run(s) at their next checkpoint")
+                for r in running { _ = ft_stop_group(r.pid, 600_000) }
+                running.removeAll()
+                try writeTables(points: points, dir: dir)
+                throw CLIError.interrupted(sig, "sweep interrupted: every run stopped at a checkpoint; run the same command again to go on")
+            }
+            var i = 0
+            while i < running.count {
+                var status: Int32 = 0
+                if ft_group_leader_running(running[i].pid, &status) == 0 {
+                    let r = running.remove(at: i)
+                    _ = ft_stop_group(r.pid, 1000)     // reap whatever of its group is left
+                    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                    if code == 0 {
+                        done += 1
+                        durations.append(Date().timeIntervalSince(r.started))
+                    } else {
+                        let logURL = dir.appendingPathComponent(r.point.name).appendingPathComponent("finetune.log")
+                        let lastLine = (try? String(contentsOf: logURL, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+                        failed.append((r.point, "exit \(code): \(lastLine)"))
+                        log("sweep: \(r.point.name) failed (exit \(code)): \(lastLine)")
+                    }
+                    progress()
+                } else {
+                    i += 1
+                }
+            }
+        }
+        try writeTables(points: points, dir: dir)
+        log("sweep: wrote \(dir.appendingPathComponent("sweep.md").path), sweep.jsonl and frontier.png")
+        if !failed.isEmpty {
+            throw CLIError("sweep: \(failed.count) of \(points.count) runs failed (their logs: RUN/finetune.log): " + failed.map { "\($0.0.name) (\($0.1))" }.joined(separator: "; "))
+        }
+    }
+
+    func gains() throws -> [Double] {
+        let g = proxyGains.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !g.isEmpty, g.allSatisfy({ $0 != nil && $0!.isFinite }) else {
+            throw CLIError("--proxy-gains needs comma-separated numbers, got '\(proxyGains)'")
+        }
+        return g.map { $0! }
+    }
+
+    /// sweep.jsonl, sweep.md and frontier.png from every run folder that has metrics.
+    func writeTables(points: [SweepPoint], dir: URL) throws {
+        let rows = points.compactMap { p in
+            (try? RunMetrics(url: dir.appendingPathComponent(p.name).appendingPathComponent("metrics.jsonl"))).map { SweepRow(point: p, metrics: $0) }
+        }
+        guard !rows.isEmpty else { return }
+        try writeAtomically(rows.map { $0.json.text + "\n" }.joined(), to: dir.appendingPathComponent("sweep.jsonl"))
+        try writeAtomically(SweepReport.markdown(rows, reward: options.reward, gains: try gains()), to: dir.appendingPathComponent("sweep.md"))
+        try writeAtomically(try SweepReport.frontier(rows).pngData(), to: dir.appendingPathComponent("frontier.png"))
+    }
+}
+
+/// A word for /bin/sh: single-quoted, with embedded single quotes escaped.
+func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }

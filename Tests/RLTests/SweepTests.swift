@@ -1,0 +1,115 @@
+import Testing
+import Foundation
+import Tensor
+import Training
+
+@Suite struct SweepTests {
+    @Test func gridExpandsEveryCombinationWithSeedsLast() throws {
+        var base = FinetuneConfig()
+        base.seed = 10
+        let points = try sweepGrid(base: base, vary: [(.algo, ["grpo", "grpo-guard"]), (.lr, ["1e-4", "3e-4"])], seeds: 2)
+        #expect(points.count == 8)
+        #expect(points.map(\.name).prefix(3) == ["algo=grpo_lr=1e-4_seed=10", "algo=grpo_lr=1e-4_seed=11", "algo=grpo_lr=3e-4_seed=10"])
+        #expect(points[2].config.lr == 3e-4 && points[2].config.algo == .grpo && points[2].config.seed == 10)
+        #expect(points[7].config.algo == .grpoGuard && points[7].config.seed == 11)
+        #expect(points[0].configurationKey == "algo=grpo, lr=1e-4" && points[1].configurationKey == points[0].configurationKey)
+        let more = try sweepGrid(base: base, vary: [(.noiseLevel, ["0.5"]), (.groupSize, ["4"]), (.acflowAlpha, ["0.1"])], seeds: 1)
+        #expect(more.count == 1 && more[0].config.sde.noiseLevel == 0.5 && more[0].config.groupSize == 4 && more[0].config.acflow.alpha == 0.1)
+    }
+
+    @Test func badGridsAreErrorsNamingTheSetting() {
+        let base = FinetuneConfig()
+        func message(_ vary: [(SweepAxis, [String])], seeds: Int = 1) -> String {
+            do { _ = try sweepGrid(base: base, vary: vary, seeds: seeds); return "" } catch { return "\(error)" }
+        }
+        #expect(message([(.lr, ["fast"])]).contains("--vary lr: 'fast' is not a number"))
+        #expect(message([(.algo, ["ppo"])]).contains("unknown algorithm 'ppo'"))
+        #expect(message([(.lr, ["1e-4"]), (.lr, ["3e-4"])]).contains("--vary lr is given twice"))
+        #expect(message([(.lr, ["1e-4", "1e-4"])]).contains("needs distinct values"))
+        #expect(message([(.groupSize, ["1"])]).contains("group-size=1") && message([(.groupSize, ["1"])]).contains("--group-size"))
+        #expect(message([], seeds: 0).contains("--seeds must be at least 1"))
+    }
+
+    /// The gold metric where the proxy gain first reaches a value: linear between the two
+    /// evaluations around it; the first crossing counts; a run that never reaches it has none.
+    @Test func goldIsInterpolatedAtEqualProxyGain() throws {
+        let t: [(gain: Double, gold: Double)] = [(0, 0), (0.1, -0.2), (0.3, -0.6), (0.2, -0.9), (0.5, -1.0)]
+        #expect(abs(try #require(goldAtProxyGain(t, gain: 0.05)) - -0.1) < 1e-12)
+        #expect(abs(try #require(goldAtProxyGain(t, gain: 0.2)) - -0.4) < 1e-12)       // first crossing, not the later 0.2
+        let at04 = try #require(goldAtProxyGain(t, gain: 0.4)), want: Double = -0.9 - 0.2 / 3
+        #expect(abs(at04 - want) < 1e-12)
+        #expect(goldAtProxyGain(t, gain: 0.6) == nil)
+        #expect(goldAtProxyGain([], gain: 0.1) == nil)
+        #expect(goldAtProxyGain([(0.2, 1)], gain: 0.1) == 1)
+    }
+
+    /// The bootstrap interval of a mean: the same data give the same interval; it holds the
+    /// mean, is empty for constant data, and narrows as the sample grows (1/sqrt(n)).
+    @Test func bootstrapIntervalOfTheMean() throws {
+        var rng = RNG(seed: 3)
+        let small = (0..<8).map { _ in Double(rng.normal()) }, large = (0..<128).map { _ in Double(rng.normal()) }
+        let a = try #require(bootstrapMeanInterval(small)), b = try #require(bootstrapMeanInterval(small))
+        #expect(a.low == b.low && a.high == b.high)
+        #expect(a.low < a.mean && a.mean < a.high)
+        let wide = a.high - a.low, narrow = try #require(bootstrapMeanInterval(large)).high - bootstrapMeanInterval(large)!.low
+        #expect(narrow < wide / 2)
+        // ~ 2 x 1.96 / sqrt(128) = 0.35 for unit variance
+        #expect(narrow > 0.25 && narrow < 0.45)
+        let constant = try #require(bootstrapMeanInterval([2, 2, 2]))
+        #expect(constant.low == 2 && constant.high == 2)
+        #expect(bootstrapMeanInterval([]) == nil)
+    }
+
+    /// A sweep of 2 algorithms x 2 learning rates x 2 seeds on the tiny model: every run
+    /// finishes with its own folder, the tables are written; the same command again skips them
+    /// all; stopped by SIGTERM mid-way and run again, every run ends with each step once.
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func sweepRunsResumesAndSkipsFinishedRuns() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let out = setup.dir.appendingPathComponent("sweep")
+        func args(steps: Int) -> [String] {
+            ["sweep", "--model", setup.model.path, "--prompts", setup.prompts.path, "--eval-prompts", setup.evalPrompts.path,
+             "--reward", "brightness", "--steps", String(steps), "--prompts-per-iteration", "2", "--group-size", "4", "--sde-steps", "4",
+             "--eval-every", "1", "--eval-per-prompt", "2", "--eval-steps", "4", "--checkpoint-every", "1",
+             "--vary", "algo=grpo,grpo-guard", "--vary", "lr=1e-4,3e-3", "--seeds", "2", "--jobs", "2", "--threads", "2", "--out", out.path]
+        }
+        func run(_ a: [String], stopWhen: (() -> Bool)? = nil) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = cliBinary!
+            p.arguments = a
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            if let stopWhen {
+                let deadline = Date().addingTimeInterval(60)
+                while p.isRunning && !stopWhen() && Date() < deadline { usleep(20_000) }
+                if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+            }
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, text)
+        }
+        let names = try sweepGrid(base: FinetuneConfig(), vary: [(.algo, ["grpo", "grpo-guard"]), (.lr, ["1e-4", "3e-3"])], seeds: 2).map(\.name)
+        func steps(_ name: String) -> [Int] {
+            ((try? metricLines(out.appendingPathComponent(name).appendingPathComponent("metrics.jsonl"))) ?? []).map { $0["step"] as! Int }
+        }
+        // stopped once the second run has logged an iteration
+        let (stopped, text) = try run(args(steps: 6), stopWhen: { steps(names[1]).count >= 2 })
+        #expect(stopped == 128 + SIGTERM, "\(text)")
+        #expect(text.contains("run the same command again"))
+        // run again: everything finishes, each step once
+        let (status, again) = try run(args(steps: 6))
+        #expect(status == 0, "\(again)")
+        for n in names { #expect(steps(n) == Array(0...6), "\(n)") }
+        let rows = try String(contentsOf: out.appendingPathComponent("sweep.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(rows.count == 8)
+        let md = try String(contentsOf: out.appendingPathComponent("sweep.md"), encoding: .utf8)
+        #expect(md.contains("| algo | lr | seed | proxy gain |") && md.contains("at equal proxy gain"))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("frontier.png").path))
+        // and once more: nothing to do
+        let (status3, third) = try run(args(steps: 6))
+        #expect(status3 == 0 && third.contains("8 run(s) already finished, skipped"), "\(third)")
+    }
+}
