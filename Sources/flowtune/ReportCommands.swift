@@ -52,6 +52,7 @@ struct Compare: ParsableCommand {
     @OptionGroup var options: FinetuneOptions
     @Option(help: "Output folder (one run folder per algorithm inside).") var out = "outputs/compare"
     @Flag(inversion: .prefixedNo, help: "Write TensorBoard event files into each run folder.") var tensorboard = true
+    @Option(help: "Runs per algorithm (seeds --seed, --seed + 1, ...); with more than one, means with 95% bootstrap intervals.") var seeds = 1
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
@@ -66,36 +67,67 @@ struct Compare: ParsableCommand {
             return a
         }
         guard !list.isEmpty, Set(list).count == list.count else { throw CLIError("--algos needs distinct algorithm names") }
+        try OptionCheck.positive("--seeds", seeds)
         let dir = URL(fileURLWithPath: out)
         var rows: [[(String, JSONValue)]] = []
         var curves: [Report.RunCurves] = []
+        var perAlgo: [(Algorithm, [[(String, Double)]])] = []
         for (i, algo) in list.enumerated() {
-            var c = options.config
-            c.algo = algo
-            try c.validate()
-            let runDir = dir.appendingPathComponent(algo.rawValue)
-            log("== \(algo) ==")
-            let t0 = Date()
-            _ = try runFinetune(config: c, out: runDir, resume: false, tensorboard: tensorboard)
-            let seconds = Date().timeIntervalSince(t0)
-            writeReportIfPossible(runDir)
-            let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
-            let d = DriftAnalysis(m, optimised: optimisedScorers(c.reward))
+            var runs: [[(String, Double)]] = []
+            for s in 0..<seeds {
+                var c = options.config
+                c.algo = algo
+                c.seed = options.seed &+ UInt64(s)
+                try c.validate()
+                let runDir = dir.appendingPathComponent(seeds == 1 ? algo.rawValue : "\(algo.rawValue)-seed\(c.seed)")
+                log("== \(algo)\(seeds == 1 ? "" : ", seed \(c.seed)") ==")
+                let t0 = Date()
+                _ = try runFinetune(config: c, out: runDir, resume: false, tensorboard: tensorboard)
+                let seconds = Date().timeIntervalSince(t0)
+                writeReportIfPossible(runDir)
+                let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
+                let d = DriftAnalysis(m, optimised: optimisedScorers(c.reward))
+                var row: [(String, Double)] = [("proxy_gain", (d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))]
+                for g in d.gold { row.append((g.name + " change", (g.points.last?.y ?? 0) - (g.points.first?.y ?? 0))) }
+                row.append(("onset_step", d.onset.map(Double.init) ?? .nan))
+                row.append(("seconds", seconds))
+                runs.append(row)
+                curves.append(Report.RunCurves(name: seeds == 1 ? algo.rawValue : "\(algo.rawValue) seed \(c.seed)",
+                                               color: LineChart.palette[i % LineChart.palette.count], drift: d))
+            }
+            perAlgo.append((algo, runs))
+        }
+        // one row per algorithm: the value (one seed), or the mean with a 95% bootstrap interval over seeds
+        var md = ""
+        for (algo, runs) in perAlgo {
             var row: [(String, JSONValue)] = [("algo", .string(algo.rawValue))]
-            row.append(("proxy_gain", .double((d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))))
-            for g in d.gold { row.append((g.name + " change", .double((g.points.last?.y ?? 0) - (g.points.first?.y ?? 0)))) }
-            row.append(("onset_step", d.onset.map { .int($0) } ?? .null))
-            row.append(("seconds", .double(seconds)))
+            var cells = [algo.rawValue]
+            for (k, key) in runs[0].map(\.0).enumerated() {
+                let values = runs.map { $0[k].1 }
+                if key == "onset_step" {
+                    let onsets = values.filter { !$0.isNaN }
+                    row.append((key, seeds == 1 ? (onsets.first.map { .int(Int($0)) } ?? .null) : .array(values.map { $0.isNaN ? .null : .int(Int($0)) })))
+                    cells.append(seeds == 1 ? (onsets.first.map { String(Int($0)) } ?? "-") : "\(onsets.count)/\(seeds) runs" + (onsets.isEmpty ? "" : String(format: ", median %.0f", onsets.sorted()[onsets.count / 2])))
+                } else if seeds == 1 {
+                    row.append((key, .double(values[0])))
+                    cells.append(JSONValue.double(values[0]).text)
+                } else if let ci = bootstrapMeanInterval(values) {
+                    row.append((key, .object([("mean", .double(ci.mean)), ("low", .double(ci.low)), ("high", .double(ci.high)),
+                                              ("values", .array(values.map { .double($0) }))])))
+                    cells.append(String(format: "%.4g [%.4g, %.4g]", ci.mean, ci.low, ci.high))
+                }
+            }
             rows.append(row)
-            curves.append(Report.RunCurves(name: algo.rawValue, color: LineChart.palette[i % LineChart.palette.count], drift: d))
+            if md.isEmpty {
+                let keys = ["algo"] + runs[0].map(\.0)
+                md = "| " + keys.joined(separator: " | ") + " |\n|" + keys.map { _ in "---" }.joined(separator: "|") + "|\n"
+            }
+            md += "| " + cells.joined(separator: " | ") + " |\n"
         }
         // one chart: the proxy per algorithm on top, a panel per gold metric below, onsets marked
         let both = Report.metricPanels(curves, title: "eval proxy reward per algorithm (same prompts, seeds, budget; gold metrics below)")
         try writeAtomically(try both.pngData(), to: dir.appendingPathComponent("compare.png"))
-        let keys = rows.first!.map(\.0)
-        var md = "| " + keys.joined(separator: " | ") + " |\n|" + keys.map { _ in "---" }.joined(separator: "|") + "|\n"
-        for r in rows { md += "| " + r.map { v in if case .string(let s) = v.1 { return s }; return v.1.text }.joined(separator: " | ") + " |\n" }
-        md += "\nReward `\(options.reward)`, \(options.steps) iterations each, seed \(options.seed). Chart: compare.png; runs: one folder per algorithm.\n"
+        md += "\nReward `\(options.reward)`, \(options.steps) iterations each, " + (seeds == 1 ? "seed \(options.seed)" : "seeds \(options.seed)...\(options.seed &+ UInt64(seeds - 1)) (mean [95% bootstrap interval of the mean])") + ". Chart: compare.png; runs: one folder per algorithm" + (seeds == 1 ? "" : " and seed") + ".\n"
         try writeAtomically(md, to: dir.appendingPathComponent("compare.md"))
         try writeAtomically(JSONValue.array(rows.map { .object($0) }).text + "\n", to: dir.appendingPathComponent("compare.json"))
         print(md)
