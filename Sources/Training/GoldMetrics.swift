@@ -16,6 +16,9 @@ public final class GoldMetrics {
     let reference: DiT
     public let prompts: [Prompt]
     let referenceFeatures: [[Double]]
+    /// The Frechet distance between the reference features and a second, independent rendering
+    /// of the same prompts: the value that means "no difference" at this sample size.
+    public let fdFloor: Double
     let noise: [Float]                      // (prompts x seeds, n), fixed for the whole run
     var ws: Workspace?, refWS: Workspace?
     let shapeEval = ShapeEvalScorer()
@@ -24,19 +27,26 @@ public final class GoldMetrics {
         self.config = config; self.reference = reference; prompts = evalPrompts
         let S = reference.config.imageSize, n = reference.config.pixelsPerImage
         let renderer = Renderer(size: S)
-        var feats: [[Double]] = []
-        let base = RNG(seed: 0x5EED_DA7A)
-        for (i, spec) in evalPrompts.map(\.spec).enumerated() {
-            for j in 0..<config.evalPerPrompt {
-                var r = base.split(UInt64(i)).split(UInt64(j))
-                feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
+        func rendered(_ seed: UInt64) -> [[Double]] {
+            var feats: [[Double]] = []
+            let base = RNG(seed: seed)
+            for (i, spec) in evalPrompts.map(\.spec).enumerated() {
+                for j in 0..<config.evalPerPrompt {
+                    var r = base.split(UInt64(i)).split(UInt64(j))
+                    feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
+                }
             }
+            return feats
         }
-        referenceFeatures = feats
+        referenceFeatures = rendered(0x5EED_DA7A)
+        fdFloor = referenceFeatures.count > 1 ? frechetDistance(referenceFeatures, rendered(0x5EED_DA7B)) : 0
         noise = (0..<evalPrompts.count).flatMap { i in
             (0..<config.evalPerPrompt).flatMap { j in Generator.noise(seed: config.seed ^ 0xE7A1, prompt: i, image: j, count: n) }
         }
     }
+
+    /// Bootstrap resamples behind the Frechet distance's standard error.
+    static let fdBootstrapResamples = 30
 
     public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL) throws -> EvalRecord {
         let S = policy.config.imageSize, n = policy.config.pixelsPerImage
@@ -45,15 +55,19 @@ public final class GoldMetrics {
         let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
         let tokens = promptsPerImage.tokens
         var x = noise
-        var w2Sum = 0.0, w2Count = 0
+        var w2PerImage = [Double](repeating: 0, count: N), w2Steps = 0
         var tt = [Float](repeating: 0, count: N)
         EulerSampler(steps: config.evalSteps).sample(model: policy, ws: ws!, x: &x, tokens: tokens) { _, t, xt, v in
             for b in 0..<N { tt[b] = t }
             let vr = self.reference.forward(self.refWS!, x: xt, t: tt, tokens: tokens, batch: N)
-            var s = 0.0
-            for i in 0..<(N * n) { let d = Double(v[i] - vr[i]); s += d * d }
-            w2Sum += s / Double(n); w2Count += N
+            for b in 0..<N {
+                var s = 0.0
+                for i in (b * n)..<((b + 1) * n) { let d = Double(v[i] - vr[i]); s += d * d }
+                w2PerImage[b] += s / Double(n)
+            }
+            w2Steps += 1
         }
+        for b in 0..<N { w2PerImage[b] /= Double(max(w2Steps, 1)) }
         let batch = ImageBatch(pixels: x, size: S)
         let images = batch.images
         let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
@@ -62,12 +76,15 @@ public final class GoldMetrics {
         for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec.task, s) }
         let feats = images.map { ImageFeatures.extract($0, size: S) }
         let fd = frechetDistance(feats, referenceFeatures)
-        var diversity = 0.0, pairs = 0
-        for p in 0..<prompts.count {
-            for a in 0..<perPrompt { for b in (a + 1)..<max(a + 1, perPrompt) {
+        // diversity: the mean distance between a prompt's images, per prompt
+        var diversityPerPrompt: [Double] = []
+        for p in 0..<prompts.count where perPrompt > 1 {
+            var sum = 0.0, pairs = 0
+            for a in 0..<perPrompt { for b in (a + 1)..<perPrompt {
                 let fa = feats[p * perPrompt + a], fb = feats[p * perPrompt + b]
-                diversity += zip(fa, fb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot(); pairs += 1
+                sum += zip(fa, fb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot(); pairs += 1
             } }
+            diversityPerPrompt.append(sum / Double(pairs))
         }
         // the grid: one row per prompt, each image labelled with its proxy reward
         let rows = prompts.enumerated().map { p, prompt in
@@ -82,10 +99,35 @@ public final class GoldMetrics {
         try writeAtomically(try raw.pngData(), to: gridsDir.appendingPathComponent("raw/" + gridURL.lastPathComponent))
         try writeAtomically(prompts.map { $0.text + "\n" }.joined(), to: gridsDir.appendingPathComponent("prompts.txt"))
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
-        return EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
-                          shapeEval: mean(shape),
-                          shapeEvalByTask: Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }),
-                          fd: fd, diversity: pairs > 0 ? diversity / Double(pairs) : 0, w2: w2Count > 0 ? w2Sum / Double(w2Count) : 0,
-                          grid: "grids/" + gridURL.lastPathComponent)
+        var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
+                                shapeEval: mean(shape),
+                                shapeEvalByTask: Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }),
+                                fd: fd, diversity: diversityPerPrompt.isEmpty ? 0 : diversityPerPrompt.reduce(0, +) / Double(diversityPerPrompt.count),
+                                w2: w2PerImage.reduce(0, +) / Double(max(N, 1)), grid: "grids/" + gridURL.lastPathComponent)
+        // standard errors: the spread over images (prompts, for diversity) over sqrt(n); the
+        // Frechet distance's: the spread of its value over bootstrap resamples of the images
+        var se: [String: Double] = ["proxy": standardError(total.map(Double.init)), "shape_eval": standardError(shape.map(Double.init)),
+                                    "diversity": standardError(diversityPerPrompt), "w2": standardError(w2PerImage)]
+        for name in reward.names { se["scores/" + name] = standardError(byScorer[name]!.map(Double.init)) }
+        for task in Task.allCases {
+            let scores = shape.indices.filter { prompts[$0 / perPrompt].spec.task == task }.map { Double(shape[$0]) }
+            if !scores.isEmpty { se["shape_eval_by_task/" + task.rawValue] = standardError(scores) }
+        }
+        var rng = RNG(seed: 0xFD5E)
+        let resampled = (0..<Self.fdBootstrapResamples).map { _ in frechetDistance((0..<feats.count).map { _ in feats[rng.int(feats.count)] }, referenceFeatures) }
+        se["fd"] = standardDeviation(resampled)
+        record.se = se
+        record.fdFloor = fdFloor
+        return record
     }
 }
+
+/// The sample standard deviation (0 for fewer than two values).
+public func standardDeviation(_ x: [Double]) -> Double {
+    guard x.count > 1 else { return 0 }
+    let m = x.reduce(0, +) / Double(x.count)
+    return (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)).squareRoot()
+}
+
+/// The standard error of the mean of `x`: its standard deviation over sqrt(n).
+public func standardError(_ x: [Double]) -> Double { x.isEmpty ? 0 : standardDeviation(x) / Double(x.count).squareRoot() }

@@ -114,6 +114,13 @@ public struct EvalRecord: Codable, Equatable {
     public var shapeEvalByTask: [String: Double?]  // nil where the eval prompts have no such task
     public var fd, diversity, w2: Double
     public var grid: String                        // the grid PNG, relative to the run folder
+    /// Standard errors of the gold scalars, by the names of `scalars` (per-image spread over
+    /// sqrt(n); the Frechet distance's from a bootstrap over the generated images); nil in
+    /// metrics written before they were logged.
+    public var se: [String: Double]?
+    /// The Frechet distance between two independent sets of rendered images of the same prompts
+    /// and size: what the distance reads when nothing differs (its noise floor and bias).
+    public var fdFloor: Double?
 
     public init(proxy: Double, scores: [String: Double], shapeEval: Double, shapeEvalByTask: [String: Double?],
                 fd: Double, diversity: Double, w2: Double, grid: String) {
@@ -122,7 +129,8 @@ public struct EvalRecord: Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case proxy, scores, shapeEval = "shape_eval", shapeEvalByTask = "shape_eval_by_task", fd, diversity, w2, grid
+        case proxy, scores, shapeEval = "shape_eval", shapeEvalByTask = "shape_eval_by_task", fd, diversity, w2, grid, se
+        case fdFloor = "fd_floor"
     }
 
     /// The gold scalars by name (what a chart or logger reads), scorers as "scores/NAME".
@@ -143,7 +151,8 @@ public struct EvalRecord: Codable, Equatable {
             ("shape_eval", .double(shapeEval)),
             ("shape_eval_by_task", .object(tasks.map { t in (t, shapeEvalByTask[t]!.map { JSONValue.double($0) } ?? .null) })),
             ("fd", .double(fd)), ("diversity", .double(diversity)), ("w2", .double(w2)), ("grid", .string(grid)),
-        ])
+        ] + (fdFloor.map { [("fd_floor", JSONValue.double($0))] } ?? [])
+          + (se.map { se in [("se", JSONValue.object(scalars.compactMap { k, _ in se[k].map { (k, .double($0)) } }))] } ?? []))
     }
 }
 

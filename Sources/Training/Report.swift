@@ -8,6 +8,8 @@ public struct GoldSeries {
     public var name: String
     public var points: [(x: Double, y: Double)]
     public var higherIsBetter: Bool
+    /// Each point's standard error (nil where the metrics file has none).
+    public var se: [Double?] = []
 }
 
 /// Over-optimisation analysis of a run's evaluations.
@@ -15,10 +17,13 @@ public struct GoldSeries {
 /// The proxy is the eval images' weighted reward. Gold metrics: shape-eval (unless it is
 /// optimised), every weight-0 scorer, the Frechet distance to rendered data (lower is better),
 /// within-prompt diversity, and the W2 proxy (lower is better: distance from the base model).
-/// A gold metric "has fallen" at a step when it is worse than at step 0 by more than its noise
-/// band: max(5% of its step-0 magnitude, 10% of its spread over the run's evaluations,
-/// 1e-6). The onset of over-optimisation is the first evaluated step at which the proxy still
-/// rises (above step 0 and not below the previous evaluation) while a gold metric has fallen.
+/// A gold metric "has fallen" at a step when it is worse than at step 0 by more than twice the
+/// standard error of the difference, sqrt(se0^2 + se^2) (the evaluations' own standard errors,
+/// treated as independent: conservative, since every evaluation draws the same noise); in
+/// metrics written before standard errors were logged, by more than a fixed band: max(5% of its
+/// step-0 magnitude, 10% of its spread over the run's evaluations, 1e-6). The onset of
+/// over-optimisation is the first evaluated step at which the proxy still rises (above step 0
+/// and not below the previous evaluation) while a gold metric has fallen.
 public struct DriftAnalysis {
     public var proxy: [(x: Double, y: Double)]
     public var gold: [GoldSeries]
@@ -29,18 +34,20 @@ public struct DriftAnalysis {
         let evals = m.evals
         proxy = evals.map { e in (Double(e.step), e.eval.proxy) }
         var gold: [GoldSeries] = []
-        func add(_ name: String, _ higher: Bool, _ f: (EvalRecord) -> Double?) {
-            let pts = evals.compactMap { e in f(e.eval).map { (Double(e.step), $0) } }
-            if !pts.isEmpty { gold.append(GoldSeries(name: name, points: pts, higherIsBetter: higher)) }
+        func add(_ name: String, _ key: String, _ higher: Bool, _ f: (EvalRecord) -> Double?) {
+            let kept = evals.compactMap { e in f(e.eval).map { (x: Double(e.step), y: $0, se: e.eval.se?[key]) } }
+            if !kept.isEmpty {
+                gold.append(GoldSeries(name: name, points: kept.map { ($0.x, $0.y) }, higherIsBetter: higher, se: kept.map(\.se)))
+            }
         }
-        if !optimised.contains("shape-eval") { add("shape-eval", true) { $0.shapeEval } }
+        if !optimised.contains("shape-eval") { add("shape-eval", "shape_eval", true) { $0.shapeEval } }
         let scorerNames = evals.first.map { Array($0.eval.scores.keys).sorted() } ?? []
         for s in scorerNames where !optimised.contains(s) && s != "shape-eval" {
-            add(s, true) { $0.scores[s] }
+            add(s, "scores/" + s, true) { $0.scores[s] }
         }
-        add("frechet distance", false) { $0.fd }
-        add("diversity", true) { $0.diversity }
-        add("w2 to base", false) { $0.w2 }
+        add("frechet distance", "fd", false) { $0.fd }
+        add("diversity", "diversity", true) { $0.diversity }
+        add("w2 to base", "w2", false) { $0.w2 }
         self.gold = gold
         onset = nil; onsetMetrics = []
         guard proxy.count >= 2 else { return }
@@ -50,7 +57,12 @@ public struct DriftAnalysis {
             let fallen = gold.filter { g in
                 guard let j = g.points.firstIndex(where: { $0.x == proxy[i].x }), let base = g.points.first else { return false }
                 let ys = g.points.map(\.y)
-                let band = max(0.05 * abs(base.y), 0.1 * (ys.max()! - ys.min()!), 1e-6)
+                let band: Double
+                if let se0 = g.se.first ?? nil, j < g.se.count, let se = g.se[j] {
+                    band = max(2 * (se0 * se0 + se * se).squareRoot(), 1e-6)
+                } else {
+                    band = max(0.05 * abs(base.y), 0.1 * (ys.max()! - ys.min()!), 1e-6)
+                }
                 let worse = g.higherIsBetter ? base.y - g.points[j].y : g.points[j].y - base.y
                 // the W2 proxy grows whenever the policy moves; it marks drift, not a fall in quality
                 return g.name != "w2 to base" && worse > band
@@ -245,16 +257,21 @@ public enum Report {
         // every scorer of the reward (shape-eval has its own column)
         let scoreNames = (evals.first.map { Array($0.eval.scores.keys).sorted() } ?? []).filter { $0 != "shape-eval" }
         for s in scoreNames { h += "<th>\(esc(s))</th>" }
-        h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.</th><th>diversity</th><th>w2 to base</th></tr>"
+        let floor = evals.compactMap(\.eval.fdFloor).first
+        h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.\(floor.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th><th>diversity</th><th>w2 to base</th></tr>"
         for e in evals {
             let byTask = e.eval.shapeEvalByTask
-            h += "<tr\(e.step == drift.onset ? " class=\"onset\"" : "")><td>\(e.step)</td><td>\(fmt(e.eval.proxy))</td>"
-            for s in scoreNames { h += "<td>\(fmt(e.eval.scores[s]))</td>" }
-            h += "<td>\(fmt(e.eval.shapeEval))</td>"
-            for t in ["single", "two_objects", "counting", "position"] { h += "<td>\(fmt(byTask[t] ?? nil))</td>" }
-            h += "<td>\(fmt(e.eval.fd))</td><td>\(fmt(e.eval.diversity))</td><td>\(fmt(e.eval.w2))</td></tr>"
+            // a value with its standard error, where the metrics have one
+            func cell(_ v: Double?, _ key: String) -> String {
+                "<td>\(fmt(v))\(e.eval.se?[key].map { "<small> &plusmn; \(fmt($0))</small>" } ?? "")</td>"
+            }
+            h += "<tr\(e.step == drift.onset ? " class=\"onset\"" : "")><td>\(e.step)</td>" + cell(e.eval.proxy, "proxy")
+            for s in scoreNames { h += cell(e.eval.scores[s], "scores/" + s) }
+            h += cell(e.eval.shapeEval, "shape_eval")
+            for t in ["single", "two_objects", "counting", "position"] { h += cell(byTask[t] ?? nil, "shape_eval_by_task/" + t) }
+            h += cell(e.eval.fd, "fd") + cell(e.eval.diversity, "diversity") + cell(e.eval.w2, "w2") + "</tr>"
         }
-        h += "</table>"
+        h += "</table><p><small>&plusmn; one standard error (over the images; over prompts for diversity; the Frechet distance's from a bootstrap of the images). The Frechet distance's floor is its value between two independent renderings of the eval prompts: what it reads when nothing differs.</small></p>"
         if !grids.isEmpty {
             h += """
             <h2>Grids (eval prompts x fixed seeds, Euler ODE; labels are the proxy reward)</h2>

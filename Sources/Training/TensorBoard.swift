@@ -101,7 +101,7 @@ public enum TensorBoardEvents {
 }
 
 /// The TensorBoard view of a run: every scalar of metrics.jsonl (training as "train/...",
-/// evaluations as "eval/..."), the per-SDE-step ratio statistics as "timesteps/STAT/kNN", and
+/// evaluations as "eval/...", their standard errors as "eval_se/..."), the per-SDE-step ratio statistics as "timesteps/STAT/kNN", and
 /// each evaluation's grid as the image "eval/grid". The event file is derived data: it is
 /// rebuilt from metrics.jsonl and the grids when a run starts or resumes (so the steps a
 /// resume redoes appear once), then appended to with every metrics line.
@@ -158,6 +158,8 @@ public final class TensorBoardLog {
         var out: [UInt8] = []
         if let eval = line.eval {
             values += eval.scalars.map { .scalar("eval/" + $0.0, $0.1) }
+            values += eval.scalars.compactMap { k, _ in eval.se?[k].map { .scalar("eval_se/" + k, $0) } }
+            if let floor = eval.fdFloor { values.append(.scalar("eval/fd_floor", floor)) }
             if let png = try? [UInt8](Data(contentsOf: runDir.appendingPathComponent(eval.grid))), let size = TensorBoardEvents.pngSize(png) {
                 out += TensorBoardEvents.summary(step: line.step, wallTime: wallTime, [.png("eval/grid", png, width: size.width, height: size.height)])
             }

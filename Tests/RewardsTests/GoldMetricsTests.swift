@@ -52,6 +52,15 @@ import Training
         #expect(e.w2 == 0)          // the policy is the base model at step 0
         for (key, v) in e.scalars { #expect(v.isFinite, "\(key)") }
         #expect(Set(e.scores.keys) == ["brightness", "jpeg-compressibility"])
+        // a standard error for every gold scalar: the per-image spread over sqrt(n) (shape-eval
+        // scores each image 0...1, so its error is at most 0.5 / sqrt(n - 1)); the FD's floor is
+        // positive (two finite renderings differ) and its own error finite
+        let se = try #require(e.se)
+        for (key, _) in e.scalars { #expect(se[key].map { $0.isFinite && $0 >= 0 } == true, "\(key)") }
+        let n = Double(run.evalPrompts.count * setup.config.evalPerPrompt)
+        #expect(se["shape_eval"]! <= 0.5 / (n - 1).squareRoot() + 1e-9)
+        #expect(se["w2"] == 0)      // every image's W2 is 0 at step 0
+        #expect(try #require(e.fdFloor) > 0)
         let grid = try RGBImage(pngData: [UInt8](Data(contentsOf: setup.dir.appendingPathComponent("run/grids/step-00000.png"))))
         #expect(grid.width > 16 * 3 * 2)
         // the same noise at every evaluation: evaluating again gives identical numbers
@@ -69,6 +78,8 @@ import Training
         r.criticInUse = true
         r.eval = EvalRecord(proxy: 0.5, scores: ["brightness": 0.5], shapeEval: 0.75, shapeEvalByTask: ["single": 0.5, "position": nil],
                             fd: 12.5, diversity: 1.25, w2: 0.0078125, grid: "grids/step-00003.png")
+        r.eval?.se = ["proxy": 0.125, "shape_eval": 0.0625, "fd": 2.5]
+        r.eval?.fdFloor = 3.25
         let text = r.json(rewardNames: ["shape-eval", "brightness"]).text
         #expect(text.hasPrefix("{\"step\": 3, \"algo\": \"grpo-guard\", \"reward_mean\": 0.25, \"rewards\": {\"shape-eval\": 0.5, \"brightness\": 0.125}"))
         let back = try JSONDecoder().decode(MetricsRecord.self, from: Data(text.utf8))

@@ -254,6 +254,27 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         #expect(try check() == 1)
     }
 
+    /// With standard errors in the metrics, a gold metric has fallen when it is worse than at
+    /// step 0 by more than twice the standard error of the difference, not by a fixed band.
+    @Test func onsetUsesTheStandardErrors() throws {
+        let dir = try Self.syntheticRun()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("metrics.jsonl")
+        let m = try RunMetrics(url: url)
+        func analysis(se: Double) -> DriftAnalysis {
+            var lines = m.lines
+            for i in lines.indices { lines[i].eval?.se = ["shape_eval": se, "fd": 1, "diversity": 1, "w2": 1, "scores/shape-eval": se] }
+            var copy = m
+            copy.lines = lines
+            return DriftAnalysis(copy, optimised: ["jpeg-compressibility"])
+        }
+        // shape-eval falls by 0.2 at step 30, 0.4 at step 40; the fixed band alone gives onset 30
+        #expect(analysis(se: 0.05).onset == 30)                   // 0.2 > 2 * sqrt(2) * 0.05 = 0.14
+        #expect(analysis(se: 0.1).onset == 40)                    // 0.2 < 0.28 < 0.4
+        #expect(analysis(se: 0.2).onset == nil)                   // 0.4 < 0.57
+        #expect(analysis(se: 0.05).gold.first { $0.name == "shape-eval" }!.se.allSatisfy { $0 == 0.05 })
+    }
+
     @Test func noOnsetWhenGoldHolds() throws {
         let dir = try Self.syntheticRun()
         defer { try? FileManager.default.removeItem(at: dir) }
