@@ -104,8 +104,19 @@ public struct SweepRow {
         }
     }
 
+    /// Per trained SDE step k (with its t): the mean over the run's iterations of the ratio
+    /// mean, of the plain log-ratio mean (before RatioNorm) and of the clipped fractions
+    /// (clipped-ratio algorithms; empty otherwise).
+    public var ratios: [(k: Int, t: Double, ratioMean: Double, plainLogratio: Double, clipped: Double)]
+
     public init(point: SweepPoint, metrics: RunMetrics) {
         self.point = point
+        let steps = metrics.lines.compactMap(\.timesteps)
+        ratios = (steps.first ?? []).enumerated().map { i, first in
+            let at = steps.compactMap { i < $0.count ? $0[i] : nil }
+            func mean(_ f: (TimestepRecord) -> Double) -> Double { at.map(f).reduce(0, +) / Double(max(at.count, 1)) }
+            return (first.k, first.t, mean(\.ratioMean), mean(\.plainLogratioMean), mean { $0.clipHigh + $0.clipLow })
+        }
         drift = DriftAnalysis(metrics, optimised: optimisedScorers(point.config.reward))
         finished = (metrics.lines.last?.step ?? 0) >= point.config.steps
     }
@@ -185,6 +196,24 @@ public enum SweepReport {
                     } else {
                         md += " not reached (0/\(group.count)) |"
                     }
+                }
+                md += "\n"
+            }
+        }
+        // the ratio statistics per configuration (the mean over seeds of each run's mean over iterations)
+        let withRatios = configurations(rows).filter { !$0.1.contains { $0.ratios.isEmpty } }
+        if let first = withRatios.first?.1.first?.ratios, !first.isEmpty {
+            md += "\n## Ratio statistics per SDE step (mean over iterations and seeds): ratio mean / plain log-ratio mean / clipped fraction\n\n"
+            md += "| configuration | " + first.map { String(format: "k=%d (t=%.2f)", $0.k, $0.t) }.joined(separator: " | ") + " |\n"
+            md += "|---|" + first.map { _ in "---" }.joined(separator: "|") + "|\n"
+            for (key, group) in withRatios {
+                md += "| \(key.isEmpty ? "(all)" : key) |"
+                for i in first.indices {
+                    let at = group.compactMap { i < $0.ratios.count ? $0.ratios[i] : nil }
+                    func mean(_ f: ((k: Int, t: Double, ratioMean: Double, plainLogratio: Double, clipped: Double)) -> Double) -> Double {
+                        at.map(f).reduce(0, +) / Double(max(at.count, 1))
+                    }
+                    md += String(format: " %.6f / %+.2e / %.3f |", mean(\.ratioMean), mean(\.plainLogratio), mean(\.clipped))
                 }
                 md += "\n"
             }
