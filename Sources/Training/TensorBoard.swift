@@ -127,7 +127,8 @@ public final class TensorBoardLog {
         let host = ProcessInfo.processInfo.hostName.filter { $0.isLetter || $0.isNumber || $0 == "-" }
         url = runDir.appendingPathComponent("events.out.tfevents.\(stamp).\(host.isEmpty ? "host" : host).flowtune")
         let metricsURL = runDir.appendingPathComponent("metrics.jsonl")
-        let lines = FileManager.default.fileExists(atPath: metricsURL.path) ? try RunMetrics(url: metricsURL).lines : []
+        let text = (try? String(contentsOf: metricsURL, encoding: .utf8)) ?? ""    // missing or emptied by a resume: no lines yet
+        let lines = text.allSatisfy(\.isWhitespace) ? [] : try RunMetrics(url: metricsURL).lines
         // wall times: the iterations' durations laid back from when metrics.jsonl was last written
         let end = ((try? FileManager.default.attributesOfItem(atPath: metricsURL.path))?[.modificationDate] as? Date) ?? Date()
         var wall = end.timeIntervalSince1970 - lines.compactMap(\.seconds).reduce(0, +)
