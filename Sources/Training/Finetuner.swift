@@ -107,12 +107,14 @@ public final class Finetuner {
         record.rewardSeconds = batch.rewardSeconds
         record.trainSeconds = tTrain.timeIntervalSince(t0) - batch.rolloutSeconds - batch.rewardSeconds
         record.lr = Double(state.optimizer.lr)
+        record.peakRSSMB = peakResidentMemoryMB()
         if config.evalEvery > 0 && (iteration % config.evalEvery == 0 || iteration == config.steps) {
             record.eval = try evaluate()
         }
         try write(record)
         if iteration % config.checkpointEvery == 0 || iteration == config.steps { try save() }
-        return IterationSummary(iteration: iteration, rewardMean: mean, seconds: tTrain.timeIntervalSince(t0), evaluated: record.eval != nil)
+        return IterationSummary(iteration: iteration, rewardMean: mean, seconds: tTrain.timeIntervalSince(t0), evaluated: record.eval != nil,
+                                peakRSSMB: record.peakRSSMB ?? 0)
     }
 
     /// The step-0 evaluation (the base model), written before the first iteration of a new run.
@@ -197,4 +199,12 @@ public struct IterationSummary {
     public var rewardMean: Float
     public var seconds: Double
     public var evaluated: Bool
+    public var peakRSSMB: Double
+}
+
+/// The process's peak resident memory so far (getrusage's ru_maxrss), in MiB.
+public func peakResidentMemoryMB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024      // Linux reports KiB
 }

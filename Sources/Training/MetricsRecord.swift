@@ -12,6 +12,7 @@ public struct MetricsRecord: Codable, Equatable {
     public var rewardMean, rewardStd: Double?
     public var rewards: [String: Double]?         // each scorer's batch mean (weight 0 included)
     public var seconds, rolloutSeconds, rewardSeconds, trainSeconds, lr: Double?
+    public var peakRSSMB: Double?                 // the process's peak resident memory so far, MiB
     // Flow-GRPO and GRPO-Guard (ClippedRatioAlgorithm)
     public var onpolicyRatioMaxDev, loss, gradNorm, keptFraction, clipRange, klRef: Double?
     public var timesteps: [TimestepRecord]?
@@ -28,6 +29,7 @@ public struct MetricsRecord: Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case step, algo, rewardMean = "reward_mean", rewardStd = "reward_std", rewards, seconds
         case rolloutSeconds = "rollout_seconds", rewardSeconds = "reward_seconds", trainSeconds = "train_seconds", lr
+        case peakRSSMB = "peak_rss_mb"
         case onpolicyRatioMaxDev = "onpolicy_ratio_max_dev", loss, gradNorm = "grad_norm", keptFraction = "kept_fraction"
         case clipRange = "clip_range", klRef = "kl_ref", timesteps
         case criticMse = "critic_mse", criticExplainedVariance = "critic_explained_variance", criticInUse = "critic_in_use"
@@ -42,7 +44,7 @@ public struct MetricsRecord: Codable, Equatable {
     private var numbers: (head: [(CodingKeys, Double?)], middle: [(CodingKeys, Double?)], tail: [(CodingKeys, Double?)]) {
         ([(.rewardMean, rewardMean), (.rewardStd, rewardStd)],
          [(.seconds, seconds), (.rolloutSeconds, rolloutSeconds), (.rewardSeconds, rewardSeconds), (.trainSeconds, trainSeconds),
-          (.lr, lr), (.criticMse, criticMse), (.criticExplainedVariance, criticExplainedVariance),
+          (.lr, lr), (.peakRSSMB, peakRSSMB), (.criticMse, criticMse), (.criticExplainedVariance, criticExplainedVariance),
           (.criticExplainedVarianceBefore, criticExplainedVarianceBefore)],
          [(.advClippedFraction, advClippedFraction), (.weightMean, weightMean), (.weightMax, weightMax), (.w2, w2),
           (.covWRt, covWRt), (.gradCosine, gradCosine), (.actorSteps, actorSteps.map(Double.init)),

@@ -149,8 +149,8 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
         let done = run.iteration - first
         let eta = Date().timeIntervalSince(start) / Double(done) * Double(config.steps - run.iteration)
         if !quiet {
-            log(String(format: "iter %d/%d  reward %.4f  %.2f s  ETA %@%@", s.iteration, config.steps, s.rewardMean, s.seconds,
-                       formatDuration(eta), s.evaluated ? "  (grid + gold metrics)" : ""))
+            log(String(format: "iter %d/%d  reward %.4f  %.2f s  ETA %@  peak %.0f MiB%@", s.iteration, config.steps, s.rewardMean, s.seconds,
+                       formatDuration(eta), s.peakRSSMB, s.evaluated ? "  (grid + gold metrics)" : ""))
         }
         // the live report: rewritten at every evaluation before the last (the finished run writes its own)
         if s.evaluated && run.iteration < config.steps {
