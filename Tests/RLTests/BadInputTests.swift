@@ -124,6 +124,10 @@ final class BadInputFixtures: @unchecked Sendable {
                            "--threads", "1"]
     static let pretrain = ["pretrain", "--config", "tiny", "--steps", "1", "--batch", "2", "--exclude", "$F/eval.txt", "--threads", "1"]
 
+    static let sweep = ["sweep", "--model", "$F/tiny.safetensors", "--prompts", "$F/train.txt", "--eval-prompts", "$F/eval.txt",
+                        "--steps", "1", "--prompts-per-iteration", "1", "--group-size", "2", "--sde-steps", "2", "--eval-every", "0",
+                        "--threads", "1", "--out", "sweep"]
+
     static func prompts(_ file: String) -> [String] { ["evaluate", "--model", "$F/tiny.safetensors", "--prompts", file, "--per-prompt", "1", "--steps", "2"] }
     static func model(_ file: String) -> [String] { ["evaluate", "--model", file, "--prompts", "$F/eval.txt", "--per-prompt", "1", "--steps", "2"] }
     static func reward(_ spec: String) -> [String] { finetune + ["--out", "run", "--reward", spec] }
@@ -201,6 +205,15 @@ final class BadInputFixtures: @unchecked Sendable {
                  names: "torn-config/config.json: not a run configuration this flowtune can resume"),
         BadInput(name: "--resume with options it would ignore", args: ["finetune", "--resume", "$F/run", "--lr", "0.1"], names: "--lr would be ignored"),
         BadInput(name: "pretraining over an existing model", args: pretrain + ["--out", "$F/tiny.safetensors"], names: "tiny.safetensors already exists"),
+        BadInput(name: "--config of a torn file", args: ["finetune", "--config", "$F/torn-config/config.json", "--out", "run"],
+                 names: "torn-config/config.json: not a run configuration this flowtune can read"),
+        BadInput(name: "--config with options it would ignore", args: ["finetune", "--config", "$F/run/config.json", "--lr", "0.1", "--out", "run"],
+                 names: "--config takes every hyperparameter from the file; --lr would be ignored"),
+        BadInput(name: "sweep over an unknown setting", args: sweep + ["--vary", "colour=red,blue"], names: "--vary 'colour=red,blue': expected AXIS=V1,V2,..."),
+        BadInput(name: "sweep over a bad value", args: sweep + ["--vary", "lr=1e-4,fast"], names: "--vary lr: 'fast' is not a number"),
+        BadInput(name: "sweep point the finetune checks refuse", args: sweep + ["--vary", "group-size=4,1"], names: "--group-size must be at least 2, got 1"),
+        BadInput(name: "sweep with 0 jobs", args: sweep + ["--jobs", "0"], names: "--jobs must be positive, got 0"),
+        BadInput(name: "sweep with bad proxy gains", args: sweep + ["--proxy-gains", "0.1,much"], names: "--proxy-gains needs comma-separated numbers"),
         BadInput(name: "sample images into a file", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--per-prompt", "1", "--steps", "2",
                                                           "--out-dir", "$F/a-file"], names: "a-file is a file, not a folder"),
     ]
