@@ -40,11 +40,11 @@ let cliBinary: URL? = {
         return p.terminationStatus
     }
 
-    /// metrics.jsonl without the timings (which differ from run to run).
+    /// metrics.jsonl without the timings and the peak memory (which differ from run to run).
     static func metricsWithoutTimings(_ url: URL) throws -> [MetricsRecord] {
         try RunMetrics(url: url).lines.map { l in
             var r = l
-            r.seconds = nil; r.rolloutSeconds = nil; r.rewardSeconds = nil; r.trainSeconds = nil
+            r.seconds = nil; r.rolloutSeconds = nil; r.rewardSeconds = nil; r.trainSeconds = nil; r.peakRSSMB = nil
             return r
         }
     }
