@@ -29,6 +29,22 @@ public enum ImageFeatures {
         }
         return f
     }
+
+    public static let compactDimension = 21
+
+    /// The 21-value summary of a 57-value feature vector for a Frechet distance that 64 samples
+    /// can estimate: the 2x2 average-pooled image (12: the 4x4 cells averaged in fours), the
+    /// per-channel standard deviation (3) and the edge statistics (6).
+    public static func compact(_ f: [Double]) -> [Double] {
+        var out = [Double](repeating: 0, count: compactDimension)
+        for by in 0..<2 { for bx in 0..<2 { for c in 0..<3 {
+            var s = 0.0
+            for dy in 0..<2 { for dx in 0..<2 { s += f[((2 * by + dy) * 4 + 2 * bx + dx) * 3 + c] } }
+            out[(by * 2 + bx) * 3 + c] = s / 4
+        } } }
+        for i in 0..<9 { out[12 + i] = f[48 + i] }
+        return out
+    }
 }
 
 /// Frechet distance between Gaussians fitted to two feature sets:

@@ -19,6 +19,9 @@ public final class GoldMetrics {
     /// The Frechet distance between the reference features and a second, independent rendering
     /// of the same prompts: the value that means "no difference" at this sample size.
     public let fdFloor: Double
+    /// The same for the 21-value features (`ImageFeatures.compact`).
+    public let fd21Floor: Double
+    let referenceCompact: [[Double]]
     let noise: [Float]                      // (prompts x seeds, n), fixed for the whole run
     var ws: Workspace?, refWS: Workspace?
     let shapeEval = ShapeEvalScorer()
@@ -39,7 +42,10 @@ public final class GoldMetrics {
             return feats
         }
         referenceFeatures = rendered(0x5EED_DA7A)
-        fdFloor = referenceFeatures.count > 1 ? frechetDistance(referenceFeatures, rendered(0x5EED_DA7B)) : 0
+        let second = rendered(0x5EED_DA7B)
+        fdFloor = referenceFeatures.count > 1 ? frechetDistance(referenceFeatures, second) : 0
+        referenceCompact = referenceFeatures.map(ImageFeatures.compact)
+        fd21Floor = referenceFeatures.count > 1 ? frechetDistance(referenceCompact, second.map(ImageFeatures.compact)) : 0
         noise = (0..<evalPrompts.count).flatMap { i in
             (0..<config.evalPerPrompt).flatMap { j in Generator.noise(seed: config.seed ^ 0xE7A1, prompt: i, image: j, count: n) }
         }
@@ -113,11 +119,20 @@ public final class GoldMetrics {
             let scores = shape.indices.filter { prompts[$0 / perPrompt].spec.task == task }.map { Double(shape[$0]) }
             if !scores.isEmpty { se["shape_eval_by_task/" + task.rawValue] = standardError(scores) }
         }
+        let compact = feats.map(ImageFeatures.compact)
         var rng = RNG(seed: 0xFD5E)
-        let resampled = (0..<Self.fdBootstrapResamples).map { _ in frechetDistance((0..<feats.count).map { _ in feats[rng.int(feats.count)] }, referenceFeatures) }
+        var resampled: [Double] = [], resampled21: [Double] = []
+        for _ in 0..<Self.fdBootstrapResamples {
+            let pick = (0..<feats.count).map { _ in rng.int(feats.count) }
+            resampled.append(frechetDistance(pick.map { feats[$0] }, referenceFeatures))
+            resampled21.append(frechetDistance(pick.map { compact[$0] }, referenceCompact))
+        }
         se["fd"] = standardDeviation(resampled)
+        se["fd21"] = standardDeviation(resampled21)
+        record.fd21 = frechetDistance(compact, referenceCompact)
         record.se = se
         record.fdFloor = fdFloor
+        record.fd21Floor = fd21Floor
         return record
     }
 }

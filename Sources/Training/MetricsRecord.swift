@@ -123,6 +123,10 @@ public struct EvalRecord: Codable, Equatable {
     /// The Frechet distance between two independent sets of rendered images of the same prompts
     /// and size: what the distance reads when nothing differs (its noise floor and bias).
     public var fdFloor: Double?
+    /// The Frechet distance on the 21-value features (ImageFeatures.compact), and its floor: the
+    /// estimate 64 samples can carry (nil in metrics written before it was logged).
+    public var fd21: Double?
+    public var fd21Floor: Double?
 
     public init(proxy: Double, scores: [String: Double], shapeEval: Double, shapeEvalByTask: [String: Double?],
                 fd: Double, diversity: Double, w2: Double, grid: String) {
@@ -132,7 +136,7 @@ public struct EvalRecord: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case proxy, scores, shapeEval = "shape_eval", shapeEvalByTask = "shape_eval_by_task", fd, diversity, w2, grid, se
-        case fdFloor = "fd_floor"
+        case fdFloor = "fd_floor", fd21, fd21Floor = "fd21_floor"
     }
 
     /// The gold scalars by name (what a chart or logger reads), scorers as "scores/NAME".
@@ -141,7 +145,7 @@ public struct EvalRecord: Codable, Equatable {
         for (n, v) in scores.sorted(by: { $0.key < $1.key }) { out.append(("scores/" + n, v)) }
         out.append(("shape_eval", shapeEval))
         for (task, v) in shapeEvalByTask.sorted(by: { $0.key < $1.key }) { if let v { out.append(("shape_eval_by_task/" + task, v)) } }
-        return out + [("fd", fd), ("diversity", diversity), ("w2", w2)]
+        return out + [("fd", fd)] + (fd21.map { [("fd21", $0)] } ?? []) + [("diversity", diversity), ("w2", w2)]
     }
 
     public func json(rewardNames: [String]? = nil, taskOrder: [String] = ["single", "two_objects", "counting", "position"]) -> JSONValue {
@@ -154,6 +158,7 @@ public struct EvalRecord: Codable, Equatable {
             ("shape_eval_by_task", .object(tasks.map { t in (t, shapeEvalByTask[t]!.map { JSONValue.double($0) } ?? .null) })),
             ("fd", .double(fd)), ("diversity", .double(diversity)), ("w2", .double(w2)), ("grid", .string(grid)),
         ] + (fdFloor.map { [("fd_floor", JSONValue.double($0))] } ?? [])
+          + (fd21.map { [("fd21", JSONValue.double($0))] } ?? []) + (fd21Floor.map { [("fd21_floor", JSONValue.double($0))] } ?? [])
           + (se.map { se in [("se", JSONValue.object(scalars.compactMap { k, _ in se[k].map { (k, .double($0)) } }))] } ?? []))
     }
 }

@@ -46,6 +46,7 @@ public struct DriftAnalysis {
             add(s, "scores/" + s, true) { $0.scores[s] }
         }
         add("frechet distance", "fd", false) { $0.fd }
+        add("frechet distance 21-d", "fd21", false) { $0.fd21 }
         add("diversity", "diversity", true) { $0.diversity }
         add("w2 to base", "w2", false) { $0.w2 }
         self.gold = gold
@@ -145,6 +146,7 @@ public enum Report {
         switch metric {
         case "shape-eval": return "fraction correct"
         case "frechet distance": return "FD of features"
+        case "frechet distance 21-d": return "FD of 21 features"
         case "diversity": return "mean feature distance"
         case "w2 to base": return "mean sq. velocity diff."
         default: return "score"
@@ -257,8 +259,11 @@ public enum Report {
         // every scorer of the reward (shape-eval has its own column)
         let scoreNames = (evals.first.map { Array($0.eval.scores.keys).sorted() } ?? []).filter { $0 != "shape-eval" }
         for s in scoreNames { h += "<th>\(esc(s))</th>" }
-        let floor = evals.compactMap(\.eval.fdFloor).first
-        h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.\(floor.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th><th>diversity</th><th>w2 to base</th></tr>"
+        let floor = evals.compactMap(\.eval.fdFloor).first, floor21 = evals.compactMap(\.eval.fd21Floor).first
+        let hasFD21 = evals.contains { $0.eval.fd21 != nil }
+        h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.\(floor.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th>"
+        if hasFD21 { h += "<th>FD, 21 features\(floor21.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th>" }
+        h += "<th>diversity</th><th>w2 to base</th></tr>"
         for e in evals {
             let byTask = e.eval.shapeEvalByTask
             // a value with its standard error, where the metrics have one
@@ -269,7 +274,7 @@ public enum Report {
             for s in scoreNames { h += cell(e.eval.scores[s], "scores/" + s) }
             h += cell(e.eval.shapeEval, "shape_eval")
             for t in ["single", "two_objects", "counting", "position"] { h += cell(byTask[t] ?? nil, "shape_eval_by_task/" + t) }
-            h += cell(e.eval.fd, "fd") + cell(e.eval.diversity, "diversity") + cell(e.eval.w2, "w2") + "</tr>"
+            h += cell(e.eval.fd, "fd") + (hasFD21 ? cell(e.eval.fd21, "fd21") : "") + cell(e.eval.diversity, "diversity") + cell(e.eval.w2, "w2") + "</tr>"
         }
         h += "</table><p><small>&plusmn; one standard error (over the images; over prompts for diversity; the Frechet distance's from a bootstrap of the images). The Frechet distance's floor is its value between two independent renderings of the eval prompts: what it reads when nothing differs.</small></p>"
         if !grids.isEmpty {

@@ -161,6 +161,7 @@ public final class TensorBoardLog {
             values += eval.scalars.map { .scalar("eval/" + $0.0, $0.1) }
             values += eval.scalars.compactMap { k, _ in eval.se?[k].map { .scalar("eval_se/" + k, $0) } }
             if let floor = eval.fdFloor { values.append(.scalar("eval/fd_floor", floor)) }
+            if let floor = eval.fd21Floor { values.append(.scalar("eval/fd21_floor", floor)) }
             if let png = try? [UInt8](Data(contentsOf: runDir.appendingPathComponent(eval.grid))), let size = TensorBoardEvents.pngSize(png) {
                 out += TensorBoardEvents.summary(step: line.step, wallTime: wallTime, [.png("eval/grid", png, width: size.width, height: size.height)])
             }

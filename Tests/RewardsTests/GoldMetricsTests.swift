@@ -31,6 +31,19 @@ import Training
         #expect(abs(frechetDistance(a, scaled) - 12) < 2.0)
     }
 
+    /// The compact features: the 2x2 pooled image is the mean of the 4x4 cells it covers, then
+    /// the 9 contrast and edge values unchanged.
+    @Test func compactFeaturesPoolTheCells() {
+        let f = (0..<57).map(Double.init)
+        let c = ImageFeatures.compact(f)
+        #expect(c.count == ImageFeatures.compactDimension)
+        // block (0, 0), channel 1: cells (0,0), (0,1), (1,0), (1,1) -> indices 1, 4, 13, 16
+        #expect(c[1] == Double(1 + 4 + 13 + 16) / 4)
+        // block (1, 1), channel 2: cells (2,2), (2,3), (3,2), (3,3) -> 32, 35, 44, 47
+        #expect(c[11] == Double(32 + 35 + 44 + 47) / 4)
+        #expect(Array(c[12...]) == Array(f[48...]))
+    }
+
     @Test func featuresSeeLayoutColourAndTexture() {
         let flat = [Float](repeating: 0.5, count: 32 * 32 * 3)
         var rng = RNG(seed: 2)
@@ -61,6 +74,10 @@ import Training
         #expect(se["shape_eval"]! <= 0.5 / (n - 1).squareRoot() + 1e-9)
         #expect(se["w2"] == 0)      // every image's W2 is 0 at step 0
         #expect(try #require(e.fdFloor) > 0)
+        // the 21-value Frechet distance: its own floor, smaller than the 57-value one's (the bias
+        // of a covariance estimated from 2 x 6 samples shrinks with the dimension)
+        #expect(try #require(e.fd21Floor) > 0 && e.fd21Floor! < e.fdFloor!)
+        #expect(try #require(e.fd21) >= 0)
         let grid = try RGBImage(pngData: [UInt8](Data(contentsOf: setup.dir.appendingPathComponent("run/grids/step-00000.png"))))
         #expect(grid.width > 16 * 3 * 2)
         // the same noise at every evaluation: evaluating again gives identical numbers
