@@ -112,4 +112,35 @@ import Training
         let (status3, third) = try run(args(steps: 6))
         #expect(status3 == 0 && third.contains("8 run(s) already finished, skipped"), "\(third)")
     }
+
+    /// `compare --seeds 2`: two runs per algorithm (ALGO-seedN folders), and a row per algorithm
+    /// with each number's mean, 95% bootstrap interval and the seeds' values.
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func compareWithSeedsReportsMeansAndIntervals() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let out = setup.dir.appendingPathComponent("cmp")
+        let p = Process()
+        p.executableURL = cliBinary!
+        p.arguments = ["compare", "--algos", "grpo,grpo-guard", "--seeds", "2", "--model", setup.model.path, "--prompts", setup.prompts.path,
+                       "--eval-prompts", setup.evalPrompts.path, "--reward", "brightness", "--steps", "2", "--prompts-per-iteration", "2",
+                       "--group-size", "4", "--sde-steps", "4", "--eval-every", "1", "--eval-per-prompt", "2", "--eval-steps", "4",
+                       "--threads", "1", "--no-tensorboard", "--out", out.path]
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run(); p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        for name in ["grpo-seed0", "grpo-seed1", "grpo-guard-seed0", "grpo-guard-seed1"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(name).appendingPathComponent("metrics.jsonl").path), "\(name)")
+        }
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("compare.json"))) as? [[String: Any]])
+        #expect(rows.map { $0["algo"] as? String } == ["grpo", "grpo-guard"])
+        for row in rows {
+            let gain = try #require(row["proxy_gain"] as? [String: Any])
+            let values = try #require(gain["values"] as? [Double])
+            let mean = try #require(gain["mean"] as? Double), low = try #require(gain["low"] as? Double), high = try #require(gain["high"] as? Double)
+            #expect(values.count == 2 && abs(mean - (values[0] + values[1]) / 2) < 1e-5)
+            #expect(low <= mean + 1e-9 && mean <= high + 1e-9 && low >= values.min()! - 1e-9 && high <= values.max()! + 1e-9)
+        }
+        #expect(try String(contentsOf: out.appendingPathComponent("compare.md"), encoding: .utf8).contains("95% bootstrap interval"))
+    }
 }
