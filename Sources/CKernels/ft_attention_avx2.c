@@ -117,19 +117,4 @@ static void softmax_backward_row(const float *p, float *dp, long T) {
 #define FT_KEY_PAD 16
 #include "ft_attention_driver.h"
 
-#else
-
-int ft_avx2_attention_forward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                              const float *mask, float *probs, float *out, long ldo) {
-    (void)T; (void)hd; (void)scale; (void)q; (void)k; (void)v; (void)ld; (void)mask; (void)probs; (void)out; (void)ldo;
-    return -1;
-}
-
-int ft_avx2_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
-                               const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd) {
-    (void)T; (void)hd; (void)scale; (void)q; (void)k; (void)v; (void)ld; (void)probs; (void)dout; (void)ldo;
-    (void)dq; (void)dk; (void)dv; (void)ldd;
-    return -1;
-}
-
 #endif

@@ -187,20 +187,4 @@ int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
     return ft_sgemm_fused(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL, 0);
 }
 
-#else
-
-int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
-                   const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
-                   const float *bias, float *gelu_out, long ldg) {
-    (void)bias; (void)gelu_out; (void)ldg;
-    return ft_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
-             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
-    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha;
-    (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
-    return -1;
-}
-
 #endif

@@ -161,16 +161,4 @@ static void scale_c(long m, long n, float beta, float *c, long ldc, epilogue e) 
 #define FT_GEMM_NAME ft_avx2_sgemm_fused
 #include "ft_gemm_driver.h"
 
-#else
-
-int ft_avx2_available(void) { return 0; }
-
-int ft_avx2_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
-                        const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
-                        const float *bias, float *gelu_out, long ldg) {
-    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb;
-    (void)beta; (void)c; (void)ldc; (void)bias; (void)gelu_out; (void)ldg;
-    return -1;
-}
-
 #endif

@@ -87,6 +87,12 @@ public func sweepGrid(base: FinetuneConfig, vary: [(SweepAxis, [String])], seeds
     return points
 }
 
+/// One SDE step's ratio statistics, averaged over a run's iterations.
+public struct StepRatios {
+    public var k: Int
+    public var t, ratioMean, plainLogratio, clipped: Double
+}
+
 /// What a finished run contributes to a sweep's tables.
 public struct SweepRow {
     public var point: SweepPoint
@@ -107,7 +113,7 @@ public struct SweepRow {
     /// Per trained SDE step k (with its t): the mean over the run's iterations of the ratio
     /// mean, of the plain log-ratio mean (before RatioNorm) and of the clipped fractions
     /// (clipped-ratio algorithms; empty otherwise).
-    public var ratios: [(k: Int, t: Double, ratioMean: Double, plainLogratio: Double, clipped: Double)]
+    public var ratios: [StepRatios]
 
     public init(point: SweepPoint, metrics: RunMetrics) {
         self.point = point
@@ -115,7 +121,8 @@ public struct SweepRow {
         ratios = (steps.first ?? []).enumerated().map { i, first in
             let at = steps.compactMap { i < $0.count ? $0[i] : nil }
             func mean(_ f: (TimestepRecord) -> Double) -> Double { at.map(f).reduce(0, +) / Double(max(at.count, 1)) }
-            return (first.k, first.t, mean(\.ratioMean), mean(\.plainLogratioMean), mean { $0.clipHigh + $0.clipLow })
+            return StepRatios(k: first.k, t: first.t, ratioMean: mean(\.ratioMean), plainLogratio: mean(\.plainLogratioMean),
+                              clipped: mean { $0.clipHigh + $0.clipLow })
         }
         drift = DriftAnalysis(metrics, optimised: optimisedScorers(point.config.reward))
         finished = (metrics.lines.last?.step ?? 0) >= point.config.steps
@@ -210,7 +217,7 @@ public enum SweepReport {
                 md += "| \(key.isEmpty ? "(all)" : key) |"
                 for i in first.indices {
                     let at = group.compactMap { i < $0.ratios.count ? $0.ratios[i] : nil }
-                    func mean(_ f: ((k: Int, t: Double, ratioMean: Double, plainLogratio: Double, clipped: Double)) -> Double) -> Double {
+                    func mean(_ f: (StepRatios) -> Double) -> Double {
                         at.map(f).reduce(0, +) / Double(max(at.count, 1))
                     }
                     md += String(format: " %.6f / %+.2e / %.3f |", mean(\.ratioMean), mean(\.plainLogratio), mean(\.clipped))
