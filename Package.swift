@@ -37,11 +37,14 @@ let package = Package(
         // External scorers in process groups of their own, stopped with everything they started.
         .target(name: "CProcess", path: "Sources/CProcess", cSettings: [.unsafeFlags(["-O2"])]),
 
+        // OpenMPI, loaded at run time only under mpirun (dlopen): no MPI needed to build or to run alone.
+        .target(name: "CMPI", path: "Sources/CMPI", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
+
         // GEMM with an AVX-512 micro-kernel, chosen at run time when the CPU has AVX-512
         // (the functions carry their own target attribute; the rest of the file is baseline x86-64).
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
-        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftFlags),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels", "CMPI"], swiftSettings: swiftFlags),
         .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: swiftFlags),
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: swiftFlags),
         .target(name: "Model", dependencies: ["Tensor", "Shapes"], swiftSettings: swiftFlags),

@@ -52,6 +52,32 @@ public struct Rollout {
     public var logps: [Float]              // (T, B): logp_old (0 for a deterministic step)
     public var tokens: [Int32]             // (B, L)
 
+    public init(batch: Int, pixels: Int, config: SDEConfig, states: [Float], means: [Float], logps: [Float], tokens: [Int32]) {
+        self.batch = batch; self.pixels = pixels; self.config = config
+        self.states = states; self.means = means; self.logps = logps; self.tokens = tokens
+    }
+
+    /// A rollout of B samples to be filled chunk by chunk (`place`).
+    public init(batch B: Int, pixels n: Int, config: SDEConfig, tokenLength L: Int) {
+        let T = config.steps
+        self.init(batch: B, pixels: n, config: config, states: [Float](repeating: 0, count: (T + 1) * B * n),
+                  means: [Float](repeating: 0, count: T * B * n), logps: [Float](repeating: 0, count: T * B),
+                  tokens: [Int32](repeating: 0, count: B * L))
+    }
+
+    /// Copies the rollout of a chunk of samples into rows `at..<at + chunk.batch`.
+    public mutating func place(_ chunk: Rollout, at row: Int) {
+        let n = pixels, B = batch, c = chunk.batch, T = config.steps
+        precondition(chunk.pixels == n && row + c <= B && chunk.config == config)
+        for k in 0...T { states.replaceSubrange(((k * B + row) * n)..<((k * B + row + c) * n), with: chunk.states[(k * c * n)..<((k + 1) * c * n)]) }
+        for k in 0..<T {
+            means.replaceSubrange(((k * B + row) * n)..<((k * B + row + c) * n), with: chunk.means[(k * c * n)..<((k + 1) * c * n)])
+            logps.replaceSubrange((k * B + row)..<(k * B + row + c), with: chunk.logps[(k * c)..<((k + 1) * c)])
+        }
+        let L = chunk.tokens.count / max(c, 1)
+        tokens.replaceSubrange((row * L)..<((row + c) * L), with: chunk.tokens)
+    }
+
     /// x_{t_k} of sample b.
     public func state(_ k: Int, _ b: Int) -> ArraySlice<Float> { states[((k * batch + b) * pixels)..<((k * batch + b + 1) * pixels)] }
     /// The final images (B, n).
@@ -77,14 +103,17 @@ public struct SDESampler {
     public var config: SDEConfig
     public init(config: SDEConfig) { self.config = config }
 
-    /// Runs T steps from the given noise (B, n) with the model; `rng` draws the per-step noise.
-    /// With `deterministic`, every step is an Euler ODE step (no log-probabilities).
-    /// `workspaces` holds one workspace for all steps, or one per step: training workspaces then
-    /// keep each step's activations, so the on-policy training pass can reuse them.
-    public func rollout(model: DiT, workspaces: [Workspace], noise: [Float], tokens: [Int32], rng: inout RNG,
+    /// Runs T steps from the given noise (B, n) with the model; `rngs[b]` draws sample b's
+    /// per-step noise (a stream per sample: the same sample gets the same noise whichever chunk
+    /// or process rolls it out). With `deterministic`, every step is an Euler ODE step (no
+    /// log-probabilities). `workspaces` holds one workspace for all steps, or one per step:
+    /// training workspaces then keep each step's activations, so the on-policy training pass can
+    /// reuse them.
+    public func rollout(model: DiT, workspaces: [Workspace], noise: [Float], tokens: [Int32], rngs: inout [RNG],
                         deterministic: Bool = false) -> Rollout {
         precondition(workspaces.count == 1 || workspaces.count == config.steps, "one workspace, or one per step")
         let n = model.config.pixelsPerImage, B = noise.count / n, T = config.steps
+        precondition(rngs.count == B, "one random stream per sample")
         var r = Rollout(batch: B, pixels: n, config: config,
                         states: [Float](repeating: 0, count: (T + 1) * B * n),
                         means: [Float](repeating: 0, count: T * B * n),
@@ -111,7 +140,7 @@ public struct SDESampler {
                             var ss: Double = 0
                             for i in (b * n)..<((b + 1) * n) {
                                 mu[i] = c.cx * x[i] + c.cv * v[i]
-                                xNext[i] = mu[i] + c.s * rng.normal()
+                                xNext[i] = mu[i] + c.s * rngs[b].normal()
                                 let d = Double(xNext[i] - mu[i]); ss += d * d
                             }
                             r.logps[k * B + b] = logProb(squaredDistance: ss, n: n, c: c)
@@ -125,6 +154,17 @@ public struct SDESampler {
         }
         return r
     }
+
+    /// The same with one random stream: sample b draws from `rng.split(b)`; `rng` then moves on.
+    public func rollout(model: DiT, workspaces: [Workspace], noise: [Float], tokens: [Int32], rng: inout RNG,
+                        deterministic: Bool = false) -> Rollout {
+        var rngs = Self.streams(rng, count: noise.count / model.config.pixelsPerImage)
+        _ = rng.nextUInt64()
+        return rollout(model: model, workspaces: workspaces, noise: noise, tokens: tokens, rngs: &rngs, deterministic: deterministic)
+    }
+
+    /// Sample b's stream: `rng.split(b)`.
+    public static func streams(_ rng: RNG, count: Int) -> [RNG] { (0..<count).map { rng.split(UInt64($0)) } }
 
     public func rollout(model: DiT, ws: Workspace, noise: [Float], tokens: [Int32], rng: inout RNG,
                         deterministic: Bool = false) -> Rollout {

@@ -28,7 +28,11 @@ public struct Compute: Sendable, Equatable, CustomStringConvertible {
     /// Runs `body` with this binding.
     public func run<R>(_ body: () throws -> R) rethrows -> R { try Compute.$current.withValue(self, operation: body) }
 
-    public static let defaultWorkers = max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Every core up to 8, shared among the processes mpirun started on this machine.
+    public static let defaultWorkers: Int = {
+        let local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
+        return max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN)) / max(1, local)))
+    }()
 
     /// The binding from the environment: FLOWTUNE_KERNELS (or its older name FLOWTUNE_GEMM) and
     /// FLOWTUNE_THREADS; `threads` (a command's --threads) wins over the latter. Bad values throw.

@@ -25,12 +25,14 @@ public enum Algorithm: String, Codable, CaseIterable, Sendable, CustomStringConv
     }
 }
 
-/// What one iteration's rollout produced, handed to the algorithm.
+/// What one iteration's rollout produced, handed to the algorithm. The rollout holds this
+/// process's samples (`layout.samples`: their batch indices); rewards are the whole batch's.
 public struct RolloutBatch {
     public var rollout: Rollout
-    public var prompts: [Prompt]            // per sample
-    public var rewards: [Float]             // weighted total, per sample
-    public var byScorer: [String: [Float]]  // every scorer's values, per sample
+    public var layout: PassLayout
+    public var prompts: [Prompt]            // per local sample
+    public var rewards: [Float]             // weighted total, per sample of the whole batch
+    public var byScorer: [String: [Float]]  // every scorer's values, per sample of the whole batch
     public var rolloutSeconds = 0.0, rewardSeconds = 0.0
 }
 
@@ -55,8 +57,8 @@ public protocol FinetuneAlgorithm: AnyObject {
     var kind: Algorithm { get }
     /// ODE rollouts (true) or SDE rollouts with log-probabilities (false).
     var deterministicRollout: Bool { get }
-    /// Where the rollout runs the network: one workspace, or one training workspace per SDE step
-    /// (whose activations the algorithm may reuse).
+    /// One training workspace per SDE step for the rollout's first pass (whose activations the
+    /// algorithm reuses), or none.
     var rolloutWorkspaces: [Workspace] { get }
     /// Trains on the batch and fills in the record's fields of this algorithm.
     func train(_ batch: RolloutBatch, _ state: TrainingState, _ record: inout MetricsRecord) throws

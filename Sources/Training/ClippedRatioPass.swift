@@ -25,10 +25,10 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
 
     public init(kind: Algorithm, objective: PolicyObjective, config: FinetuneConfig, model: DiT) throws {
         self.kind = kind; self.objective = objective; self.config = config
-        let B = config.batchSize, mb = B / config.microBatches
-        rolloutWorkspaces = try (0..<config.sde.steps).map { _ in try model.makeWorkspace(batch: B, training: true) }
-        trainWS = try model.makeWorkspace(batch: mb, training: true)
-        refWS = try model.makeWorkspace(batch: mb, training: false)
+        let u = config.passSize
+        rolloutWorkspaces = try (0..<config.sde.steps).map { _ in try model.makeWorkspace(batch: u, training: true) }
+        trainWS = try model.makeWorkspace(batch: u, training: true)
+        refWS = try model.makeWorkspace(batch: u, training: false)
     }
 
     public func train(_ batch: RolloutBatch, _ s: TrainingState, _ record: inout MetricsRecord) throws {
@@ -37,7 +37,7 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
         let stats = clippedRatioPass(policy: s.policy, reference: s.reference, beta: c.beta, objective: objective,
                                      rollout: batch.rollout, advantages: adv, microBatches: c.microBatches, epochs: c.innerEpochs,
                                      optimizer: &s.optimizer, ws: trainWS, refWS: c.beta > 0 ? refWS : nil, rng: &s.rng,
-                                     rolloutWorkspaces: rolloutWorkspaces)
+                                     rolloutWorkspaces: rolloutWorkspaces, layout: batch.layout)
         record.onpolicyRatioMaxDev = stats.onPolicyMaxDeviation
         record.loss = stats.loss
         record.gradNorm = Double(stats.gradNorms.max() ?? 0)
@@ -65,6 +65,16 @@ public struct StepStats {
         if s.ratio < 1 - eps && a < 0 { clipLow += 1 }
     }
 
+    /// The accumulators as numbers to sum over processes (count, kept, sums, clip counts).
+    static let sumCount = 10
+    var sums: [Double] {
+        get { [Double(count), Double(kept), sumR, sumR2, sumLogR, sumPlainLogR, sumAbsA, sumKL, Double(clipHigh), Double(clipLow)] }
+        set {
+            count = Int(newValue[0]); kept = Int(newValue[1]); sumR = newValue[2]; sumR2 = newValue[3]; sumLogR = newValue[4]
+            sumPlainLogR = newValue[5]; sumAbsA = newValue[6]; sumKL = newValue[7]; clipHigh = Int(newValue[8]); clipLow = Int(newValue[9])
+        }
+    }
+
     public var ratioMean: Double { count == 0 ? 1 : sumR / Double(count) }
     public var ratioStd: Double { count == 0 ? 0 : max(0, sumR2 / Double(count) - ratioMean * ratioMean).squareRoot() }
     public var logRatioMean: Double { count == 0 ? 0 : sumLogR / Double(count) }
@@ -86,94 +96,141 @@ public struct PolicyPassStats {
     public var kept: Int
 }
 
+/// Which samples of a rollout batch this process holds, and how a pass cuts them.
+/// `samples[i]` is the batch index (0..<total) of local row i, ascending; a single process holds
+/// them all. `microBatchSize` caps the samples of one forward/backward pass: the optimiser's
+/// batches are accumulated over passes of at most that many, so activations take memory for
+/// that many samples, whatever the batch. `reusableRows`: the leading local rows whose
+/// activations the rollout left in its training workspaces (one per SDE step).
+public struct PassLayout {
+    public var total: Int
+    public var samples: [Int]
+    public var microBatchSize: Int
+    public var reusableRows = 0
+    public var world: World
+
+    public init(total: Int, samples: [Int]? = nil, microBatchSize: Int, reusableRows: Int = 0, world: World = .current) {
+        self.total = total; self.samples = samples ?? Array(0..<total)
+        self.microBatchSize = microBatchSize; self.reusableRows = reusableRows; self.world = world
+    }
+
+    /// Local rows of the given batch indices (those this process holds), in the order given,
+    /// cut into passes of at most `microBatchSize`.
+    func passes(_ indices: ArraySlice<Int>, rowOf: [Int]) -> [[Int]] {
+        let rows = indices.compactMap { rowOf[$0] >= 0 ? rowOf[$0] : nil }
+        return stride(from: 0, to: rows.count, by: microBatchSize).map { Array(rows[$0..<min(rows.count, $0 + microBatchSize)]) }
+    }
+    var rowOf: [Int] {
+        var r = [Int](repeating: -1, count: total)
+        for (i, b) in samples.enumerated() { r[b] = i }
+        return r
+    }
+}
+
 /// The clipped-ratio pass of Flow-GRPO and GRPO-Guard (which differ only in their
-/// `PolicyObjective`). Trains `policy` on a rollout with a clipped-ratio objective: the batch is split into
-/// micro-batches (in rollout order in the first epoch, whole groups each; shuffled in later
-/// epochs); for each, the log-probabilities of the stored transitions are recomputed with the
-/// current weights at every trained step, the clipped loss (+ beta KL to `reference`) is
-/// back-propagated through v, and one AdamW step is taken.
+/// `PolicyObjective`). Trains `policy` on a rollout with a clipped-ratio objective: the batch is
+/// split into `microBatches` optimiser batches (in rollout order in the first epoch, whole
+/// groups each; shuffled in later epochs); for each, the log-probabilities of the stored
+/// transitions are recomputed with the current weights at every trained step, the clipped loss
+/// (+ beta KL to `reference`) is back-propagated through v pass by pass (`layout`), the
+/// gradients are summed over the world's processes, and one AdamW step is taken.
 ///
 /// `rolloutWorkspaces` (one training workspace per SDE step, filled by the rollout) lets the
-/// first micro-batch skip its forward passes: before the first update the policy IS the
-/// rollout policy, so the rollout's activations are exactly the ones its backward needs.
+/// first pass skip its forward passes: before the first update the policy IS the rollout
+/// policy, so the rollout's activations are exactly the ones its backward needs.
 public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective,
                             rollout r: Rollout, advantages: Advantages, microBatches M: Int, epochs: Int,
                             optimizer: inout AdamW, ws: Workspace, refWS: Workspace?, rng: inout RNG,
-                            rolloutWorkspaces: [Workspace]? = nil) -> PolicyPassStats {
-    let B = r.batch, n = r.pixels, cfg = r.config, K = cfg.stochasticSteps, L = r.tokens.count / B
-    let mb = B / M
-    precondition(ws.batch >= mb && ws.training)
+                            rolloutWorkspaces: [Workspace]? = nil, layout: PassLayout? = nil) -> PolicyPassStats {
+    let lay = layout ?? PassLayout(total: r.batch, microBatchSize: ws.batch,
+                                   reusableRows: rolloutWorkspaces?.first?.batch ?? 0, world: .single)
+    let world = lay.world, rowOf = lay.rowOf
+    let B = lay.total, Bl = r.batch, n = r.pixels, cfg = r.config, K = cfg.stochasticSteps, L = r.tokens.count / max(Bl, 1)
+    let mb = B / M, u = lay.microBatchSize
+    precondition(Bl == lay.samples.count && ws.batch >= u && ws.training)
+    let canReuse = (rolloutWorkspaces?.count ?? 0) == cfg.steps && rolloutWorkspaces!.allSatisfy { $0.training }
     var steps = (0..<K).map { k -> StepStats in var s = StepStats(); s.k = k; s.t = cfg.coefficients(k).t; return s }
     var onPolicy = 0.0, totalLoss = 0.0, norms: [Float] = []
-    var x = [Float](repeating: 0, count: mb * n), xNext = x, muOld = x, mu = x, dv = x, muRef = x
-    var tt = [Float](repeating: 0, count: mb), tok = [Int32](repeating: 0, count: mb * L)
-    var adv = [Float](repeating: 0, count: mb), keep = [Bool](repeating: false, count: mb)
+    var x = [Float](repeating: 0, count: u * n), xNext = x, muOld = x, mu = x, dv = x, muRef = x
+    var tt = [Float](repeating: 0, count: u), tok = [Int32](repeating: 0, count: u * L)
+    var adv = [Float](repeating: 0, count: u), keep = [Bool](repeating: false, count: u)
     let kept = advantages.keep.filter { $0 }.count
     for epoch in 0..<epochs {
-        // later epochs shuffle the samples (Fisher-Yates) before cutting micro-batches
+        // later epochs shuffle the samples (Fisher-Yates) before cutting mini-batches
         var order = Array(0..<B)
         if epoch > 0 { for i in stride(from: B - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) } }
         for m in 0..<M {
-            let idx = Array(order[(m * mb)..<((m + 1) * mb)])
+            let idx = order[(m * mb)..<((m + 1) * mb)]
             let nKept = idx.filter { advantages.keep[$0] }.count
             policy.grads.zero()
-            for (j, b) in idx.enumerated() {
-                adv[j] = advantages.values[b]; keep[j] = advantages.keep[b]
-                for l in 0..<L { tok[j * L + l] = r.tokens[b * L + l] }
-            }
-            for k in 0..<K {
-                let c = cfg.coefficients(k)
-                for (j, b) in idx.enumerated() {
-                    let src = (k * B + b) * n, dst = j * n
-                    for i in 0..<n {
-                        x[dst + i] = r.states[src + i]
-                        xNext[dst + i] = r.states[src + B * n + i]
-                        muOld[dst + i] = r.means[src + i]
-                    }
-                    tt[j] = c.t
+            for (p, rows) in lay.passes(idx, rowOf: rowOf).enumerated() {
+                let c = rows.count
+                for (j, row) in rows.enumerated() {
+                    let b = lay.samples[row]
+                    adv[j] = advantages.values[b]; keep[j] = advantages.keep[b]
+                    for l in 0..<L { tok[j * L + l] = r.tokens[row * L + l] }
                 }
-                // reuse the rollout's activations (same weights, same inputs: rows 0..<mb of step k)
-                let reuse = epoch == 0 && m == 0 && (rolloutWorkspaces?.count ?? 0) == cfg.steps && rolloutWorkspaces![k].training
-                let stepWS = reuse ? rolloutWorkspaces![k] : ws
-                let v = reuse ? UnsafeMutablePointer(stepWS.v.pointer) : policy.forward(ws, x: x, t: tt, tokens: tok, batch: mb)
-                for i in 0..<(mb * n) { mu[i] = c.cx * x[i] + c.cv * v[i] }
-                if beta > 0, let reference, let refWS {
-                    let vr = reference.forward(refWS, x: x, t: tt, tokens: tok, batch: mb)
-                    for i in 0..<(mb * n) { muRef[i] = c.cx * x[i] + c.cv * vr[i] }
-                }
-                let weight = objective.stepWeight(c) / Float(K) / Float(max(nKept, 1))
-                for j in 0..<mb {
-                    let o = j * n
-                    let s = xNext.withUnsafeBufferPointer { xp in muOld.withUnsafeBufferPointer { op in mu.withUnsafeBufferPointer { mp in
-                        dv.withUnsafeMutableBufferPointer { dp in
-                            objective.sampleLoss(c, xNext: xp.baseAddress! + o, muOld: op.baseAddress! + o, mu: mp.baseAddress! + o,
-                                                 n: n, advantage: adv[j], dmu: dp.baseAddress! + o)
+                // reuse the rollout's activations (same weights, same inputs: rows 0..<c of step k)
+                let reuse = canReuse && epoch == 0 && m == 0 && p == 0 && rows == Array(0..<c) && c <= lay.reusableRows
+                for k in 0..<K {
+                    let cf = cfg.coefficients(k)
+                    for (j, row) in rows.enumerated() {
+                        let src = (k * Bl + row) * n, dst = j * n
+                        for i in 0..<n {
+                            x[dst + i] = r.states[src + i]
+                            xNext[dst + i] = r.states[src + Bl * n + i]
+                            muOld[dst + i] = r.means[src + i]
                         }
-                    } } }
-                    steps[k].add(s, advantage: adv[j], eps: objective.clipRange)
-                    if epoch == 0 && m == 0 { onPolicy = max(onPolicy, abs(Double(s.ratio) - 1)) }
-                    // dL/dv = w * dL/dmu * dmu/dv  (+ beta KL)
-                    var klGrad: Float = 0, kl = 0.0
-                    if beta > 0 {
-                        kl = mu.withUnsafeBufferPointer { mp in muRef.withUnsafeBufferPointer { rp in
-                            stepKL(c, mu: mp.baseAddress! + o, muRef: rp.baseAddress! + o, n: n)
-                        } }
-                        klGrad = stepKLGradientScale(c, n: n, beta: beta) / Float(K) / Float(mb)
-                        steps[k].sumKL += kl
+                        tt[j] = cf.t
                     }
-                    if keep[j] {
-                        totalLoss += Double(s.loss * weight) + Double(beta) * kl / Double(K) / Double(mb)
-                        for i in 0..<n { dv[o + i] = (weight * dv[o + i] + klGrad * (mu[o + i] - muRef[o + i])) * c.cv }
-                    } else {
-                        totalLoss += Double(beta) * kl / Double(K) / Double(mb)
-                        for i in 0..<n { dv[o + i] = klGrad * (mu[o + i] - muRef[o + i]) * c.cv }
+                    let stepWS = reuse ? rolloutWorkspaces![k] : ws
+                    let v = reuse ? UnsafeMutablePointer(stepWS.v.pointer) : policy.forward(ws, x: x, t: tt, tokens: tok, batch: c)
+                    for i in 0..<(c * n) { mu[i] = cf.cx * x[i] + cf.cv * v[i] }
+                    if beta > 0, let reference, let refWS {
+                        let vr = reference.forward(refWS, x: x, t: tt, tokens: tok, batch: c)
+                        for i in 0..<(c * n) { muRef[i] = cf.cx * x[i] + cf.cv * vr[i] }
                     }
+                    let weight = objective.stepWeight(cf) / Float(K) / Float(max(nKept, 1))
+                    for j in 0..<c {
+                        let o = j * n
+                        let s = xNext.withUnsafeBufferPointer { xp in muOld.withUnsafeBufferPointer { op in mu.withUnsafeBufferPointer { mp in
+                            dv.withUnsafeMutableBufferPointer { dp in
+                                objective.sampleLoss(cf, xNext: xp.baseAddress! + o, muOld: op.baseAddress! + o, mu: mp.baseAddress! + o,
+                                                     n: n, advantage: adv[j], dmu: dp.baseAddress! + o)
+                            }
+                        } } }
+                        steps[k].add(s, advantage: adv[j], eps: objective.clipRange)
+                        if epoch == 0 && m == 0 { onPolicy = max(onPolicy, abs(Double(s.ratio) - 1)) }
+                        // dL/dv = w * dL/dmu * dmu/dv  (+ beta KL)
+                        var klGrad: Float = 0, kl = 0.0
+                        if beta > 0 {
+                            kl = mu.withUnsafeBufferPointer { mp in muRef.withUnsafeBufferPointer { rp in
+                                stepKL(cf, mu: mp.baseAddress! + o, muRef: rp.baseAddress! + o, n: n)
+                            } }
+                            klGrad = stepKLGradientScale(cf, n: n, beta: beta) / Float(K) / Float(mb)
+                            steps[k].sumKL += kl
+                        }
+                        if keep[j] {
+                            totalLoss += Double(s.loss * weight) + Double(beta) * kl / Double(K) / Double(mb)
+                            for i in 0..<n { dv[o + i] = (weight * dv[o + i] + klGrad * (mu[o + i] - muRef[o + i])) * cf.cv }
+                        } else {
+                            totalLoss += Double(beta) * kl / Double(K) / Double(mb)
+                            for i in 0..<n { dv[o + i] = klGrad * (mu[o + i] - muRef[o + i]) * cf.cv }
+                        }
+                    }
+                    policy.backward(stepWS, dv: dv, batch: c)
                 }
-                policy.backward(stepWS, dv: dv, batch: mb)
             }
+            world.sum(policy.grads)
             norms.append(optimizer.update(params: policy.params.buffer, grads: policy.grads.buffer))
         }
     }
+    // every process's share of the statistics
+    var sums = [totalLoss] + steps.flatMap(\.sums)
+    world.sum(&sums)
+    totalLoss = sums[0]
+    for k in 0..<K { steps[k].sums = Array(sums[(1 + k * StepStats.sumCount)..<(1 + (k + 1) * StepStats.sumCount)]) }
+    onPolicy = world.max(onPolicy)
     return PolicyPassStats(steps: steps, onPolicyMaxDeviation: onPolicy, loss: totalLoss / Double(M * epochs),
                            gradNorms: norms, kept: kept)
 }

@@ -13,6 +13,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var groupSize = 8                // G (samples per prompt)
     public var sde = SDEConfig()            // T = 10, a = 0.7
     public var microBatches = 2             // M optimiser steps per epoch (the first is on-policy)
+    public var microBatchSize: Int? = nil   // samples per forward/backward pass (nil: up to 32); bounds the activations' memory
     public var innerEpochs = 1              // passes over each rollout batch
     public var lr: Float = 1e-4             // AdamW learning rate
     public var weightDecay: Float = 1e-4
@@ -34,6 +35,9 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
 
     public var batchSize: Int { promptsPerIteration * groupSize }
     public var effectiveClipRange: Float { clipRange ?? algo.defaultClipRange }
+    /// Samples per network pass: activations are kept for this many samples at a time.
+    public var passSize: Int { microBatchSize ?? Self.defaultPassSize }
+    public static let defaultPassSize = 32
 
     /// Every value checked; the first bad one is an error naming its option and value.
     public func validate() throws {
@@ -52,6 +56,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         guard batchSize % microBatches == 0 else {
             throw InvalidOption("--micro-batches (\(microBatches)) must divide the batch of \(batchSize) samples (--prompts-per-iteration x --group-size)")
         }
+        if let microBatchSize { try C.positive("--micro-batch-size", microBatchSize); try C.atMost("--micro-batch-size", microBatchSize, C.maxBatch) }
         try C.positive("--inner-epochs", innerEpochs)
         try C.positive("--lr", lr)
         try C.nonNegative("--weight-decay", weightDecay)

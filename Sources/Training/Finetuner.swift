@@ -16,6 +16,9 @@ public final class Finetuner {
     public let evalPrompts: [Prompt]
     public let algorithm: FinetuneAlgorithm
     public let gold: GoldMetrics
+    /// The processes this run is spread over (one without mpirun).
+    public let world: World
+    var inferenceWS: Workspace?
 
     public var policy: DiT { state.policy }
     public var reference: DiT { state.reference }       // the frozen base model
@@ -26,9 +29,13 @@ public final class Finetuner {
 
     /// Sets up a run. With `resume`, the run's checkpoint and state are loaded and metrics.jsonl
     /// is cut back to the checkpoint's iteration.
-    public init(config: FinetuneConfig, runDir: URL, resume: Bool = false) throws {
+    public init(config: FinetuneConfig, runDir: URL, resume: Bool = false, world: World = .current) throws {
         try config.validate()
+        guard config.promptsPerIteration % world.size == 0 else {
+            throw FinetuneError("\(world.size) processes cannot share \(config.promptsPerIteration) prompt groups evenly: give --prompts-per-iteration a multiple of the process count")
+        }
         self.config = config
+        self.world = world
         self.runDir = runDir
         let base = try Checkpoint.load(URL(fileURLWithPath: config.model))
         let policy = base.clone()
@@ -47,37 +54,73 @@ public final class Finetuner {
 
     // MARK: - the loop
 
-    /// The next iteration's prompts, SDE/ODE rollouts and rewards (drawn from the run's random stream).
+    /// The next iteration's prompts, SDE/ODE rollouts and rewards (drawn from the run's random
+    /// stream). Every process draws the same P prompts and rolls out its share of the groups
+    /// (`World.share`), a pass at a time; each sample's noise is its own stream, so the samples
+    /// are the same whoever rolls them out. The rewards are gathered: every process has all B.
     public func rolloutBatch() throws -> RolloutBatch {
         let t0 = Date()
         let P = config.promptsPerIteration, G = config.groupSize, B = config.batchSize
-        let n = policy.config.pixelsPerImage
+        let n = policy.config.pixelsPerImage, L = policy.config.textLength
         // P distinct prompts (with replacement only when the list is shorter than P)
         var chosen: [Int] = []
         while chosen.count < P {
             let i = state.rng.int(trainPrompts.entries.count)
             if !chosen.contains(i) || trainPrompts.entries.count < P { chosen.append(i) }
         }
-        let prompts = chosen.flatMap { i in Array(repeating: trainPrompts.entries[i], count: G) }
-        let tokens = prompts.tokens
-        var noiseRNG = state.rng.split(UInt64(iteration) &* 7919)
-        let noise = noiseRNG.normals(B * n)
-        var stepRNG = state.rng.split(UInt64(iteration) &* 104_729 &+ 1)
+        let allPrompts = chosen.flatMap { i in Array(repeating: trainPrompts.entries[i], count: G) }
+        let samples = Self.samples(ofRank: world.rank, world: world, groups: P, groupSize: G)
+        let prompts = samples.map { allPrompts[$0] }
+        let noiseRNG = state.rng.split(UInt64(iteration) &* 7919)
+        let stepRNG = state.rng.split(UInt64(iteration) &* 104_729 &+ 1)
         let sampler = SDESampler(config: config.sde)
-        let rollout = sampler.rollout(model: policy, workspaces: algorithm.rolloutWorkspaces, noise: noise, tokens: tokens, rng: &stepRNG,
-                                      deterministic: algorithm.deterministicRollout)
+        // the first pass of the first mini-batch in the algorithm's training workspaces (reused
+        // by its on-policy pass), the others a pass at a time in one inference workspace
+        let u = config.passSize, mb = B / config.microBatches
+        let reusable = algorithm.rolloutWorkspaces.isEmpty ? 0 : min(u, samples.filter { $0 < mb }.count)
+        var rollout = Rollout(batch: samples.count, pixels: n, config: config.sde, tokenLength: L)
+        var start = 0
+        while start < samples.count {
+            let end = start == 0 && reusable > 0 ? reusable : min(samples.count, start + u)
+            let chunk = samples[start..<end]
+            let noise = chunk.flatMap { b -> [Float] in var r = noiseRNG.split(UInt64(b)); return r.normals(n) }
+            var rngs = chunk.map { stepRNG.split(UInt64($0)) }
+            let tokens = prompts[start..<end].flatMap(\.tokens)
+            if inferenceWS == nil { inferenceWS = try policy.makeWorkspace(batch: u, training: false) }
+            let part = sampler.rollout(model: policy, workspaces: start == 0 && reusable > 0 ? algorithm.rolloutWorkspaces : [inferenceWS!],
+                                       noise: noise, tokens: tokens, rngs: &rngs, deterministic: algorithm.deterministicRollout)
+            rollout.place(part, at: start)
+            start = end
+        }
         let tRollout = Date()
         let images = ImageBatch(pixels: Array(rollout.images), size: policy.config.imageSize)
-        let (total, byScorer) = try reward.evaluate(images, prompts: prompts)
+        let (localTotal, localByScorer) = try reward.evaluate(images, prompts: prompts)
         let tReward = Date()
+        // every process's rewards, in batch order
+        let counts = (0..<world.size).map { Self.samples(ofRank: $0, world: world, groups: P, groupSize: G).count }
+        let order = (0..<world.size).flatMap { Self.samples(ofRank: $0, world: world, groups: P, groupSize: G) }
+        func gathered(_ local: [Float]) -> [Float] {
+            let all = world.gather(local, counts: counts)
+            var out = [Float](repeating: 0, count: B)
+            for (i, b) in order.enumerated() { out[b] = all[i] }
+            return out
+        }
+        let total = gathered(localTotal)
+        let byScorer = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, gathered(localByScorer[$0]!)) })
         let (mean, std) = meanAndStd(total[...])
         guard mean.isFinite, std.isFinite else {
             throw FinetuneError("iteration \(iteration + 1): the rewards' mean is \(mean) and spread \(std) (each reward is finite, their sum is not: rescale the reward); the run stops, the last checkpoint is intact")
         }
-        var batch = RolloutBatch(rollout: rollout, prompts: prompts, rewards: total, byScorer: byScorer)
-        batch.rolloutSeconds = tRollout.timeIntervalSince(t0)
-        batch.rewardSeconds = tReward.timeIntervalSince(tRollout)
+        let layout = PassLayout(total: B, samples: samples, microBatchSize: u, reusableRows: reusable, world: world)
+        var batch = RolloutBatch(rollout: rollout, layout: layout, prompts: prompts, rewards: total, byScorer: byScorer)
+        batch.rolloutSeconds = world.max(tRollout.timeIntervalSince(t0))
+        batch.rewardSeconds = world.max(tReward.timeIntervalSince(tRollout))
         return batch
+    }
+
+    /// The batch indices of the samples rank `r` rolls out: its share of the P groups of G.
+    public static func samples(ofRank r: Int, world: World, groups P: Int, groupSize G: Int) -> [Int] {
+        stride(from: r, to: P, by: world.size).flatMap { p in (p * G)..<((p + 1) * G) }
     }
 
     /// One iteration: prompts -> SDE/ODE rollouts -> rewards -> algorithm -> one metrics line.
@@ -107,13 +150,15 @@ public final class Finetuner {
         record.rewardSeconds = batch.rewardSeconds
         record.trainSeconds = tTrain.timeIntervalSince(t0) - batch.rolloutSeconds - batch.rewardSeconds
         record.lr = Double(state.optimizer.lr)
-        record.peakRSSMB = peakResidentMemoryMB()
-        if config.evalEvery > 0 && (iteration % config.evalEvery == 0 || iteration == config.steps) {
-            record.eval = try evaluate()
-        }
+        // the slowest process's times, the largest process's memory
+        var most = [record.seconds!, record.trainSeconds!, peakResidentMemoryMB()]
+        world.max(&most)
+        record.seconds = most[0]; record.trainSeconds = most[1]; record.peakRSSMB = most[2]
+        let evaluated = config.evalEvery > 0 && (iteration % config.evalEvery == 0 || iteration == config.steps)
+        if evaluated { record.eval = try evaluate() }
         try write(record)
         if iteration % config.checkpointEvery == 0 || iteration == config.steps { try save() }
-        return IterationSummary(iteration: iteration, rewardMean: mean, seconds: tTrain.timeIntervalSince(t0), evaluated: record.eval != nil,
+        return IterationSummary(iteration: iteration, rewardMean: mean, seconds: record.seconds!, evaluated: evaluated,
                                 peakRSSMB: record.peakRSSMB ?? 0)
     }
 
@@ -132,14 +177,16 @@ public final class Finetuner {
     /// Appends a metrics line, and its events to the run's TensorBoard file (rebuilt from
     /// metrics.jsonl when this process writes its first line, so a resume leaves no stale steps).
     func write(_ record: MetricsRecord) throws {
+        guard world.isRoot else { return }
         if tensorboard && tensorboardLog == nil { tensorboardLog = try TensorBoardLog(runDir: runDir) }
         try appendLine(record.json(rewardNames: reward.names).text, to: metricsURL)
         try tensorboardLog?.append(record)
     }
 
-    /// Gold metrics and the grid for the current weights.
-    public func evaluate() throws -> EvalRecord {
-        try gold.evaluate(policy: policy, reward: reward, step: iteration, gridURL: runDir.appendingPathComponent(String(format: "grids/step-%05d.png", iteration)))
+    /// Gold metrics and the grid for the current weights (nil on every process but rank 0).
+    public func evaluate() throws -> EvalRecord? {
+        try gold.evaluate(policy: policy, reward: reward, step: iteration, gridURL: runDir.appendingPathComponent(String(format: "grids/step-%05d.png", iteration)),
+                          world: world)
     }
 
     // MARK: - checkpoints
@@ -149,6 +196,7 @@ public final class Finetuner {
     /// file, written atomically first: it alone is what `--resume` reads. The policy checkpoint
     /// beside it is for `sample`/`evaluate` (a kill between the two leaves it one checkpoint old).
     public func save() throws {
+        guard world.isRoot else { return }
         var f = try Checkpoint.file(config: policy.config, params: policy.params, kind: "finetune-state")
         f.add(state.optimizer, as: "adam")
         algorithm.save(into: &f)
@@ -163,13 +211,17 @@ public final class Finetuner {
     public private(set) var startedOver = false
 
     func restore() throws {
-        guard FileManager.default.fileExists(atPath: stateURL.path) else {
+        // rank 0 reads the state and hands it to the others (their machines need not see the run folder)
+        var bytes: [UInt8] = []
+        if world.isRoot, FileManager.default.fileExists(atPath: stateURL.path) { bytes = [UInt8](try Data(contentsOf: stateURL)) }
+        bytes = world.broadcast(bytes)
+        guard !bytes.isEmpty else {
             // stopped before the first checkpoint: nothing to continue, start again
             startedOver = true
-            try truncateJSONLines(metricsURL, maxStep: -1)
+            if world.isRoot { try truncateJSONLines(metricsURL, maxStep: -1) }
             return
         }
-        let f = try SafeTensorsFile(contentsOf: stateURL)
+        let f = try SafeTensorsFile(data: Data(bytes), source: stateURL.path)
         let isState = f.metadata["kind"] == "finetune-state" || f.metadata["format"] == "flowtune-finetune-state"   // the latter: before the weights were kept in it
         guard isState, let it = f.metadata["iteration"].flatMap(Int.init) else {
             throw FinetuneError("\(stateURL.path): not a complete fine-tuning state")
@@ -190,7 +242,7 @@ public final class Finetuner {
         state.rng = try f.rng("rng", source: stateURL.path)
         state.iteration = it
         try algorithm.restore(from: f, source: stateURL.path)
-        try truncateJSONLines(metricsURL, maxStep: it)     // keep only the lines the checkpoint covers
+        if world.isRoot { try truncateJSONLines(metricsURL, maxStep: it) }     // keep only the lines the checkpoint covers
     }
 }
 

@@ -54,26 +54,36 @@ public final class GoldMetrics {
     /// Bootstrap resamples behind the Frechet distance's standard error.
     static let fdBootstrapResamples = 30
 
-    public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL) throws -> EvalRecord {
+    /// The evaluation of the current weights. Spread over a world's processes: each samples a
+    /// block of the images, rank 0 gathers them, scores them, writes the grid and returns the
+    /// record; the others return nil.
+    public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL, world: World = .single) throws -> EvalRecord? {
         let S = policy.config.imageSize, n = policy.config.pixelsPerImage
         let perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
-        if ws == nil { ws = try policy.makeWorkspace(batch: N, training: false); refWS = try reference.makeWorkspace(batch: N, training: false) }
+        let mine = world.block(of: N), Nl = mine.count
+        if ws == nil { ws = try policy.makeWorkspace(batch: max(Nl, 1), training: false); refWS = try reference.makeWorkspace(batch: max(Nl, 1), training: false) }
         let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
-        let tokens = promptsPerImage.tokens
-        var x = noise
+        let tokens = Array(promptsPerImage[mine]).tokens
+        var x = Array(noise[(mine.lowerBound * n)..<(mine.upperBound * n)])
         var w2PerImage = [Double](repeating: 0, count: N), w2Steps = 0
-        var tt = [Float](repeating: 0, count: N)
-        EulerSampler(steps: config.evalSteps).sample(model: policy, ws: ws!, x: &x, tokens: tokens) { _, t, xt, v in
-            for b in 0..<N { tt[b] = t }
-            let vr = self.reference.forward(self.refWS!, x: xt, t: tt, tokens: tokens, batch: N)
-            for b in 0..<N {
-                var s = 0.0
-                for i in (b * n)..<((b + 1) * n) { let d = Double(v[i] - vr[i]); s += d * d }
-                w2PerImage[b] += s / Double(n)
+        var tt = [Float](repeating: 0, count: Nl)
+        if Nl > 0 {
+            EulerSampler(steps: config.evalSteps).sample(model: policy, ws: ws!, x: &x, tokens: tokens) { _, t, xt, v in
+                for b in 0..<Nl { tt[b] = t }
+                let vr = self.reference.forward(self.refWS!, x: xt, t: tt, tokens: tokens, batch: Nl)
+                for b in 0..<Nl {
+                    var s = 0.0
+                    for i in (b * n)..<((b + 1) * n) { let d = Double(v[i] - vr[i]); s += d * d }
+                    w2PerImage[mine.lowerBound + b] += s / Double(n)
+                }
+                w2Steps += 1
             }
-            w2Steps += 1
-        }
+        } else { w2Steps = config.evalSteps }
         for b in 0..<N { w2PerImage[b] /= Double(max(w2Steps, 1)) }
+        // every block to rank 0 (the other ranks' entries of w2PerImage are 0: a sum is a gather)
+        x = world.gather(x, counts: world.blockCounts(of: N).map { $0 * n })
+        world.sum(&w2PerImage)
+        guard world.isRoot else { return nil }
         let batch = ImageBatch(pixels: x, size: S)
         let images = batch.images
         let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)

@@ -52,8 +52,10 @@ public func stepKLGradientScale(_ c: StepCoefficients, n: Int, beta: Float) -> F
 ///     L = mean_i [ w_i ||v_i - (eps_i - x0_i)||^2 / D ] + alpha mean_i [ ||v_i - vref_i||^2 / D ]
 /// Writes dL/dv into `dv` and returns (loss, the W2 term mean_i ||v - vref||^2 / D).
 public func acflowActorLoss(v: UnsafePointer<Float>, target: [Float], vRef: UnsafePointer<Float>, weights: [Float], alpha: Float,
-                            pixels D: Int, dv: inout [Float]) -> (loss: Double, w2: Double) {
-    let B = weights.count
+                            pixels D: Int, dv: inout [Float], of total: Int? = nil) -> (loss: Double, w2: Double) {
+    // `total`: the size of the whole batch when these B samples are one pass of it (the means
+    // are over the whole batch, so the passes' losses and gradients add up to it)
+    let B = weights.count, N = total ?? B
     var loss = 0.0, w2 = 0.0
     for b in 0..<B {
         var fm = 0.0, reg = 0.0
@@ -61,12 +63,12 @@ public func acflowActorLoss(v: UnsafePointer<Float>, target: [Float], vRef: Unsa
             let k = b * D + i
             let e = v[k] - target[k], r = v[k] - vRef[k]
             fm += Double(e * e); reg += Double(r * r)
-            dv[k] = 2 * (weights[b] * e + alpha * r) / Float(B * D)
+            dv[k] = 2 * (weights[b] * e + alpha * r) / Float(N * D)
         }
         loss += Double(weights[b]) * fm / Double(D) + Double(alpha) * reg / Double(D)
         w2 += reg / Double(D)
     }
-    return (loss / Double(B), w2 / Double(B))
+    return (loss / Double(N), w2 / Double(N))
 }
 
 #if canImport(Glibc)

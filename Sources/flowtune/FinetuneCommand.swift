@@ -113,37 +113,41 @@ func loadRunConfig(_ url: URL, what: String, action: String = "resume") throws -
     }
 }
 
-/// Runs (or resumes) a fine-tuning run in `out`, with a progress line per iteration.
+/// Runs (or resumes) a fine-tuning run in `out`, with a progress line per iteration. Under
+/// mpirun every rank runs this; rank 0 alone locks and writes the run folder and prints.
 func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
+    let world = World.current, root = world.isRoot, quiet = quiet || !root
     let configURL = out.appendingPathComponent("config.json")
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-    if !resume, FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.jsonl").path) {
+    if root, !resume, FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.jsonl").path) {
         throw FinetuneError("\(out.path) already holds a run (metrics.jsonl); use --resume \(out.path) or another --out")
     }
     // one process per run folder: a second one (a sweep restarted while a run of the first goes
     // on) is refused; a new folder is locked once the set-up has passed (bad input creates nothing)
-    var lock = FileManager.default.fileExists(atPath: out.path) ? try RunLock(out) : nil
+    var lock = root && FileManager.default.fileExists(atPath: out.path) ? try RunLock(out) : nil
     defer { lock?.release() }
     // set everything up (and fail on bad input) before writing anything into the run folder
-    let run = try Finetuner(config: config, runDir: out, resume: resume)
-    if lock == nil { lock = try RunLock(out) }
+    let run = try Finetuner(config: config, runDir: out, resume: resume, world: world)
+    if root && lock == nil { lock = try RunLock(out) }
     run.tensorboard = tensorboard
     if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }
-    try writeAtomically(try enc.encode(config), to: configURL)
+    if root { try writeAtomically(try enc.encode(config), to: configURL) }
     if !quiet {
-        log("\(config.algo) on \(config.model): reward \(config.reward), \(config.steps) iterations of \(config.batchSize) samples, from iteration \(run.iteration); writing \(out.path)")
+        log("\(config.algo) on \(config.model): reward \(config.reward), \(config.steps) iterations of \(config.batchSize) samples, from iteration \(run.iteration); writing \(out.path)"
+            + (world.isDistributed ? " (\(world.size) processes)" : ""))
     }
     try run.evaluateBase()
-    if run.iteration == 0 && config.evalEvery > 0 {
+    if root && run.iteration == 0 && config.evalEvery > 0 {
         writeReportIfPossible(out, progress: RunProgress(iteration: 0, steps: config.steps, eta: "not known yet"))
     }
     let start = Date(), first = run.iteration
     while run.iteration < config.steps {
         let s = try run.step()
-        if let sig = interruptSignal {
+        // every rank stops after the same iteration: a signal seen by any of them counts
+        if let sig = world.isDistributed ? Int32(exactly: world.max(Double(interruptSignal ?? 0))).flatMap({ $0 == 0 ? nil : $0 }) : interruptSignal {
             try run.save()
-            writeReportIfPossible(out)
+            if root { writeReportIfPossible(out) }
             throw CLIError.interrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")
         }
         let done = run.iteration - first
@@ -153,7 +157,7 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
                        formatDuration(eta), s.peakRSSMB, s.evaluated ? "  (grid + gold metrics)" : ""))
         }
         // the live report: rewritten at every evaluation before the last (the finished run writes its own)
-        if s.evaluated && run.iteration < config.steps {
+        if root && s.evaluated && run.iteration < config.steps {
             writeReportIfPossible(out, progress: RunProgress(iteration: run.iteration, steps: config.steps, eta: formatDuration(eta)))
         }
     }
@@ -177,6 +181,7 @@ struct Finetune: ParsableCommand {
 
     func execute() throws {
         enableGracefulInterrupt()
+        let world = try World.start()      // ended in FlowTune.main (finish, or abort on an error)
         var config = options.config
         var dir = URL(fileURLWithPath: out)
         if resume != nil || configFile != nil {
@@ -196,6 +201,7 @@ struct Finetune: ParsableCommand {
             config = saved
         }
         let run = try runFinetune(config: config, out: dir, resume: resume != nil, tensorboard: tensorboard)
+        guard world.isRoot else { return }
         log("done: \(dir.path) at iteration \(run.iteration)")
         writeReportIfPossible(dir)
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensor
 
 @main
 struct FlowTune: ParsableCommand {
@@ -16,6 +17,17 @@ struct FlowTune: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            World.current.finish()
+        } catch let e as CLIError where World.current.isDistributed && e.isInterruption {
+            // every rank stopped after the same iteration, rank 0 wrote the checkpoint
+            if World.current.isRoot { log(e.description) }
+            World.current.finish()
+            exit(withError: ExitCode(e.exitCode))
+        } catch where World.current.isDistributed {
+            // one rank's error ends the MPI job (the others would wait for it forever)
+            log("error (rank \(World.current.rank) of \(World.current.size)): \(error)")
+            World.current.abort(code: 1)
+            exit(withError: ExitCode.failure)
         } catch let e as CLIError {
             log(e.isInterruption ? e.description : "error: \(e.description)")
             exit(withError: ExitCode(e.exitCode))

@@ -96,9 +96,10 @@ public final class ACFlow: FinetuneAlgorithm {
         self.config = config
         let B = config.batchSize
         actorBatch = options.actorBatch ?? B
-        rolloutWorkspaces = [try model.makeWorkspace(batch: B, training: false)]
-        trainWS = try model.makeWorkspace(batch: actorBatch, training: true)
-        refWS = try model.makeWorkspace(batch: actorBatch, training: false)
+        rolloutWorkspaces = []                      // rolled out a pass at a time for inference only
+        let u = min(config.passSize, actorBatch)
+        trainWS = try model.makeWorkspace(batch: u, training: true)
+        refWS = try model.makeWorkspace(batch: u, training: false)
         critic = Critic(model: model.config, width: options.criticWidth, positions: options.criticPositions, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
         warmup = WarmupLatch(minimumIterations: options.warmupIterations, threshold: options.warmupExplainedVariance)
@@ -141,27 +142,69 @@ public final class ACFlow: FinetuneAlgorithm {
         return shapeRewards(rewards, groupSize: config.groupSize, kappa: options.kappa, shaping: options.shaping, stats: stats)
     }
 
+    /// The critic's states per pass: it is small (its activations ~32 KB a state).
+    static let criticPass = 256
+
+    /// The critic's values of this process's visited states (k, row) in (k, row) order.
+    func criticValues(_ r: Rollout, grid: [Float], T: Int) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(T * r.batch)
+        forEachCriticPass(r, grid: grid, T: T) { x, t, tok, _ in out += critic.forward(x: x, t: t, tokens: tok).value }
+        return out
+    }
+
+    /// Calls body(x, t, tokens, indices) for passes of at most `criticPass` of the visited states
+    /// (k, row) of this process (indices: k * Bl + row).
+    func forEachCriticPass(_ r: Rollout, grid: [Float], T: Int, _ body: ([Float], [Float], [Int32], Range<Int>) -> Void) {
+        let Bl = r.batch, n = r.pixels, L = r.tokens.count / max(Bl, 1)
+        var start = 0
+        while start < T * Bl {
+            let end = min(T * Bl, start + Self.criticPass)
+            let x = Array(r.states[(start * n)..<(end * n)])        // states (k, row) are contiguous in k * Bl + row order
+            let t = (start..<end).map { grid[$0 / Bl] }
+            let tok = (start..<end).flatMap { r.tokens[(($0 % Bl) * L)..<((($0 % Bl) + 1) * L)] }
+            body(x, t, tok, start..<end)
+            start = end
+        }
+    }
+
     public func train(_ batch: RolloutBatch, _ run: TrainingState, _ record: inout MetricsRecord) throws {
         let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, L = run.policy.config.textLength
         let T = config.sde.steps, grid = config.sde.grid
+        let lay = batch.layout, world = lay.world, rollout = batch.rollout, Bl = rollout.batch
         let rt = shaped(batch.rewards)
-        let rollout = batch.rollout
+        // (k, row) of this process <-> (k, b) of the batch
+        let counts = (0..<world.size).map { T * Finetuner.samples(ofRank: $0, world: world, groups: B / config.groupSize, groupSize: config.groupSize).count }
+        let ranks = (0..<world.size).map { Finetuner.samples(ofRank: $0, world: world, groups: B / config.groupSize, groupSize: config.groupSize) }
+        func everyState(_ local: [Float]) -> [Float] {      // (T, B) in batch order from each process's (T, Bl)
+            let all = world.gather(local, counts: counts)
+            var out = [Float](repeating: 0, count: T * B), o = 0
+            for samples in ranks {
+                for k in 0..<T { for b in samples { out[k * B + b] = all[o]; o += 1 } }
+            }
+            return out
+        }
+        let stateTargets = (0..<T).flatMap { _ in rt }
 
         // 1. the critic on the visited states x_k (k = 0..<T, (T, B) order): values before its update
-        let states = Array(rollout.states[0..<(T * B * n)])
-        let stateT = (0..<T).flatMap { k in [Float](repeating: grid[k], count: B) }
-        let stateTokens = (0..<T).flatMap { _ in rollout.tokens }
-        let stateTargets = (0..<T).flatMap { _ in rt }
-        let first = critic.forward(x: states, t: stateT, tokens: stateTokens)   // also the first critic step's forward pass
-        let before = first.value
+        let before = everyState(criticValues(rollout, grid: grid, T: T))
         let evBefore = explainedVariance(before, stateTargets)
         let trusted = options.useCritic && warmup.update(iteration: run.iteration, explainedVariance: evBefore)
         let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
-        trainCritic(first, target: stateTargets)
-        for _ in 1..<options.criticSteps { trainCritic(x: states, t: stateT, tokens: stateTokens, target: stateTargets) }
-        let evAfter = explainedVariance(critic.forward(x: states, t: stateT, tokens: stateTokens).value, stateTargets)
+        for _ in 0..<options.criticSteps {
+            // one full-batch MSE step: every process's passes, the gradients summed
+            critic.grads.zero()
+            forEachCriticPass(rollout, grid: grid, T: T) { x, t, tok, idx in
+                let a = critic.forward(x: x, t: t, tokens: tok)
+                let dV = idx.enumerated().map { j, i in 2 * (a.value[j] - rt[lay.samples[i % Bl]]) / Float(T * B) }
+                critic.backward(a, dValue: dV)
+            }
+            world.sum(critic.grads)
+            criticOptimizer.update(params: critic.params.buffer, grads: critic.grads.buffer)
+        }
+        let evAfter = explainedVariance(everyState(criticValues(rollout, grid: grid, T: T)), stateTargets)
 
-        // 2. advantages and weights of every visited state
+        // 2. advantages and weights of every visited state (the same on every process)
         let advantages: [Float]
         if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
         else if trusted { advantages = generalisedAdvantages(values: before, rewards: rt, lambda: options.lambda) }
@@ -176,48 +219,68 @@ public final class ACFlow: FinetuneAlgorithm {
 
         lastShapedRewards = rt; lastAdvantages = advantages; lastWeights = weights
 
-        // 3. the actor
-        let mb = actorBatch
-        var x = [Float](repeating: 0, count: mb * n), target = x, t = [Float](repeating: 0, count: mb), w = t
-        var tok = [Int32](repeating: 0, count: mb * L)
+        // 3. the actor: every process draws the whole mini-batch (the run's random stream stays
+        //    the same everywhere) and trains on the samples it holds, a pass at a time
+        let mb = actorBatch, u = trainWS.batch
+        let rowOf = lay.rowOf
         var order: [Int] = [], next = 0                                  // visited (k, b) pairs as k * B + b, shuffled
         let previous = FloatBuffer(count: options.actorSteps > 1 ? run.policy.grads.count : 0)   // the last step's gradient
         var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = []
         let images = rollout.images
+        var x = [Float](repeating: 0, count: u * n), target = x, t = [Float](repeating: 0, count: u), w = t
+        var tok = [Int32](repeating: 0, count: u * L), dv = x
+        var discard = [Float](repeating: 0, count: n)
         for step in 0..<options.actorSteps {
-            for j in 0..<mb {
+            run.policy.grads.zero()
+            var c = 0, stepLoss = 0.0, stepW2 = 0.0
+            func flush() {
+                guard c > 0 else { return }
+                let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: c)
+                let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: c)
+                let heads = acflowActorLoss(v: v, target: Array(target[0..<(c * n)]), vRef: vRef, weights: Array(w[0..<c]),
+                                            alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                run.policy.backward(trainWS, dv: dv, batch: c)
+                stepLoss += heads.loss; stepW2 += heads.w2
+                c = 0
+            }
+            for _ in 0..<mb {
                 let k: Int, b: Int
                 switch options.target {
                 case .visited:
                     if next == order.count { order = Array(0..<(T * B)); run.rng.shuffle(&order); next = 0 }
                     k = order[next] / B; b = order[next] % B; next += 1
-                    t[j] = grid[k]
-                    let xk = (k * B + b) * n, x0 = images.startIndex + b * n
+                    let row = rowOf[b]
+                    guard row >= 0 else { continue }
+                    t[c] = grid[k]
+                    let xk = (k * Bl + row) * n, x0 = images.startIndex + row * n
                     for i in 0..<n {
-                        x[j * n + i] = states[xk + i]
-                        target[j * n + i] = (states[xk + i] - images[x0 + i]) / grid[k]
+                        x[c * n + i] = rollout.states[xk + i]
+                        target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k]
                     }
                 case .fresh:
                     b = run.rng.int(B)
-                    t[j] = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
-                    k = (0..<T).min { abs(grid[$0] - t[j]) < abs(grid[$1] - t[j]) }!
+                    let tj = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
+                    k = (0..<T).min { abs(grid[$0] - tj) < abs(grid[$1] - tj) }!
+                    let row = rowOf[b]
+                    guard row >= 0 else { for i in 0..<n { discard[i] = run.rng.normal() }; continue }   // another process's sample
+                    t[c] = tj
                     images.withUnsafeBufferPointer { x0p in x.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
-                        flowMatchingPair(x0: x0p.baseAddress! + b * n, t: t[j], n: n, rng: &run.rng, xt: xp.baseAddress! + j * n, target: tp.baseAddress! + j * n)
+                        flowMatchingPair(x0: x0p.baseAddress! + row * n, t: tj, n: n, rng: &run.rng, xt: xp.baseAddress! + c * n, target: tp.baseAddress! + c * n)
                     } } }
                 }
-                w[j] = weights[k * B + b]
-                for i in 0..<L { tok[j * L + i] = rollout.tokens[b * L + i] }
+                w[c] = weights[k * B + b]
+                for i in 0..<L { tok[c * L + i] = rollout.tokens[rowOf[b] * L + i] }
+                c += 1
+                if c == u { flush() }
             }
-            run.policy.grads.zero()
-            let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: mb)
-            let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: mb)
-            var dv = [Float](repeating: 0, count: mb * n)
-            let heads = acflowActorLoss(v: v, target: target, vRef: vRef, weights: w, alpha: options.alpha, pixels: n, dv: &dv)
-            run.policy.backward(trainWS, dv: dv, batch: mb)
+            flush()
+            world.sum(run.policy.grads)
             if step > 0 { cosines.append(cosine(previous, run.policy.grads)) }
             if step < options.actorSteps - 1 { previous.assign(from: run.policy.grads) }
             norm += Double(run.optimizer.update(params: run.policy.params.buffer, grads: run.policy.grads.buffer))
-            loss += heads.loss; w2 += heads.w2
+            var sums = [stepLoss, stepW2]
+            world.sum(&sums)
+            loss += sums[0]; w2 += sums[1]
         }
         let steps = Double(options.actorSteps)
         record.criticMse = Double(mseBefore); record.criticExplainedVariance = Double(evAfter)
