@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the C libraries flowtune links against (OpenBLAS, libpng, libjpeg, zlib) and
-# pkg-config, and Python's tensorboard into .build/pyenv (for one test, and to view runs).
+# pkg-config, OpenMPI (mpirun and libmpi, loaded at run time only under mpirun: data-parallel
+# runs over processes and machines), and Python's tensorboard into .build/pyenv (for one test,
+# and to view runs).
 # Idempotent: returns at once when everything is already installed.
 set -euo pipefail
-packages=(libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config)
+packages=(libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

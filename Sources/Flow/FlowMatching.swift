@@ -33,38 +33,52 @@ public func flowMatchingPair(x0: UnsafePointer<Float>, t: Float, n: Int, rng: in
 /// One flow-matching loss evaluation on `batch` (forward + backward into model.grads).
 /// `nullProbability` replaces prompts by the NULL prompt for classifier-free guidance;
 /// t is drawn logit-normal(tMean, tStd).
-/// When `backward` is false only the loss is computed.
+/// When `backward` is false only the loss is computed. With `rows`, only those images of the
+/// batch are trained (a process's share of a data-parallel batch): the random draws of the
+/// others are still made, so the stream stays the same, and the loss and gradient are scaled to
+/// their share of the whole batch's mean (the processes' sums are the batch's).
 @discardableResult
 public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch, rng: inout RNG,
-                             nullProbability: Float = 0.1, tMean: Float = 0, tStd: Float = 1, backward: Bool = true) -> Float {
+                             nullProbability: Float = 0.1, tMean: Float = 0, tStd: Float = 1, backward: Bool = true,
+                             rows: Range<Int>? = nil) -> Float {
     let c = model.config, n = c.pixelsPerImage, L = c.textLength
-    let B = batch.x0.count / n
-    var t = [Float](repeating: 0, count: B)
-    var xt = [Float](repeating: 0, count: B * n)
-    var target = [Float](repeating: 0, count: B * n)
-    var tokens = batch.tokens
+    let B = batch.x0.count / n, mine = rows ?? 0..<B, R = mine.count
+    var t = [Float](repeating: 0, count: R)
+    var xt = [Float](repeating: 0, count: R * n)
+    var target = [Float](repeating: 0, count: R * n)
+    var tokens = [Int32](repeating: 0, count: R * L)
+    var discard = [Float](repeating: 0, count: n)
     let null = c.nullTokens
     for b in 0..<B {
-        t[b] = logitNormal(&rng, mean: tMean, std: tStd)
-        if rng.uniform() < nullProbability { for j in 0..<L { tokens[b * L + j] = null[j] } }
+        let tb = logitNormal(&rng, mean: tMean, std: tStd)
+        let isNull = rng.uniform() < nullProbability
+        guard mine.contains(b) else { for i in 0..<n { discard[i] = rng.normal() }; continue }
+        let r = b - mine.lowerBound
+        t[r] = tb
+        for j in 0..<L { tokens[r * L + j] = isNull ? null[j] : batch.tokens[b * L + j] }
         batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
-            flowMatchingPair(x0: x0.baseAddress! + b * n, t: t[b], n: n, rng: &rng, xt: xp.baseAddress! + b * n, target: tp.baseAddress! + b * n)
+            flowMatchingPair(x0: x0.baseAddress! + b * n, t: tb, n: n, rng: &rng, xt: xp.baseAddress! + r * n, target: tp.baseAddress! + r * n)
         } } }
     }
     let v = xt.withUnsafeBufferPointer { xp in
         t.withUnsafeBufferPointer { tp in
             tokens.withUnsafeBufferPointer { kp in
-                model.forward(ws, x: xp.baseAddress!, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
+                model.forward(ws, x: xp.baseAddress!, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: R)
             }
         }
     }
-    var dv = [Float](repeating: 0, count: B * n)
-    let loss = target.withUnsafeBufferPointer { tp in
+    var dv = [Float](repeating: 0, count: R * n)
+    var loss = target.withUnsafeBufferPointer { tp in
         dv.withUnsafeMutableBufferPointer { dp in
-            mseForwardBackward(dpred: backward ? dp.baseAddress! : nil, pred: v, target: tp.baseAddress!, count: B * n)
+            mseForwardBackward(dpred: backward ? dp.baseAddress! : nil, pred: v, target: tp.baseAddress!, count: R * n)
         }
     }
-    if backward { dv.withUnsafeBufferPointer { model.backward(ws, dv: $0.baseAddress!, batch: B) } }
+    if R != B {
+        let share = Float(R) / Float(B)
+        loss *= share
+        for i in 0..<(R * n) { dv[i] *= share }
+    }
+    if backward { dv.withUnsafeBufferPointer { model.backward(ws, dv: $0.baseAddress!, batch: R) } }
     return loss
 }
 

@@ -63,11 +63,15 @@ public final class Pretrainer {
     let generator: PromptGenerator
     let renderer: Renderer
     let ws: Workspace
+    /// The processes sharing each batch (one without mpirun): each trains a block of the images.
+    public let world: World
 
     /// `initFrom`: start from these weights (the same network, or s32 for s32c) instead of random ones.
-    public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil) throws {
+    public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil, world: World = .single) throws {
         try config.validate()
+        guard config.batch >= world.size else { throw ModelError("--batch \(config.batch) is smaller than the \(world.size) processes sharing it") }
         self.config = config
+        self.world = world
         let mc = try ModelConfig.named(config.model, vocabSize: Tokenizer.vocabularySize)
         model = try DiT(config: mc, seed: config.seed)
         if let initFrom {
@@ -80,19 +84,21 @@ public final class Pretrainer {
         rng = RNG(seed: config.seed).split(1)
         generator = PromptGenerator(excluding: excluding)
         renderer = Renderer(size: mc.imageSize)
-        ws = try model.makeWorkspace(batch: config.batch, training: true)
+        ws = try model.makeWorkspace(batch: world.block(of: config.batch).count, training: true)
     }
 
-    /// A batch of freshly rendered images with their prompts' tokens (deterministic in rng).
-    public func makeBatch(rng: inout RNG) -> FlowMatchingBatch {
+    /// A batch of freshly rendered images with their prompts' tokens (deterministic in rng);
+    /// with `rows`, only those images are rendered (the others stay 0).
+    public func makeBatch(rng: inout RNG, rows: Range<Int>? = nil) -> FlowMatchingBatch {
         let B = config.batch, n = model.config.pixelsPerImage, L = model.config.textLength
         let specs = (0..<B).map { _ in generator.sample(rng: &rng) }
         let seeds = (0..<B).map { _ in rng.nextUInt64() }
         var x0 = [Float](repeating: 0, count: B * n)
         x0.withUnsafeMutableBufferPointer { xp in
             let base = xp.baseAddress!
-            parallelFor(B) { r in
-                for b in r {
+            let mine = rows ?? 0..<B
+            parallelFor(mine.count) { r in
+                for b in (mine.lowerBound + r.lowerBound)..<(mine.lowerBound + r.upperBound) {
                     var local = RNG(seed: seeds[b])
                     renderer.render(specs[b], rng: &local, into: base + b * n)
                 }
@@ -103,13 +109,19 @@ public final class Pretrainer {
         return FlowMatchingBatch(x0: x0, tokens: tokens)
     }
 
-    /// One optimiser step; returns the loss.
+    /// One optimiser step; returns the loss. Spread over a world: each process renders and
+    /// trains its block of the batch, the gradients (and the loss) are summed.
     @discardableResult
     public func trainStep() -> Float {
-        let batch = makeBatch(rng: &rng)
+        let mine = world.isDistributed ? world.block(of: config.batch) : nil
+        let batch = makeBatch(rng: &rng, rows: mine)
         model.grads.zero()
-        let loss = flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: config.nullProbability,
-                                    tMean: config.tMean, tStd: config.tStd)
+        var loss = flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: config.nullProbability,
+                                    tMean: config.tMean, tStd: config.tStd, rows: mine)
+        if world.isDistributed {
+            world.sum(model.grads)
+            loss = Float(world.sum(Double(loss)))
+        }
         optimizer.lr = config.learningRate(at: step)
         optimizer.update(params: model.params.buffer, grads: model.grads.buffer)
         ema.ema(toward: model.params, decay: step < 100 ? 0 : config.emaDecay)
@@ -127,6 +139,7 @@ public final class Pretrainer {
     /// reads) and then MODEL (the EMA weights, for sampling), each atomically: a kill between
     /// the two leaves a state that resumes exactly and a model file one checkpoint older.
     public func save(to url: URL) throws {
+        guard world.isRoot else { return }
         var state = try Checkpoint.file(config: model.config, params: model.params, kind: "pretrain-state")
         state.add("ema", shape: [ema.count], values: ema.array)
         state.add(optimizer, as: "adam")
@@ -140,7 +153,10 @@ public final class Pretrainer {
     /// Restores from MODEL.state.safetensors and MODEL (the EMA).
     public func resume(from url: URL) throws {
         let path = Self.statePath(url)
-        let f = try SafeTensorsFile(contentsOf: path)
+        // rank 0 reads the state and hands it to the others (their machines need not see it)
+        var bytes: [UInt8] = []
+        if world.isRoot { bytes = [UInt8](try Data(contentsOf: path)) }
+        let f = try SafeTensorsFile(data: Data(world.broadcast(bytes)), source: path.path)
         let cfg = try Checkpoint.config(of: f, source: path.path)
         guard cfg == model.config else { throw CheckpointError("\(path.path): configuration '\(cfg.name)' differs from '\(model.config.name)'") }
         // the run's options must be the ones it was started with (the schedule depends on them);

@@ -13,6 +13,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed repetitions per workload (after one warm-up).") var repeats = 5
     @Option(help: "Comma-separated workloads (default: all): sgemm, mlp, pretrain_step, euler_sample, euler_sample_cfg, grpo, acflow_iteration, pretrain_step_s32c, euler_sample_s32c.")
     var only: String?
+    @Option(help: "Also time the GRPO iteration spread over 1 and N processes (mpirun -np 1 and -np N, 1 thread each, this machine), beside this process's.")
+    var mpi: Int?
     @OptionGroup var threads: ThreadOptions
 
     func emit(_ name: String, _ seconds: Double, _ flops: Double, extra: [(String, JSONValue)] = []) {
@@ -41,6 +43,12 @@ struct Bench: ParsableCommand {
 
     func execute() throws {
         guard repeats > 0 else { throw CLIError("--repeats must be positive") }
+        let world = try World.start()       // under mpirun: the GRPO workloads over every rank, rank 0 prints
+        if let mpi { guard mpi >= 1 else { throw CLIError("--mpi must be at least 1 (processes)") } }
+        if world.isDistributed {
+            guard only == "grpo" || only == "grpo_iteration" else { throw CLIError("under mpirun, bench times only the GRPO iteration: give --only grpo") }
+            guard mpi == nil else { throw CLIError("--mpi starts mpirun itself: run it without mpirun") }
+        }
         let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
         let known = ["sgemm", "mlp", "pretrain_step", "euler_sample", "euler_sample_cfg", "grpo", "acflow_iteration",
                      "pretrain_step_s32c", "euler_sample_s32c"]
@@ -48,7 +56,7 @@ struct Bench: ParsableCommand {
             throw CLIError("--only: unknown workload(s) \(unknown.joined(separator: ", ")); known: \(known.joined(separator: ", "))")
         }
         func want(_ n: String) -> Bool { wanted?.contains(n) ?? true }
-        if !json { print("GEMM: \(Compute.current.gemmName) (OpenBLAS kernels: \(BLASThreads.coreName)), \(Compute.current.workers) thread(s)") }
+        if !json && world.isRoot { print("GEMM: \(Compute.current.gemmName) (OpenBLAS kernels: \(BLASThreads.coreName)), \(Compute.current.workers) thread(s)") }
         let vocab = Tokenizer.vocabularySize
         let cfg = ModelConfig.s32(vocabSize: vocab)
         let F = cfg.flopsPerImage
@@ -134,6 +142,7 @@ struct Bench: ParsableCommand {
                 emit(name + suffix, t, 32 * 20 * Fn * (w == 1 ? 1 : 2))
             }
         }
+        if world.isDistributed && !want("grpo") { return }
         if want("grpo") || want("acflow_iteration") {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowtune-bench-\(getpid())")
             defer { try? FileManager.default.removeItem(at: dir) }
@@ -148,12 +157,21 @@ struct Bench: ParsableCommand {
             if want("grpo") {
                 c.algo = .grpo
                 let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("grpo"))
-                let t = try median { try run.step() }
+                var t = try median { try run.step() }
+                t = world.max(t)
+                let extra: [(String, JSONValue)] = world.isDistributed ? [("processes", .int(world.size))] : []
+                guard world.isRoot else { return }
                 let lines = try RunMetrics(url: run.metricsURL).lines.suffix(repeats)
                 func med(_ k: KeyPath<MetricsRecord, Double?>) -> Double { lines.compactMap { $0[keyPath: k] }.sorted()[repeats / 2] }
-                emit("grpo_rollout", med(\.rolloutSeconds), 320 * F)
-                emit("grpo_train", med(\.trainSeconds), 3 * 320 * F)
-                emit("grpo_iteration", t, 4 * 320 * F)
+                emit("grpo_rollout", med(\.rolloutSeconds), 320 * F, extra: extra)
+                emit("grpo_train", med(\.trainSeconds), 3 * 320 * F, extra: extra)
+                emit("grpo_iteration", t, 4 * 320 * F, extra: extra)
+                if let mpi {
+                    for ranks in Set([1, mpi]).sorted() {
+                        let seconds = try timeUnderMPI(ranks: ranks)
+                        emit("grpo_iteration_mpi\(ranks)", seconds, 4 * 320 * F, extra: [("processes", .int(ranks)), ("threads_per_process", .int(1))])
+                    }
+                }
             }
             if want("acflow_iteration") {
                 c.algo = .acflow
@@ -165,5 +183,28 @@ struct Bench: ParsableCommand {
                 emit("acflow_iteration", t, Double(320 + a.actorSteps * 4 * (a.actorBatch ?? c.batchSize)) * F)
             }
         }
+    }
+
+    /// The GRPO iteration's median seconds in `mpirun -np ranks` of this binary (1 thread each),
+    /// from the child's JSON line.
+    func timeUnderMPI(ranks: Int) throws -> Double {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
+        p.arguments = ["mpirun", "--oversubscribe", "-np", String(ranks)] + (getuid() == 0 ? ["--allow-run-as-root"] : [])
+            + [me, "bench", "--only", "grpo", "--threads", "1", "--repeats", String(repeats), "--json"]
+        let out = Pipe()
+        p.standardOutput = out
+        do { try p.run() } catch { throw CLIError("--mpi: cannot start mpirun (\(error)); install OpenMPI (scripts/setup.sh does)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw CLIError("--mpi: mpirun -np \(ranks) exited with status \(p.terminationStatus)") }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        for line in lines {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  o["workload"] as? String == "grpo_iteration", let s = o["seconds"] as? Double else { continue }
+            return s
+        }
+        throw CLIError("--mpi: mpirun -np \(ranks) printed no grpo_iteration line")
     }
 }

@@ -25,6 +25,8 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Time-grid shift of rollouts (1: uniform).") var shift: Float = 1
     @Flag(help: "Make the last rollout step stochastic and train it too (the peer benchmark's setting).") var trainLastStep = false
     @Option(help: "Micro-batches per epoch, one optimiser step each (the first is on-policy).") var microBatches = 2
+    @Option(help: "Samples per network pass (default 32): each optimiser step's gradient is accumulated over passes of at most this many, and activations are kept for that many samples at a time, so memory does not grow with prompts x group size.")
+    var microBatchSize: Int?
     @Option(help: "Passes over each rollout batch.") var innerEpochs = 1
     @Option(help: "Learning rate (AdamW).") var lr: Float = 1e-4
     @Option(help: "AdamW weight decay.") var weightDecay: Float = 1e-4
@@ -73,7 +75,7 @@ struct FinetuneOptions: ParsableArguments {
         c.algo = algo; c.model = model; c.prompts = prompts; c.evalPrompts = evalPrompts; c.reward = reward; c.steps = steps
         c.promptsPerIteration = promptsPerIteration; c.groupSize = groupSize
         c.sde = SDEConfig(steps: sdeSteps, noiseLevel: noiseLevel, shift: shift, stochasticLastStep: trainLastStep)
-        c.microBatches = microBatches; c.innerEpochs = innerEpochs; c.lr = lr; c.weightDecay = weightDecay; c.gradClip = gradClip
+        c.microBatches = microBatches; c.microBatchSize = microBatchSize; c.innerEpochs = innerEpochs; c.lr = lr; c.weightDecay = weightDecay; c.gradClip = gradClip
         c.clipRange = clipRange; c.beta = beta; c.globalStd = globalStd; c.advantageClip = advantageClip; c.seed = seed
         c.checkpointEvery = checkpointEvery; c.evalEvery = evalEvery; c.evalPerPrompt = evalPerPrompt
         c.evalPrompts_limit = evalPromptCount; c.evalSteps = evalSteps; c.externalTimeout = externalTimeout

@@ -34,6 +34,9 @@ struct Pretrain: ParsableCommand {
 
     func execute() throws {
         enableGracefulInterrupt()
+        let world = try World.start()      // ended in FlowTune.main
+        let root = world.isRoot
+        let say: (String) -> Void = { if root { log($0) } }     // rank 0 prints
         try OptionCheck.positive("--checkpoint-every", checkpointEvery)
         try OptionCheck.positive("--log-every", logEvery)
         var cfg = PretrainConfig()
@@ -41,21 +44,22 @@ struct Pretrain: ParsableCommand {
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
-        if !resume, FileManager.default.fileExists(atPath: out) {
+        if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
         }
         let excluded = Set(try PromptFile(path: exclude).prompts)
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
-        let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start)
-        if let initFrom { log("starting from the weights of \(initFrom)") }
+        let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, world: world)
+        if let initFrom { say("starting from the weights of \(initFrom)") }
         let url = URL(fileURLWithPath: out)
         if resume {
             try trainer.resume(from: url)
-            log("resumed \(out) at step \(trainer.step)")
+            say("resumed \(out) at step \(trainer.step)")
         }
         let logURL = url.deletingPathExtension().appendingPathExtension("pretrain.jsonl")
-        if resume { try truncateJSONLines(logURL, maxStep: trainer.step) }
-        log("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps")
+        if resume && root { try truncateJSONLines(logURL, maxStep: trainer.step) }
+        say("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps"
+            + (world.isDistributed ? " (\(world.size) processes)" : ""))
         var window: [Float] = []
         var t0 = now()
         let startStep = trainer.step
@@ -72,22 +76,25 @@ struct Pretrain: ParsableCommand {
                 let dt = now() - t0
                 let rate = Double(window.count) / dt
                 let eta = Double(steps - trainer.step) / max(1e-9, Double(trainer.step - startStep) / (now() - runStart))
-                log(String(format: "step %d/%d  loss %.4f  lr %.2e  %.2f steps/s  ETA %@", trainer.step, steps, mean,
+                say(String(format: "step %d/%d  loss %.4f  lr %.2e  %.2f steps/s  ETA %@", trainer.step, steps, mean,
                            cfg.learningRate(at: trainer.step - 1), rate, formatDuration(eta)))
-                try appendLine(String(format: "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
-                                      trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate), to: logURL)
+                if root { try appendLine(String(format: "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
+                                      trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate), to: logURL) }
                 window.removeAll(); t0 = now()
             }
             if trainer.step % checkpointEvery == 0 || trainer.step == steps {
                 try trainer.save(to: url)
                 saved = true
             }
-            if let sig = interruptSignal {
+            // every rank stops after the same step: a signal seen by any of them counts
+            let signal = world.isDistributed ? Int32(world.max(Double(interruptSignal ?? 0))) : (interruptSignal ?? 0)
+            if signal != 0 {
+                let sig = signal
                 try trainer.save(to: url)
                 throw CLIError.interrupted(sig, "interrupted (signal \(sig)) at step \(trainer.step): checkpoint written; continue with the same command and --resume")
             }
         }
-        log("done: \(out) at step \(trainer.step)")
+        say("done: \(out) at step \(trainer.step)")
     }
 }
 

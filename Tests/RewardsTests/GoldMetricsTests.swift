@@ -81,7 +81,7 @@ import Training
         let grid = try RGBImage(pngData: [UInt8](Data(contentsOf: setup.dir.appendingPathComponent("run/grids/step-00000.png"))))
         #expect(grid.width > 16 * 3 * 2)
         // the same noise at every evaluation: evaluating again gives identical numbers
-        let first = try run.evaluate(), again = try run.evaluate()
+        let first = try #require(try run.evaluate()), again = try run.evaluate()
         #expect(first == again)
         #expect(abs(first.proxy - e.proxy) <= 1e-5 * max(1, abs(e.proxy)))   // the file keeps 6 digits
     }
