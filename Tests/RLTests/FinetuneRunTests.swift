@@ -347,3 +347,47 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         #expect(inUse == [false, false, false, true, true, true])
     }
 }
+
+/// --micro-batch-size decides memory, not results: the optimiser's batches are accumulated over
+/// passes of at most that many samples, and the rollout runs a pass at a time.
+@Suite struct MicroBatchSizeTests {
+    @Test(arguments: [Algorithm.grpo, .grpoGuard, .acflow])
+    func passSizeDoesNotChangeTheRun(_ algo: Algorithm) throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var whole = setup.config(algo, steps: 3)
+        whole.promptsPerIteration = 4; whole.innerEpochs = 2; whole.beta = 0.1   // shuffled epochs and the KL term too
+        whole.acflow.warmupIterations = 1; whole.acflow.warmupExplainedVariance = nil
+        var passes = whole
+        passes.microBatchSize = 3               // mini-batches of 8 in passes of 3, 3 and 2
+        let a = try setup.uninterruptedRun(whole, "whole"), b = try setup.uninterruptedRun(passes, "passes")
+        if algo != .acflow {
+            let rollout = try #require(a.algorithm.rolloutWorkspaces.first), small = try #require(b.algorithm.rolloutWorkspaces.first)
+            #expect(rollout.batch == FinetuneConfig.defaultPassSize && small.batch == 3)
+        }
+        let la = try RunMetrics(url: a.metricsURL).lines, lb = try RunMetrics(url: b.metricsURL).lines
+        #expect(la.count == 3 && lb.count == 3)
+        for (x, y) in zip(la, lb) {
+            #expect(x.rewardMean == y.rewardMean)     // the same samples: per-sample noise streams
+            let gx = try #require(x.gradNorm), gy = try #require(y.gradNorm)
+            #expect(abs(gx - gy) <= 1e-4 * gx, "grad norm \(gx) vs \(gy)")
+            if let kx = x.klRef, let ky = y.klRef { #expect(abs(kx - ky) <= 1e-4 * max(kx, 1e-9) + 1e-9, "KL \(kx) vs \(ky)") }
+            if let wx = x.w2, let wy = y.w2 { #expect(abs(wx - wy) <= 1e-4 * wx + 1e-9, "w2 \(wx) vs \(wy)") }
+        }
+        var worst: Float = 0
+        for i in 0..<a.policy.params.count { worst = max(worst, abs(a.policy.params[i] - b.policy.params[i])) }
+        #expect(worst < 1e-5, "largest weight difference \(worst)")
+    }
+
+    /// Workspaces are sized by the pass, not by prompts x group size.
+    @Test func workspacesHoldAPassNotTheBatch() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(.grpo, steps: 1)
+        c.promptsPerIteration = 4; c.groupSize = 8; c.microBatchSize = 4
+        let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run"))
+        #expect(run.algorithm.rolloutWorkspaces.count == c.sde.steps && run.algorithm.rolloutWorkspaces.allSatisfy { $0.batch == 4 })
+        try run.step()
+        #expect(run.iteration == 1)
+    }
+}
