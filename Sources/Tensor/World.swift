@@ -84,8 +84,6 @@ public final class World: @unchecked Sendable {
         return out
     }
 
-    /// The items of `count` (prompt groups, images) this rank takes: every size-th from `rank`.
-    public func share(of count: Int) -> [Int] { Array(stride(from: rank, to: count, by: size)) }
     /// A contiguous block of `count` items for this rank (rank r: the r-th of `size` near-equal parts).
     public func block(of count: Int) -> Range<Int> { (rank * count / size)..<((rank + 1) * count / size) }
     /// Every rank's `block(of:)` size, in rank order.

@@ -108,10 +108,32 @@ public struct PassLayout {
     public var microBatchSize: Int
     public var reusableRows = 0
     public var world: World
+    /// Every process's `samples`, in rank order.
+    public var everyRank: [[Int]]
 
-    public init(total: Int, samples: [Int]? = nil, microBatchSize: Int, reusableRows: Int = 0, world: World = .current) {
+    public init(total: Int, samples: [Int]? = nil, microBatchSize: Int, reusableRows: Int = 0, world: World = .single) {
         self.total = total; self.samples = samples ?? Array(0..<total)
         self.microBatchSize = microBatchSize; self.reusableRows = reusableRows; self.world = world
+        everyRank = [self.samples]
+    }
+
+    /// P groups of G shared over the world's processes: rank r holds the groups r, r + N, ...
+    /// (a group never spans processes; every optimiser batch is spread over them).
+    public init(groups P: Int, groupSize G: Int, microBatchSize: Int, world: World) {
+        let everyRank = (0..<world.size).map { r in stride(from: r, to: P, by: world.size).flatMap { p in (p * G)..<((p + 1) * G) } }
+        self.init(total: P * G, samples: everyRank[world.rank], microBatchSize: microBatchSize, world: world)
+        self.everyRank = everyRank
+    }
+
+    /// Values laid out (blocks, this process's samples) from every process, as (blocks, total)
+    /// in batch order (blocks: 1 for a value per sample, T for one per visited state).
+    public func gather(_ local: [Float], blocks: Int = 1) -> [Float] {
+        let all = world.gather(local, counts: everyRank.map { blocks * $0.count })
+        var out = [Float](repeating: 0, count: blocks * total), o = 0
+        for samples in everyRank {
+            for k in 0..<blocks { for b in samples { out[k * total + b] = all[o]; o += 1 } }
+        }
+        return out
     }
 
     /// Local rows of the given batch indices (those this process holds), in the order given,

@@ -56,7 +56,7 @@ public final class Finetuner {
 
     /// The next iteration's prompts, SDE/ODE rollouts and rewards (drawn from the run's random
     /// stream). Every process draws the same P prompts and rolls out its share of the groups
-    /// (`World.share`), a pass at a time; each sample's noise is its own stream, so the samples
+    /// (`PassLayout(groups:...)`), a pass at a time; each sample's noise is its own stream, so the samples
     /// are the same whoever rolls them out. The rewards are gathered: every process has all B.
     public func rolloutBatch() throws -> RolloutBatch {
         let t0 = Date()
@@ -69,7 +69,8 @@ public final class Finetuner {
             if !chosen.contains(i) || trainPrompts.entries.count < P { chosen.append(i) }
         }
         let allPrompts = chosen.flatMap { i in Array(repeating: trainPrompts.entries[i], count: G) }
-        let samples = Self.samples(ofRank: world.rank, world: world, groups: P, groupSize: G)
+        var layout = PassLayout(groups: P, groupSize: G, microBatchSize: config.passSize, world: world)
+        let samples = layout.samples
         let prompts = samples.map { allPrompts[$0] }
         let noiseRNG = state.rng.split(UInt64(iteration) &* 7919)
         let stepRNG = state.rng.split(UInt64(iteration) &* 104_729 &+ 1)
@@ -97,30 +98,18 @@ public final class Finetuner {
         let (localTotal, localByScorer) = try reward.evaluate(images, prompts: prompts)
         let tReward = Date()
         // every process's rewards, in batch order
-        let counts = (0..<world.size).map { Self.samples(ofRank: $0, world: world, groups: P, groupSize: G).count }
-        let order = (0..<world.size).flatMap { Self.samples(ofRank: $0, world: world, groups: P, groupSize: G) }
-        func gathered(_ local: [Float]) -> [Float] {
-            let all = world.gather(local, counts: counts)
-            var out = [Float](repeating: 0, count: B)
-            for (i, b) in order.enumerated() { out[b] = all[i] }
-            return out
-        }
-        let total = gathered(localTotal)
-        let byScorer = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, gathered(localByScorer[$0]!)) })
+        let total = layout.gather(localTotal)
+        let byScorer = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, layout.gather(localByScorer[$0]!)) })
         let (mean, std) = meanAndStd(total[...])
         guard mean.isFinite, std.isFinite else {
             throw FinetuneError("iteration \(iteration + 1): the rewards' mean is \(mean) and spread \(std) (each reward is finite, their sum is not: rescale the reward); the run stops, the last checkpoint is intact")
         }
-        let layout = PassLayout(total: B, samples: samples, microBatchSize: u, reusableRows: reusable, world: world)
+        layout.reusableRows = reusable
         var batch = RolloutBatch(rollout: rollout, layout: layout, prompts: prompts, rewards: total, byScorer: byScorer)
-        batch.rolloutSeconds = world.max(tRollout.timeIntervalSince(t0))
-        batch.rewardSeconds = world.max(tReward.timeIntervalSince(tRollout))
+        var slowest = [tRollout.timeIntervalSince(t0), tReward.timeIntervalSince(tRollout)]
+        world.max(&slowest)
+        batch.rolloutSeconds = slowest[0]; batch.rewardSeconds = slowest[1]
         return batch
-    }
-
-    /// The batch indices of the samples rank `r` rolls out: its share of the P groups of G.
-    public static func samples(ofRank r: Int, world: World, groups P: Int, groupSize G: Int) -> [Int] {
-        stride(from: r, to: P, by: world.size).flatMap { p in (p * G)..<((p + 1) * G) }
     }
 
     /// One iteration: prompts -> SDE/ODE rollouts -> rewards -> algorithm -> one metrics line.

@@ -173,21 +173,10 @@ public final class ACFlow: FinetuneAlgorithm {
         let T = config.sde.steps, grid = config.sde.grid
         let lay = batch.layout, world = lay.world, rollout = batch.rollout, Bl = rollout.batch
         let rt = shaped(batch.rewards)
-        // (k, row) of this process <-> (k, b) of the batch
-        let counts = (0..<world.size).map { T * Finetuner.samples(ofRank: $0, world: world, groups: B / config.groupSize, groupSize: config.groupSize).count }
-        let ranks = (0..<world.size).map { Finetuner.samples(ofRank: $0, world: world, groups: B / config.groupSize, groupSize: config.groupSize) }
-        func everyState(_ local: [Float]) -> [Float] {      // (T, B) in batch order from each process's (T, Bl)
-            let all = world.gather(local, counts: counts)
-            var out = [Float](repeating: 0, count: T * B), o = 0
-            for samples in ranks {
-                for k in 0..<T { for b in samples { out[k * B + b] = all[o]; o += 1 } }
-            }
-            return out
-        }
         let stateTargets = (0..<T).flatMap { _ in rt }
 
         // 1. the critic on the visited states x_k (k = 0..<T, (T, B) order): values before its update
-        let before = everyState(criticValues(rollout, grid: grid, T: T))
+        let before = lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T)
         let evBefore = explainedVariance(before, stateTargets)
         let trusted = options.useCritic && warmup.update(iteration: run.iteration, explainedVariance: evBefore)
         let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
@@ -202,7 +191,7 @@ public final class ACFlow: FinetuneAlgorithm {
             world.sum(critic.grads)
             criticOptimizer.update(params: critic.params.buffer, grads: critic.grads.buffer)
         }
-        let evAfter = explainedVariance(everyState(criticValues(rollout, grid: grid, T: T)), stateTargets)
+        let evAfter = explainedVariance(lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T), stateTargets)
 
         // 2. advantages and weights of every visited state (the same on every process)
         let advantages: [Float]
