@@ -13,6 +13,7 @@ public enum ACFlowWeighting: String, Codable, CaseIterable, Sendable {
 public enum ACFlowTarget: String, Codable, CaseIterable, Sendable {
     case visited   // (a) the rollout's own states x_k at t_k, target (x_k - x0) / t_k
     case fresh     // (b) fresh interpolants (1 - t) x0 + t eps, target eps - x0
+    case transition // (c) the rollout's own transitions x_k -> x_k+1: weight A times their negative log-likelihood
 }
 
 /// Version 2 by default (ALGORITHMS.md section 4; docs/ACFLOW.md has the ablation behind the
@@ -76,7 +77,10 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
         if let actorBatch { try C.positive("--acflow-actor-batch", actorBatch); try C.atMost("--acflow-actor-batch", actorBatch, C.maxBatch) }
         try C.nonNegative("--acflow-tau", tau)
         try C.nonNegative("--acflow-alpha", alpha)
-        if weighting == .signed, alpha <= advantageClip {
+        if target == .transition && !sdeRollouts {
+            throw FinetuneError("AC-Flow: --acflow-target transition trains on the SDE rollouts' transitions; it cannot be combined with --acflow-ode-rollouts")
+        }
+        if weighting == .signed, target != .transition, alpha <= advantageClip {
             throw FinetuneError("AC-Flow: signed weights need alpha (\(alpha)) > the advantage clip c_A (\(advantageClip)), otherwise the actor loss is unbounded below")
         }
     }

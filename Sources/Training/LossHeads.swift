@@ -71,6 +71,32 @@ public func acflowActorLoss(v: UnsafePointer<Float>, target: [Float], vRef: Unsa
     return (loss / Double(N), w2 / Double(N))
 }
 
+/// AC-Flow's transition target (c): the advantage-weighted negative log-likelihood of the
+/// rollout's own SDE transitions x_i -> x'_i, with the W2 regulariser:
+///     L = mean_i [ A_i ||x'_i - mu_i||^2 / (2 s_i^2 D) ] + alpha mean_i [ ||v_i - vref_i||^2 / D ],
+///     mu_i = cx_i x_i + cv_i v_i
+/// Its gradient is the policy gradient of each visited state with the critic's advantage (GRPO's
+/// per-step gradient without the ratio and its clip); with every A = 0 only the regulariser
+/// acts, so the regression cannot drift by itself. Writes dL/dv; returns (loss, the W2 term).
+public func acflowTransitionLoss(v: UnsafePointer<Float>, x: [Float], xNext: [Float], steps: [StepCoefficients], vRef: UnsafePointer<Float>,
+                                 advantages: [Float], alpha: Float, pixels D: Int, dv: inout [Float], of total: Int? = nil) -> (loss: Double, w2: Double) {
+    let B = advantages.count, N = total ?? B
+    var loss = 0.0, w2 = 0.0
+    for b in 0..<B {
+        let c = steps[b], a = advantages[b]
+        let k1 = a / (c.s * c.s * Float(D) * Float(N)), k2 = 2 * alpha / Float(N * D)
+        var nll = 0.0, reg = 0.0
+        for i in (b * D)..<((b + 1) * D) {
+            let mu = c.cx * x[i] + c.cv * v[i], e = mu - xNext[i], r = v[i] - vRef[i]
+            nll += Double(e * e); reg += Double(r * r)
+            dv[i] = k1 * e * c.cv + k2 * r
+        }
+        loss += Double(a) * nll / (2 * Double(c.s * c.s) * Double(D)) + Double(alpha) * reg / Double(D)
+        w2 += reg / Double(D)
+    }
+    return (loss / Double(N), w2 / Double(N))
+}
+
 #if canImport(Glibc)
 import Glibc
 #else

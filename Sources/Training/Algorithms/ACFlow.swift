@@ -198,8 +198,10 @@ public final class ACFlow: FinetuneAlgorithm {
         if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
         else if trusted { advantages = generalisedAdvantages(values: before, rewards: rt, lambda: options.lambda) }
         else { advantages = stateTargets }                              // warm-up: V = 0
-        var (weights, clipped) = advantageWeights(advantages, clip: options.advantageClip, tau: options.tau, weighting: options.weighting)
-        if options.normaliseWeights && options.weighting == .exp {
+        // the transition target weighs each transition by its clipped advantage itself (a policy gradient)
+        let weighting = options.target == .transition ? ACFlowWeighting.signed : options.weighting
+        var (weights, clipped) = advantageWeights(advantages, clip: options.advantageClip, tau: options.tau, weighting: weighting)
+        if options.normaliseWeights && weighting == .exp {
             for k in 0..<T {
                 let mean = weights[(k * B)..<((k + 1) * B)].reduce(0, +) / Float(B)
                 if mean > 0 { for b in 0..<B { weights[k * B + b] /= mean } }
@@ -217,6 +219,8 @@ public final class ACFlow: FinetuneAlgorithm {
         var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = []
         let images = rollout.images
         var x = [Float](repeating: 0, count: u * n), target = x, t = [Float](repeating: 0, count: u), w = t
+        var coefficients = [StepCoefficients](repeating: config.sde.coefficients(0), count: u)
+        let K = config.sde.stochasticSteps                              // the transitions with a log-probability
         var tok = [Int32](repeating: 0, count: u * L), dv = x
         var discard = [Float](repeating: 0, count: n)
         for step in 0..<options.actorSteps {
@@ -226,8 +230,11 @@ public final class ACFlow: FinetuneAlgorithm {
                 guard c > 0 else { return }
                 let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: c)
                 let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: c)
-                let heads = acflowActorLoss(v: v, target: Array(target[0..<(c * n)]), vRef: vRef, weights: Array(w[0..<c]),
-                                            alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                let heads = options.target == .transition
+                    ? acflowTransitionLoss(v: v, x: x, xNext: target, steps: Array(coefficients[0..<c]), vRef: vRef, advantages: Array(w[0..<c]),
+                                           alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                    : acflowActorLoss(v: v, target: Array(target[0..<(c * n)]), vRef: vRef, weights: Array(w[0..<c]),
+                                      alpha: options.alpha, pixels: n, dv: &dv, of: mb)
                 run.policy.backward(trainWS, dv: dv, batch: c)
                 stepLoss += heads.loss; stepW2 += heads.w2
                 c = 0
@@ -245,6 +252,18 @@ public final class ACFlow: FinetuneAlgorithm {
                     for i in 0..<n {
                         x[c * n + i] = rollout.states[xk + i]
                         target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k]
+                    }
+                case .transition:
+                    // the transition x_k -> x_k+1 of a visited state (target holds x_k+1)
+                    if next == order.count { order = Array(0..<(K * B)); run.rng.shuffle(&order); next = 0 }
+                    k = order[next] / B; b = order[next] % B; next += 1
+                    let row = rowOf[b]
+                    guard row >= 0 else { continue }
+                    t[c] = grid[k]; coefficients[c] = config.sde.coefficients(k)
+                    let xk = (k * Bl + row) * n, xk1 = ((k + 1) * Bl + row) * n
+                    for i in 0..<n {
+                        x[c * n + i] = rollout.states[xk + i]
+                        target[c * n + i] = rollout.states[xk1 + i]
                     }
                 case .fresh:
                     b = run.rng.int(B)
