@@ -40,14 +40,14 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public var advantageClip: Float = 1         // c_A
     public var zeroAdvantages = false           // control: every advantage 0, every weight 1
     // actor
-    public var target = ACFlowTarget.visited
+    public var target = ACFlowTarget.transition
     public var freshTMin: Float? = 0.5          // (b): t ~ U[tMin, 1); nil: logit-normal over all t (version 1)
     public var actorSteps = 8                   // AdamW steps per rollout batch
     public var actorBatch: Int? = nil           // samples per actor step (nil: the rollout batch size)
     public var tau: Float = 1                   // w = exp(tau * Ahat)
     public var weighting = ACFlowWeighting.exp  // exp | signed (w = Ahat; needs alpha > c_A)
     public var normaliseWeights = true          // weights / their mean (per time step for visited states)
-    public var alpha: Float = 1                 // Wasserstein regulariser weight: alpha E||v - v_ref||^2
+    public var alpha: Float = 0.002             // Wasserstein regulariser weight: alpha E||v - v_ref||^2 (docs/ACFLOW.md: 0.1 and up hold the policy still)
 
     public init() {}
 
@@ -55,7 +55,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     /// whole batch, raw exp weights, the warm-up a count (10% of the run).
     public static func version1(steps: Int) -> ACFlowConfig {
         var c = ACFlowConfig()
-        c.sdeRollouts = false; c.target = .fresh; c.freshTMin = nil; c.actorSteps = 1; c.actorBatch = nil
+        c.sdeRollouts = false; c.target = .fresh; c.freshTMin = nil; c.actorSteps = 1; c.actorBatch = nil; c.alpha = 1
         c.normaliseWeights = false; c.criticPositions = false; c.criticLR = 1e-4; c.criticSteps = 2
         c.warmupIterations = Int((Float(steps) * 0.1).rounded()); c.warmupExplainedVariance = nil
         return c

@@ -59,16 +59,16 @@ struct FinetuneOptions: ParsableArguments {
     var acflowWarmupEv: Float?
     @Option(help: "AC-Flow: GAE lambda (1: A = rt - V(x_k); 0: A = V(x_k+1) - V(x_k); default 1).") var acflowLambda: Float?
     @Option(help: "AC-Flow: advantage clip c_A (default 1).") var acflowAdvClip: Float?
-    @Flag(help: "AC-Flow control run: every advantage 0, every weight 1 (the drift of the regression alone).") var acflowZeroAdvantages = false
-    @Option(help: "AC-Flow: actor target: visited (the rollout's states) or fresh (interpolants of the final images).")
+    @Flag(help: "AC-Flow control run: every advantage 0 (weights 1 for the regression targets, 0 for transitions): the drift of the actor's regression alone.") var acflowZeroAdvantages = false
+    @Option(help: "AC-Flow: actor target: transition (default: each visited transition x_k -> x_k+1 weighted by its advantage), visited (regression at the rollout's states toward the final image) or fresh (interpolants of the final images).")
     var acflowTarget: ACFlowTarget?
     @Option(help: "AC-Flow: fresh interpolants' t ~ U[t-min, 1) (default 0.5; negative: logit-normal over all t).") var acflowFreshTMin: Float?
     @Option(help: "AC-Flow: actor AdamW steps per rollout batch (default 8).") var acflowActorSteps: Int?
     @Option(help: "AC-Flow: samples per actor step (default: the rollout batch).") var acflowActorBatch: Int?
-    @Option(help: "AC-Flow: weight temperature tau, w = exp(tau A) (default 1).") var acflowTau: Float?
-    @Option(help: "AC-Flow: weighting exp or signed (signed needs alpha > c_A).") var acflowWeighting: ACFlowWeighting?
+    @Option(help: "AC-Flow: weight temperature tau, w = exp(tau A) (default 1; the transition target weighs by A itself).") var acflowTau: Float?
+    @Option(help: "AC-Flow: weighting of the visited/fresh targets, exp or signed (signed needs alpha > c_A).") var acflowWeighting: ACFlowWeighting?
     @Flag(help: "AC-Flow: weights not normalised to mean 1.") var acflowNoNormalise = false
-    @Option(help: "AC-Flow: Wasserstein regulariser weight alpha (default 1).") var acflowAlpha: Float?
+    @Option(help: "AC-Flow: Wasserstein regulariser weight alpha (default 0.002; version 1: 1).") var acflowAlpha: Float?
 
     var config: FinetuneConfig {
         var c = FinetuneConfig()

@@ -196,6 +196,40 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         }
     }
 
+    /// The transition target's loss is A ||x' - mu||^2 / (2 s^2 D) + alpha ||v - vref||^2 / D per
+    /// sample (mu = cx x + cv v), by hand, and dv is its gradient (finite differences).
+    @Test func transitionLossByHandAndItsGradient() {
+        let D = 4, cfg = SDEConfig(steps: 5)
+        let steps = [cfg.coefficients(0), cfg.coefficients(2), cfg.coefficients(3)]
+        var rng = RNG(seed: 9)
+        let v = rng.normals(3 * D), x = rng.normals(3 * D), xNext = rng.normals(3 * D), vRef = rng.normals(3 * D)
+        let A: [Float] = [0.7, -0.4, 0], alpha: Float = 0.05
+        var dv = [Float](repeating: 0, count: 3 * D)
+        let (loss, w2) = acflowTransitionLoss(v: v, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &dv)
+        var expected = 0.0, reg = 0.0
+        for b in 0..<3 {
+            let c = steps[b]
+            var nll = 0.0, r = 0.0
+            for d in (b * D)..<((b + 1) * D) {
+                let mu = Double(c.cx) * Double(x[d]) + Double(c.cv) * Double(v[d])
+                nll += (mu - Double(xNext[d])) * (mu - Double(xNext[d])); r += Double((v[d] - vRef[d]) * (v[d] - vRef[d]))
+            }
+            expected += Double(A[b]) * nll / (2 * Double(c.s * c.s) * Double(D)) + Double(alpha) * r / Double(D)
+            reg += r / Double(D)
+        }
+        #expect(abs(loss - expected / 3) < 1e-4 * max(1, abs(expected)))
+        #expect(abs(w2 - reg / 3) < 1e-6)
+        for i in 0..<(3 * D) {
+            let h: Float = 1e-3
+            var up = v, down = v; up[i] += h; down[i] -= h
+            var scratch = dv
+            let lp = acflowTransitionLoss(v: up, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &scratch).loss
+            let lm = acflowTransitionLoss(v: down, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &scratch).loss
+            let fd = (lp - lm) / Double(2 * h)
+            #expect(abs(fd - Double(dv[i])) < 1e-3 * max(1, abs(fd)), "dv[\(i)] \(dv[i]) vs \(fd)")
+        }
+    }
+
     /// GAE with gamma = 1 and V(x_T) = rt, against a hand computation for lambda 0, 0.9 and 1.
     @Test func generalisedAdvantagesByHand() {
         // T = 3 states of B = 2 samples, (T, B) order
@@ -225,12 +259,15 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
     }
 
     /// One AC-Flow iteration on a tiny model: the advantages come from the critic's values
-    /// before this iteration's update (not after it), and the control option makes every weight 1.
-    @Test func advantagesUseTheCriticBeforeItsUpdateAndTheControlWeighsAllOne() throws {
+    /// before this iteration's update (not after it), and the control option makes every weight 1
+    /// (the regression targets) or 0 (the transition target: then the policy does not move).
+    @Test(arguments: [ACFlowTarget.visited, .transition])
+    func advantagesUseTheCriticBeforeItsUpdateAndTheControlWeighsAllOne(_ target: ACFlowTarget) throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
         var c = setup.config(.acflow, steps: 2)
         c.acflow.criticLR = 3e-2; c.acflow.criticSteps = 3; c.acflow.lambda = 0.9; c.acflow.actorSteps = 2
+        c.acflow.target = target
         for control in [false, true] {
             c.acflow.zeroAdvantages = control
             let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run-\(control)"))
@@ -242,14 +279,19 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
             let t = (0..<T).flatMap { k in [Float](repeating: grid[k], count: B) }
             let tokens = (0..<T).flatMap { _ in batch.rollout.tokens }
             let before = ac.critic.forward(x: states, t: t, tokens: tokens).value
+            let weightsBefore = run.policy.params.array
             var record = MetricsRecord(step: 1, algo: "acflow")
             try ac.train(batch, run.state, &record)
+            let moved = zip(weightsBefore, run.policy.params.array).map { abs($0 - $1) }.max() ?? 0
             let after = ac.critic.forward(x: states, t: t, tokens: tokens).value
             #expect(zip(before, after).contains { abs($0 - $1) > 1e-3 })     // the critic did move
             let rt = ac.lastShapedRewards
             if control {
-                #expect(ac.lastAdvantages.allSatisfy { $0 == 0 } && ac.lastWeights.allSatisfy { $0 == 1 })
+                #expect(ac.lastAdvantages.allSatisfy { $0 == 0 } && ac.lastWeights.allSatisfy { $0 == (target == .transition ? 0 : 1) })
+                // the transition control has no gradient (v = v_ref): the regression cannot drift by itself
+                if target == .transition { #expect(moved == 0, "the control moved a weight by \(moved)") } else { #expect(moved > 0) }
             } else {
+                #expect(moved > 0)
                 let expected = generalisedAdvantages(values: before, rewards: rt, lambda: 0.9)
                 let postUpdate = generalisedAdvantages(values: after, rewards: rt, lambda: 0.9)
                 #expect(zip(ac.lastAdvantages, expected).allSatisfy { abs($0 - $1) < 1e-6 })
@@ -272,12 +314,12 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
 
     @Test func signedWeightsNeedAlphaAboveTheClip() {
         var a = ACFlowConfig()
-        a.weighting = .signed; a.alpha = 1; a.advantageClip = 1
+        a.target = .visited; a.weighting = .signed; a.alpha = 1; a.advantageClip = 1
         #expect(throws: FinetuneError.self) { try a.validate() }
         a.alpha = 1.5
         #expect(throws: Never.self) { try a.validate() }
         var c = FinetuneConfig()
-        c.algo = .acflow; c.acflow.weighting = .signed; c.acflow.alpha = 0.5
+        c.algo = .acflow; c.acflow.target = .fresh; c.acflow.weighting = .signed; c.acflow.alpha = 0.5
         #expect(throws: FinetuneError.self) { try c.validate() }
     }
 
