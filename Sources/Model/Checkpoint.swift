@@ -19,7 +19,7 @@ public enum Checkpoint {
         f.metadata["format"] = "flowtune"
         f.metadata["format_version"] = formatVersion
         f.metadata["kind"] = kind
-        f.metadata["config"] = String(data: try JSONEncoder().encode(config), encoding: .utf8)!
+        f.metadata["config"] = try sortedJSON(config)
         return f
     }
 
@@ -77,3 +77,10 @@ public enum Checkpoint {
     }
 }
 
+
+/// `value` as JSON with its keys sorted: the same bytes every time (checkpoints are reproducible).
+public func sortedJSON<T: Encodable>(_ value: T) throws -> String {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    return String(decoding: try enc.encode(value), as: UTF8.self)
+}

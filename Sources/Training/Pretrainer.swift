@@ -145,7 +145,7 @@ public final class Pretrainer {
         state.add(optimizer, as: "adam")
         state.add(rng, as: "rng")
         state.metadata["step"] = String(step)
-        state.metadata["pretrain_config"] = String(data: try JSONEncoder().encode(config), encoding: .utf8)!
+        state.metadata["pretrain_config"] = try sortedJSON(config)
         try writeAtomically(try state.serialized(), to: Self.statePath(url))
         try Checkpoint.save(model, to: url, params: ema, extra: ["step": String(step), "kind_detail": "ema"])
     }
