@@ -12,7 +12,6 @@ static handle comm_world, type_float, type_double, type_byte, op_sum, op_max;
 static int (*p_init)(int *, char ***);
 static int (*p_finalize)(void);
 static int (*p_abort)(handle, int);
-static int (*p_barrier)(handle);
 static int (*p_rank)(handle, int *);
 static int (*p_size)(handle, int *);
 static int (*p_allreduce)(const void *, void *, int, handle, handle, handle);
@@ -32,7 +31,7 @@ int ft_mpi_init(int *rank, int *size, char *err, size_t errlen) {
 #define SYM(var, name) do { *(void **)(&var) = dlsym(lib, name); \
         if (!var) { snprintf(err, errlen, "%s lacks %s: flowtune needs OpenMPI (4.x)", names[0], name); return -1; } } while (0)
     SYM(p_init, "MPI_Init"); SYM(p_finalize, "MPI_Finalize"); SYM(p_abort, "MPI_Abort");
-    SYM(p_barrier, "MPI_Barrier"); SYM(p_rank, "MPI_Comm_rank"); SYM(p_size, "MPI_Comm_size");
+    SYM(p_rank, "MPI_Comm_rank"); SYM(p_size, "MPI_Comm_size");
     SYM(p_allreduce, "MPI_Allreduce"); SYM(p_allgatherv, "MPI_Allgatherv"); SYM(p_bcast, "MPI_Bcast");
     SYM(comm_world, "ompi_mpi_comm_world"); SYM(type_float, "ompi_mpi_float"); SYM(type_double, "ompi_mpi_double");
     SYM(type_byte, "ompi_mpi_byte"); SYM(op_sum, "ompi_mpi_op_sum"); SYM(op_max, "ompi_mpi_op_max");
@@ -45,7 +44,6 @@ int ft_mpi_init(int *rank, int *size, char *err, size_t errlen) {
 
 void ft_mpi_finalize(void) { if (p_finalize) p_finalize(); }
 void ft_mpi_abort(int code) { if (p_abort) p_abort(comm_world, code); }
-void ft_mpi_barrier(void) { p_barrier(comm_world); }
 
 /* counts above INT_MAX go in pieces (MPI counts are int) */
 static void allreduce(void *values, long count, size_t size, handle type, handle op) {

@@ -47,12 +47,11 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     var xt = [Float](repeating: 0, count: R * n)
     var target = [Float](repeating: 0, count: R * n)
     var tokens = [Int32](repeating: 0, count: R * L)
-    var discard = [Float](repeating: 0, count: n)
     let null = c.nullTokens
     for b in 0..<B {
         let tb = logitNormal(&rng, mean: tMean, std: tStd)
         let isNull = rng.uniform() < nullProbability
-        guard mine.contains(b) else { for i in 0..<n { discard[i] = rng.normal() }; continue }
+        guard mine.contains(b) else { rng.skipNormals(n); continue }      // another process's image
         let r = b - mine.lowerBound
         t[r] = tb
         for j in 0..<L { tokens[r * L + j] = isNull ? null[j] : batch.tokens[b * L + j] }

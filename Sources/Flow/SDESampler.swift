@@ -158,13 +158,13 @@ public struct SDESampler {
     /// The same with one random stream: sample b draws from `rng.split(b)`; `rng` then moves on.
     public func rollout(model: DiT, workspaces: [Workspace], noise: [Float], tokens: [Int32], rng: inout RNG,
                         deterministic: Bool = false) -> Rollout {
-        var rngs = Self.streams(rng, count: noise.count / model.config.pixelsPerImage)
+        var rngs = Self.streams(rng, samples: Array(0..<(noise.count / model.config.pixelsPerImage)))
         _ = rng.nextUInt64()
         return rollout(model: model, workspaces: workspaces, noise: noise, tokens: tokens, rngs: &rngs, deterministic: deterministic)
     }
 
-    /// Sample b's stream: `rng.split(b)`.
-    public static func streams(_ rng: RNG, count: Int) -> [RNG] { (0..<count).map { rng.split(UInt64($0)) } }
+    /// The streams of the given samples (their indices in the batch): sample b's is `rng.split(b)`.
+    public static func streams(_ rng: RNG, samples: [Int]) -> [RNG] { samples.map { rng.split(UInt64($0)) } }
 
     public func rollout(model: DiT, ws: Workspace, noise: [Float], tokens: [Int32], rng: inout RNG,
                         deterministic: Bool = false) -> Rollout {

@@ -81,6 +81,10 @@ public struct RNG: Sendable, Codable, Equatable {
         for i in buffer.indices { buffer[i] = normal() * scale }
     }
 
+    /// Moves the stream past `n` draws of `normal()` (two words each) without computing them:
+    /// a process that leaves another's samples to it still keeps the stream in step.
+    public mutating func skipNormals(_ n: Int) { for _ in 0..<(2 * n) { _ = nextUInt64() } }
+
     public mutating func normals(_ n: Int, scale: Float = 1) -> [Float] {
         var out = [Float](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { fillNormal($0, scale: scale) }

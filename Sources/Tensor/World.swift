@@ -37,32 +37,33 @@ public final class World: @unchecked Sendable {
     /// Rank 0: the one that writes files and prints progress.
     public var isRoot: Bool { rank == 0 }
     public var isDistributed: Bool { size > 1 }
+    /// Whether collectives have anything to do (MPI with more than one rank).
+    private var active: Bool { mpi && size > 1 }
 
     /// Ends the MPI job cleanly (every rank must call it; nothing for a world of one).
     public func finish() { if mpi { ft_mpi_finalize() } }
     /// Takes every rank down (after an error on this one: the others would wait forever).
-    public func abort(code: Int32) { if mpi && size > 1 { ft_mpi_abort(code) } }
-    public func barrier() { if mpi && size > 1 { ft_mpi_barrier() } }
+    public func abort(code: Int32) { if active { ft_mpi_abort(code) } }
 
     /// In place: the sum over every rank.
     public func sum(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        if mpi && size > 1 { ft_mpi_allreduce_sum_float(values, count) }
+        if active { ft_mpi_allreduce_sum_float(values, count) }
     }
     public func sum(_ values: FloatBuffer) { sum(values.pointer, count: values.count) }
     public func sum(_ values: inout [Double]) {
-        if mpi && size > 1 { values.withUnsafeMutableBufferPointer { ft_mpi_allreduce_sum_double($0.baseAddress!, $0.count) } }
+        if active { values.withUnsafeMutableBufferPointer { ft_mpi_allreduce_sum_double($0.baseAddress!, $0.count) } }
     }
     public func sum(_ value: Double) -> Double { var v = [value]; sum(&v); return v[0] }
     /// In place: the maximum over every rank.
     public func max(_ values: inout [Double]) {
-        if mpi && size > 1 { values.withUnsafeMutableBufferPointer { ft_mpi_allreduce_max_double($0.baseAddress!, $0.count) } }
+        if active { values.withUnsafeMutableBufferPointer { ft_mpi_allreduce_max_double($0.baseAddress!, $0.count) } }
     }
     public func max(_ value: Double) -> Double { var v = [value]; max(&v); return v[0] }
 
     /// Every rank's values concatenated in rank order; `counts[r]` is rank r's count.
     public func gather(_ mine: [Float], counts: [Int]) -> [Float] {
         precondition(counts.count == size && counts[rank] == mine.count, "gather: rank \(rank) has \(mine.count) values, counts say \(counts)")
-        guard mpi && size > 1 else { return mine }
+        guard active else { return mine }
         let displacements = counts.indices.map { counts[..<$0].reduce(0, +) }
         var out = [Float](repeating: 0, count: counts.reduce(0, +))
         let c32 = counts.map(Int32.init), d32 = displacements.map(Int32.init)
@@ -76,7 +77,7 @@ public final class World: @unchecked Sendable {
 
     /// Rank `root`'s bytes on every rank (the others' arguments are ignored).
     public func broadcast(_ bytes: [UInt8], root: Int = 0) -> [UInt8] {
-        guard mpi && size > 1 else { return bytes }
+        guard active else { return bytes }
         var count = [Double(rank == root ? bytes.count : 0)]
         max(&count)
         var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(count[0]))

@@ -171,7 +171,8 @@ public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objectiv
     let mb = B / M, u = lay.microBatchSize
     precondition(Bl == lay.samples.count && ws.batch >= u && ws.training)
     let canReuse = (rolloutWorkspaces?.count ?? 0) == cfg.steps && rolloutWorkspaces!.allSatisfy { $0.training }
-    var steps = (0..<K).map { k -> StepStats in var s = StepStats(); s.k = k; s.t = cfg.coefficients(k).t; return s }
+    let coefficients = (0..<K).map(cfg.coefficients)
+    var steps = (0..<K).map { k -> StepStats in var s = StepStats(); s.k = k; s.t = coefficients[k].t; return s }
     var onPolicy = 0.0, totalLoss = 0.0, norms: [Float] = []
     var x = [Float](repeating: 0, count: u * n), xNext = x, muOld = x, mu = x, dv = x, muRef = x
     var tt = [Float](repeating: 0, count: u), tok = [Int32](repeating: 0, count: u * L)
@@ -195,7 +196,7 @@ public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objectiv
                 // reuse the rollout's activations (same weights, same inputs: rows 0..<c of step k)
                 let reuse = canReuse && epoch == 0 && m == 0 && p == 0 && rows == Array(0..<c) && c <= lay.reusableRows
                 for k in 0..<K {
-                    let cf = cfg.coefficients(k)
+                    let cf = coefficients[k]
                     for (j, row) in rows.enumerated() {
                         let src = (k * Bl + row) * n, dst = j * n
                         for i in 0..<n {

@@ -80,14 +80,14 @@ public final class Finetuner {
         let u = config.passSize, mb = B / config.microBatches
         let reusable = algorithm.rolloutWorkspaces.isEmpty ? 0 : min(u, samples.filter { $0 < mb }.count)
         var rollout = Rollout(batch: samples.count, pixels: n, config: config.sde, tokenLength: L)
+        if inferenceWS == nil && samples.count > reusable { inferenceWS = try policy.makeWorkspace(batch: u, training: false) }
         var start = 0
         while start < samples.count {
             let end = start == 0 && reusable > 0 ? reusable : min(samples.count, start + u)
-            let chunk = samples[start..<end]
-            let noise = chunk.flatMap { b -> [Float] in var r = noiseRNG.split(UInt64(b)); return r.normals(n) }
-            var rngs = chunk.map { stepRNG.split(UInt64($0)) }
+            let chunk = Array(samples[start..<end])
+            let noise = SDESampler.streams(noiseRNG, samples: chunk).flatMap { r -> [Float] in var r = r; return r.normals(n) }
+            var rngs = SDESampler.streams(stepRNG, samples: chunk)
             let tokens = prompts[start..<end].flatMap(\.tokens)
-            if inferenceWS == nil { inferenceWS = try policy.makeWorkspace(batch: u, training: false) }
             let part = sampler.rollout(model: policy, workspaces: start == 0 && reusable > 0 ? algorithm.rolloutWorkspaces : [inferenceWS!],
                                        noise: noise, tokens: tokens, rngs: &rngs, deterministic: algorithm.deterministicRollout)
             rollout.place(part, at: start)

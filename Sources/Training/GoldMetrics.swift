@@ -78,7 +78,7 @@ public final class GoldMetrics {
                 }
                 w2Steps += 1
             }
-        } else { w2Steps = config.evalSteps }
+        }
         for b in 0..<N { w2PerImage[b] /= Double(max(w2Steps, 1)) }
         // every block to rank 0 (the other ranks' entries of w2PerImage are 0: a sum is a gather)
         x = world.gather(x, counts: world.blockCounts(of: N).map { $0 * n })

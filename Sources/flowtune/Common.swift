@@ -63,6 +63,14 @@ func enableGracefulInterrupt() { ft_enable_graceful_interrupt() }
 /// The signal that asked the command to stop, if one did.
 var interruptSignal: Int32? { let s = ft_interrupted(); return s == 0 ? nil : s }
 
+/// The signal that asked any process of `world` to stop, if one did (a collective: every rank
+/// calls it at the same point, so they all stop after the same step).
+func interruptSignal(in world: World) -> Int32? {
+    guard world.isDistributed else { return interruptSignal }
+    let s = Int32(world.max(Double(interruptSignal ?? 0)))
+    return s == 0 ? nil : s
+}
+
 /// An exclusive lock on a run folder (flock on RUN/.lock) for as long as one process writes the
 /// run: a second flowtune on the same folder (a restarted sweep while a run of the first goes on)
 /// gets a clear error instead of interleaving its checkpoints and metrics with the first's. The

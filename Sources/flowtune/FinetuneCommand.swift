@@ -147,7 +147,7 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
     while run.iteration < config.steps {
         let s = try run.step()
         // every rank stops after the same iteration: a signal seen by any of them counts
-        if let sig = world.isDistributed ? Int32(exactly: world.max(Double(interruptSignal ?? 0))).flatMap({ $0 == 0 ? nil : $0 }) : interruptSignal {
+        if let sig = interruptSignal(in: world) {
             try run.save()
             if root { writeReportIfPossible(out) }
             throw CLIError.interrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")

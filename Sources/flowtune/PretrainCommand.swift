@@ -87,9 +87,7 @@ struct Pretrain: ParsableCommand {
                 saved = true
             }
             // every rank stops after the same step: a signal seen by any of them counts
-            let signal = world.isDistributed ? Int32(world.max(Double(interruptSignal ?? 0))) : (interruptSignal ?? 0)
-            if signal != 0 {
-                let sig = signal
+            if let sig = interruptSignal(in: world) {
                 try trainer.save(to: url)
                 throw CLIError.interrupted(sig, "interrupted (signal \(sig)) at step \(trainer.step): checkpoint written; continue with the same command and --resume")
             }

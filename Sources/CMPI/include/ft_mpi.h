@@ -13,7 +13,6 @@ int ft_mpi_init(int *rank, int *size, char *err, size_t errlen);
 void ft_mpi_finalize(void);
 /* MPI_Abort(MPI_COMM_WORLD, code): the whole job ends. */
 void ft_mpi_abort(int code);
-void ft_mpi_barrier(void);
 /* In-place sums and maxima over every rank. */
 void ft_mpi_allreduce_sum_float(float *values, long count);
 void ft_mpi_allreduce_sum_double(double *values, long count);

@@ -108,22 +108,27 @@ public final class ACFlow: FinetuneAlgorithm {
     /// Trains the critic by MSE to `target` on (x, t, tokens); returns the MSE before the update.
     @discardableResult
     public func trainCritic(x: [Float], t: [Float], tokens: [Int32], target: [Float]) -> Float {
-        trainCritic(critic.forward(x: x, t: t, tokens: tokens), target: target)
+        criticStep(count: target.count) { pass in pass(x, t, tokens, target) }
     }
 
-    /// One critic MSE step from the activations of a forward pass already made.
+    /// One critic AdamW step by MSE, its gradient accumulated over passes and summed over
+    /// `world`: `passes` hands each pass's (x, t, tokens, targets) to its argument; `count` is the
+    /// number of states in every pass of every process. Returns this process's part of the MSE
+    /// before the update.
     @discardableResult
-    func trainCritic(_ a: Critic.Activations, target: [Float]) -> Float {
-        let n = a.value.count
+    func criticStep(count: Int, world: World = .single, passes: (_ pass: ([Float], [Float], [Int32], [Float]) -> Void) -> Void) -> Float {
         var mse: Float = 0
-        var dV = [Float](repeating: 0, count: n)
-        for i in 0..<n {
-            let e = a.value[i] - target[i]
-            mse += e * e / Float(n)
-            dV[i] = 2 * e / Float(n)
-        }
         critic.grads.zero()
-        critic.backward(a, dValue: dV)
+        passes { x, t, tokens, target in
+            let a = critic.forward(x: x, t: t, tokens: tokens)
+            let dV = zip(a.value, target).map { v, y -> Float in
+                let e = v - y
+                mse += e * e / Float(count)
+                return 2 * e / Float(count)
+            }
+            critic.backward(a, dValue: dV)
+        }
+        world.sum(critic.grads)
         criticOptimizer.update(params: critic.params.buffer, grads: critic.grads.buffer)
         return mse
     }
@@ -181,15 +186,10 @@ public final class ACFlow: FinetuneAlgorithm {
         let trusted = options.useCritic && warmup.update(iteration: run.iteration, explainedVariance: evBefore)
         let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
         for _ in 0..<options.criticSteps {
-            // one full-batch MSE step: every process's passes, the gradients summed
-            critic.grads.zero()
-            forEachCriticPass(rollout, grid: grid, T: T) { x, t, tok, idx in
-                let a = critic.forward(x: x, t: t, tokens: tok)
-                let dV = idx.enumerated().map { j, i in 2 * (a.value[j] - rt[lay.samples[i % Bl]]) / Float(T * B) }
-                critic.backward(a, dValue: dV)
+            // one full-batch MSE step over every process's visited states
+            criticStep(count: T * B, world: world) { pass in
+                forEachCriticPass(rollout, grid: grid, T: T) { x, t, tok, idx in pass(x, t, tok, idx.map { rt[lay.samples[$0 % Bl]] }) }
             }
-            world.sum(critic.grads)
-            criticOptimizer.update(params: critic.params.buffer, grads: critic.grads.buffer)
         }
         let evAfter = explainedVariance(lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T), stateTargets)
 
@@ -219,10 +219,11 @@ public final class ACFlow: FinetuneAlgorithm {
         var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = []
         let images = rollout.images
         var x = [Float](repeating: 0, count: u * n), target = x, t = [Float](repeating: 0, count: u), w = t
-        var coefficients = [StepCoefficients](repeating: config.sde.coefficients(0), count: u)
-        let K = config.sde.stochasticSteps                              // the transitions with a log-probability
+        let stepCoefficients = (0..<T).map(config.sde.coefficients)
+        var coefficients = [StepCoefficients](repeating: stepCoefficients[0], count: u)
+        // the visited pairs drawn from: every state, or (transition) the steps with a log-probability
+        let pairSteps = options.target == .transition ? config.sde.stochasticSteps : T
         var tok = [Int32](repeating: 0, count: u * L), dv = x
-        var discard = [Float](repeating: 0, count: n)
         for step in 0..<options.actorSteps {
             run.policy.grads.zero()
             var c = 0, stepLoss = 0.0, stepW2 = 0.0
@@ -233,7 +234,7 @@ public final class ACFlow: FinetuneAlgorithm {
                 let heads = options.target == .transition
                     ? acflowTransitionLoss(v: v, x: x, xNext: target, steps: Array(coefficients[0..<c]), vRef: vRef, advantages: Array(w[0..<c]),
                                            alpha: options.alpha, pixels: n, dv: &dv, of: mb)
-                    : acflowActorLoss(v: v, target: Array(target[0..<(c * n)]), vRef: vRef, weights: Array(w[0..<c]),
+                    : acflowActorLoss(v: v, target: target, vRef: vRef, weights: Array(w[0..<c]),
                                       alpha: options.alpha, pixels: n, dv: &dv, of: mb)
                 run.policy.backward(trainWS, dv: dv, batch: c)
                 stepLoss += heads.loss; stepW2 += heads.w2
@@ -242,35 +243,27 @@ public final class ACFlow: FinetuneAlgorithm {
             for _ in 0..<mb {
                 let k: Int, b: Int
                 switch options.target {
-                case .visited:
-                    if next == order.count { order = Array(0..<(T * B)); run.rng.shuffle(&order); next = 0 }
+                case .visited, .transition:
+                    if next == order.count { order = Array(0..<(pairSteps * B)); run.rng.shuffle(&order); next = 0 }
                     k = order[next] / B; b = order[next] % B; next += 1
                     let row = rowOf[b]
-                    guard row >= 0 else { continue }
+                    guard row >= 0 else { continue }                        // another process's sample
                     t[c] = grid[k]
-                    let xk = (k * Bl + row) * n, x0 = images.startIndex + row * n
-                    for i in 0..<n {
-                        x[c * n + i] = rollout.states[xk + i]
-                        target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k]
-                    }
-                case .transition:
-                    // the transition x_k -> x_k+1 of a visited state (target holds x_k+1)
-                    if next == order.count { order = Array(0..<(K * B)); run.rng.shuffle(&order); next = 0 }
-                    k = order[next] / B; b = order[next] % B; next += 1
-                    let row = rowOf[b]
-                    guard row >= 0 else { continue }
-                    t[c] = grid[k]; coefficients[c] = config.sde.coefficients(k)
-                    let xk = (k * Bl + row) * n, xk1 = ((k + 1) * Bl + row) * n
-                    for i in 0..<n {
-                        x[c * n + i] = rollout.states[xk + i]
-                        target[c * n + i] = rollout.states[xk1 + i]
+                    let xk = (k * Bl + row) * n
+                    if options.target == .transition {
+                        // the transition x_k -> x_k+1 (target holds x_k+1)
+                        coefficients[c] = stepCoefficients[k]
+                        for i in 0..<n { x[c * n + i] = rollout.states[xk + i]; target[c * n + i] = rollout.states[xk + Bl * n + i] }
+                    } else {
+                        let x0 = images.startIndex + row * n
+                        for i in 0..<n { x[c * n + i] = rollout.states[xk + i]; target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k] }
                     }
                 case .fresh:
                     b = run.rng.int(B)
                     let tj = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
                     k = (0..<T).min { abs(grid[$0] - tj) < abs(grid[$1] - tj) }!
                     let row = rowOf[b]
-                    guard row >= 0 else { for i in 0..<n { discard[i] = run.rng.normal() }; continue }   // another process's sample
+                    guard row >= 0 else { run.rng.skipNormals(n); continue }   // another process's sample: its draws, unused
                     t[c] = tj
                     images.withUnsafeBufferPointer { x0p in x.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
                         flowMatchingPair(x0: x0p.baseAddress! + row * n, t: tj, n: n, rng: &run.rng, xt: xp.baseAddress! + c * n, target: tp.baseAddress! + c * n)
