@@ -30,17 +30,54 @@ public func flowMatchingPair(x0: UnsafePointer<Float>, t: Float, n: Int, rng: in
     }
 }
 
+/// Guidance distillation: a frozen teacher network whose classifier-free-guided velocity
+/// v_null + w (v_prompt - v_null) at (x_t, t, prompt) replaces the data target eps - x0, so the
+/// student learns to draw without guidance what the teacher draws with it (Meng et al. 2023,
+/// "On distillation of guided diffusion models"). For a NULL prompt the target is the teacher's
+/// unguided velocity, so the student's NULL branch (and guidance on top of it) stays meaningful.
+public final class GuidedTeacher {
+    public let model: DiT
+    public let scale: Float
+    let ws: Workspace
+    var xin: [Float], tt: [Float], tokens: [Int32]
+
+    /// `batch`: the most images one call sees (the teacher evaluates twice as many).
+    public init(model: DiT, scale: Float, batch: Int) throws {
+        self.model = model; self.scale = scale
+        ws = try model.makeWorkspace(batch: 2 * batch, training: false)
+        xin = [Float](repeating: 0, count: 2 * batch * model.config.pixelsPerImage)
+        tt = [Float](repeating: 0, count: 2 * batch)
+        tokens = [Int32](repeating: 0, count: 2 * batch * model.config.textLength)
+    }
+
+    /// The guided velocity at the states `xt` (B, n), times `t` (B) and prompts `tokens` (B, L)
+    /// into `target` (B, n): one teacher pass over the prompts and the NULL prompt together.
+    public func target(xt: UnsafePointer<Float>, t: UnsafePointer<Float>, tokens prompts: UnsafePointer<Int32>, batch B: Int,
+                       into target: UnsafeMutablePointer<Float>) {
+        let n = B * model.config.pixelsPerImage, L = model.config.textLength, null = model.config.nullTokens
+        precondition(2 * n <= xin.count, "GuidedTeacher: batch \(B) exceeds its workspace")
+        for i in 0..<n { xin[i] = xt[i]; xin[n + i] = xt[i] }
+        for b in 0..<B {
+            tt[b] = t[b]; tt[B + b] = t[b]
+            for j in 0..<L { tokens[b * L + j] = prompts[b * L + j]; tokens[(B + b) * L + j] = null[j] }
+        }
+        let v = model.forward(ws, x: xin, t: tt, tokens: tokens, batch: 2 * B)
+        for i in 0..<n { target[i] = v[n + i] + scale * (v[i] - v[n + i]) }
+    }
+}
+
 /// One flow-matching loss evaluation on `batch` (forward + backward into model.grads).
 /// `nullProbability` replaces prompts by the NULL prompt for classifier-free guidance;
 /// t is drawn logit-normal(tMean, tStd).
 /// When `backward` is false only the loss is computed. With `rows`, only those images of the
 /// batch are trained (a process's share of a data-parallel batch): the random draws of the
 /// others are still made, so the stream stays the same, and the loss and gradient are scaled to
-/// their share of the whole batch's mean (the processes' sums are the batch's).
+/// their share of the whole batch's mean (the processes' sums are the batch's). With a
+/// `teacher` the target is its guided velocity at the same (x_t, t, prompt) instead of eps - x0.
 @discardableResult
 public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch, rng: inout RNG,
                              nullProbability: Float = 0.1, tMean: Float = 0, tStd: Float = 1, backward: Bool = true,
-                             rows: Range<Int>? = nil) -> Float {
+                             rows: Range<Int>? = nil, teacher: GuidedTeacher? = nil) -> Float {
     let c = model.config, n = c.pixelsPerImage, L = c.textLength
     let B = batch.x0.count / n, mine = rows ?? 0..<B, R = mine.count
     var t = [Float](repeating: 0, count: R)
@@ -57,6 +94,11 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
         for j in 0..<L { tokens[r * L + j] = isNull ? null[j] : batch.tokens[b * L + j] }
         batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
             flowMatchingPair(x0: x0.baseAddress! + b * n, t: tb, n: n, rng: &rng, xt: xp.baseAddress! + r * n, target: tp.baseAddress! + r * n)
+        } } }
+    }
+    if let teacher {
+        xt.withUnsafeBufferPointer { xp in t.withUnsafeBufferPointer { tp in tokens.withUnsafeBufferPointer { kp in
+            target.withUnsafeMutableBufferPointer { teacher.target(xt: xp.baseAddress!, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: R, into: $0.baseAddress!) }
         } } }
     }
     let v = xt.withUnsafeBufferPointer { xp in

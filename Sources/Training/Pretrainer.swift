@@ -20,6 +20,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public var tMean: Float = 0            // training times t ~ logit-normal(tMean, tStd)
     public var tStd: Float = 1
     public var seed: UInt64 = 0
+    /// Guidance distillation: regress on this teacher's guided velocity (scale `distillCFG`)
+    /// instead of the data's (nil: plain flow matching).
+    public var distillFrom: String? = nil
+    public var distillCFG: Float? = nil
     public init() {}
 
     /// Every value checked; the first bad one is an error naming its option and value.
@@ -38,6 +42,13 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         try C.within("--null-probability", nullProbability, 0, 1)
         try C.finite("--t-mean", tMean)
         try C.positive("--t-std", tStd)
+        if (distillFrom == nil) != (distillCFG == nil) {
+            throw InvalidOption("--distill-from and --distill-cfg go together: give the teacher and its guidance scale")
+        }
+        if let distillCFG {
+            try C.finite("--distill-cfg", distillCFG)
+            try C.within("--distill-cfg", distillCFG, 0, 100)
+        }
     }
 
     /// Constant after warm-up, then a cosine tail over the last `decayFraction` of the run.
@@ -63,11 +74,14 @@ public final class Pretrainer {
     let generator: PromptGenerator
     let renderer: Renderer
     let ws: Workspace
+    /// Guidance distillation's frozen teacher (nil: targets from the data).
+    let teacher: GuidedTeacher?
     /// The processes sharing each batch (one without mpirun): each trains a block of the images.
     public let world: World
 
     /// `initFrom`: start from these weights (the same network, or s32 for s32c) instead of random ones.
-    public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil, world: World = .single) throws {
+    /// `teacher`: the network `config.distillFrom` names (guidance distillation).
+    public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil, teacher: DiT? = nil, world: World = .single) throws {
         try config.validate()
         guard config.batch >= world.size else { throw ModelError("--batch \(config.batch) is smaller than the \(world.size) processes sharing it") }
         self.config = config
@@ -85,6 +99,16 @@ public final class Pretrainer {
         generator = PromptGenerator(excluding: excluding)
         renderer = Renderer(size: mc.imageSize)
         ws = try model.makeWorkspace(batch: world.block(of: config.batch).count, training: true)
+        guard (teacher == nil) == (config.distillCFG == nil) else { throw ModelError("guidance distillation needs both a teacher and its guidance scale") }
+        if let teacher, let scale = config.distillCFG {
+            let tc = teacher.config
+            guard tc.imageSize == mc.imageSize, tc.channels == mc.channels, tc.textLength == mc.textLength, tc.vocabSize == mc.vocabSize else {
+                throw ModelError("the teacher '\(tc.name)' draws other images or reads other prompts than '\(mc.name)'")
+            }
+            self.teacher = try GuidedTeacher(model: teacher, scale: scale, batch: world.block(of: config.batch).count)
+        } else {
+            self.teacher = nil
+        }
     }
 
     /// A batch of freshly rendered images with their prompts' tokens (deterministic in rng);
@@ -117,7 +141,7 @@ public final class Pretrainer {
         let batch = makeBatch(rng: &rng, rows: mine)
         model.grads.zero()
         var loss = flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: config.nullProbability,
-                                    tMean: config.tMean, tStd: config.tStd, rows: mine)
+                                    tMean: config.tMean, tStd: config.tStd, rows: mine, teacher: teacher)
         if world.isDistributed {
             world.sum(model.grads)
             loss = Float(world.sum(Double(loss)))
@@ -147,7 +171,9 @@ public final class Pretrainer {
         state.metadata["step"] = String(step)
         state.metadata["pretrain_config"] = try sortedJSON(config)
         try writeAtomically(try state.serialized(), to: Self.statePath(url))
-        try Checkpoint.save(model, to: url, params: ema, extra: ["step": String(step), "kind_detail": "ema"])
+        var extra = ["step": String(step), "kind_detail": "ema"]
+        if let w = config.distillCFG, let teacher = config.distillFrom { extra["distilled_cfg"] = "\(w)"; extra["distilled_from"] = teacher }
+        try Checkpoint.save(model, to: url, params: ema, extra: extra)
     }
 
     /// Restores from MODEL.state.safetensors and MODEL (the EMA).

@@ -80,13 +80,25 @@ final class RunLock {
 
     init(_ dir: URL) throws {
         try makeFolder(dir)
-        let path = dir.appendingPathComponent(".lock").path
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        fd = try Self.acquire(dir.appendingPathComponent(".lock").path, guarding: dir.path)
+    }
+
+    /// A lock on one file that is replaced as a whole on every save (a pretraining checkpoint and
+    /// its state): the lock is a hidden `.NAME.lock` beside it, since the file's own inode changes.
+    init(file: URL) throws {
+        try makeFolder(file.deletingLastPathComponent())
+        let lockPath = file.deletingLastPathComponent().appendingPathComponent("." + file.lastPathComponent + ".lock").path
+        fd = try Self.acquire(lockPath, guarding: file.path)
+    }
+
+    private static func acquire(_ path: String, guarding what: String) throws -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
-            throw CLIError("\(dir.path) is being written by another flowtune process; wait for it to end (or stop it) and try again")
+            throw CLIError("\(what) is being written by another flowtune process; wait for it to end (or stop it) and try again")
         }
+        return fd
     }
 
     func release() {

@@ -28,6 +28,10 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Continue from the checkpoint at --out.") var resume = false
     @Option(help: "Start from this model's weights (the same configuration, or an s32 model for s32c: the convolutional head starts as the identity, so the network starts as that model).")
     var initFrom: String?
+    @Option(help: "Guidance distillation: regress on this model's classifier-free-guided velocity instead of the data's (with --distill-cfg; usually with --init-from the same model).")
+    var distillFrom: String?
+    @Option(help: "The guidance scale of --distill-from's velocity: the student draws without guidance what the teacher draws at this scale.")
+    var distillCfg: Float?
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
@@ -43,14 +47,22 @@ struct Pretrain: ParsableCommand {
         cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
+        cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
+        try cfg.validate()
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
+        // one process writes a checkpoint at a time: a second run on the same --out (a resume
+        // while the first still trains) is refused instead of interleaving their saves
+        let lock = root ? try RunLock(file: URL(fileURLWithPath: out)) : nil
+        defer { lock?.release() }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
         }
         let excluded = Set(try PromptFile(path: exclude).prompts)
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
-        let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, world: world)
+        let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
+        let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world)
         if let initFrom { say("starting from the weights of \(initFrom)") }
+        if let distillFrom, let distillCfg { say("distilling \(distillFrom) guided at CFG \(distillCfg)") }
         let url = URL(fileURLWithPath: out)
         if resume {
             try trainer.resume(from: url)

@@ -122,6 +122,57 @@ import Training
         #expect(last < 0.7 * first, "first \(first) last \(last)")
     }
 
+    /// Guidance distillation's target is the teacher's guided velocity image by image:
+    /// v_null + w (v_prompt - v_null) at each image's own state and time (one network pass for
+    /// all); a NULL prompt's target is the unguided velocity.
+    @Test func guidedTeacherTargetIsTheGuidedVelocity() throws {
+        let m = try ModelGradientTests.randomModel(seed: 21)
+        let B = 3, n = m.config.pixelsPerImage, L = m.config.textLength, w: Float = 2.5
+        var rng = RNG(seed: 4)
+        let x = rng.normals(B * n), t: [Float] = [0.9, 0.4, 0.1]
+        let tokens = try Tokenizer.encode("a red circle on a blue background") + Tokenizer.encode("two green squares on a black background")
+            + m.config.nullTokens
+        var target = [Float](repeating: 0, count: B * n)
+        try GuidedTeacher(model: m, scale: w, batch: B).target(xt: x, t: t, tokens: tokens, batch: B, into: &target)
+        let plain = try m.makeWorkspace(batch: 1, training: false)
+        func v(_ b: Int, _ tok: [Int32]) -> [Float] {
+            Array(UnsafeBufferPointer(start: m.forward(plain, x: Array(x[(b * n)..<((b + 1) * n)]), t: [t[b]], tokens: tok, batch: 1), count: n))
+        }
+        for b in 0..<B {
+            let vc = v(b, Array(tokens[(b * L)..<((b + 1) * L)])), vn = v(b, m.config.nullTokens)
+            let expected = (0..<n).map { vn[$0] + w * (vc[$0] - vn[$0]) }
+            #expect(zip(expected, target[(b * n)..<((b + 1) * n)]).map { abs($0 - $1) }.max()! < 1e-4)
+            if b == B - 1 { #expect(zip(vn, target[(b * n)..<((b + 1) * n)]).map { abs($0 - $1) }.max()! < 1e-5) }
+            else { #expect(zip(vn, vc).map { abs($0 - $1) }.max()! > 1e-2) }     // the prompt matters, so guidance does
+        }
+    }
+
+    /// A student that is its teacher has nothing to learn at scale 1 (loss and gradient 0); at
+    /// scale 3 it has, and a few steps of distillation lower that loss.
+    @Test func guidanceDistillationLearnsTheGuidedVelocity() throws {
+        let teacher = try ModelGradientTests.randomModel(seed: 31)
+        var cfg = PretrainConfig()
+        cfg.model = "tiny"; cfg.steps = 40; cfg.batch = 8; cfg.warmup = 1; cfg.lr = 3e-3; cfg.seed = 2
+        cfg.distillFrom = "teacher"; cfg.distillCFG = 1
+        let same = try Pretrainer(config: cfg, excluding: [], initFrom: teacher, teacher: teacher)
+        #expect(same.trainStep() < 1e-9)
+        #expect(same.model.grads.array.map(abs).max()! < 1e-5)
+        cfg.distillCFG = 3
+        let student = try Pretrainer(config: cfg, excluding: [], initFrom: teacher, teacher: teacher)
+        let losses = (0..<cfg.steps).map { _ in student.trainStep() }
+        let first = losses.prefix(5).reduce(0, +) / 5, last = losses.suffix(5).reduce(0, +) / 5
+        #expect(first > 1e-3)
+        #expect(last < 0.5 * first, "first \(first) last \(last)")
+        // the options go together, and the teacher must draw the student's images
+        var half = cfg
+        half.distillFrom = nil
+        #expect(throws: InvalidOption.self) { try half.validate() }
+        var big = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
+        big.imageSize *= 2
+        let other = try DiT(config: big, seed: 1)
+        #expect(throws: ModelError.self) { _ = try Pretrainer(config: cfg, excluding: [], teacher: other) }
+    }
+
     /// Save + resume continues exactly where an uninterrupted run would be.
     @Test func pretrainingResumesExactly() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-pt-\(UUID().uuidString)")

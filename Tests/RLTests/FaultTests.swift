@@ -132,6 +132,39 @@ let cliBinary: URL? = {
         for (name, t) in a.tensors { #expect(t.values == b.tensors[name]?.values, "\(name)") }
     }
 
+    /// While a run trains, a second process on the same output (a --resume typed in another
+    /// terminal) is refused with a clear error and leaves the first run's files alone; the
+    /// first run goes on and ends normally. Both commands: pretrain (a lock beside the model
+    /// file) and finetune (a lock in the run folder).
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func aSecondWriterOfARunningRunIsRefused() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let model = setup.dir.appendingPathComponent("pt.safetensors")
+        let pretrain = ["pretrain", "--config", "tiny", "--steps", "100000", "--batch", "2", "--checkpoint-every", "1", "--log-every", "1",
+                        "--exclude", setup.evalPrompts.path, "--threads", "1", "--out", model.path]
+        let run = setup.dir.appendingPathComponent("run")
+        let finetune = ["finetune", "--model", setup.model.path, "--prompts", setup.prompts.path, "--eval-prompts", setup.evalPrompts.path,
+                        "--reward", "brightness", "--steps", "100000", "--prompts-per-iteration", "2", "--group-size", "2", "--sde-steps", "2",
+                        "--eval-every", "0", "--checkpoint-every", "1", "--threads", "1", "--out", run.path]
+        for (first, written, second) in [(pretrain, model, pretrain + ["--resume"]), (finetune, run.appendingPathComponent("checkpoints/policy.safetensors"), ["finetune", "--resume", run.path])] {
+            let p = Process()
+            p.executableURL = cliBinary!
+            p.arguments = first
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            try p.run()
+            let deadline = Date().addingTimeInterval(60)
+            while p.isRunning && Date() < deadline && !FileManager.default.fileExists(atPath: written.path) { usleep(10_000) }
+            #expect(p.isRunning, "\(first[0]) ended early")
+            let (status, stderr) = try BadInputTests.run(cliBinary!, second, in: setup.dir)
+            #expect(status == 1)
+            #expect(stderr.contains("is being written by another flowtune process"), "\(stderr)")
+            kill(p.processIdentifier, SIGTERM)      // the first stops at a checkpoint, as always
+            p.waitUntilExit()
+            #expect(p.terminationReason == .exit && p.terminationStatus == 128 + SIGTERM)
+        }
+    }
+
     /// The processes whose command line starts with `marker`, from /proc.
     static func processes(startingWith marker: String) -> [String] {
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil } ?? []
