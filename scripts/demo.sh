@@ -14,7 +14,7 @@ if [[ -e $out/metrics.jsonl ]]; then
   echo "demo: moved the previous demo run to $old" >&2
 fi
 .build/release/flowtune finetune \
-  --model models/base-s32c.safetensors \
+  --model models/base-s32c-distilled.safetensors \
   --prompts prompts/train.txt --eval-prompts prompts/eval.txt \
   --algo grpo --reward "brightness=1,shape-eval=0" \
   --steps 40 --lr 3e-4 --eval-every 5 --checkpoint-every 10 \

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The over-optimisation study of docs/STUDY.md: three sweeps on the shipped base model.
-# Usage: bash scripts/study.sh [MODEL]   (default models/base-s32c.safetensors); writes
+# Usage: bash scripts/study.sh [MODEL]   (default models/base-s32c-distilled.safetensors); writes
 # outputs/study/{align,hack,guard}/ (each a sweep: sweep.md, sweep.jsonl, frontier.png, run folders).
 # Resumable: run it again after an interruption. About 20 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:-models/base-s32c.safetensors}
+model=${1:-models/base-s32c-distilled.safetensors}
 swift build -c release 2>&1 | tail -n 1
 ft=.build/release/flowtune
 common=(--model "$model" --steps 30 --eval-every 5 --checkpoint-every 10 --jobs 2 --threads 2)

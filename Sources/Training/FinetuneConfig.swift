@@ -4,7 +4,7 @@ import Tensor
 /// Every hyperparameter of a fine-tuning run; written to outputs/RUN/config.json.
 public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var algo = Algorithm.grpoGuard  // grpo | grpo-guard | acflow
-    public var model = "models/base-s32c.safetensors"
+    public var model = "models/base-s32c-distilled.safetensors"
     public var prompts = "prompts/train.txt"
     public var evalPrompts = "prompts/eval.txt"
     public var reward = "shape-eval"        // "name=weight,..." (weight 0: logged, not optimised)

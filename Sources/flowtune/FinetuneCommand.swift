@@ -12,7 +12,7 @@ extension ACFlowTarget: ExpressibleByArgument {}
 /// Flags for every fine-tuning hyperparameter (defaults documented in FinetuneConfig).
 struct FinetuneOptions: ParsableArguments {
     @Option(help: "Algorithm.") var algo = Algorithm.grpoGuard
-    @Option(help: "Base model checkpoint.") var model = "models/base-s32c.safetensors"
+    @Option(help: "Base model checkpoint.") var model = "models/base-s32c-distilled.safetensors"
     @Option(help: "Training prompt list.") var prompts = "prompts/train.txt"
     @Option(help: "Held-out prompt list for grids and gold metrics.") var evalPrompts = "prompts/eval.txt"
     @Option(help: "Reward: name[=weight],... (brightness, saturation, shape-eval, jpeg-compressibility, jpeg-incompressibility, external:CMD); weight 0 is logged, not optimised.")

@@ -8,7 +8,7 @@ import Shapes
 import Training
 
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "Model checkpoint (safetensors).") var model = "models/base-s32c.safetensors"
+    @Option(help: "Model checkpoint (safetensors).") var model = "models/base-s32c-distilled.safetensors"
     @Option(help: "Prompt file.") var prompts = "prompts/eval.txt"
     @Option(help: "Images per prompt.") var perPrompt = 4
     @Option(help: "Euler steps.") var steps = 20
