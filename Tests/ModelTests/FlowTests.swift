@@ -81,8 +81,6 @@ import Training
         #expect(zip(g, g.dropFirst()).allSatisfy { $0 > $1 })
     }
 
-    /// The sampler's network path is the same Euler update: with an untrained (zero-output) final
-    /// layer v = 0 and the sample equals the noise.
     /// Finite-difference check of the flow-matching loss through the tiny model.
     @Test func flowMatchingLossGradient() throws {
         let m = try ModelGradientTests.randomModel(seed: 11)
