@@ -50,10 +50,6 @@ struct Pretrain: ParsableCommand {
         cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
         try cfg.validate()
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
-        // one process writes a checkpoint at a time: a second run on the same --out (a resume
-        // while the first still trains) is refused instead of interleaving their saves
-        let lock = root ? try RunLock(file: URL(fileURLWithPath: out)) : nil
-        defer { lock?.release() }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
         }
@@ -61,6 +57,15 @@ struct Pretrain: ParsableCommand {
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world)
+        // one process writes a checkpoint at a time: a second run on the same --out (a resume
+        // while the first still trains) is refused instead of interleaving their saves. Taken
+        // once the inputs are read (bad input leaves nothing behind), then the check again.
+        let lock = root ? try RunLock(file: URL(fileURLWithPath: out)) : nil
+        var wrote = false       // once anything is written the lock file stays (it is the run's)
+        defer { if wrote { lock?.release() } else { lock?.releaseRemovingCreatedFile() } }
+        if root, !resume, FileManager.default.fileExists(atPath: out) {
+            throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
+        }
         if let initFrom { say("starting from the weights of \(initFrom)") }
         if let distillFrom, let distillCfg { say("distilling \(distillFrom) guided at CFG \(distillCfg)") }
         let url = URL(fileURLWithPath: out)
@@ -68,6 +73,7 @@ struct Pretrain: ParsableCommand {
             try trainer.resume(from: url)
             say("resumed \(out) at step \(trainer.step)")
         }
+        wrote = true            // the inputs are good: from here on the run writes its files
         let logURL = url.deletingPathExtension().appendingPathExtension("pretrain.jsonl")
         if resume && root { try truncateJSONLines(logURL, maxStep: trainer.step) }
         say("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps"
