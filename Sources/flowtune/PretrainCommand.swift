@@ -110,6 +110,12 @@ struct Pretrain: ParsableCommand {
                 throw CLIError.interrupted(sig, "interrupted (signal \(sig)) at step \(trainer.step): checkpoint written; continue with the same command and --resume")
             }
         }
+        if trainer.step == startStep {
+            // nothing left to train (a resume of a finished run): write the checkpoint again, so
+            // that a model file left one checkpoint behind its state (a kill between the two
+            // writes of the last save) ends as the state says
+            try trainer.save(to: url)
+        }
         say("done: \(out) at step \(trainer.step)")
     }
 }

@@ -132,6 +132,32 @@ let cliBinary: URL? = {
         for (name, t) in a.tensors { #expect(t.values == b.tensors[name]?.values, "\(name)") }
     }
 
+    /// A kill between the last save's two writes leaves the state at the last step and the model
+    /// file one checkpoint behind; resuming the finished run then rewrites the model file from
+    /// the state (nothing is left to train, so the loop alone would never save).
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func resumingAFinishedRunRepairsAModelFileBehindItsState() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-ptfin-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let excluded = dir.appendingPathComponent("none.txt")
+        try "a red circle on a blue background\n".write(to: excluded, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("m.safetensors"), older = dir.appendingPathComponent("older.safetensors")
+        func args(_ steps: Int) -> [String] {
+            ["pretrain", "--config", "tiny", "--steps", "\(steps)", "--batch", "2", "--warmup", "1", "--seed", "3", "--checkpoint-every", "2",
+             "--exclude", excluded.path, "--threads", "1", "--out", out.path]
+        }
+        #expect(try Self.run(args(2)) == 0)
+        try FileManager.default.copyItem(at: out, to: older)
+        #expect(try Self.run(args(4) + ["--resume"]) == 0)
+        let final = try Data(contentsOf: out)
+        try FileManager.default.removeItem(at: out)
+        try FileManager.default.copyItem(at: older, to: out)          // the model file of step 2, the state of step 4
+        #expect(try Data(contentsOf: out) != final)
+        #expect(try Self.run(args(4) + ["--resume"]) == 0)
+        #expect(try Data(contentsOf: out) == final)
+    }
+
     /// While a run trains, a second process on the same output (a --resume typed in another
     /// terminal) is refused with a clear error and leaves the first run's files alone; the
     /// first run goes on and ends normally. Both commands: pretrain (a lock beside the model
