@@ -57,6 +57,9 @@ struct Pretrain: ParsableCommand {
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world)
+        // a resume is checked (configuration, options, state) before anything is written or
+        // locked, so that bad input leaves no trace; it is read again under the lock below
+        if resume { try trainer.resume(from: URL(fileURLWithPath: out)) }
         // one process writes a checkpoint at a time: a second run on the same --out (a resume
         // while the first still trains) is refused instead of interleaving their saves. Taken
         // once the inputs are read (bad input leaves nothing behind), then the check again.
