@@ -84,16 +84,22 @@ let cliBinary: URL? = {
         #expect(a.params.array == b.params.array)
     }
 
+    /// A scratch folder for a pretraining run and a one-prompt exclusion list inside it.
+    static func pretrainingFolder(_ prefix: String) throws -> (dir: URL, excluded: URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let excluded = dir.appendingPathComponent("none.txt")
+        try "a red circle on a blue background\n".write(to: excluded, atomically: true, encoding: .utf8)
+        return (dir, excluded)
+    }
+
     /// `pretrain` killed with SIGKILL at 8 moments and resumed each time ends with the same
     /// model, state and log (timings aside) as an uninterrupted run: a kill between the state
     /// and the model file, or in a log append, loses nothing.
     @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
     func pretrainingKilledAndResumedEqualsAnUninterruptedRun() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-ptkill-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, excluded) = try Self.pretrainingFolder("ft-ptkill")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let excluded = dir.appendingPathComponent("none.txt")
-        try "a red circle on a blue background\n".write(to: excluded, atomically: true, encoding: .utf8)
         func args(_ out: URL) -> [String] {
             ["pretrain", "--config", "tiny", "--steps", "40", "--batch", "4", "--warmup", "5", "--seed", "3", "--checkpoint-every", "3",
              "--log-every", "1", "--exclude", excluded.path, "--threads", "1", "--out", out.path]
@@ -137,11 +143,8 @@ let cliBinary: URL? = {
     /// the state (nothing is left to train, so the loop alone would never save).
     @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
     func resumingAFinishedRunRepairsAModelFileBehindItsState() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-ptfin-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, excluded) = try Self.pretrainingFolder("ft-ptfin")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let excluded = dir.appendingPathComponent("none.txt")
-        try "a red circle on a blue background\n".write(to: excluded, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("m.safetensors"), older = dir.appendingPathComponent("older.safetensors")
         func args(_ steps: Int) -> [String] {
             ["pretrain", "--config", "tiny", "--steps", "\(steps)", "--batch", "2", "--warmup", "1", "--seed", "3", "--checkpoint-every", "2",
