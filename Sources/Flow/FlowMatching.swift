@@ -62,7 +62,7 @@ public final class GuidedTeacher {
             for j in 0..<L { tokens[b * L + j] = prompts[b * L + j]; tokens[(B + b) * L + j] = null[j] }
         }
         let v = model.forward(ws, x: xin, t: tt, tokens: tokens, batch: 2 * B)
-        for i in 0..<n { target[i] = v[n + i] + scale * (v[i] - v[n + i]) }
+        guidedVelocity(target, conditional: v, null: v + n, scale: scale, count: n)
     }
 }
 

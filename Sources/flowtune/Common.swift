@@ -88,19 +88,7 @@ final class RunLock {
     init(file: URL) throws {
         try makeFolder(file.deletingLastPathComponent())
         let lockPath = file.deletingLastPathComponent().appendingPathComponent("." + file.lastPathComponent + ".lock").path
-        let existed = FileManager.default.fileExists(atPath: lockPath)
         fd = try Self.acquire(lockPath, guarding: file.path)
-        createdPath = existed ? nil : lockPath
-    }
-
-    /// The lock file this process created (nil if it was there before).
-    private var createdPath: String? = nil
-
-    /// Releases the lock and removes the lock file if this process created it: for a command
-    /// that ends before writing anything (bad input), so that it leaves nothing behind.
-    func releaseRemovingCreatedFile() {
-        if let createdPath, fd >= 0 { unlink(createdPath) }
-        release()
     }
 
     private static func acquire(_ path: String, guarding what: String) throws -> Int32 {

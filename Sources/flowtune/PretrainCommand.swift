@@ -48,7 +48,6 @@ struct Pretrain: ParsableCommand {
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
         cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
-        try cfg.validate()
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
@@ -57,26 +56,20 @@ struct Pretrain: ParsableCommand {
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world)
-        // a resume is checked (configuration, options, state) before anything is written or
-        // locked, so that bad input leaves no trace; it is read again under the lock below
-        if resume { try trainer.resume(from: URL(fileURLWithPath: out)) }
+        let url = URL(fileURLWithPath: out)
+        // a resume is checked (configuration, options, state) before the lock is taken, so that a
+        // refused one leaves no trace
+        if resume { try trainer.resume(from: url) }
         // one process writes a checkpoint at a time: a second run on the same --out (a resume
-        // while the first still trains) is refused instead of interleaving their saves. Taken
-        // once the inputs are read (bad input leaves nothing behind), then the check again.
-        let lock = root ? try RunLock(file: URL(fileURLWithPath: out)) : nil
-        var wrote = false       // once anything is written the lock file stays (it is the run's)
-        defer { if wrote { lock?.release() } else { lock?.releaseRemovingCreatedFile() } }
-        if root, !resume, FileManager.default.fileExists(atPath: out) {
-            throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
-        }
+        // while the first still trains) is refused instead of interleaving their saves
+        let lock = root ? try RunLock(file: url) : nil
+        defer { lock?.release() }
         if let initFrom { say("starting from the weights of \(initFrom)") }
         if let distillFrom, let distillCfg { say("distilling \(distillFrom) guided at CFG \(distillCfg)") }
-        let url = URL(fileURLWithPath: out)
         if resume {
-            try trainer.resume(from: url)
+            try trainer.resume(from: url)       // again under the lock: a run that ended meanwhile saved a later state
             say("resumed \(out) at step \(trainer.step)")
         }
-        wrote = true            // the inputs are good: from here on the run writes its files
         let logURL = url.deletingPathExtension().appendingPathExtension("pretrain.jsonl")
         if resume && root { try truncateJSONLines(logURL, maxStep: trainer.step) }
         say("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps"
