@@ -22,14 +22,6 @@ float *ft_reserve(float **p, size_t *cap, size_t need);               // NULL if
 // the first k block), and GELU of the result written to a second matrix (after the last k block).
 typedef struct { const float *bias; float *gelu; long ldg; } epilogue;
 
-// x (n rows of w values, row stride ld) transposed into xt (w x tp), columns past n zero.
-static inline void transpose_rows(long n, long w, const float *x, long ld, float *xt, long tp) {
-    for (long d = 0; d < w; d++)
-        for (long j = n; j < tp; j++) xt[d * tp + j] = 0;
-    for (long j = 0; j < n; j++)
-        for (long d = 0; d < w; d++) xt[d * tp + j] = x[j * ld + d];
-}
-
 // A mask of the first n of 16 lanes (n clamped to 0...16).
 __attribute__((target("avx512f")))
 static inline __mmask16 lanes(long n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
@@ -103,6 +95,47 @@ static inline float hmax8(__m256 v) {
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
+}
+
+// Transposes the 8 x 8 matrix in r[0..<8] in place.
+__attribute__((always_inline, target("avx2,fma")))
+static inline void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+// x (n rows of w values, row stride ld) transposed into xt (w x tp), columns past n zero: 8 x 8
+// blocks through registers, the edges one value at a time (exact: only values move).
+__attribute__((target("avx2,fma")))
+static inline void transpose_rows(long n, long w, const float *x, long ld, float *xt, long tp) {
+    for (long d = 0; d < w; d++)
+        for (long j = n; j < tp; j++) xt[d * tp + j] = 0;
+    long n8 = n & ~7L, w8 = w & ~7L;
+    for (long j = 0; j < n8; j += 8) {
+        for (long d = 0; d < w8; d += 8) {
+            __m256 r[8];
+            for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(x + (j + c) * ld + d);
+            transpose8(r);
+            for (int c = 0; c < 8; c++) _mm256_storeu_ps(xt + (d + c) * tp + j, r[c]);
+        }
+        for (long d = w8; d < w; d++)
+            for (long c = 0; c < 8; c++) xt[d * tp + j + c] = x[(j + c) * ld + d];
+    }
+    for (long j = n8; j < n; j++)
+        for (long d = 0; d < w; d++) xt[d * tp + j] = x[j * ld + d];
 }
 
 // Loads / stores n (0...8) floats: a plain access for all 8 (vmaskmovps stores are slow on

@@ -1,7 +1,7 @@
 import Tensor
 
 /// The velocity network v_theta(x_t, t, prompt): a single-stream DiT with joint attention over
-/// [L text tokens ; P image patches], adaLN-Zero conditioning on the timestep and pooled text,
+/// [P image patches ; L text tokens], adaLN-Zero conditioning on the timestep and pooled text,
 /// a fixed 2-D sin-cos position embedding for the patches (the network of the PyTorch peer that
 /// docs/PERFORMANCE.md compares against; `s32c` adds a convolutional output head).
 ///
@@ -115,22 +115,22 @@ public final class DiT {
             for j in 0..<L {
                 let tok = tokens[b * L + j]
                 ws.tokens[b * L + j] = tok
-                ws.keyMask[b * T + j] = tok != 0
+                ws.keyMask[b * T + P + j] = tok != 0
             }
         }
         // patch embedding + fixed position -> image rows of the residual stream
         patchify(ws.patches.pointer, x, batch: B)
         let h0 = ws.blocks[0].hIn.pointer
         for b in 0..<B {
-            linearForward(out: h0 + (b * T + L) * D, inp: ws.patches.pointer + b * P * pp, weight: p("patch_embed.weight"),
+            linearForward(out: h0 + b * T * D, inp: ws.patches.pointer + b * P * pp, weight: p("patch_embed.weight"),
                           bias: p("patch_embed.bias"), n: P, inFeatures: pp, outFeatures: D)
-            let rows = h0 + (b * T + L) * D
+            let rows = h0 + b * T * D
             for i in 0..<(P * D) { rows[i] += posEmbed[i] }
             // text rows: token embedding + learned position
             let emb = p("token_embed.weight"), pos = p("text_pos")
             for j in 0..<L {
                 let tok = Int(ws.tokens[b * L + j])
-                let row = h0 + (b * T + j) * D
+                let row = h0 + (b * T + P + j) * D
                 for i in 0..<D { row[i] = emb[tok * D + i] + pos[j * D + i] }
             }
         }
@@ -161,7 +161,7 @@ public final class DiT {
         linearForward(out: ws.modF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"), bias: p("final.adaLN.bias"),
                       n: B, inFeatures: D, outFeatures: 2 * D)
         layerNormModulateForward(out: ws.mF.pointer, mean: ws.meanF.pointer,
-                                 rstd: ws.rstdF.pointer, x: ws.hOut.pointer + L * D, xSampleStride: T * D,
+                                 rstd: ws.rstdF.pointer, x: ws.hOut.pointer, xSampleStride: T * D,
                                  mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, batch: B, rows: P, d: D)
         linearForward(out: ws.outP.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"), bias: p("final.linear.bias"),
                       n: B * P, inFeatures: D, outFeatures: c.outPatchDim)
@@ -225,8 +225,8 @@ public final class DiT {
                        n: B * P, inFeatures: D, outFeatures: c.outPatchDim)
         ws.dmodF.pointer.update(repeating: 0, count: B * 2 * D)
         ws.dh.pointer.update(repeating: 0, count: B * T * D)
-        layerNormModulateBackward(dinp: ws.dh.pointer + L * D, dmod: ws.dmodF.pointer, dout: ws.dm.pointer,
-                                  x: ws.hOut.pointer + L * D, xSampleStride: T * D, mean: ws.meanF.pointer,
+        layerNormModulateBackward(dinp: ws.dh.pointer, dmod: ws.dmodF.pointer, dout: ws.dm.pointer,
+                                  x: ws.hOut.pointer, xSampleStride: T * D, mean: ws.meanF.pointer,
                                   rstd: ws.rstdF.pointer, mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D,
                                   batch: B, rows: P, d: D)
         linearBackward(dinp: ws.dsc.pointer, dweight: g("final.adaLN.weight"), dbias: g("final.adaLN.bias"),
@@ -257,11 +257,11 @@ public final class DiT {
         for b in 0..<B {
             for j in 0..<L {
                 let tok = Int(ws.tokens[b * L + j])
-                let row = ws.dh.pointer + (b * T + j) * D
+                let row = ws.dh.pointer + (b * T + P + j) * D
                 for i in 0..<D { gemb[tok * D + i] += row[i]; gpos[j * D + i] += row[i] }
             }
             linearBackward(dinp: nil, dweight: g("patch_embed.weight"), dbias: g("patch_embed.bias"),
-                           dout: ws.dh.pointer + (b * T + L) * D, inp: ws.patches.pointer + b * P * pp,
+                           dout: ws.dh.pointer + b * T * D, inp: ws.patches.pointer + b * P * pp,
                            weight: p("patch_embed.weight"), n: P, inFeatures: pp, outFeatures: D)
         }
     }
@@ -287,6 +287,7 @@ public final class DiT {
         linearBackward(dinp: ws.datt.pointer, dweight: g(o.projWeight), dbias: g(o.projBias),
                        dout: ws.dm.pointer, inp: a.att.pointer, weight: p(o.projWeight), n: N, inFeatures: D, outFeatures: D)
         attentionBackward(dqkv: ws.dqkv.pointer, dout: ws.datt.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer,
+                          keyMask: ws.keyMask,
                           shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
         linearBackward(dinp: ws.dm.pointer, dweight: g(o.qkvWeight), dbias: g(o.qkvBias),
                        dout: ws.dqkv.pointer, inp: a.m1.pointer, weight: p(o.qkvWeight), n: N, inFeatures: D, outFeatures: 3 * D)

@@ -14,8 +14,27 @@ public struct AttentionShape: Sendable {
     public var scale: Float { 1 / Float(headDim).squareRoot() }
 }
 
-/// out (B, T, D) = softmax(Q K^T / sqrt(hd), masked keys) V per head; probs (B, H, T, T) saved.
-/// keyMask (B, T): false marks a padding key that no query may attend to.
+/// Padding: keyMask (B, T), false marking a padding token. A padding token is neither attended
+/// to nor attends: its probabilities are 0 in every row and its own row of probabilities and of
+/// the output is 0 (so it also receives no gradient). The tokens after the last unmasked one are
+/// not computed at all (a batch entry with n leading tokens in use costs an n x n attention, not
+/// T x T): the network puts the text's trailing padding last for this.
+///
+/// The leading tokens in use of each batch entry: one past its last unmasked token (T without a
+/// mask), and whether a masked token lies among them.
+@inline(__always)
+func attentionExtent(_ keyMask: UnsafePointer<Bool>?, _ b: Int, _ T: Int) -> (n: Int, masked: Bool) {
+    guard let keyMask else { return (T, false) }
+    var n = T
+    while n > 0 && !keyMask[b * T + n - 1] { n -= 1 }
+    var masked = false
+    for j in 0..<n where !keyMask[b * T + j] { masked = true; break }
+    return (n, masked)
+}
+
+/// out (B, T, D) = softmax(Q K^T / sqrt(hd), masked keys) V per head; probs saved per
+/// (batch entry, head) as an n x n matrix (row stride n, n the entry's tokens in use) at the
+/// start of its T x T slot of probs (B, H, T, T).
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                              qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
@@ -23,35 +42,47 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     parallelFor(s.batch * H) { range in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: T) { maskBuffer in   // per worker, on its stack
             let maskf = maskBuffer.baseAddress!
-            var maskFor = -1
+            var maskFor = -1, extent = (n: T, masked: false)
             for bh in range {
                 let b = bh / H, h = bh % H
+                if b != maskFor {
+                    extent = attentionExtent(keyMask, b, T)
+                    // a 0/1 float mask for the vector softmax, when a masked token is in use
+                    if extent.masked, let keyMask { for j in 0..<extent.n { maskf[j] = keyMask[b * T + j] ? 1 : 0 } }
+                    maskFor = b
+                }
+                let n = extent.n, mask: UnsafePointer<Float>? = extent.masked ? UnsafePointer(maskf) : nil
                 let base = qkv + b * T * 3 * D
                 let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
                 let p = probs + bh * T * T, o = out + b * T * D + h * hd
-                if let keyMask, b != maskFor {
-                    // a 0/1 float mask for the vector softmax (rebuilt when the batch entry changes)
-                    for j in 0..<T { maskf[j] = keyMask[b * T + j] ? 1 : 0 }
-                    maskFor = b
+                for i in n..<T { (o + i * D).update(repeating: 0, count: hd) }
+                if n == 0 { continue }
+                if own?.forward(n, hd, s.scale, q, k, v, 3 * D, mask, p, o, D) != 0 {   // no own kernel, or out of memory
+                    sgemm(transB: true, m: n, n: n, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: n,
+                          parallel: false, kernels: kernels)
+                    if let mask {
+                        for i in 0..<n { maskedSoftmaxRow(p + i * n, n, mask) }
+                    } else {
+                        for i in 0..<n { softmaxRow(p + i * n, p + i * n, n, nil) }
+                    }
+                    sgemm(m: n, n: hd, k: n, a: p, lda: n, b: v, ldb: 3 * D, c: o, ldc: D, parallel: false, kernels: kernels)
                 }
-                if let own, own.forward(T, hd, s.scale, q, k, v, 3 * D, keyMask == nil ? nil : maskf, p, o, D) == 0 {
-                    continue
+                // a padding token among those in use does not attend: its rows of P and O are 0
+                if let mask {
+                    for i in 0..<n where mask[i] == 0 {
+                        (p + i * n).update(repeating: 0, count: n); (o + i * D).update(repeating: 0, count: hd)
+                    }
                 }
-                sgemm(transB: true, m: T, n: T, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: T, parallel: false, kernels: kernels)
-                if keyMask != nil {
-                    for i in 0..<T { maskedSoftmaxRow(p + i * T, T, maskf) }
-                } else {
-                    for i in 0..<T { softmaxRow(p + i * T, p + i * T, T, nil) }
-                }
-                sgemm(m: T, n: hd, k: T, a: p, lda: T, b: v, ldb: 3 * D, c: o, ldc: D, parallel: false, kernels: kernels)
             }
         }
     }
 }
 
-/// dqkv (B, T, 3D) = gradient of the attention w.r.t. its packed input   (written).
+/// dqkv (B, T, 3D) = gradient of the attention w.r.t. its packed input   (written), for the
+/// probs and keyMask of the forward pass.
 public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                              probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, shape s: AttentionShape) {
+                              probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?,
+                              shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     let kernels = Compute.current.kernels, own = kernels.attention
     parallelFor(s.batch * H) { range in
@@ -60,29 +91,35 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
         defer { scratch?.deallocate() }
         for bh in range {
             let b = bh / H, h = bh % H
+            let n = attentionExtent(keyMask, b, T).n
             let base = qkv + b * T * 3 * D, dbase = dqkv + b * T * 3 * D
             let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
             let dq = dbase + h * hd, dk = dbase + D + h * hd, dv = dbase + 2 * D + h * hd
+            for i in n..<T {
+                (dq + i * 3 * D).update(repeating: 0, count: hd); (dk + i * 3 * D).update(repeating: 0, count: hd)
+                (dv + i * 3 * D).update(repeating: 0, count: hd)
+            }
+            if n == 0 { continue }
             let p = probs + bh * T * T
             let dO = dout + b * T * D + h * hd
-            if let own, own.backward(T, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
+            if let own, own.backward(n, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
                 continue
             }
             if scratch == nil { scratch = .allocate(capacity: T * T) }
             let dp = scratch!
             // dV = P^T dO ; dP = dO V^T
-            sgemm(transA: true, m: T, n: hd, k: T, a: p, lda: T, b: dO, ldb: D, c: dv, ldc: 3 * D, parallel: false, kernels: kernels)
-            sgemm(transB: true, m: T, n: T, k: hd, a: dO, lda: D, b: v, ldb: 3 * D, c: dp, ldc: T, parallel: false, kernels: kernels)
+            sgemm(transA: true, m: n, n: hd, k: n, a: p, lda: n, b: dO, ldb: D, c: dv, ldc: 3 * D, parallel: false, kernels: kernels)
+            sgemm(transB: true, m: n, n: n, k: hd, a: dO, lda: D, b: v, ldb: 3 * D, c: dp, ldc: n, parallel: false, kernels: kernels)
             // dS = P * (dP - rowsum(P * dP))   (masked keys have P = 0, so dS = 0 there)
-            for i in 0..<T {
-                let pr = p + i * T, dr = dp + i * T
+            for i in 0..<n {
+                let pr = p + i * n, dr = dp + i * n
                 var sum: Float = 0
-                for j in 0..<T { sum += pr[j] * dr[j] }
-                for j in 0..<T { dr[j] = pr[j] * (dr[j] - sum) }
+                for j in 0..<n { sum += pr[j] * dr[j] }
+                for j in 0..<n { dr[j] = pr[j] * (dr[j] - sum) }
             }
             // dQ = scale dS K ; dK = scale dS^T Q
-            sgemm(m: T, n: hd, k: T, alpha: s.scale, a: dp, lda: T, b: k, ldb: 3 * D, c: dq, ldc: 3 * D, parallel: false, kernels: kernels)
-            sgemm(transA: true, m: T, n: hd, k: T, alpha: s.scale, a: dp, lda: T, b: q, ldb: 3 * D, c: dk, ldc: 3 * D, parallel: false, kernels: kernels)
+            sgemm(m: n, n: hd, k: n, alpha: s.scale, a: dp, lda: n, b: k, ldb: 3 * D, c: dq, ldc: 3 * D, parallel: false, kernels: kernels)
+            sgemm(transA: true, m: n, n: hd, k: n, alpha: s.scale, a: dp, lda: n, b: q, ldb: 3 * D, c: dk, ldc: 3 * D, parallel: false, kernels: kernels)
         }
     }
 }

@@ -136,7 +136,8 @@ import Tensor
         let s = AttentionShape(batch: 2, tokens: 5, heads: 2, headDim: 3)
         let D = s.width
         var qkv = rng.normals(s.batch * s.tokens * 3 * D)
-        let mask: [Bool] = [true, true, false, true, true, true, false, false, true, true]
+        // entry 0: a padding token inside; entry 1: one inside and two trailing (not computed)
+        let mask: [Bool] = [true, true, false, true, true, true, false, true, false, false]
         let r = rng.normals(s.batch * s.tokens * D)
         func f(_ qkv: [Float]) -> [Float] {
             var out = [Float](repeating: 0, count: s.batch * s.tokens * D)
@@ -147,15 +148,19 @@ import Tensor
         var out = [Float](repeating: 0, count: s.batch * s.tokens * D)
         var probs = [Float](repeating: 0, count: s.batch * s.heads * s.tokens * s.tokens)
         attentionForward(out: &out, probs: &probs, qkv: qkv, keyMask: mask, shape: s)
-        // masked keys get no probability
+        // masked keys get no probability (probs of entry b: n x n, n = 5 and 3 tokens in use)
         for bh in 0..<(s.batch * s.heads) {
-            let b = bh / s.heads
-            for i in 0..<s.tokens { for j in 0..<s.tokens where !mask[b * s.tokens + j] {
-                #expect(probs[(bh * s.tokens + i) * s.tokens + j] == 0)
+            let b = bh / s.heads, n = [5, 3][b]
+            for i in 0..<n { for j in 0..<n where !mask[b * s.tokens + j] {
+                #expect(probs[bh * s.tokens * s.tokens + i * n + j] == 0)
             } }
         }
+        // a padding token's own output is 0
+        for b in 0..<s.batch { for i in 0..<s.tokens where !mask[b * s.tokens + i] {
+            #expect(out[((b * s.tokens + i) * D)..<((b * s.tokens + i + 1) * D)].allSatisfy { $0 == 0 })
+        } }
         // against a direct evaluation of softmax(q k^T / sqrt(hd)) v for one (b, h, i)
-        let (b, h, i) = (1, 1, 3)
+        let (b, h, i) = (1, 1, 2)
         var logits: [Double] = []
         for j in 0..<s.tokens {
             var dot = 0.0
@@ -172,8 +177,8 @@ import Tensor
             for j in 0..<s.tokens { o += e[j] / z * Double(qkv[(b * s.tokens + j) * 3 * D + 2 * D + h * s.headDim + d]) }
             #expect(abs(Double(out[(b * s.tokens + i) * D + h * s.headDim + d]) - o) < 1e-5)
         }
-        var dqkv = [Float](repeating: 0, count: qkv.count)
-        attentionBackward(dqkv: &dqkv, dout: r, probs: probs, qkv: qkv, shape: s)
+        var dqkv = [Float](repeating: .nan, count: qkv.count)
+        attentionBackward(dqkv: &dqkv, dout: r, probs: probs, qkv: qkv, keyMask: mask, shape: s)
         Self.check(&qkv, r: r, analytic: dqkv, h: 1e-3) { f($0) }
     }
 
