@@ -104,33 +104,44 @@ public final class DiT {
 
     // MARK: - forward
 
+    /// Text tokens of sample b the network reads: up to its last non-PAD token (a PAD after it
+    /// affects nothing, so its row is left out; a PAD before it stays, masked).
+    func textInUse(_ tokens: [Int32], _ b: Int) -> Int {
+        let L = config.textLength
+        var n = L
+        while n > 0 && tokens[b * L + n - 1] == 0 { n -= 1 }   // 0: PAD
+        return n
+    }
+
     /// v (B, S, S, C) for inputs x (B, S, S, C), t (B) and token ids (B, L). Returns ws.v's pointer.
     @discardableResult
     public func forward(_ ws: Workspace, x: UnsafePointer<Float>, t: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
                         batch B: Int) -> UnsafeMutablePointer<Float> {
         precondition(B <= ws.batch && B > 0, "forward: batch \(B) exceeds the workspace's \(ws.batch)")
-        let c = config, T = c.tokens, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
-        // inputs: tokens and the key mask
+        let c = config, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
+        // inputs: the tokens, each sample's rows (its patches, then its text up to the last
+        // non-PAD token) and the key mask of those rows
+        for i in 0..<(B * L) { ws.tokens[i] = tokens[i] }
+        ws.rows.set(counts: (0..<B).lazy.map { b in P + self.textInUse(ws.tokens, b) })
+        if ws.imageRows.batch != B { ws.imageRows = SampleRows(batch: B, rows: P) }
         for b in 0..<B {
-            for j in 0..<L {
-                let tok = tokens[b * L + j]
-                ws.tokens[b * L + j] = tok
-                ws.keyMask[b * T + P + j] = tok != 0
-            }
+            let r0 = ws.rows.first[b]
+            for i in 0..<P { ws.keyMask[r0 + i] = true }
+            for j in 0..<(ws.rows.count(b) - P) { ws.keyMask[r0 + P + j] = ws.tokens[b * L + j] != 0 }
         }
         // patch embedding + fixed position -> image rows of the residual stream
         patchify(ws.patches.pointer, x, batch: B)
         let h0 = ws.blocks[0].hIn.pointer
         for b in 0..<B {
-            linearForward(out: h0 + b * T * D, inp: ws.patches.pointer + b * P * pp, weight: p("patch_embed.weight"),
+            let rows = h0 + ws.rows.first[b] * D
+            linearForward(out: rows, inp: ws.patches.pointer + b * P * pp, weight: p("patch_embed.weight"),
                           bias: p("patch_embed.bias"), n: P, inFeatures: pp, outFeatures: D)
-            let rows = h0 + b * T * D
             for i in 0..<(P * D) { rows[i] += posEmbed[i] }
             // text rows: token embedding + learned position
             let emb = p("token_embed.weight"), pos = p("text_pos")
-            for j in 0..<L {
+            for j in 0..<(ws.rows.count(b) - P) {
                 let tok = Int(ws.tokens[b * L + j])
-                let row = h0 + (b * T + P + j) * D
+                let row = rows + (P + j) * D
                 for i in 0..<D { row[i] = emb[tok * D + i] + pos[j * D + i] }
             }
         }
@@ -161,8 +172,8 @@ public final class DiT {
         linearForward(out: ws.modF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"), bias: p("final.adaLN.bias"),
                       n: B, inFeatures: D, outFeatures: 2 * D)
         layerNormModulateForward(out: ws.mF.pointer, mean: ws.meanF.pointer,
-                                 rstd: ws.rstdF.pointer, x: ws.hOut.pointer, xSampleStride: T * D,
-                                 mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, batch: B, rows: P, d: D)
+                                 rstd: ws.rstdF.pointer, x: ws.hOut.pointer, xFirst: ws.rows.first, rows: ws.imageRows,
+                                 mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, d: D)
         linearForward(out: ws.outP.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"), bias: p("final.linear.bias"),
                       n: B * P, inFeatures: D, outFeatures: c.outPatchDim)
         if c.convHead {
@@ -176,33 +187,31 @@ public final class DiT {
     }
 
     func blockForward(_ l: Int, _ a: Workspace.Block, out: UnsafeMutablePointer<Float>, ws: Workspace, batch B: Int) {
-        let c = config, T = c.tokens, D = c.width, N = B * T, o = blockOffsets[l]
+        let c = config, T = c.tokens, D = c.width, rows = ws.rows, N = rows.total, o = blockOffsets[l]
         linearForward(out: a.mod.pointer, inp: ws.sc.pointer, weight: p(o.adaLNWeight), bias: p(o.adaLNBias),
                       n: B, inFeatures: D, outFeatures: 6 * D)
         // attention branch
         layerNormModulateForward(out: a.m1.pointer, mean: a.mean1.pointer,
-                                 rstd: a.rstd1.pointer, x: a.hIn.pointer, xSampleStride: T * D, mod: a.mod.pointer,
-                                 modStride: 6 * D, shift: 0, scale: D, batch: B, rows: T, d: D)
+                                 rstd: a.rstd1.pointer, x: a.hIn.pointer, xFirst: rows.first, rows: rows, mod: a.mod.pointer,
+                                 modStride: 6 * D, shift: 0, scale: D, d: D)
         linearForward(out: a.qkv.pointer, inp: a.m1.pointer, weight: p(o.qkvWeight), bias: p(o.qkvBias),
                       n: N, inFeatures: D, outFeatures: 3 * D)
-        ws.keyMask.withUnsafeBufferPointer { mask in
-            attentionForward(out: a.att.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer, keyMask: mask.baseAddress,
-                             shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
-        }
+        attentionForward(out: a.att.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer, keyMask: ws.keyMask,
+                         first: rows.first, shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
         linearForward(out: a.ao.pointer, inp: a.att.pointer, weight: p(o.projWeight), bias: p(o.projBias),
                       n: N, inFeatures: D, outFeatures: D)
         gatedResidualForward(out: a.hMid.pointer, res: a.hIn.pointer, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
-                             gate: 2 * D, batch: B, rows: T, d: D)
+                             gate: 2 * D, rows: rows, d: D)
         // MLP branch
         layerNormModulateForward(out: a.m2.pointer, mean: a.mean2.pointer,
-                                 rstd: a.rstd2.pointer, x: a.hMid.pointer, xSampleStride: T * D, mod: a.mod.pointer,
-                                 modStride: 6 * D, shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
+                                 rstd: a.rstd2.pointer, x: a.hMid.pointer, xFirst: rows.first, rows: rows, mod: a.mod.pointer,
+                                 modStride: 6 * D, shift: 3 * D, scale: 4 * D, d: D)
         linearForward(out: a.f1.pointer, inp: a.m2.pointer, weight: p(o.fc1Weight), bias: p(o.fc1Bias),
                       n: N, inFeatures: D, outFeatures: c.hidden, geluOut: a.g.pointer)
         linearForward(out: a.f2.pointer, inp: a.g.pointer, weight: p(o.fc2Weight), bias: p(o.fc2Bias),
                       n: N, inFeatures: c.hidden, outFeatures: D)
         gatedResidualForward(out: out, res: a.hMid.pointer, x: a.f2.pointer, mod: a.mod.pointer, modStride: 6 * D,
-                             gate: 5 * D, batch: B, rows: T, d: D)
+                             gate: 5 * D, rows: rows, d: D)
     }
 
     // MARK: - backward
@@ -211,7 +220,7 @@ public final class DiT {
     /// last `forward` on `ws` (which must be a training workspace).
     public func backward(_ ws: Workspace, dv: UnsafePointer<Float>, batch B: Int) {
         precondition(ws.training, "backward needs a training workspace")
-        let c = config, T = c.tokens, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
+        let c = config, L = c.textLength, P = c.imageTokens, D = c.width, pp = c.patchDim
         // final layer
         if c.convHead {
             conv3x3Backward(dinp: ws.dFeat.pointer, dweight: g("final.conv.weight"), dbias: g("final.conv.bias"), dout: dv,
@@ -224,11 +233,10 @@ public final class DiT {
                        dout: ws.dPatch.pointer, inp: ws.mF.pointer, weight: p("final.linear.weight"),
                        n: B * P, inFeatures: D, outFeatures: c.outPatchDim)
         ws.dmodF.pointer.update(repeating: 0, count: B * 2 * D)
-        ws.dh.pointer.update(repeating: 0, count: B * T * D)
+        ws.dh.pointer.update(repeating: 0, count: ws.rows.total * D)
         layerNormModulateBackward(dinp: ws.dh.pointer, dmod: ws.dmodF.pointer, dout: ws.dm.pointer,
-                                  x: ws.hOut.pointer, xSampleStride: T * D, mean: ws.meanF.pointer,
-                                  rstd: ws.rstdF.pointer, mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D,
-                                  batch: B, rows: P, d: D)
+                                  x: ws.hOut.pointer, xFirst: ws.rows.first, rows: ws.imageRows, mean: ws.meanF.pointer,
+                                  rstd: ws.rstdF.pointer, mod: ws.modF.pointer, modStride: 2 * D, shift: 0, scale: D, d: D)
         linearBackward(dinp: ws.dsc.pointer, dweight: g("final.adaLN.weight"), dbias: g("final.adaLN.bias"),
                        dout: ws.dmodF.pointer, inp: ws.sc.pointer, weight: p("final.adaLN.weight"),
                        n: B, inFeatures: D, outFeatures: 2 * D)
@@ -255,45 +263,45 @@ public final class DiT {
                        n: B, inFeatures: c.freqDim, outFeatures: D)
         // input embeddings
         for b in 0..<B {
-            for j in 0..<L {
+            let rows = ws.dh.pointer + ws.rows.first[b] * D
+            for j in 0..<(ws.rows.count(b) - P) {
                 let tok = Int(ws.tokens[b * L + j])
-                let row = ws.dh.pointer + (b * T + P + j) * D
+                let row = rows + (P + j) * D
                 for i in 0..<D { gemb[tok * D + i] += row[i]; gpos[j * D + i] += row[i] }
             }
             linearBackward(dinp: nil, dweight: g("patch_embed.weight"), dbias: g("patch_embed.bias"),
-                           dout: ws.dh.pointer + b * T * D, inp: ws.patches.pointer + b * P * pp,
+                           dout: rows, inp: ws.patches.pointer + b * P * pp,
                            weight: p("patch_embed.weight"), n: P, inFeatures: pp, outFeatures: D)
         }
     }
 
     func blockBackward(_ l: Int, _ a: Workspace.Block, ws: Workspace, batch B: Int) {
-        let c = config, T = c.tokens, D = c.width, N = B * T, H = c.hidden, o = blockOffsets[l]
+        let c = config, T = c.tokens, D = c.width, rows = ws.rows, N = rows.total, H = c.hidden, o = blockOffsets[l]
         let dh = ws.dh.pointer, dmod = ws.dmod.pointer
         dmod.update(repeating: 0, count: B * 6 * D)
         // MLP branch: out = hMid + gate2 * f2
         gatedResidualBackward(dx: ws.dm.pointer, dmod: dmod, dout: dh, x: a.f2.pointer, mod: a.mod.pointer, modStride: 6 * D,
-                              gate: 5 * D, batch: B, rows: T, d: D)
+                              gate: 5 * D, rows: rows, d: D)
         linearBackward(dinp: ws.dhid.pointer, dweight: g(o.fc2Weight), dbias: g(o.fc2Bias),
                        dout: ws.dm.pointer, inp: a.g.pointer, weight: p(o.fc2Weight), n: N, inFeatures: H, outFeatures: D)
         geluBackward(dinp: ws.dhid.pointer, dout: ws.dhid.pointer, inp: a.f1.pointer, count: N * H)
         linearBackward(dinp: ws.dm.pointer, dweight: g(o.fc1Weight), dbias: g(o.fc1Bias),
                        dout: ws.dhid.pointer, inp: a.m2.pointer, weight: p(o.fc1Weight), n: N, inFeatures: D, outFeatures: H)
-        layerNormModulateBackward(dinp: dh, dmod: dmod, dout: ws.dm.pointer, x: a.hMid.pointer, xSampleStride: T * D,
+        layerNormModulateBackward(dinp: dh, dmod: dmod, dout: ws.dm.pointer, x: a.hMid.pointer, xFirst: rows.first, rows: rows,
                                   mean: a.mean2.pointer, rstd: a.rstd2.pointer, mod: a.mod.pointer, modStride: 6 * D,
-                                  shift: 3 * D, scale: 4 * D, batch: B, rows: T, d: D)
+                                  shift: 3 * D, scale: 4 * D, d: D)
         // attention branch: hMid = hIn + gate1 * ao
         gatedResidualBackward(dx: ws.dm.pointer, dmod: dmod, dout: dh, x: a.ao.pointer, mod: a.mod.pointer, modStride: 6 * D,
-                              gate: 2 * D, batch: B, rows: T, d: D)
+                              gate: 2 * D, rows: rows, d: D)
         linearBackward(dinp: ws.datt.pointer, dweight: g(o.projWeight), dbias: g(o.projBias),
                        dout: ws.dm.pointer, inp: a.att.pointer, weight: p(o.projWeight), n: N, inFeatures: D, outFeatures: D)
         attentionBackward(dqkv: ws.dqkv.pointer, dout: ws.datt.pointer, probs: a.probs.pointer, qkv: a.qkv.pointer,
-                          keyMask: ws.keyMask,
-                          shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
+                          first: rows.first, shape: AttentionShape(batch: B, tokens: T, heads: c.heads, headDim: c.headDim))
         linearBackward(dinp: ws.dm.pointer, dweight: g(o.qkvWeight), dbias: g(o.qkvBias),
                        dout: ws.dqkv.pointer, inp: a.m1.pointer, weight: p(o.qkvWeight), n: N, inFeatures: D, outFeatures: 3 * D)
-        layerNormModulateBackward(dinp: dh, dmod: dmod, dout: ws.dm.pointer, x: a.hIn.pointer, xSampleStride: T * D,
+        layerNormModulateBackward(dinp: dh, dmod: dmod, dout: ws.dm.pointer, x: a.hIn.pointer, xFirst: rows.first, rows: rows,
                                   mean: a.mean1.pointer, rstd: a.rstd1.pointer, mod: a.mod.pointer, modStride: 6 * D,
-                                  shift: 0, scale: D, batch: B, rows: T, d: D)
+                                  shift: 0, scale: D, d: D)
         // adaLN: mod = sc W^T + b
         linearBackward(dinp: ws.dsc.pointer, dweight: g(o.adaLNWeight), dbias: g(o.adaLNBias),
                        dout: dmod, inp: ws.sc.pointer, weight: p(o.adaLNWeight), n: B, inFeatures: D, outFeatures: 6 * D,

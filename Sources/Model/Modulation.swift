@@ -1,44 +1,69 @@
 import Tensor
 
-// adaLN modulation and gated residuals, per sample b over its `rows` tokens.
+// adaLN modulation and gated residuals, per sample b over its rows of tokens.
 // mod (B, modStride) holds the sample's chunks; shift/scale/gate are offsets into it.
 
-/// out (B, rows, D) = LN(x) * (1 + scale[b]) + shift[b], LN without affine (eps 1e-6), in one
-/// pass per row; mean/rstd (B * rows) saved (the backward recomputes LN(x) from them).
-/// Sample b's rows of x start at x + b * xSampleStride.
-func layerNormModulateForward(out: UnsafeMutablePointer<Float>,
-                              mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
-                              x: UnsafePointer<Float>, xSampleStride: Int, mod: UnsafePointer<Float>,
-                              modStride: Int, shift: Int, scale: Int, batch: Int, rows: Int, d: Int) {
-    parallelFor(batch * rows, minChunk: 64) { range in
-        for row in range {
-            let b = row / rows
-            let xr = x + b * xSampleStride + (row - b * rows) * d, o = row * d
-            let sh = mod + b * modStride + shift, sc = mod + b * modStride + scale
-            let (m, rs) = layerNormStatistics(xr, d, eps: 1e-6)
-            mean[row] = m; rstd[row] = rs
-            layerNormRowForward(out + o, xr, d, mean: m, rstd: rs, scaleOffset: 1, scale: sc, shift: sh)
-        }
+/// Which rows of a (rows, D) activation belong to which sample: sample b owns rows
+/// first[b] ..< first[b + 1] (a sample's rows are contiguous; samples may differ in count).
+struct SampleRows {
+    var first: [Int]       // B + 1 entries, first[0] = 0
+    var sample: [Int32]    // the sample of each row (first[B] entries in use)
+    var batch: Int { first.count - 1 }
+    var total: Int { first[batch] }
+    func count(_ b: Int) -> Int { first[b + 1] - first[b] }
+
+    /// B samples of `rows` rows each.
+    init(batch B: Int, rows: Int) {
+        first = (0...B).map { $0 * rows }
+        sample = (0..<(B * rows)).map { Int32($0 / max(rows, 1)) }
+    }
+
+    /// Rows for the given counts, reusing this value's storage (no allocation once grown).
+    mutating func set(counts: some Sequence<Int>) {
+        first.removeAll(keepingCapacity: true); first.append(0)
+        for n in counts { first.append(first[first.count - 1] + n) }
+        if sample.count < total { sample = [Int32](repeating: 0, count: total) }
+        for b in 0..<batch { for r in first[b]..<first[b + 1] { sample[r] = Int32(b) } }
     }
 }
 
-/// The backward of layerNormModulateForward, row by row: dinp (laid out like x: sample
-/// b's rows at dinp + b * xSampleStride) += the LayerNorm backward of g = dout * (1 + scale[b]);
-/// dmod shift += sum over rows of dout, dmod scale += sum of dout * LN(x). LN(x) is recomputed
-/// from x, mean and rstd exactly as the forward computed it. Parallel over samples (each owns
-/// its dmod row).
+/// out rows = LN(x row) * (1 + scale[b]) + shift[b], LN without affine (eps 1e-6), in one pass
+/// per row; mean/rstd saved per out row (the backward recomputes LN(x) from them). The out rows
+/// (and mean, rstd) are laid out by `rows`; sample b's rows of x are contiguous from row xFirst[b].
+func layerNormModulateForward(out: UnsafeMutablePointer<Float>,
+                              mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                              x: UnsafePointer<Float>, xFirst: [Int], rows: SampleRows, mod: UnsafePointer<Float>,
+                              modStride: Int, shift: Int, scale: Int, d: Int) {
+    rows.sample.withUnsafeBufferPointer { sampleOf in xFirst.withUnsafeBufferPointer { xFirst in rows.first.withUnsafeBufferPointer { first in
+        parallelFor(rows.total, minChunk: 64) { range in
+            for row in range {
+                let b = Int(sampleOf[row])
+                let xr = x + (xFirst[b] + row - first[b]) * d, o = row * d
+                let sh = mod + b * modStride + shift, sc = mod + b * modStride + scale
+                let (m, rs) = layerNormStatistics(xr, d, eps: 1e-6)
+                mean[row] = m; rstd[row] = rs
+                layerNormRowForward(out + o, xr, d, mean: m, rstd: rs, scaleOffset: 1, scale: sc, shift: sh)
+            }
+        }
+    } } }
+}
+
+/// The backward of layerNormModulateForward, row by row: dinp (laid out like x) += the
+/// LayerNorm backward of g = dout * (1 + scale[b]); dmod shift += sum over rows of dout, dmod
+/// scale += sum of dout * LN(x). LN(x) is recomputed from x, mean and rstd exactly as the forward
+/// computed it. Parallel over samples (each owns its dmod row).
 func layerNormModulateBackward(dinp: UnsafeMutablePointer<Float>, dmod: UnsafeMutablePointer<Float>,
-                               dout: UnsafePointer<Float>, x: UnsafePointer<Float>, xSampleStride: Int,
+                               dout: UnsafePointer<Float>, x: UnsafePointer<Float>, xFirst: [Int], rows: SampleRows,
                                mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, mod: UnsafePointer<Float>,
-                               modStride: Int, shift: Int, scale: Int, batch: Int, rows: Int, d: Int) {
-    parallelFor(batch) { bs in
+                               modStride: Int, shift: Int, scale: Int, d: Int) {
+    parallelFor(rows.batch) { bs in
         let d8 = d / 8 * 8
         for b in bs {
             let sc = mod + b * modStride + scale
             let dsh = dmod + b * modStride + shift, dsc = dmod + b * modStride + scale
-            for r in 0..<rows {
-                let row = b * rows + r
-                let xr = x + b * xSampleStride + r * d, dy = dout + row * d
+            for r in 0..<rows.count(b) {
+                let row = rows.first[b] + r, xrow = xFirst[b] + r
+                let xr = x + xrow * d, dy = dout + row * d
                 let m = mean[row], rs = rstd[row]
                 // the modulation's own gradients: shift += dy, scale += dy * LN(x)
                 let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: rs)
@@ -50,21 +75,23 @@ func layerNormModulateBackward(dinp: UnsafeMutablePointer<Float>, dmod: UnsafeMu
                     i += 8
                 }
                 while i < d { dsh[i] += dy[i]; dsc[i] += dy[i] * ((xr[i] - m) * rs); i += 1 }
-                layerNormRowBackward(dinp + b * xSampleStride + r * d, dy, xr, d, mean: m, rstd: rs, scaleOffset: 1, scale: sc)
+                layerNormRowBackward(dinp + xrow * d, dy, xr, d, mean: m, rstd: rs, scaleOffset: 1, scale: sc)
             }
         }
     }
 }
 
-/// out (B, rows, D) = res + gate[b] * x.
+/// out = res + gate[b] * x, row by row (all three laid out by `rows`).
 func gatedResidualForward(out: UnsafeMutablePointer<Float>, res: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                          mod: UnsafePointer<Float>, modStride: Int, gate: Int, batch: Int, rows: Int, d: Int) {
-    parallelFor(batch * rows, minChunk: 64) { range in
-        for row in range {
-            let gt = mod + (row / rows) * modStride + gate, o = row * d
-            var i = 0
-            while i + 8 <= d { out.store8(res.simd8(o + i) + gt.simd8(i) * x.simd8(o + i), at: o + i); i += 8 }
-            while i < d { out[o + i] = res[o + i] + gt[i] * x[o + i]; i += 1 }
+                          mod: UnsafePointer<Float>, modStride: Int, gate: Int, rows: SampleRows, d: Int) {
+    rows.sample.withUnsafeBufferPointer { sampleOf in
+        parallelFor(rows.total, minChunk: 64) { range in
+            for row in range {
+                let gt = mod + Int(sampleOf[row]) * modStride + gate, o = row * d
+                var i = 0
+                while i + 8 <= d { out.store8(res.simd8(o + i) + gt.simd8(i) * x.simd8(o + i), at: o + i); i += 8 }
+                while i < d { out[o + i] = res[o + i] + gt[i] * x[o + i]; i += 1 }
+            }
         }
     }
 }
@@ -72,16 +99,17 @@ func gatedResidualForward(out: UnsafeMutablePointer<Float>, res: UnsafePointer<F
 /// dx (written) = dout * gate[b]; dmod gate += sum dout * x. (The residual passes dout through.)
 func gatedResidualBackward(dx: UnsafeMutablePointer<Float>, dmod: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                            x: UnsafePointer<Float>, mod: UnsafePointer<Float>, modStride: Int, gate: Int,
-                           batch: Int, rows: Int, d: Int) {
-    parallelFor(batch) { bs in
+                           rows: SampleRows, d: Int) {
+    parallelFor(rows.batch) { bs in
         for b in bs {
             let gt = mod + b * modStride + gate, dg = dmod + b * modStride + gate
+            let r0 = rows.first[b], r1 = rows.first[b + 1]
             var i = 0
             while i + 8 <= d {
                 let gv = gt.simd8(i)
                 var acc = SIMD8<Float>()
-                for r in 0..<rows {
-                    let o = (b * rows + r) * d + i
+                for r in r0..<r1 {
+                    let o = r * d + i
                     let g = dout.simd8(o)
                     dx.store8(g * gv, at: o)
                     acc += g * x.simd8(o)
@@ -90,8 +118,8 @@ func gatedResidualBackward(dx: UnsafeMutablePointer<Float>, dmod: UnsafeMutableP
                 i += 8
             }
             for j in i..<d {
-                for r in 0..<rows {
-                    let o = (b * rows + r) * d + j
+                for r in r0..<r1 {
+                    let o = r * d + j
                     dx[o] = dout[o] * gt[j]; dg[j] += dout[o] * x[o]
                 }
             }

@@ -9,7 +9,12 @@ public final class Workspace {
 
     // inputs
     var tokens: [Int32]                         // (B, L)
-    var keyMask: [Bool]                         // (B, T)
+    // The token rows of the last forward: sample b's P image patches then its text up to the last
+    // non-PAD token (trailing PAD is left out), rows.first[b] ..< rows.first[b + 1]; every (rows, .)
+    // activation below is laid out so, with room for B x T rows.
+    var rows: SampleRows
+    var imageRows: SampleRows                   // the final layer's (B, P) rows
+    var keyMask: [Bool]                         // per token row: false for a PAD inside a prompt
     var textCount: [Float]                      // (B) non-pad tokens per prompt
     let patches: FloatBuffer                    // (B, P, pp)
     // conditioning
@@ -36,6 +41,7 @@ public final class Workspace {
         let T = c.tokens, D = c.width, P = c.imageTokens, H = c.hidden
         tokens = [Int32](repeating: 0, count: B * c.textLength)
         keyMask = [Bool](repeating: true, count: B * T)
+        rows = SampleRows(batch: B, rows: T); imageRows = SampleRows(batch: B, rows: P)
         textCount = [Float](repeating: 1, count: B)
         patches = try buffer(B * P * c.patchDim)
         tfreq = try buffer(B * c.freqDim)

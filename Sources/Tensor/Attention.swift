@@ -14,49 +14,49 @@ public struct AttentionShape: Sendable {
     public var scale: Float { 1 / Float(headDim).squareRoot() }
 }
 
-/// Padding: keyMask (B, T), false marking a padding token. A padding token is neither attended
-/// to nor attends: its probabilities are 0 in every row and its own row of probabilities and of
-/// the output is 0 (so it also receives no gradient). The tokens after the last unmasked one are
-/// not computed at all (a batch entry with n leading tokens in use costs an n x n attention, not
-/// T x T): the network puts the text's trailing padding last for this.
+/// Rows: batch entry b's tokens are the rows first[b] ..< first[b + 1] of qkv (and of out and
+/// dqkv), at most `tokens` of them: entries of different lengths lie back to back, so an entry
+/// of n tokens costs an n x n attention (the network leaves its prompts' trailing padding out
+/// this way). Without `first`, entry b owns rows b T ..< (b + 1) T.
 ///
-/// The leading tokens in use of each batch entry: one past its last unmasked token (T without a
-/// mask), and whether a masked token lies among them.
+/// Padding: keyMask (one per row), false marking a padding token. A padding token is neither
+/// attended to nor attends: its probabilities are 0 in every row, and its own row of
+/// probabilities and of the output is 0 (so it receives no gradient either).
 @inline(__always)
-func attentionExtent(_ keyMask: UnsafePointer<Bool>?, _ b: Int, _ T: Int) -> (n: Int, masked: Bool) {
-    guard let keyMask else { return (T, false) }
-    var n = T
-    while n > 0 && !keyMask[b * T + n - 1] { n -= 1 }
-    var masked = false
-    for j in 0..<n where !keyMask[b * T + j] { masked = true; break }
-    return (n, masked)
+func attentionRows(_ first: UnsafePointer<Int>?, _ b: Int, _ T: Int) -> (start: Int, count: Int) {
+    guard let first else { return (b * T, T) }
+    return (first[b], first[b + 1] - first[b])
 }
 
-/// out (B, T, D) = softmax(Q K^T / sqrt(hd), masked keys) V per head; probs saved per
-/// (batch entry, head) as an n x n matrix (row stride n, n the entry's tokens in use) at the
-/// start of its T x T slot of probs (B, H, T, T).
+/// out = softmax(Q K^T / sqrt(hd), masked keys) V per head; the probabilities of (entry b,
+/// head h), n x n (row stride n) for its n tokens, saved at the start of slot b H + h of probs
+/// (B, H, T, T).
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
-                             qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, shape s: AttentionShape) {
+                             qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, first: UnsafePointer<Int>? = nil,
+                             shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     let kernels = Compute.current.kernels, own = kernels.attention
     parallelFor(s.batch * H) { range in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: T) { maskBuffer in   // per worker, on its stack
             let maskf = maskBuffer.baseAddress!
-            var maskFor = -1, extent = (n: T, masked: false)
+            var maskFor = -1, masked = false
             for bh in range {
                 let b = bh / H, h = bh % H
+                let (r0, n) = attentionRows(first, b, T)
+                precondition(n >= 0 && n <= T, "attention: batch entry \(b) has \(n) tokens, more than \(T)")
+                if n == 0 { continue }
                 if b != maskFor {
-                    extent = attentionExtent(keyMask, b, T)
-                    // a 0/1 float mask for the vector softmax, when a masked token is in use
-                    if extent.masked, let keyMask { for j in 0..<extent.n { maskf[j] = keyMask[b * T + j] ? 1 : 0 } }
+                    // a 0/1 float mask for the vector softmax, when the entry has a padding token
+                    masked = false
+                    if let keyMask {
+                        for j in 0..<n { maskf[j] = keyMask[r0 + j] ? 1 : 0; masked = masked || !keyMask[r0 + j] }
+                    }
                     maskFor = b
                 }
-                let n = extent.n, mask: UnsafePointer<Float>? = extent.masked ? UnsafePointer(maskf) : nil
-                let base = qkv + b * T * 3 * D
+                let mask: UnsafePointer<Float>? = masked ? UnsafePointer(maskf) : nil
+                let base = qkv + r0 * 3 * D
                 let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
-                let p = probs + bh * T * T, o = out + b * T * D + h * hd
-                for i in n..<T { (o + i * D).update(repeating: 0, count: hd) }
-                if n == 0 { continue }
+                let p = probs + bh * T * T, o = out + r0 * D + h * hd
                 if own?.forward(n, hd, s.scale, q, k, v, 3 * D, mask, p, o, D) != 0 {   // no own kernel, or out of memory
                     sgemm(transB: true, m: n, n: n, k: hd, alpha: s.scale, a: q, lda: 3 * D, b: k, ldb: 3 * D, c: p, ldc: n,
                           parallel: false, kernels: kernels)
@@ -67,7 +67,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                     }
                     sgemm(m: n, n: hd, k: n, a: p, lda: n, b: v, ldb: 3 * D, c: o, ldc: D, parallel: false, kernels: kernels)
                 }
-                // a padding token among those in use does not attend: its rows of P and O are 0
+                // a padding token does not attend: its rows of P and O are 0
                 if let mask {
                     for i in 0..<n where mask[i] == 0 {
                         (p + i * n).update(repeating: 0, count: n); (o + i * D).update(repeating: 0, count: hd)
@@ -78,10 +78,10 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     }
 }
 
-/// dqkv (B, T, 3D) = gradient of the attention w.r.t. its packed input   (written), for the
-/// probs and keyMask of the forward pass.
+/// dqkv = gradient of the attention w.r.t. its packed input (written, rows as qkv's), for the
+/// probs of the forward pass with the same rows.
 public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                              probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?,
+                              probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, first: UnsafePointer<Int>? = nil,
                               shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     let kernels = Compute.current.kernels, own = kernels.attention
@@ -91,17 +91,13 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
         defer { scratch?.deallocate() }
         for bh in range {
             let b = bh / H, h = bh % H
-            let n = attentionExtent(keyMask, b, T).n
-            let base = qkv + b * T * 3 * D, dbase = dqkv + b * T * 3 * D
+            let (r0, n) = attentionRows(first, b, T)
+            if n == 0 { continue }
+            let base = qkv + r0 * 3 * D, dbase = dqkv + r0 * 3 * D
             let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd
             let dq = dbase + h * hd, dk = dbase + D + h * hd, dv = dbase + 2 * D + h * hd
-            for i in n..<T {
-                (dq + i * 3 * D).update(repeating: 0, count: hd); (dk + i * 3 * D).update(repeating: 0, count: hd)
-                (dv + i * 3 * D).update(repeating: 0, count: hd)
-            }
-            if n == 0 { continue }
             let p = probs + bh * T * T
-            let dO = dout + b * T * D + h * hd
+            let dO = dout + r0 * D + h * hd
             if let own, own.backward(n, hd, s.scale, q, k, v, 3 * D, p, dO, D, dq, dk, dv, 3 * D) == 0 {
                 continue
             }

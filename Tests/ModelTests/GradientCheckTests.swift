@@ -89,6 +89,30 @@ import Shapes
         #expect(d < 1e-5)
     }
 
+    /// Prompts of different lengths share a batch (each sample's rows end at its last non-PAD
+    /// token, so the samples' rows lie back to back at varying offsets): each velocity equals the
+    /// one of its sample alone, on every kernel path. A PAD inside a prompt is a masked row.
+    @Test(arguments: KernelPath.available)
+    func samplesOfDifferentLengthsInOneBatchAreIndependent(path: KernelPath) throws {
+        try Compute(kernels: path).run {
+            let m = try Self.randomModel(seed: 8)
+            let (x, t, _) = try Self.inputs(m, batch: 4, seed: 9)
+            var inner = try Tokenizer.encode("a red circle on a blue background")
+            inner.insert(Tokenizer.pad, at: 2); inner.removeLast()          // a PAD inside the prompt
+            let tokens = try Tokenizer.encode("a small yellow triangle at the top left on a gray background") + Tokenizer.nullTokens
+                + inner + Tokenizer.encode("three circles")
+            let n = m.config.pixelsPerImage, L = m.config.textLength
+            let ws = try m.makeWorkspace(batch: 4, training: false), one = try m.makeWorkspace(batch: 1, training: false)
+            let together = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: t, tokens: tokens, batch: 4), count: 4 * n))
+            for b in 0..<4 {
+                let alone = Array(UnsafeBufferPointer(start: m.forward(one, x: Array(x[(b * n)..<((b + 1) * n)]), t: [t[b]],
+                                                                       tokens: Array(tokens[(b * L)..<((b + 1) * L)]), batch: 1), count: n))
+                let worst = zip(alone, together[(b * n)..<((b + 1) * n)]).map { abs($0 - $1) }.max()!
+                #expect(worst < 1e-5, "sample \(b): \(worst)")
+            }
+        }
+    }
+
     @Test func s32HasTheSpecifiedParameterCountWithThePeerVocabulary() throws {
         let m = try DiT(config: .s32(vocabSize: 19))
         #expect(m.parameterCount == 1_286_832)

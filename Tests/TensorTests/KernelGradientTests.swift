@@ -131,54 +131,55 @@ import Tensor
         Compute(kernels: path).run { Self.attentionWithKeyMask() }
     }
 
+    /// Two batch entries of 5 and 3 tokens back to back (rows first[b] ..< first[b + 1]), each
+    /// with a padding token inside: probabilities, a padding token's zero output, one output
+    /// against a direct evaluation, and the backward against finite differences.
     static func attentionWithKeyMask() {
         var rng = RNG(seed: 6)
         let s = AttentionShape(batch: 2, tokens: 5, heads: 2, headDim: 3)
-        let D = s.width
-        var qkv = rng.normals(s.batch * s.tokens * 3 * D)
-        // entry 0: a padding token inside; entry 1: one inside and two trailing (not computed)
-        let mask: [Bool] = [true, true, false, true, true, true, false, true, false, false]
-        let r = rng.normals(s.batch * s.tokens * D)
+        let D = s.width, first = [0, 5, 8], rows = 8
+        var qkv = rng.normals(rows * 3 * D)
+        let mask: [Bool] = [true, true, false, true, true, true, false, true]
+        let r = rng.normals(rows * D)
         func f(_ qkv: [Float]) -> [Float] {
-            var out = [Float](repeating: 0, count: s.batch * s.tokens * D)
+            var out = [Float](repeating: .nan, count: rows * D)
             var probs = [Float](repeating: 0, count: s.batch * s.heads * s.tokens * s.tokens)
-            attentionForward(out: &out, probs: &probs, qkv: qkv, keyMask: mask, shape: s)
+            attentionForward(out: &out, probs: &probs, qkv: qkv, keyMask: mask, first: first, shape: s)
             return out
         }
-        var out = [Float](repeating: 0, count: s.batch * s.tokens * D)
-        var probs = [Float](repeating: 0, count: s.batch * s.heads * s.tokens * s.tokens)
-        attentionForward(out: &out, probs: &probs, qkv: qkv, keyMask: mask, shape: s)
-        // masked keys get no probability (probs of entry b: n x n, n = 5 and 3 tokens in use)
+        var out = [Float](repeating: .nan, count: rows * D)
+        var probs = [Float](repeating: .nan, count: s.batch * s.heads * s.tokens * s.tokens)
+        attentionForward(out: &out, probs: &probs, qkv: qkv, keyMask: mask, first: first, shape: s)
+        // masked keys get no probability, a padding token attends to nothing (probs of entry b: n x n)
         for bh in 0..<(s.batch * s.heads) {
-            let b = bh / s.heads, n = [5, 3][b]
-            for i in 0..<n { for j in 0..<n where !mask[b * s.tokens + j] {
+            let b = bh / s.heads, n = first[b + 1] - first[b]
+            for i in 0..<n { for j in 0..<n where !mask[first[b] + j] || !mask[first[b] + i] {
                 #expect(probs[bh * s.tokens * s.tokens + i * n + j] == 0)
             } }
         }
         // a padding token's own output is 0
-        for b in 0..<s.batch { for i in 0..<s.tokens where !mask[b * s.tokens + i] {
-            #expect(out[((b * s.tokens + i) * D)..<((b * s.tokens + i + 1) * D)].allSatisfy { $0 == 0 })
-        } }
+        for row in 0..<rows where !mask[row] { #expect(out[(row * D)..<((row + 1) * D)].allSatisfy { $0 == 0 }) }
         // against a direct evaluation of softmax(q k^T / sqrt(hd)) v for one (b, h, i)
         let (b, h, i) = (1, 1, 2)
+        let n = first[b + 1] - first[b], qi = first[b] + i
         var logits: [Double] = []
-        for j in 0..<s.tokens {
+        for j in 0..<n {
             var dot = 0.0
             for d in 0..<s.headDim {
-                dot += Double(qkv[(b * s.tokens + i) * 3 * D + h * s.headDim + d]) * Double(qkv[(b * s.tokens + j) * 3 * D + D + h * s.headDim + d])
+                dot += Double(qkv[qi * 3 * D + h * s.headDim + d]) * Double(qkv[(first[b] + j) * 3 * D + D + h * s.headDim + d])
             }
-            logits.append(mask[b * s.tokens + j] ? dot / Double(s.headDim).squareRoot() : -.infinity)
+            logits.append(mask[first[b] + j] ? dot / Double(s.headDim).squareRoot() : -.infinity)
         }
         let mx = logits.max()!
         let e = logits.map { _exp($0 - mx) }
         let z = e.reduce(0, +)
         for d in 0..<s.headDim {
             var o = 0.0
-            for j in 0..<s.tokens { o += e[j] / z * Double(qkv[(b * s.tokens + j) * 3 * D + 2 * D + h * s.headDim + d]) }
-            #expect(abs(Double(out[(b * s.tokens + i) * D + h * s.headDim + d]) - o) < 1e-5)
+            for j in 0..<n { o += e[j] / z * Double(qkv[(first[b] + j) * 3 * D + 2 * D + h * s.headDim + d]) }
+            #expect(abs(Double(out[qi * D + h * s.headDim + d]) - o) < 1e-5)
         }
         var dqkv = [Float](repeating: .nan, count: qkv.count)
-        attentionBackward(dqkv: &dqkv, dout: r, probs: probs, qkv: qkv, keyMask: mask, shape: s)
+        attentionBackward(dqkv: &dqkv, dout: r, probs: probs, qkv: qkv, first: first, shape: s)
         Self.check(&qkv, r: r, analytic: dqkv, h: 1e-3) { f($0) }
     }
 
