@@ -1,9 +1,11 @@
 import Tensor
 
 /// The velocity network v_theta(x_t, t, prompt): a single-stream DiT with joint attention over
-/// [P image patches ; L text tokens], adaLN-Zero conditioning on the timestep and pooled text,
-/// a fixed 2-D sin-cos position embedding for the patches (the network of the PyTorch peer that
-/// docs/PERFORMANCE.md compares against; `s32c` adds a convolutional output head).
+/// [P image patches ; L text tokens] (a prompt's trailing PAD tokens left out: each sample's
+/// rows end at its last non-PAD token, see Workspace.rows), adaLN-Zero conditioning on the
+/// timestep and pooled text, a fixed 2-D sin-cos position embedding for the patches (the network
+/// of the PyTorch peer that docs/PERFORMANCE.md compares against, which orders the tokens [text ;
+/// image] and computes the PAD rows: the same function; `s32c` adds a convolutional output head).
 ///
 /// Explicit forward and backward (llm.c style): `forward` fills a `Workspace` with what the
 /// backward needs; `backward(dv)` ACCUMULATES parameter gradients into `grads`. Every loss in
