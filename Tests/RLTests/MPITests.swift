@@ -136,6 +136,16 @@ struct MPITests {
     }
 
     /// A 2-rank run resumes in 1 process (and the other way round) and ends where a 1-process run does.
+    /// A bad command line under mpirun: one error line (rank 0's), not one per rank, and the
+    /// usage status.
+    @Test func aBadCommandLineIsReportedOnce() throws {
+        let (status, err) = try Self.run(["finetune", "--steps", "many", "--threads", "1"], ranks: 2)
+        #expect(status != 0)
+        let lines = err.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        #expect(lines.count == 1, "\(err)")
+        #expect(lines.first?.contains("--steps") == true, "\(err)")
+    }
+
     @Test func resumesWithAnotherRankCount() throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
