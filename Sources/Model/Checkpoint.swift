@@ -6,6 +6,9 @@ import Shapes
 /// view, with metadata {format: "flowtune", format_version, config (JSON), kind, crc32}.
 public enum Checkpoint {
     public static let formatVersion = "1"
+    /// Metadata of a guidance-distilled model: the CFG weight its teacher's guided velocity had,
+    /// and the teacher's path.
+    public static let distilledCFGKey = "distilled_cfg", distilledFromKey = "distilled_from"
 
     /// The safetensors file of `params` laid out by `config` (plus extra metadata).
     public static func file(config: ModelConfig, params: FloatBuffer, kind: String = "model",

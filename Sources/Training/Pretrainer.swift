@@ -169,7 +169,7 @@ public final class Pretrainer {
         state.metadata["pretrain_config"] = try sortedJSON(config)
         try writeAtomically(try state.serialized(), to: Self.statePath(url))
         var extra = ["step": String(step), "kind_detail": "ema"]
-        if let w = config.distillCFG, let teacher = config.distillFrom { extra["distilled_cfg"] = "\(w)"; extra["distilled_from"] = teacher }
+        if let w = config.distillCFG, let teacher = config.distillFrom { extra[Checkpoint.distilledCFGKey] = "\(w)"; extra[Checkpoint.distilledFromKey] = teacher }
         try Checkpoint.save(model, to: url, params: ema, extra: extra)
     }
 

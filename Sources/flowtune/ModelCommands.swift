@@ -26,7 +26,7 @@ struct SamplingOptions: ParsableArguments {
     func load() throws -> (DiT, PromptFile) {
         let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: model))
         let m = try Checkpoint.load(file, source: model)
-        if cfg != 1, let w = file.metadata["distilled_cfg"].flatMap(Float.init) {
+        if cfg != 1, let w = file.metadata[Checkpoint.distilledCFGKey].flatMap(Float.init) {
             log("note: \(model) is guidance-distilled (it draws at --cfg 1 what its teacher drew at CFG \(w)); --cfg \(cfg) guides about as strongly as CFG \(cfg * w) would its teacher")
         }
         let f = try PromptFile(path: prompts)
