@@ -125,7 +125,7 @@ public final class DiT {
         // non-PAD token) and the key mask of those rows
         for i in 0..<(B * L) { ws.tokens[i] = tokens[i] }
         ws.rows.set(counts: (0..<B).lazy.map { b in P + self.textInUse(ws.tokens, b) })
-        if ws.imageRows.batch != B { ws.imageRows = SampleRows(batch: B, rows: P) }
+        if ws.imageRows.batch != B { ws.imageRows.set(counts: repeatElement(P, count: B)) }
         for b in 0..<B {
             let r0 = ws.rows.first[b]
             for i in 0..<P { ws.keyMask[r0 + i] = true }

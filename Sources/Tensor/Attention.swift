@@ -2,8 +2,8 @@ import CKernels
 
 /// Multi-head scaled dot-product attention over a packed qkv buffer, with a key padding mask.
 ///
-/// qkv (B, T, 3D): per token [q | k | v], head h owning columns h*hd ..< (h+1)*hd of each part.
-/// The per-(batch, head) products are small (T x T x hd), so they run serially inside a
+/// qkv (rows, 3D): per token [q | k | v], head h owning columns h*hd ..< (h+1)*hd of each part.
+/// The per-(batch, head) products are small (n x n x hd), so they run serially inside a
 /// parallel loop over batch x heads.
 public struct AttentionShape: Sendable {
     public var batch: Int, tokens: Int, heads: Int, headDim: Int
@@ -17,22 +17,16 @@ public struct AttentionShape: Sendable {
 /// Rows: batch entry b's tokens are the rows first[b] ..< first[b + 1] of qkv (and of out and
 /// dqkv), at most `tokens` of them: entries of different lengths lie back to back, so an entry
 /// of n tokens costs an n x n attention (the network leaves its prompts' trailing padding out
-/// this way). Without `first`, entry b owns rows b T ..< (b + 1) T.
+/// this way); for entries of `tokens` rows each, first[b] = b T.
 ///
 /// Padding: keyMask (one per row), false marking a padding token. A padding token is neither
 /// attended to nor attends: its probabilities are 0 in every row, and its own row of
 /// probabilities and of the output is 0 (so it receives no gradient either).
-@inline(__always)
-func attentionRows(_ first: UnsafePointer<Int>?, _ b: Int, _ T: Int) -> (start: Int, count: Int) {
-    guard let first else { return (b * T, T) }
-    return (first[b], first[b + 1] - first[b])
-}
-
 /// out = softmax(Q K^T / sqrt(hd), masked keys) V per head; the probabilities of (entry b,
 /// head h), n x n (row stride n) for its n tokens, saved at the start of slot b H + h of probs
 /// (B, H, T, T).
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
-                             qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, first: UnsafePointer<Int>? = nil,
+                             qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Bool>?, first: UnsafePointer<Int>,
                              shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     let kernels = Compute.current.kernels, own = kernels.attention
@@ -42,7 +36,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
             var maskFor = -1, masked = false
             for bh in range {
                 let b = bh / H, h = bh % H
-                let (r0, n) = attentionRows(first, b, T)
+                let r0 = first[b], n = first[b + 1] - r0
                 precondition(n >= 0 && n <= T, "attention: batch entry \(b) has \(n) tokens, more than \(T)")
                 if n == 0 { continue }
                 if b != maskFor {
@@ -81,7 +75,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 /// dqkv = gradient of the attention w.r.t. its packed input (written, rows as qkv's), for the
 /// probs of the forward pass with the same rows.
 public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                              probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, first: UnsafePointer<Int>? = nil,
+                              probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>, first: UnsafePointer<Int>,
                               shape s: AttentionShape) {
     let T = s.tokens, D = s.width, hd = s.headDim, H = s.heads
     let kernels = Compute.current.kernels, own = kernels.attention
@@ -91,7 +85,7 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
         defer { scratch?.deallocate() }
         for bh in range {
             let b = bh / H, h = bh % H
-            let (r0, n) = attentionRows(first, b, T)
+            let r0 = first[b], n = first[b + 1] - r0
             if n == 0 { continue }
             let base = qkv + r0 * 3 * D, dbase = dqkv + r0 * 3 * D
             let q = base + h * hd, k = base + D + h * hd, v = base + 2 * D + h * hd

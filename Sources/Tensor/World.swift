@@ -34,6 +34,10 @@ public final class World: @unchecked Sendable {
         return current
     }
 
+    /// The rank mpirun gave this process, read from its environment (so known before `start()`,
+    /// while the command line is parsed); 0 without mpirun.
+    public static var launchedRank: Int { getenv("OMPI_COMM_WORLD_RANK").flatMap { Int(String(cString: $0)) } ?? 0 }
+
     /// Rank 0: the one that writes files and prints progress.
     public var isRoot: Bool { rank == 0 }
     public var isDistributed: Bool { size > 1 }

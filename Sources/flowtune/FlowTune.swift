@@ -36,18 +36,11 @@ struct FlowTune: ParsableCommand {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }
             // every rank of an mpirun job reads the same command line: rank 0 alone says what is wrong with it
-            if !launchedAsOtherRank { log("error: \(message(for: error)) (see --help)") }
+            if World.launchedRank == 0 { log("error: \(message(for: error)) (see --help)") }
             exit(withError: code)
         } catch {
             log("error: \(error)")
             exit(withError: ExitCode.failure)
         }
-    }
-
-    /// Started by mpirun as a rank other than 0 (read from the environment: the command line is
-    /// parsed before MPI starts).
-    static var launchedAsOtherRank: Bool {
-        guard let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] else { return false }
-        return rank != "0"
     }
 }
