@@ -22,6 +22,7 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
     public let rolloutWorkspaces: [Workspace]
     let trainWS: Workspace, refWS: Workspace
     let config: FinetuneConfig
+    let noise: GradientNoise
 
     public init(kind: Algorithm, objective: PolicyObjective, config: FinetuneConfig, model: DiT) throws {
         self.kind = kind; self.objective = objective; self.config = config
@@ -29,15 +30,18 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
         rolloutWorkspaces = try (0..<config.sde.steps).map { _ in try model.makeWorkspace(batch: u, training: true) }
         trainWS = try model.makeWorkspace(batch: u, training: true)
         refWS = try model.makeWorkspace(batch: u, training: false)
+        noise = GradientNoise(parameters: model.params.count)
     }
 
     public func train(_ batch: RolloutBatch, _ s: TrainingState, _ record: inout MetricsRecord) throws {
         let c = config
         let adv = Advantages(rewards: batch.rewards, groupSize: c.groupSize, globalStd: c.globalStd, clip: c.advantageClip)
+        noise.reset()
         let stats = clippedRatioPass(policy: s.policy, reference: s.reference, beta: c.beta, objective: objective,
                                      rollout: batch.rollout, advantages: adv, microBatches: c.microBatches, epochs: c.innerEpochs,
                                      optimizer: &s.optimizer, ws: trainWS, refWS: c.beta > 0 ? refWS : nil, rng: &s.rng,
-                                     rolloutWorkspaces: rolloutWorkspaces, layout: batch.layout)
+                                     rolloutWorkspaces: rolloutWorkspaces, layout: batch.layout, noise: noise)
+        if let (signal, trace) = noise.estimate(world: batch.layout.world) { record.gradSignal = signal; record.gradNoise = trace }
         record.onpolicyRatioMaxDev = stats.onPolicyMaxDeviation
         record.loss = stats.loss
         record.gradNorm = Double(stats.gradNorms.max() ?? 0)
@@ -160,10 +164,13 @@ public struct PassLayout {
 /// `rolloutWorkspaces` (one training workspace per SDE step, filled by the rollout) lets the
 /// first pass skip its forward passes: before the first update the policy IS the rollout
 /// policy, so the rollout's activations are exactly the ones its backward needs.
+/// `noise` measures the gradient noise scale over the first epoch's passes (one trajectory a
+/// sample).
 public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective,
                             rollout r: Rollout, advantages: Advantages, microBatches M: Int, epochs: Int,
                             optimizer: inout AdamW, ws: Workspace, refWS: Workspace?, rng: inout RNG,
-                            rolloutWorkspaces: [Workspace]? = nil, layout: PassLayout? = nil) -> PolicyPassStats {
+                            rolloutWorkspaces: [Workspace]? = nil, layout: PassLayout? = nil,
+                            noise: GradientNoise? = nil) -> PolicyPassStats {
     let lay = layout ?? PassLayout(total: r.batch, microBatchSize: ws.batch,
                                    reusableRows: rolloutWorkspaces?.first?.batch ?? 0, world: .single)
     let world = lay.world, rowOf = lay.rowOf
@@ -186,8 +193,10 @@ public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objectiv
             let idx = order[(m * mb)..<((m + 1) * mb)]
             let nKept = idx.filter { advantages.keep[$0] }.count
             policy.grads.zero()
+            let measure = epoch == 0 ? noise : nil                   // later epochs reuse the samples
             for (p, rows) in lay.passes(idx, rowOf: rowOf).enumerated() {
                 let c = rows.count
+                measure?.beginPiece(policy.grads)
                 for (j, row) in rows.enumerated() {
                     let b = lay.samples[row]
                     adv[j] = advantages.values[b]; keep[j] = advantages.keep[b]
@@ -243,8 +252,10 @@ public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objectiv
                     }
                     policy.backward(stepWS, dv: dv, batch: c)
                 }
+                measure?.endPiece(policy.grads, count: keep[0..<c].filter { $0 }.count, scale: Double(max(nKept, 1)))
             }
             world.sum(policy.grads)
+            measure?.endStep(policy.grads, scale: Double(max(nKept, 1)))
             norms.append(optimizer.update(params: policy.params.buffer, grads: policy.grads.buffer))
         }
     }

@@ -15,6 +15,9 @@ public struct MetricsRecord: Codable, Equatable {
     public var peakRSSMB: Double?                 // the process's peak resident memory so far, MiB
     // Flow-GRPO and GRPO-Guard (ClippedRatioAlgorithm)
     public var onpolicyRatioMaxDev, loss, gradNorm, keptFraction, clipRange, klRef: Double?
+    // every algorithm: the gradient noise scale's two estimates (GradientNoise), per sample of
+    // the algorithm's loss (a trajectory for the GRPO family, a visited state for AC-Flow)
+    public var gradSignal, gradNoise: Double?
     public var timesteps: [TimestepRecord]?
     // AC-Flow
     public var criticMse, criticExplainedVariance, criticExplainedVarianceBefore: Double?
@@ -31,7 +34,7 @@ public struct MetricsRecord: Codable, Equatable {
         case rolloutSeconds = "rollout_seconds", rewardSeconds = "reward_seconds", trainSeconds = "train_seconds", lr
         case peakRSSMB = "peak_rss_mb"
         case onpolicyRatioMaxDev = "onpolicy_ratio_max_dev", loss, gradNorm = "grad_norm", keptFraction = "kept_fraction"
-        case clipRange = "clip_range", klRef = "kl_ref", timesteps
+        case clipRange = "clip_range", klRef = "kl_ref", timesteps, gradSignal = "grad_signal", gradNoise = "grad_noise"
         case criticMse = "critic_mse", criticExplainedVariance = "critic_explained_variance", criticInUse = "critic_in_use"
         case criticExplainedVarianceBefore = "critic_explained_variance_before", warmup
         case advClippedFraction = "adv_clipped_fraction", weightMean = "weight_mean", weightMax = "weight_max", w2
@@ -49,7 +52,7 @@ public struct MetricsRecord: Codable, Equatable {
          [(.advClippedFraction, advClippedFraction), (.weightMean, weightMean), (.weightMax, weightMax), (.w2, w2),
           (.covWRt, covWRt), (.gradCosine, gradCosine), (.actorSteps, actorSteps.map(Double.init)),
           (.onpolicyRatioMaxDev, onpolicyRatioMaxDev), (.loss, loss), (.gradNorm, gradNorm), (.keptFraction, keptFraction),
-          (.clipRange, clipRange), (.klRef, klRef)])
+          (.clipRange, clipRange), (.klRef, klRef), (.gradSignal, gradSignal), (.gradNoise, gradNoise)])
     }
 
     private var flags: [(CodingKeys, Bool?)] { [(.criticInUse, criticInUse), (.warmup, warmup)] }

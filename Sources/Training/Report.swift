@@ -215,6 +215,19 @@ public enum Report {
         return out
     }
 
+    /// The run's gradient noise scale (GradientNoise) beside its batch, or nothing before it is measured.
+    static func noiseScaleParagraph(_ m: RunMetrics, batch: Int?) -> String {
+        let pairs = m.lines.compactMap { l in l.gradSignal.flatMap { s in l.gradNoise.map { (s, $0) } } }
+        guard !pairs.isEmpty else { return "" }
+        let acflow = m.algo == Algorithm.acflow.rawValue
+        let unit = acflow ? "actor samples (a visited transition or an interpolant each)" : "samples (trajectories)"
+        let batchText = batch.map { " (this run's rollout batch: \($0) trajectories)" } ?? ""
+        guard let b = gradientNoiseScale(signal: pairs.map(\.0), noise: pairs.map(\.1)) else {
+            return "<p>Gradient noise scale: not resolved over \(pairs.count) iterations (the mean signal estimate is not positive: the gradient is not told from its noise)\(batchText).</p>"
+        }
+        return "<p>Gradient noise scale B<sub>simple</sub> = \(fmt(b)) \(unit)\(batchText), over \(pairs.count) iterations: the batch at which a gradient estimate's noise equals the gradient (McCandlish et al. 2018). A batch far below it takes steps that mostly follow noise.</p>"
+    }
+
     static func esc(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
             .replacingOccurrences(of: "\"", with: "&quot;")
@@ -250,6 +263,7 @@ public enum Report {
         if let c = config {
             h += "<p>reward <code>\(esc(c.reward))</code>, \(c.steps) iterations of \(c.batchSize) samples (\(c.promptsPerIteration) prompts x \(c.groupSize)), lr \(c.lr), seed \(c.seed), base <code>\(esc(c.model))</code>.</p>"
         }
+        h += noiseScaleParagraph(m, batch: config?.batchSize)
         if let onset = drift.onset {
             h += "<p class=\"onset\"><b>Over-optimisation onset at iteration \(onset)</b>: the proxy still rises while \(esc(drift.onsetMetrics.joined(separator: ", "))) fell beyond its noise band.</p>"
         } else {

@@ -125,7 +125,11 @@ struct MPITests {
         let (s2, e2) = try Self.run(runArgs(setup, algo, steps: 2, out: two), ranks: 2)
         #expect(s2 == 0, "\(e2)")
         #expect(e2.contains("(2 processes)"))
-        Self.same(try Self.pairs(one.appendingPathComponent("metrics.jsonl"), two.appendingPathComponent("metrics.jsonl")))
+        // AC-Flow's passes hold each process's share of an actor batch, so its gradient-noise
+        // pieces differ with the process count: the same quantity, estimated from other pieces
+        let pieceFree = try Self.pairs(one.appendingPathComponent("metrics.jsonl"), two.appendingPathComponent("metrics.jsonl"))
+            .filter { algo != "acflow" || !($0.0.hasSuffix(".grad_signal") || $0.0.hasSuffix(".grad_noise")) }
+        Self.same(pieceFree)
         // rank 0 alone wrote the run: one grid per evaluation, one checkpoint
         #expect(FileManager.default.fileExists(atPath: two.appendingPathComponent("grids/step-00002.png").path))
         let a = try Checkpoint.load(one.appendingPathComponent("checkpoints/policy.safetensors")).params.array

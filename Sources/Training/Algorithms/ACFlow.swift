@@ -87,6 +87,7 @@ public final class ACFlow: FinetuneAlgorithm {
     public var warmup: WarmupLatch
     public var criticInUse: Bool { warmup.passed }
     var runningMean: Float = 0, runningStd: Float = 1, statsInitialised = false
+    let noise: GradientNoise
     /// The last iteration's shaped rewards (B), advantages and weights ((T, B) visited states).
     public private(set) var lastShapedRewards: [Float] = [], lastAdvantages: [Float] = [], lastWeights: [Float] = []
     public var deterministicRollout: Bool { !options.sdeRollouts }
@@ -103,6 +104,7 @@ public final class ACFlow: FinetuneAlgorithm {
         critic = Critic(model: model.config, width: options.criticWidth, positions: options.criticPositions, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
         warmup = WarmupLatch(minimumIterations: options.warmupIterations, threshold: options.warmupExplainedVariance)
+        noise = GradientNoise(parameters: model.params.count)
     }
 
     /// Trains the critic by MSE to `target` on (x, t, tokens); returns the MSE before the update.
@@ -224,11 +226,13 @@ public final class ACFlow: FinetuneAlgorithm {
         // the visited pairs drawn from: every state, or (transition) the steps with a log-probability
         let pairSteps = options.target == .transition ? config.sde.stochasticSteps : T
         var tok = [Int32](repeating: 0, count: u * L), dv = x
+        noise.reset()                                                    // its pieces: the passes; a sample: a visited state
         for step in 0..<options.actorSteps {
             run.policy.grads.zero()
             var c = 0, stepLoss = 0.0, stepW2 = 0.0
             func flush() {
                 guard c > 0 else { return }
+                noise.beginPiece(run.policy.grads)
                 let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: c)
                 let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: c)
                 let heads = options.target == .transition
@@ -237,6 +241,7 @@ public final class ACFlow: FinetuneAlgorithm {
                     : acflowActorLoss(v: v, target: target, vRef: vRef, weights: Array(w[0..<c]),
                                       alpha: options.alpha, pixels: n, dv: &dv, of: mb)
                 run.policy.backward(trainWS, dv: dv, batch: c)
+                noise.endPiece(run.policy.grads, count: c, scale: Double(mb))
                 stepLoss += heads.loss; stepW2 += heads.w2
                 c = 0
             }
@@ -276,6 +281,7 @@ public final class ACFlow: FinetuneAlgorithm {
             }
             flush()
             world.sum(run.policy.grads)
+            noise.endStep(run.policy.grads, scale: Double(mb))
             if step > 0 { cosines.append(cosine(previous, run.policy.grads)) }
             if step < options.actorSteps - 1 { previous.assign(from: run.policy.grads) }
             norm += Double(run.optimizer.update(params: run.policy.params.buffer, grads: run.policy.grads.buffer))
@@ -292,6 +298,7 @@ public final class ACFlow: FinetuneAlgorithm {
         record.covWRt = covariance(weights, stateTargets)
         record.gradCosine = cosines.isEmpty ? nil : cosines.reduce(0, +) / Double(cosines.count)
         record.actorSteps = options.actorSteps
+        if let (signal, trace) = noise.estimate(world: world) { record.gradSignal = signal; record.gradNoise = trace }
         record.w2 = w2 / steps; record.loss = loss / steps; record.gradNorm = norm / steps
     }
 
