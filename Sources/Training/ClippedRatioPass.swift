@@ -30,7 +30,7 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
         rolloutWorkspaces = try (0..<config.sde.steps).map { _ in try model.makeWorkspace(batch: u, training: true) }
         trainWS = try model.makeWorkspace(batch: u, training: true)
         refWS = try model.makeWorkspace(batch: u, training: false)
-        noise = GradientNoise(parameters: model.params.count)
+        noise = GradientNoise(parameters: model.params.count, acrossSteps: false)
     }
 
     public func train(_ batch: RolloutBatch, _ s: TrainingState, _ record: inout MetricsRecord) throws {
@@ -164,8 +164,8 @@ public struct PassLayout {
 /// `rolloutWorkspaces` (one training workspace per SDE step, filled by the rollout) lets the
 /// first pass skip its forward passes: before the first update the policy IS the rollout
 /// policy, so the rollout's activations are exactly the ones its backward needs.
-/// `noise` measures the gradient noise scale over the first epoch's passes (one trajectory a
-/// sample).
+/// `noise` measures the gradient noise scale of the first (on-policy) micro-batch from its
+/// passes (a trajectory a sample): it needs passes smaller than the micro-batch.
 public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective,
                             rollout r: Rollout, advantages: Advantages, microBatches M: Int, epochs: Int,
                             optimizer: inout AdamW, ws: Workspace, refWS: Workspace?, rng: inout RNG,
@@ -193,7 +193,7 @@ public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objectiv
             let idx = order[(m * mb)..<((m + 1) * mb)]
             let nKept = idx.filter { advantages.keep[$0] }.count
             policy.grads.zero()
-            let measure = epoch == 0 ? noise : nil                   // later epochs reuse the samples
+            let measure = epoch == 0 && m == 0 ? noise : nil         // the on-policy step: the policy gradient
             for (p, rows) in lay.passes(idx, rowOf: rowOf).enumerated() {
                 let c = rows.count
                 measure?.beginPiece(policy.grads)

@@ -7,29 +7,38 @@ import Tensor
 /// below it takes steps that mostly follow noise, and needs about B_simple / batch times the
 /// iterations (at a proportionally smaller step) to make the progress of one noise-free step.
 ///
-/// Measured for free from the pieces a training step's gradient is already accumulated from
-/// (each forward/backward pass, on every process), over the first pass of one iteration: with
-/// h_k the sum of the per-sample gradients of piece k (n_k samples, N = sum n_k),
+/// Measured for free from the pieces an optimiser step's gradient is already accumulated from
+/// (each forward/backward pass, on every process): with h_k the sum of the per-sample gradients
+/// of piece k (n_k samples, N = sum n_k),
 ///
 ///     |G|^2     ~ (|sum_k h_k|^2 - sum_k |h_k|^2) / (N^2 - sum_k n_k^2)   (the cross terms only)
 ///     tr Sigma  ~ (sum_k |h_k|^2 - sum_k n_k^2 |G|^2) / N
 ///
-/// both unbiased when the pieces are independent samples of the same gradient (the weights move
-/// by the iteration's few optimiser steps in between, which the estimate ignores). Either can be
-/// negative in one iteration; a run's figure is the ratio of their means over iterations.
+/// both unbiased when the pieces are independent samples of the same gradient. The pairs are
+/// those within a step, or (`acrossSteps`) within the iteration, the weights moving by its few
+/// steps in between. Either estimate can be negative in one iteration; a run's figure is the
+/// ratio of their means over iterations.
 public final class GradientNoise {
+    /// Whether pieces of different optimiser steps are paired too. Right when a step's loss is
+    /// the same function whatever came before (AC-Flow's actor: only the weights move, a
+    /// little); wrong for a clipped ratio, whose later steps keep the samples the earlier ones
+    /// moved one way (their gradients are anti-correlated with the earlier steps').
+    public let acrossSteps: Bool
     let before: FloatBuffer, total: FloatBuffer
-    var pieceSquares = 0.0, countSquares = 0.0, samples = 0.0
+    var local: [Double] = []            // per step: sum |h_k|^2, sum n_k^2, sum n_k over this process's pieces
+    var wholes: [Double] = []           // per step: |sum_k h_k|^2 over every process's pieces
+    var current = [0.0, 0.0, 0.0]
 
-    public init(parameters: Int) {
+    public init(parameters: Int, acrossSteps: Bool) {
+        self.acrossSteps = acrossSteps
         before = FloatBuffer(count: parameters)
-        total = FloatBuffer(count: parameters)
+        total = FloatBuffer(count: acrossSteps ? parameters : 0)
     }
 
     /// Starts an iteration's measurement.
     public func reset() {
         total.zero()
-        pieceSquares = 0; countSquares = 0; samples = 0
+        local = []; wholes = []; current = [0, 0, 0]
     }
 
     /// Marks where a piece starts: `grads` before the piece's backward pass adds to it.
@@ -43,30 +52,47 @@ public final class GradientNoise {
         var s = 0.0
         let g = grads.pointer, b = before.pointer
         for i in 0..<grads.count { let d = Double(g[i] - b[i]); s += d * d }
-        pieceSquares += scale * scale * s
-        countSquares += Double(count * count)
-        samples += Double(count)
+        current[0] += scale * scale * s
+        current[1] += Double(count * count)
+        current[2] += Double(count)
     }
 
     /// Ends an optimiser step: `grads` is the step's whole gradient (summed over processes), in
     /// the same `scale` as its pieces.
     public func endStep(_ grads: FloatBuffer, scale: Double) {
-        let g = grads.pointer, t = total.pointer, s = Float(scale)
-        for i in 0..<grads.count { t[i] += s * g[i] }
+        var whole = 0.0
+        let g = grads.pointer
+        for i in 0..<grads.count { whole += Double(g[i]) * Double(g[i]) }
+        wholes.append(scale * scale * whole)
+        local += current; current = [0, 0, 0]
+        if acrossSteps {
+            let t = total.pointer, s = Float(scale)
+            for i in 0..<grads.count { t[i] += s * g[i] }
+        }
     }
 
-    /// The iteration's estimates (|G|^2, tr Sigma), the same on every process; nil with fewer
-    /// than two pieces.
+    /// The iteration's estimates (|G|^2, tr Sigma), the same on every process; nil without two
+    /// pieces to pair.
     public func estimate(world: World = .single) -> (signal: Double, noise: Double)? {
-        var sums = [pieceSquares, countSquares, samples]
+        var sums = local
         world.sum(&sums)
-        let (s1, s2, n) = (sums[0], sums[1], sums[2])
-        guard n * n - s2 > 0.5 else { return nil }
-        var whole = 0.0
-        let t = total.pointer
-        for i in 0..<total.count { whole += Double(t[i]) * Double(t[i]) }
-        let signal = (whole - s1) / (n * n - s2)
-        return (signal, (s1 - s2 * signal) / n)
+        let steps = wholes.count
+        let s1 = (0..<steps).map { sums[3 * $0] }, s2 = (0..<steps).map { sums[3 * $0 + 1] }, n = (0..<steps).map { sums[3 * $0 + 2] }
+        let (S1, S2, N) = (s1.reduce(0, +), s2.reduce(0, +), n.reduce(0, +))
+        let cross: Double, pairs: Double
+        if acrossSteps {
+            var whole = 0.0
+            let t = total.pointer
+            for i in 0..<total.count { whole += Double(t[i]) * Double(t[i]) }
+            (cross, pairs) = (whole - S1, N * N - S2)
+        } else {
+            var c = 0.0, p = 0.0
+            for k in 0..<steps { c += wholes[k] - s1[k]; p += n[k] * n[k] - s2[k] }
+            (cross, pairs) = (c, p)
+        }
+        guard pairs > 0.5 else { return nil }
+        let signal = cross / pairs
+        return (signal, (S1 - S2 * signal) / N)
     }
 }
 

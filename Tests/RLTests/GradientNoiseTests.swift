@@ -9,13 +9,14 @@ import Training
 @Suite struct GradientNoiseTests {
     /// Synthetic per-sample gradients g = G + sigma z in pieces of unequal sizes over two steps, as
     /// a training pass feeds them: over many iterations the estimates' means approach |G|^2 and
-    /// tr Sigma = sigma^2 D, and their ratio the noise scale.
-    @Test func estimatesConvergeToTheSignalAndTheNoise() {
+    /// tr Sigma = sigma^2 D, and their ratio the noise scale, whether pieces are paired within
+    /// steps only or across them.
+    @Test(arguments: [false, true]) func estimatesConvergeToTheSignalAndTheNoise(_ acrossSteps: Bool) {
         let D = 40, sigma: Float = 0.5
         var rng = RNG(seed: 3)
         let G = rng.normals(D, scale: 0.1)
         let signalTrue = G.reduce(0.0) { $0 + Double($1 * $1) }, noiseTrue = Double(sigma * sigma) * Double(D)
-        let noise = GradientNoise(parameters: D), grads = FloatBuffer(count: D)
+        let noise = GradientNoise(parameters: D, acrossSteps: acrossSteps), grads = FloatBuffer(count: D)
         let steps = [[3, 5], [4, 1, 2]]                 // samples per piece, two optimiser steps
         var signals: [Double] = [], traces: [Double] = []
         for _ in 0..<3000 {
@@ -38,10 +39,12 @@ import Training
         #expect(abs(t - noiseTrue) < 0.03 * noiseTrue, "noise \(t) vs \(noiseTrue)")
         let scale = try! #require(gradientNoiseScale(signal: signals, noise: traces))
         #expect(abs(scale - noiseTrue / signalTrue) < 0.12 * noiseTrue / signalTrue)
-        // one piece says nothing about the noise
+        // one piece says nothing about the noise; one piece a step only when steps are paired
         noise.reset(); grads.zero()
         noise.beginPiece(grads); grads[0] = 1; noise.endPiece(grads, count: 4, scale: 4); noise.endStep(grads, scale: 4)
         #expect(noise.estimate() == nil)
+        noise.beginPiece(grads); grads[0] = 2; noise.endPiece(grads, count: 4, scale: 4); noise.endStep(grads, scale: 4)
+        #expect((noise.estimate() != nil) == acrossSteps)
         #expect(gradientNoiseScale(signal: [-1, 0.5], noise: [2, 2]) == nil)
     }
 
@@ -65,7 +68,7 @@ import Training
                                  advantages: a, microBatches: 1, epochs: 1, optimizer: &opt, ws: ws, refWS: nil, rng: &prng, noise: noise)
             return m.grads.array
         }
-        let noise = GradientNoise(parameters: m.parameterCount)
+        let noise = GradientNoise(parameters: m.parameterCount, acrossSteps: false)
         noise.reset()
         _ = pass(adv, noise)
         let measured = try #require(noise.estimate())

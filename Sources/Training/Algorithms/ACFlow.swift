@@ -104,7 +104,7 @@ public final class ACFlow: FinetuneAlgorithm {
         critic = Critic(model: model.config, width: options.criticWidth, positions: options.criticPositions, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
         warmup = WarmupLatch(minimumIterations: options.warmupIterations, threshold: options.warmupExplainedVariance)
-        noise = GradientNoise(parameters: model.params.count)
+        noise = GradientNoise(parameters: model.params.count, acrossSteps: true)
     }
 
     /// Trains the critic by MSE to `target` on (x, t, tokens); returns the MSE before the update.
