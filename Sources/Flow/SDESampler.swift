@@ -12,13 +12,17 @@ public struct SDEConfig: Codable, Equatable, Sendable {
     public var noiseLevel: Float = 0.7     // a
     public var shift: Float = 1            // time-grid shift m
     public var stochasticLastStep = false  // false: the last step is a deterministic Euler step, not trained
-    public init(steps: Int = 10, noiseLevel: Float = 0.7, shift: Float = 1, stochasticLastStep: Bool = false) {
+    /// Only the first `window` steps stochastic (and trained), the later ones deterministic Euler
+    /// steps (MixGRPO's idea, here a window at the start): nil, every step but the last.
+    public var window: Int? = nil
+    public init(steps: Int = 10, noiseLevel: Float = 0.7, shift: Float = 1, stochasticLastStep: Bool = false, window: Int? = nil) {
         self.steps = steps; self.noiseLevel = noiseLevel; self.shift = shift; self.stochasticLastStep = stochasticLastStep
+        self.window = window
     }
 
     public var grid: [Float] { timeGrid(steps: steps, shift: shift) }
-    /// Steps with a log-probability (the ones that can be trained).
-    public var stochasticSteps: Int { stochasticLastStep ? steps : steps - 1 }
+    /// Steps with a log-probability (the ones that can be trained): the first ones.
+    public var stochasticSteps: Int { min(window ?? steps, stochasticLastStep ? steps : steps - 1) }
 
     /// Coefficients of step k: t, h, sigma, s = sigma sqrt(h), and mu = cx x + cv v.
     public func coefficients(_ k: Int) -> StepCoefficients {

@@ -50,6 +50,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
             throw InvalidOption("--prompts-per-iteration x --group-size must be at most \(C.maxBatch) samples per iteration, got \(promptsPerIteration) x \(groupSize)")
         }
         try C.atLeast("--sde-steps", sde.steps, 2)
+        if let w = sde.window { try C.positive("--sde-window", w); try C.atMost("--sde-window", w, sde.steps) }
         try C.positive("--noise-level", sde.noiseLevel)
         try C.positive("--shift", sde.shift)
         try C.positive("--micro-batches", microBatches)

@@ -175,6 +175,8 @@ final class BadInputFixtures: @unchecked Sendable {
         BadInput(name: "0 steps", args: finetune + ["--out", "run", "--steps", "0"], names: "--steps must be positive, got 0"),
         BadInput(name: "negative steps", args: finetune + ["--out", "run", "--steps=-3"], names: "--steps must be positive, got -3"),
         BadInput(name: "group size 1", args: finetune + ["--out", "run", "--group-size", "1"], names: "--group-size must be at least 2, got 1"),
+        BadInput(name: "SDE window beyond the steps", args: finetune + ["--out", "run", "--sde-steps", "4", "--sde-window", "5"], names: "--sde-window must be at most 4, got 5"),
+        BadInput(name: "SDE window 0", args: finetune + ["--out", "run", "--sde-window", "0"], names: "--sde-window must be positive, got 0"),
         BadInput(name: "micro-batch size 0", args: finetune + ["--out", "run", "--micro-batch-size", "0"], names: "--micro-batch-size must be positive, got 0"),
         BadInput(name: "bench over 0 processes", args: ["bench", "--only", "grpo", "--mpi", "0"], names: "--mpi must be at least 1"),
         BadInput(name: "lr NaN", args: finetune + ["--out", "run", "--lr", "nan"], names: "--lr must be a positive finite number, got nan"),

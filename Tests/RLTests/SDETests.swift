@@ -59,6 +59,25 @@ func tinyRollout(_ m: DiT, batch B: Int, config: SDEConfig, seed: UInt64) throws
         #expect(a.states != c.states)
     }
 
+    /// `window` keeps the first steps stochastic and makes the later ones the ODE's Euler steps,
+    /// x_k+1 = x_k - h v (no log-probability, not trained).
+    @Test func aWindowMakesTheLaterStepsDeterministic() throws {
+        let m = try randomTinyModel(seed: 6)
+        let cfg = SDEConfig(steps: 5, window: 2)
+        #expect(cfg.stochasticSteps == 2 && SDEConfig(steps: 5, stochasticLastStep: true, window: 5).stochasticSteps == 5)
+        let r = try tinyRollout(m, batch: 2, config: cfg, seed: 7), n = r.pixels
+        let ws = try m.makeWorkspace(batch: 2, training: false)
+        for k in 0..<cfg.steps {
+            #expect((r.logps[k * 2] != 0) == (k < 2), "step \(k)")
+            guard k >= 2 else { continue }
+            let c = cfg.coefficients(k), x = Array(r.states[(k * 2 * n)..<((k + 1) * 2 * n)])
+            let v = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: [c.t, c.t], tokens: r.tokens, batch: 2), count: 2 * n))
+            var worst: Float = 0
+            for i in 0..<(2 * n) { worst = max(worst, abs(r.states[(k + 1) * 2 * n + i] - (x[i] - c.h * v[i]))) }
+            #expect(worst < 1e-5, "step \(k): \(worst)")
+        }
+    }
+
     @Test func meanFollowsTheSDEDrift() throws {
         // mu = x - h [v + sigma^2/(2t) (x + (1 - t) v)], checked against the stored mean with v from the network
         let m = try randomTinyModel(seed: 4)
