@@ -12,6 +12,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var promptsPerIteration = 4      // P
     public var groupSize = 8                // G (samples per prompt)
     public var sde = SDEConfig()            // T = 10, a = 0.7
+    public var sharedInitialNoise: Bool? = nil  // one initial noise x_1 per group (nil, false: one per sample)
     public var microBatches = 2             // M optimiser steps per epoch (the first is on-policy)
     public var microBatchSize: Int? = nil   // samples per forward/backward pass (nil: up to 32); bounds the activations' memory
     public var innerEpochs = 1              // passes over each rollout batch

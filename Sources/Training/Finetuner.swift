@@ -85,7 +85,10 @@ public final class Finetuner {
         while start < samples.count {
             let end = start == 0 && reusable > 0 ? reusable : min(samples.count, start + u)
             let chunk = Array(samples[start..<end])
-            let noise = SDESampler.streams(noiseRNG, samples: chunk).flatMap { r -> [Float] in var r = r; return r.normals(n) }
+            // the initial noise: each sample's own, or (shared) its group's: then a group's
+            // spread comes from the SDE's steps alone, which the policy gradient can credit
+            let noiseStreams = config.sharedInitialNoise == true ? chunk.map { $0 / G } : chunk
+            let noise = SDESampler.streams(noiseRNG, samples: noiseStreams).flatMap { r -> [Float] in var r = r; return r.normals(n) }
             var rngs = SDESampler.streams(stepRNG, samples: chunk)
             let tokens = prompts[start..<end].flatMap(\.tokens)
             let part = sampler.rollout(model: policy, workspaces: start == 0 && reusable > 0 ? algorithm.rolloutWorkspaces : [inferenceWS!],

@@ -24,6 +24,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "SDE noise level a.") var noiseLevel: Float = 0.7
     @Option(help: "Time-grid shift of rollouts (1: uniform).") var shift: Float = 1
     @Flag(help: "Make the last rollout step stochastic and train it too (the peer benchmark's setting).") var trainLastStep = false
+    @Flag(help: "Start every sample of a group from the same initial noise (the group's spread then comes from the SDE's steps alone).") var sharedInitialNoise = false
     @Option(help: "Make only the first k rollout steps stochastic and train them; the later ones are deterministic Euler steps (default: every step but the last).") var sdeWindow: Int?
     @Option(help: "Micro-batches per epoch, one optimiser step each (the first is on-policy).") var microBatches = 2
     @Option(help: "Samples per network pass (default 32): each optimiser step's gradient is accumulated over passes of at most this many, and activations are kept for that many samples at a time, so memory does not grow with prompts x group size.")
@@ -76,6 +77,7 @@ struct FinetuneOptions: ParsableArguments {
         c.algo = algo; c.model = model; c.prompts = prompts; c.evalPrompts = evalPrompts; c.reward = reward; c.steps = steps
         c.promptsPerIteration = promptsPerIteration; c.groupSize = groupSize
         c.sde = SDEConfig(steps: sdeSteps, noiseLevel: noiseLevel, shift: shift, stochasticLastStep: trainLastStep, window: sdeWindow)
+        c.sharedInitialNoise = sharedInitialNoise ? true : nil
         c.microBatches = microBatches; c.microBatchSize = microBatchSize; c.innerEpochs = innerEpochs; c.lr = lr; c.weightDecay = weightDecay; c.gradClip = gradClip
         c.clipRange = clipRange; c.beta = beta; c.globalStd = globalStd; c.advantageClip = advantageClip; c.seed = seed
         c.checkpointEvery = checkpointEvery; c.evalEvery = evalEvery; c.evalPerPrompt = evalPerPrompt

@@ -425,6 +425,25 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         #expect(worst < 1e-5, "largest weight difference \(worst)")
     }
 
+    /// `--shared-initial-noise`: a group's samples start from one noise (and the SDE's steps
+    /// then part them); without it every sample has its own.
+    @Test func sharedInitialNoiseIsOnePerGroup() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(.grpo, steps: 1)
+        c.microBatchSize = 3                                         // a group spans passes
+        for shared in [false, true] {
+            c.sharedInitialNoise = shared
+            let batch = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run-\(shared)")).rolloutBatch()
+            let r = batch.rollout, G = c.groupSize
+            for b in 1..<c.batchSize {
+                let sameGroup = b / G == (b - 1) / G
+                #expect((r.state(0, b) == r.state(0, b - 1)) == (shared && sameGroup), "sample \(b)")
+                #expect(r.state(1, b) != r.state(1, b - 1))               // the SDE's first step parts them
+            }
+        }
+    }
+
     /// Workspaces are sized by the pass, not by prompts x group size.
     @Test func workspacesHoldAPassNotTheBatch() throws {
         let setup = try TinySetup()
