@@ -40,13 +40,20 @@ public final class SaturationScorer: RewardScorer {
     }
 }
 
-/// The rule-based checker's GenEval-style score in [0, 1].
+/// The rule-based checker's GenEval-style score in [0, 1] (`shape-eval`: the fraction of
+/// requirements met), or (`shape-soft`) the mean of its requirements' margin scores: the same
+/// checks, scored by how far each image is from each threshold, so that a group's samples
+/// spread on it where they all pass or all fail.
 public final class ShapeEvalScorer: RewardScorer {
-    public let name = "shape-eval"
-    public init() {}
+    public let name: String
+    let soft: Bool
+    public init(soft: Bool = false) { self.soft = soft; name = soft ? "shape-soft" : "shape-eval" }
     public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
         let checker = Checker(size: images.size)
-        return zip(images.images, prompts).map { img, prompt in checker.check(img, spec: prompt.spec).score }
+        return zip(images.images, prompts).map { img, prompt in
+            let r = checker.check(img, spec: prompt.spec)
+            return soft ? r.softScore : r.score
+        }
     }
 }
 

@@ -13,10 +13,10 @@ public final class CombinedReward {
     public var optimisedNames: Set<String> { Set(terms.filter { $0.weight != 0 }.map(\.scorer.name)) }
 
     /// Parses "name[=weight],name[=weight],..."; a bare name has weight 1. Names: brightness,
-    /// saturation, shape-eval, jpeg-compressibility, jpeg-incompressibility, external:COMMAND.
+    /// saturation, shape-eval, shape-soft, jpeg-compressibility, jpeg-incompressibility, external:COMMAND.
     public convenience init(parsing text: String, externalTimeout: Double = 30) throws {
         var terms: [(RewardScorer, Float)] = []
-        let known = "brightness, saturation, shape-eval, jpeg-compressibility, jpeg-incompressibility, external:COMMAND"
+        let known = "brightness, saturation, shape-eval, shape-soft, jpeg-compressibility, jpeg-incompressibility, external:COMMAND"
         guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw RewardError("empty reward spec; give e.g. \"shape-eval=1\" (scorers: \(known))") }
         for raw in Self.splitTerms(text) {
             let part = raw.trimmingCharacters(in: .whitespaces)
@@ -36,6 +36,7 @@ public final class CombinedReward {
             case "brightness": scorer = BrightnessScorer()
             case "saturation": scorer = SaturationScorer()
             case "shape-eval": scorer = ShapeEvalScorer()
+            case "shape-soft": scorer = ShapeEvalScorer(soft: true)
             case "jpeg-compressibility": scorer = JPEGScorer(compressible: true)
             case "jpeg-incompressibility": scorer = JPEGScorer(compressible: false)
             default:

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An object read back from an image: a connected region that differs from the background.
 public struct DetectedObject: Sendable, CustomStringConvertible {
     public var color: ShapeColor
@@ -27,6 +29,11 @@ public struct Requirement: Sendable, Codable, Equatable {
 public struct CheckResult: Sendable {
     public var score: Float              // fraction of requirements met, in [0, 1]
     public var requirements: [Requirement]
+    /// Each requirement's margin score in [0, 1], in the order of `requirements` (Checker.check).
+    public var margins: [Float]
+    /// The mean margin score: a dense version of `score` that also moves when no requirement
+    /// flips (the `shape-soft` reward).
+    public var softScore: Float { margins.isEmpty ? 0 : margins.reduce(0, +) / Float(margins.count) }
     public var objects: [DetectedObject]
     public var background: ShapeColor
     public var allCorrect: Bool { requirements.allSatisfy(\.passed) }
@@ -45,6 +52,7 @@ public struct Checker: Sendable {
     public var size: Int
     public var foregroundThreshold: Float = 40    // RGB distance, 0...255 units
     public var minArea: Int                        // smaller regions are noise
+    public var marginScale: Float = 1.5            // pixels (at 32 px) of the margin scores' logistic
     public init(size: Int = 32) {
         self.size = size
         minArea = max(3, Int((6 * Float(size * size) / 1024).rounded()))
@@ -52,11 +60,28 @@ public struct Checker: Sendable {
 
     var k: Float { Float(size) / 32 }
 
-    /// Scores `image` ((size, size, 3) in [-1, 1]) against `spec`.
+    /// Scores `image` ((size, size, 3) in [-1, 1]) against `spec`. Besides pass or fail, each
+    /// requirement gets a margin score in [0, 1] (`CheckResult.margins`): a logistic function of
+    /// how far the image is from the requirement's threshold, in units of `marginScale` pixels
+    /// (relations, placements, sizes: 0.5 at the threshold, above it when the requirement is met
+    /// with room to spare); partial credit for an object of the asked colour but another shape
+    /// (0.5) or of the asked shape but another colour (0.25); 1 - |n - count| / count for a
+    /// count; 1 or 0 for the background.
     public func check(_ image: UnsafeBufferPointer<Float>, spec: PromptSpec) -> CheckResult {
         let (bgColor, objects) = detect(image)
         var reqs: [Requirement] = []
+        var margins: [Float] = []
         var pool = objects
+        let scale = marginScale * k
+        func logistic(_ distance: Float) -> Float { 1 / (1 + expf(-distance / scale)) }
+        /// A requirement that an object is there: exact match 1, else partial credit from the pool.
+        func present(_ o: ObjectSpec, _ found: DetectedObject?) {
+            reqs.append(Requirement(name: "\(name(o)) present", passed: found != nil))
+            margins.append(found != nil ? 1 : pool.contains { $0.color == o.color } ? 0.5 : pool.contains { $0.shape == o.shape } ? 0.25 : 0)
+        }
+        func add(_ name: String, passed: Bool, margin: Float?) {
+            reqs.append(Requirement(name: name, passed: passed)); margins.append(margin ?? 0)
+        }
         /// Takes the best object matching colour and shape out of the pool.
         func take(_ o: ObjectSpec) -> DetectedObject? {
             guard let idx = pool.indices.filter({ pool[$0].color == o.color && pool[$0].shape == o.shape })
@@ -68,47 +93,58 @@ public struct Checker: Sendable {
         case .single:
             let o = spec.objects[0]
             let found = take(o)
-            reqs.append(Requirement(name: "\(name(o)) present", passed: found != nil))
+            present(o, found)
             if let size = o.size {
-                let ok = found.map { d in
-                    let extent = Float(max(d.width, d.height)) / k
-                    return size == .large ? extent >= 11.5 : extent < 11.5
-                } ?? false
-                reqs.append(Requirement(name: "size \(size.rawValue)", passed: ok))
+                // how far the extent is past 11.5 px (at 32 px) on the asked side
+                let past = found.map { d in (Float(max(d.width, d.height)) - 11.5 * k) * (size == .large ? 1 : -1) }
+                add("size \(size.rawValue)", passed: past.map { size == .large ? $0 >= 0 : $0 > 0 } ?? false, margin: past.map(logistic))
             }
             if let p = o.placement {
-                reqs.append(Requirement(name: "at the \(p.rawValue)", passed: found.map { placed($0, p) } ?? false))
+                add("at the \(p.rawValue)", passed: found.map { placed($0, p) } ?? false, margin: found.map { logistic(placement($0, p)) })
             }
         case .twoObjects:
-            for o in spec.objects { reqs.append(Requirement(name: "\(name(o)) present", passed: take(o) != nil)) }
+            for o in spec.objects { present(o, take(o)) }
         case .counting:
             let o = spec.objects[0]
             let n = objects.filter { $0.color == o.color && $0.shape == o.shape }.count
-            reqs.append(Requirement(name: "\(name(o)) present", passed: n >= 1))
-            reqs.append(Requirement(name: "exactly \(spec.count)", passed: n == spec.count))
+            add("\(name(o)) present", passed: n >= 1, margin: n >= 1 ? 1 : objects.contains { $0.color == o.color } ? 0.5 : objects.contains { $0.shape == o.shape } ? 0.25 : 0)
+            add("exactly \(spec.count)", passed: n == spec.count, margin: max(0, 1 - Float(abs(n - spec.count)) / Float(spec.count)))
         case .position:
             let a = take(spec.objects[0]), b = take(spec.objects[1])
-            reqs.append(Requirement(name: "\(name(spec.objects[0])) present", passed: a != nil))
-            reqs.append(Requirement(name: "\(name(spec.objects[1])) present", passed: b != nil))
-            var ok = false
+            present(spec.objects[0], a)
+            present(spec.objects[1], b)
+            // how far a is past b by more than the 2 px dead zone, in the asked direction
+            var past: Float? = nil
             if let a, let b {
                 let m = 2 * k
                 switch spec.relation! {
-                case .leftOf: ok = a.cx + m < b.cx
-                case .rightOf: ok = a.cx > b.cx + m
-                case .above: ok = a.cy + m < b.cy
-                case .below: ok = a.cy > b.cy + m
+                case .leftOf: past = b.cx - a.cx - m
+                case .rightOf: past = a.cx - b.cx - m
+                case .above: past = b.cy - a.cy - m
+                case .below: past = a.cy - b.cy - m
                 }
             }
-            reqs.append(Requirement(name: spec.relation!.rawValue, passed: ok))
+            add(spec.relation!.rawValue, passed: past.map { $0 > 0 } ?? false, margin: past.map(logistic))
         }
-        reqs.append(Requirement(name: "\(spec.background.rawValue) background", passed: bgColor == spec.background))
+        add("\(spec.background.rawValue) background", passed: bgColor == spec.background, margin: bgColor == spec.background ? 1 : 0)
         let score = Float(reqs.filter(\.passed).count) / Float(reqs.count)
-        return CheckResult(score: score, requirements: reqs, objects: objects, background: bgColor)
+        return CheckResult(score: score, requirements: reqs, margins: margins, objects: objects, background: bgColor)
     }
 
     public func check(_ image: [Float], spec: PromptSpec) -> CheckResult {
         image.withUnsafeBufferPointer { check($0, spec: spec) }
+    }
+
+    /// How far inside placement `p` the object's centroid is, in pixels (negative: outside).
+    func placement(_ d: DetectedObject, _ p: Placement) -> Float {
+        let h = Float(size) / 2
+        switch p {
+        case .topLeft: return min(h - d.cx, h - d.cy)
+        case .topRight: return min(d.cx - h, h - d.cy)
+        case .bottomLeft: return min(h - d.cx, d.cy - h)
+        case .bottomRight: return min(d.cx - h, d.cy - h)
+        case .center: return 6 * k - max(abs(d.cx - h), abs(d.cy - h))
+        }
     }
 
     func placed(_ d: DetectedObject, _ p: Placement) -> Bool {

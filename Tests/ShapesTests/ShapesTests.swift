@@ -158,6 +158,58 @@ import Shapes
         #expect(r4.requirements.first { $0.name == "on the right of" }?.passed == false)
     }
 
+    /// The margin scores agree with pass or fail on every requirement (a met one scores above
+    /// 0.5, exactly 1 where it is not a distance; an unmet one below, or a partial credit), on
+    /// the renderer's images checked against their own prompts and against other prompts.
+    @Test(arguments: Task.allCases) func marginScoresAgreeWithPassOrFail(_ task: Task) {
+        let gen = PromptGenerator(), renderer = Renderer(size: 32), checker = Checker(size: 32)
+        var rng = RNG(seed: 78).split(UInt64(Task.allCases.firstIndex(of: task)!))
+        var own: Float = 0, failed = 0
+        for i in 0..<160 {
+            let spec = gen.draw(task: task, rng: &rng)
+            let img = renderer.render(spec, rng: &rng)
+            let asked = i % 2 == 0 ? spec : gen.draw(task: task, rng: &rng)     // half against another prompt
+            let r = checker.check(img, spec: asked)
+            #expect(r.margins.count == r.requirements.count && r.margins.allSatisfy { $0 >= 0 && $0 <= 1 })
+            if i % 2 == 0 { own += r.softScore }
+            for (q, m) in zip(r.requirements, r.margins) {
+                switch q.kind {
+                case "object", "count", "background":
+                    #expect((m == 1) == q.passed, "\(asked.text): \(q.name) \(q.passed) scored \(m)")
+                default:
+                    #expect(q.passed ? m > 0.5 : m <= 0.5, "\(asked.text): \(q.name) \(q.passed) scored \(m)")
+                }
+                if !q.passed { failed += 1 }
+            }
+        }
+        #expect(failed > 20)                                  // the other prompts did fail requirements
+        #expect(own / 80 > 0.85, "\(task): mean margin score \(own / 80) on its own prompts")
+    }
+
+    @Test func marginScoresGivePartialCredit() {
+        let renderer = Renderer(size: 32), checker = Checker(size: 32)
+        var rng = RNG(seed: 6)
+        let blueSquare = renderer.render(try! PromptSpec(parsing: "a large blue square at the top left on a white background"), rng: &rng)
+        func margin(_ r: CheckResult, _ name: String) -> Float? { zip(r.requirements, r.margins).first { $0.0.name == name }?.1 }
+        // colour right, shape wrong: half; shape right, colour wrong: a quarter; neither: 0
+        #expect(margin(checker.check(blueSquare, spec: try! PromptSpec(parsing: "a blue circle on a white background")), "blue circle present") == 0.5)
+        #expect(margin(checker.check(blueSquare, spec: try! PromptSpec(parsing: "a red square on a white background")), "red square present") == 0.25)
+        #expect(margin(checker.check(blueSquare, spec: try! PromptSpec(parsing: "a red circle on a white background")), "red circle present") == 0)
+        // placement: well inside the asked corner scores high, the opposite corner low
+        let tl = checker.check(blueSquare, spec: try! PromptSpec(parsing: "a large blue square at the top left on a white background"))
+        let br = checker.check(blueSquare, spec: try! PromptSpec(parsing: "a large blue square at the bottom right on a white background"))
+        #expect(margin(tl, "at the top left")! > 0.8 && margin(br, "at the bottom right")! < 0.2)
+        #expect(tl.softScore > br.softScore && tl.score > br.score)
+        // one object too many of three: 1 - 1/2 for "two"
+        let three = renderer.render(try! PromptSpec(parsing: "three red squares on a gray background"), rng: &rng)
+        #expect(margin(checker.check(three, spec: try! PromptSpec(parsing: "two red squares on a gray background")), "exactly 2") == 0.5)
+        // a swapped relation scores below one half, the asked one above
+        let left = renderer.render(try! PromptSpec(parsing: "a red circle on the left of a blue square on a white background"), rng: &rng)
+        let asked = checker.check(left, spec: try! PromptSpec(parsing: "a red circle on the left of a blue square on a white background"))
+        let swapped = checker.check(left, spec: try! PromptSpec(parsing: "a red circle on the right of a blue square on a white background"))
+        #expect(margin(asked, "on the left of")! > 0.9 && margin(swapped, "on the right of")! < 0.1)
+    }
+
     @Test func rendererIsDeterministicAndJittered() throws {
         let spec = try PromptSpec(parsing: "a red circle on a blue background")
         let r = Renderer(size: 32)
