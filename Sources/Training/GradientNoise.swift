@@ -97,10 +97,15 @@ public final class GradientNoise {
 }
 
 /// The gradient noise scale of a run: the ratio of the mean noise to the mean signal over its
-/// iterations (McCandlish et al.'s estimator of the ratio of expectations); nil when the mean
-/// signal is not positive (the gradient is not told from noise).
-public func gradientNoiseScale(signal: [Double], noise: [Double]) -> Double? {
-    guard !signal.isEmpty, signal.count == noise.count else { return nil }
-    let g = signal.reduce(0, +) / Double(signal.count), s = noise.reduce(0, +) / Double(noise.count)
-    return g > 0 ? s / g : nil
+/// iterations (McCandlish et al.'s estimator of the ratio of expectations; nil when the mean
+/// signal is not positive: the gradient is not told from its noise), and a lower bound, the
+/// ratio with the signal two standard errors (over iterations) higher (nil when even that is not
+/// positive, or with one iteration).
+public func gradientNoiseScale(signal: [Double], noise: [Double]) -> (estimate: Double?, atLeast: Double?) {
+    guard !signal.isEmpty, signal.count == noise.count else { return (nil, nil) }
+    let n = Double(signal.count)
+    let g = signal.reduce(0, +) / n, s = noise.reduce(0, +) / n
+    let se = signal.count > 1 ? (signal.reduce(0) { $0 + ($1 - g) * ($1 - g) } / (n - 1) / n).squareRoot() : Double.infinity
+    let high = g + 2 * se
+    return (g > 0 ? s / g : nil, high > 0 && high.isFinite ? s / high : nil)
 }

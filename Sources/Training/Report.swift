@@ -219,13 +219,13 @@ public enum Report {
     static func noiseScaleParagraph(_ m: RunMetrics, batch: Int?) -> String {
         let pairs = m.lines.compactMap { l in l.gradSignal.flatMap { s in l.gradNoise.map { (s, $0) } } }
         guard !pairs.isEmpty else { return "" }
-        let acflow = m.algo == Algorithm.acflow.rawValue
-        let unit = acflow ? "actor samples (a visited transition or an interpolant each)" : "samples (trajectories)"
-        let batchText = batch.map { " (this run's rollout batch: \($0) trajectories)" } ?? ""
-        guard let b = gradientNoiseScale(signal: pairs.map(\.0), noise: pairs.map(\.1)) else {
-            return "<p>Gradient noise scale: not resolved over \(pairs.count) iterations (the mean signal estimate is not positive: the gradient is not told from its noise)\(batchText).</p>"
-        }
-        return "<p>Gradient noise scale B<sub>simple</sub> = \(fmt(b)) \(unit)\(batchText), over \(pairs.count) iterations: the batch at which a gradient estimate's noise equals the gradient (McCandlish et al. 2018). A batch far below it takes steps that mostly follow noise.</p>"
+        let unit = m.algo == Algorithm.acflow.rawValue ? "actor samples (a visited transition or an interpolant each)" : "samples (trajectories)"
+        let (estimate, atLeast) = gradientNoiseScale(signal: pairs.map(\.0), noise: pairs.map(\.1))
+        func count(_ v: Double) -> String { String(format: "%.0f", v) }
+        let bound = atLeast.map { ", at least \(count($0)) (the signal two standard errors higher)" } ?? ""
+        let head = estimate.map { "Gradient noise scale B<sub>simple</sub> = \(count($0)) \(unit)\(bound)" }
+            ?? "Gradient noise scale: the gradient is not told from its noise (the mean signal estimate is not positive)\(atLeast.map { "; B<sub>simple</sub> is at least \(count($0)) \(unit) (the signal two standard errors higher)" } ?? "")"
+        return "<p>\(head), over \(pairs.count) iterations\(batch.map { "; this run's rollout batch: \($0) trajectories" } ?? ""). B<sub>simple</sub> is the batch at which a gradient estimate's noise equals the gradient (McCandlish et al. 2018): a batch far below it takes steps that mostly follow noise.</p>"
     }
 
     static func esc(_ s: String) -> String {

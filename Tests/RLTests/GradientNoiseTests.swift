@@ -37,15 +37,19 @@ import Training
         let s = signals.reduce(0, +) / 3000, t = traces.reduce(0, +) / 3000
         #expect(abs(s - signalTrue) < 0.1 * signalTrue, "signal \(s) vs \(signalTrue)")
         #expect(abs(t - noiseTrue) < 0.03 * noiseTrue, "noise \(t) vs \(noiseTrue)")
-        let scale = try! #require(gradientNoiseScale(signal: signals, noise: traces))
-        #expect(abs(scale - noiseTrue / signalTrue) < 0.12 * noiseTrue / signalTrue)
+        let scale = gradientNoiseScale(signal: signals, noise: traces)
+        let estimate = try! #require(scale.estimate), atLeast = try! #require(scale.atLeast)
+        #expect(abs(estimate - noiseTrue / signalTrue) < 0.12 * noiseTrue / signalTrue)
+        #expect(atLeast < estimate && atLeast > 0.5 * estimate)
         // one piece says nothing about the noise; one piece a step only when steps are paired
         noise.reset(); grads.zero()
         noise.beginPiece(grads); grads[0] = 1; noise.endPiece(grads, count: 4, scale: 4); noise.endStep(grads, scale: 4)
         #expect(noise.estimate() == nil)
         noise.beginPiece(grads); grads[0] = 2; noise.endPiece(grads, count: 4, scale: 4); noise.endStep(grads, scale: 4)
         #expect((noise.estimate() != nil) == acrossSteps)
-        #expect(gradientNoiseScale(signal: [-1, 0.5], noise: [2, 2]) == nil)
+        // a signal not told from noise: no estimate, but a bound from its spread
+        let unresolved = gradientNoiseScale(signal: [-1, 0.5, 0.2], noise: [2, 2, 2])
+        #expect(unresolved.estimate == nil && unresolved.atLeast.map { abs($0 - 2 / (-0.1 + 2 * (0.63 / 3).squareRoot())) < 1e-9 } == true)
     }
 
     /// In a real clipped-ratio pass cut into passes of one sample, the pieces are the samples'
