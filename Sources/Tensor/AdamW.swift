@@ -49,9 +49,8 @@ public struct AdamW: Sendable {
 
 /// L2 norm of a buffer, accumulated in double precision.
 public func l2Norm(_ x: UnsafeBufferPointer<Float>) -> Float {
-    var s: Double = 0
-    for v in x { s += Double(v) * Double(v) }
-    return Float(s.squareRoot())
+    guard let p = x.baseAddress else { return 0 }
+    return Float(squaredNorm(p, count: x.count).squareRoot())
 }
 
 #if canImport(Glibc)

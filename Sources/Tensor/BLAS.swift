@@ -87,3 +87,9 @@ func sgemmOpenBLAS(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
         for r in 0..<m { geluRow(out: geluOut + r * ldc, inp: c + r * ldc, count: n) }
     }
 }
+
+/// sum x_i^2 over `count` floats, accumulated in double precision (OpenBLAS's dsdot).
+public func squaredNorm(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    _ = BLASThreads.singleThreaded
+    return count == 0 ? 0 : cblas_dsdot(Int32(count), x, 1, x, 1)
+}

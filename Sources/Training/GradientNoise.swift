@@ -49,10 +49,9 @@ public final class GradientNoise {
     /// count for a mean).
     public func endPiece(_ grads: FloatBuffer, count: Int, scale: Double) {
         guard count > 0 else { return }
-        var s = 0.0
         let g = grads.pointer, b = before.pointer
-        for i in 0..<grads.count { let d = Double(g[i] - b[i]); s += d * d }
-        current[0] += scale * scale * s
+        for i in 0..<grads.count { b[i] = g[i] - b[i] }               // the piece, in place of the snapshot
+        current[0] += scale * scale * squaredNorm(b, count: grads.count)
         current[1] += Double(count * count)
         current[2] += Double(count)
     }
@@ -60,10 +59,8 @@ public final class GradientNoise {
     /// Ends an optimiser step: `grads` is the step's whole gradient (summed over processes), in
     /// the same `scale` as its pieces.
     public func endStep(_ grads: FloatBuffer, scale: Double) {
-        var whole = 0.0
         let g = grads.pointer
-        for i in 0..<grads.count { whole += Double(g[i]) * Double(g[i]) }
-        wholes.append(scale * scale * whole)
+        wholes.append(scale * scale * squaredNorm(g, count: grads.count))
         local += current; current = [0, 0, 0]
         if acrossSteps {
             let t = total.pointer, s = Float(scale)
@@ -81,10 +78,7 @@ public final class GradientNoise {
         let (S1, S2, N) = (s1.reduce(0, +), s2.reduce(0, +), n.reduce(0, +))
         let cross: Double, pairs: Double
         if acrossSteps {
-            var whole = 0.0
-            let t = total.pointer
-            for i in 0..<total.count { whole += Double(t[i]) * Double(t[i]) }
-            (cross, pairs) = (whole - S1, N * N - S2)
+            (cross, pairs) = (squaredNorm(total.pointer, count: total.count) - S1, N * N - S2)
         } else {
             var c = 0.0, p = 0.0
             for k in 0..<steps { c += wholes[k] - s1[k]; p += n[k] * n[k] - s2[k] }
