@@ -5,7 +5,7 @@ import Imaging
 /// A setting a sweep varies, by its finetune option name.
 public enum SweepAxis: String, CaseIterable, Sendable {
     case algo, lr, beta
-    case clipRange = "clip-range", noiseLevel = "noise-level", groupSize = "group-size"
+    case clipRange = "clip-range", noiseLevel = "noise-level", sdeWindow = "sde-window", groupSize = "group-size"
     case microBatches = "micro-batches", innerEpochs = "inner-epochs"
     case acflowTau = "acflow-tau", acflowAlpha = "acflow-alpha"
 
@@ -29,6 +29,7 @@ public enum SweepAxis: String, CaseIterable, Sendable {
         case .beta: c.beta = try number()
         case .clipRange: c.clipRange = try number()
         case .noiseLevel: c.sde.noiseLevel = try number()
+        case .sdeWindow: c.sde.window = try integer()
         case .groupSize: c.groupSize = try integer()
         case .microBatches: c.microBatches = try integer()
         case .innerEpochs: c.innerEpochs = try integer()

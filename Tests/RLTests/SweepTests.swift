@@ -13,8 +13,9 @@ import Training
         #expect(points[2].config.lr == 3e-4 && points[2].config.algo == .grpo && points[2].config.seed == 10)
         #expect(points[7].config.algo == .grpoGuard && points[7].config.seed == 11)
         #expect(points[0].configurationKey == "algo=grpo, lr=1e-4" && points[1].configurationKey == points[0].configurationKey)
-        let more = try sweepGrid(base: base, vary: [(.noiseLevel, ["0.5"]), (.groupSize, ["4"]), (.acflowAlpha, ["0.1"])], seeds: 1)
+        let more = try sweepGrid(base: base, vary: [(.noiseLevel, ["0.5"]), (.groupSize, ["4"]), (.acflowAlpha, ["0.1"]), (.sdeWindow, ["3"])], seeds: 1)
         #expect(more.count == 1 && more[0].config.sde.noiseLevel == 0.5 && more[0].config.groupSize == 4 && more[0].config.acflow.alpha == 0.1)
+        #expect(more[0].config.sde.stochasticSteps == 3)
     }
 
     @Test func badGridsAreErrorsNamingTheSetting() {
@@ -28,6 +29,7 @@ import Training
         #expect(message([(.lr, ["1e-4", "1e-4"])]).contains("needs distinct values"))
         #expect(message([(.groupSize, ["1"])]).contains("group-size=1") && message([(.groupSize, ["1"])]).contains("--group-size"))
         #expect(message([], seeds: 0).contains("--seeds must be at least 1"))
+        #expect(message([(.sdeWindow, ["11"])]).contains("--sde-window must be at most 10"))
     }
 
     /// The gold metric where the proxy gain first reaches a value: linear between the two
