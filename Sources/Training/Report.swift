@@ -219,7 +219,11 @@ public enum Report {
     static func noiseScaleParagraph(_ m: RunMetrics, batch: Int?) -> String {
         let pairs = m.lines.compactMap { l in l.gradSignal.flatMap { s in l.gradNoise.map { (s, $0) } } }
         guard !pairs.isEmpty else { return "" }
-        let unit = m.algo == Algorithm.acflow.rawValue ? "actor samples (a visited transition or an interpolant each)" : "samples (trajectories)"
+        // AC-Flow's passes draw transitions of the same rollouts, whose correlation the pairing
+        // counts as signal: its figure is low
+        let unit = m.algo == Algorithm.acflow.rawValue
+            ? "actor samples (a visited transition or an interpolant each; the passes share rollouts, so read it as low)"
+            : "samples (trajectories)"
         let (estimate, atLeast) = gradientNoiseScale(signal: pairs.map(\.0), noise: pairs.map(\.1))
         func count(_ v: Double) -> String { String(format: "%.0f", v) }
         let bound = atLeast.map { ", at least \(count($0)) (the signal two standard errors higher)" } ?? ""
