@@ -34,7 +34,9 @@ struct MPITests {
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         p.environment = env
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("ft-mpi-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        guard FileManager.default.createFile(atPath: errURL.path, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: errURL.path])
+        }
         defer { try? FileManager.default.removeItem(at: errURL) }
         p.standardError = try FileHandle(forWritingTo: errURL)
         p.standardOutput = FileHandle.nullDevice
