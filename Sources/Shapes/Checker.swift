@@ -74,13 +74,13 @@ public struct Checker: Sendable {
         var pool = objects
         let scale = marginScale * k
         func logistic(_ distance: Float) -> Float { 1 / (1 + expf(-distance / scale)) }
-        /// A requirement that an object is there: exact match 1, else partial credit from the pool.
-        func present(_ o: ObjectSpec, _ found: DetectedObject?) {
-            reqs.append(Requirement(name: "\(name(o)) present", passed: found != nil))
-            margins.append(found != nil ? 1 : pool.contains { $0.color == o.color } ? 0.5 : pool.contains { $0.shape == o.shape } ? 0.25 : 0)
-        }
         func add(_ name: String, passed: Bool, margin: Float?) {
             reqs.append(Requirement(name: name, passed: passed)); margins.append(margin ?? 0)
+        }
+        /// A requirement that an object is there: met 1, else partial credit from the objects left.
+        func present(_ o: ObjectSpec, found: Bool) {
+            add("\(name(o)) present", passed: found,
+                margin: found ? 1 : pool.contains { $0.color == o.color } ? 0.5 : pool.contains { $0.shape == o.shape } ? 0.25 : 0)
         }
         /// Takes the best object matching colour and shape out of the pool.
         func take(_ o: ObjectSpec) -> DetectedObject? {
@@ -93,7 +93,7 @@ public struct Checker: Sendable {
         case .single:
             let o = spec.objects[0]
             let found = take(o)
-            present(o, found)
+            present(o, found: found != nil)
             if let size = o.size {
                 // how far the extent is past 11.5 px (at 32 px) on the asked side
                 let past = found.map { d in (Float(max(d.width, d.height)) - 11.5 * k) * (size == .large ? 1 : -1) }
@@ -103,16 +103,16 @@ public struct Checker: Sendable {
                 add("at the \(p.rawValue)", passed: found.map { placed($0, p) } ?? false, margin: found.map { logistic(placement($0, p)) })
             }
         case .twoObjects:
-            for o in spec.objects { present(o, take(o)) }
+            for o in spec.objects { present(o, found: take(o) != nil) }
         case .counting:
             let o = spec.objects[0]
             let n = objects.filter { $0.color == o.color && $0.shape == o.shape }.count
-            add("\(name(o)) present", passed: n >= 1, margin: n >= 1 ? 1 : objects.contains { $0.color == o.color } ? 0.5 : objects.contains { $0.shape == o.shape } ? 0.25 : 0)
+            present(o, found: n >= 1)                                  // (nothing taken: the pool is every object)
             add("exactly \(spec.count)", passed: n == spec.count, margin: max(0, 1 - Float(abs(n - spec.count)) / Float(spec.count)))
         case .position:
             let a = take(spec.objects[0]), b = take(spec.objects[1])
-            present(spec.objects[0], a)
-            present(spec.objects[1], b)
+            present(spec.objects[0], found: a != nil)
+            present(spec.objects[1], found: b != nil)
             // how far a is past b by more than the 2 px dead zone, in the asked direction
             var past: Float? = nil
             if let a, let b {

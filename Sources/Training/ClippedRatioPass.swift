@@ -193,8 +193,11 @@ public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objectiv
             let idx = order[(m * mb)..<((m + 1) * mb)]
             let nKept = idx.filter { advantages.keep[$0] }.count
             policy.grads.zero()
-            let measure = epoch == 0 && m == 0 ? noise : nil         // the on-policy step: the policy gradient
-            for (p, rows) in lay.passes(idx, rowOf: rowOf).enumerated() {
+            // the on-policy step (the policy gradient) is measured when it has pieces to pair:
+            // several passes, or one on each of several processes
+            let passes = lay.passes(idx, rowOf: rowOf)
+            let measure = epoch == 0 && m == 0 && (passes.count > 1 || world.isDistributed) ? noise : nil
+            for (p, rows) in passes.enumerated() {
                 let c = rows.count
                 measure?.beginPiece(policy.grads)
                 for (j, row) in rows.enumerated() {
@@ -252,7 +255,7 @@ public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objectiv
                     }
                     policy.backward(stepWS, dv: dv, batch: c)
                 }
-                measure?.endPiece(policy.grads, count: keep[0..<c].filter { $0 }.count, scale: Double(max(nKept, 1)))
+                measure?.endPiece(policy.grads, count: keep[0..<c].reduce(0) { $0 + ($1 ? 1 : 0) }, scale: Double(max(nKept, 1)))
             }
             world.sum(policy.grads)
             measure?.endStep(policy.grads, scale: Double(max(nKept, 1)))

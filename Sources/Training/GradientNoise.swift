@@ -26,7 +26,7 @@ public final class GradientNoise {
     public let acrossSteps: Bool
     let before: FloatBuffer, total: FloatBuffer
     var local: [Double] = []            // per step: sum |h_k|^2, sum n_k^2, sum n_k over this process's pieces
-    var wholes: [Double] = []           // per step: |sum_k h_k|^2 over every process's pieces
+    var wholes: [Double] = []           // per step: |sum_k h_k|^2 over every process's pieces (pairs within steps)
     var current = [0.0, 0.0, 0.0]
 
     public init(parameters: Int, acrossSteps: Bool) {
@@ -60,11 +60,13 @@ public final class GradientNoise {
     /// the same `scale` as its pieces.
     public func endStep(_ grads: FloatBuffer, scale: Double) {
         let g = grads.pointer
-        wholes.append(scale * scale * squaredNorm(g, count: grads.count))
         local += current; current = [0, 0, 0]
-        if acrossSteps {
+        if acrossSteps {                                              // pairs over the iteration: its total
+            wholes.append(0)
             let t = total.pointer, s = Float(scale)
             for i in 0..<grads.count { t[i] += s * g[i] }
+        } else {
+            wholes.append(scale * scale * squaredNorm(g, count: grads.count))
         }
     }
 
