@@ -14,6 +14,7 @@ public enum ACFlowTarget: String, Codable, CaseIterable, Sendable {
     case visited   // (a) the rollout's own states x_k at t_k, target (x_k - x0) / t_k
     case fresh     // (b) fresh interpolants (1 - t) x0 + t eps, target eps - x0
     case transition // (c) the rollout's own transitions x_k -> x_k+1: weight A times their negative log-likelihood
+    case nft        // (d) DiffusionNFT's contrast on fresh interpolants of the final images: implicit positive and negative policies around the sampling one
 }
 
 /// Version 2 by default (ALGORITHMS.md section 4; docs/ACFLOW.md has the ablation behind the
@@ -47,6 +48,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public var tau: Float = 1                   // w = exp(tau * Ahat)
     public var weighting = ACFlowWeighting.exp  // exp | signed (w = Ahat; needs alpha > c_A)
     public var normaliseWeights = true          // weights / their mean (per time step for visited states)
+    public var nftBeta: Float = 1               // (d): v+ = beta v + (1 - beta) v_old, v- = (1 + beta) v_old - beta v
     public var alpha: Float = 0.002             // Wasserstein regulariser weight: alpha E||v - v_ref||^2 (docs/ACFLOW.md: 0.1 and up hold the policy still)
 
     public init() {}
@@ -77,6 +79,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
         if let actorBatch { try C.positive("--acflow-actor-batch", actorBatch); try C.atMost("--acflow-actor-batch", actorBatch, C.maxBatch) }
         try C.nonNegative("--acflow-tau", tau)
         try C.nonNegative("--acflow-alpha", alpha)
+        try C.positive("--acflow-nft-beta", nftBeta)
         if target == .transition && !sdeRollouts {
             throw FinetuneError("AC-Flow: --acflow-target transition trains on the SDE rollouts' transitions; it cannot be combined with --acflow-ode-rollouts")
         }

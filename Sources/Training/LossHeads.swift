@@ -97,6 +97,53 @@ public func acflowTransitionLoss(v: UnsafePointer<Float>, x: [Float], xNext: [Fl
     return (loss / Double(N), w2 / Double(N))
 }
 
+/// AC-Flow's contrast target (DiffusionNFT, Zheng et al. 2025): on a fresh interpolant
+/// x_t = (1 - t) x0 + t eps of a final image x0, the policy v and the sampling policy v_old
+/// define an implicit positive and negative velocity,
+///     v+ = beta v + (1 - beta) v_old,     v- = (1 + beta) v_old - beta v,
+/// whose clean-image predictions x0+- = x_t - t v+- are pulled to x0 in proportion r and 1 - r,
+///     L = mean_i [ r_i |x0+ - x0|^2 / (D m+) + (1 - r_i) |x0- - x0|^2 / (D m-) ] / beta
+///         + alpha mean_i [ ||v_i - vref_i||^2 / D ],
+/// r = 1/2 + A / (2 c_A) the advantage read as the probability of being better than the group,
+/// m+- = max(mean |x0+- - x0|, 1e-5) held constant (the paper's adaptive weight). The loss is a
+/// convex quadratic in v for every r in [0, 1]: at v = v_old its gradient is
+/// 2 t (1 - 2 r) (x0hat - x0) / (D m), a signed flow-matching step, and with every r = 1/2 it
+/// only pulls v back to v_old (no drift). `x0` holds the final images (B, D); writes dL/dv and
+/// returns (loss, the W2 term).
+public func acflowContrastLoss(v: UnsafePointer<Float>, vOld: UnsafePointer<Float>, xt: [Float], x0: [Float], t: [Float], r: [Float],
+                               beta: Float, vRef: UnsafePointer<Float>, alpha: Float, pixels D: Int, dv: inout [Float],
+                               of total: Int? = nil) -> (loss: Double, w2: Double) {
+    let B = r.count, N = total ?? B
+    var loss = 0.0, w2 = 0.0
+    for b in 0..<B {
+        let range = (b * D)..<((b + 1) * D), tb = t[b]
+        var absP = 0.0, absN = 0.0
+        for i in range {
+            let ep = xt[i] - tb * (beta * v[i] + (1 - beta) * vOld[i]) - x0[i]
+            let en = xt[i] - tb * ((1 + beta) * vOld[i] - beta * v[i]) - x0[i]
+            absP += Double(abs(ep)); absN += Double(abs(en))
+        }
+        let mP = Float(max(absP / Double(D), 1e-5)), mN = Float(max(absN / Double(D), 1e-5))
+        let kP = r[b] / (Float(D) * mP), kN = (1 - r[b]) / (Float(D) * mN), k2 = 2 * alpha / Float(N * D)
+        var sP = 0.0, sN = 0.0, reg = 0.0
+        for i in range {
+            let ep = xt[i] - tb * (beta * v[i] + (1 - beta) * vOld[i]) - x0[i]
+            let en = xt[i] - tb * ((1 + beta) * vOld[i] - beta * v[i]) - x0[i]
+            let rv = v[i] - vRef[i]
+            sP += Double(ep * ep); sN += Double(en * en); reg += Double(rv * rv)
+            // d/dv of (kP ep^2 + kN en^2) / beta: dep/dv = -t beta, den/dv = t beta
+            dv[i] = 2 * tb * (kN * en - kP * ep) / Float(N) + k2 * rv
+        }
+        loss += (Double(kP) * sP + Double(kN) * sN) / Double(beta) + Double(alpha) * reg / Double(D)
+        w2 += reg / Double(D)
+    }
+    return (loss / Double(N), w2 / Double(N))
+}
+
+/// DiffusionNFT's optimality probability of an advantage: r = 1/2 + clamp(A / c, -1, 1) / 2.
+@inline(__always)
+public func optimalityProbability(_ advantage: Float, clip c: Float) -> Float { 0.5 + 0.5 * min(max(advantage / c, -1), 1) }
+
 #if canImport(Glibc)
 import Glibc
 #else

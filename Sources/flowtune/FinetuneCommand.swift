@@ -62,7 +62,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "AC-Flow: GAE lambda (1: A = rt - V(x_k); 0: A = V(x_k+1) - V(x_k); default 1).") var acflowLambda: Float?
     @Option(help: "AC-Flow: advantage clip c_A (default 1).") var acflowAdvClip: Float?
     @Flag(help: "AC-Flow control run: every advantage 0 (weights 1 for the regression targets, 0 for transitions): the drift of the actor's regression alone.") var acflowZeroAdvantages = false
-    @Option(help: "AC-Flow: actor target: transition (default: each visited transition x_k -> x_k+1 weighted by its advantage), visited (regression at the rollout's states toward the final image) or fresh (interpolants of the final images).")
+    @Option(help: "AC-Flow: actor target: transition (default: each visited transition x_k -> x_k+1 weighted by its advantage), visited (regression at the rollout's states toward the final image), fresh (interpolants of the final images) or nft (DiffusionNFT's contrast of implicit positive and negative policies on fresh interpolants; r = 1/2 + A / 2 c_A).")
     var acflowTarget: ACFlowTarget?
     @Option(help: "AC-Flow: fresh interpolants' t ~ U[t-min, 1) (default 0.5; negative: logit-normal over all t).") var acflowFreshTMin: Float?
     @Option(help: "AC-Flow: actor AdamW steps per rollout batch (default 8).") var acflowActorSteps: Int?
@@ -70,6 +70,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "AC-Flow: weight temperature tau, w = exp(tau A) (default 1; the transition target weighs by A itself).") var acflowTau: Float?
     @Option(help: "AC-Flow: weighting of the visited/fresh targets, exp or signed (signed needs alpha > c_A).") var acflowWeighting: ACFlowWeighting?
     @Flag(help: "AC-Flow: weights not normalised to mean 1.") var acflowNoNormalise = false
+    @Option(help: "AC-Flow: the nft target's beta, v+ = beta v + (1 - beta) v_old (default 1).") var acflowNftBeta: Float?
     @Option(help: "AC-Flow: Wasserstein regulariser weight alpha (default 0.002; version 1: 1).") var acflowAlpha: Float?
 
     var config: FinetuneConfig {
@@ -90,6 +91,7 @@ struct FinetuneOptions: ParsableArguments {
         if let acflowWarmupEv { a.warmupExplainedVariance = acflowWarmupEv < 0 ? nil : acflowWarmupEv }
         set(acflowAdvClip, \.advantageClip); set(acflowTarget, \.target); set(acflowActorSteps, \.actorSteps)
         set(acflowTau, \.tau); set(acflowWeighting, \.weighting); set(acflowAlpha, \.alpha)
+        set(acflowNftBeta, \.nftBeta)
         if let acflowFreshTMin { a.freshTMin = acflowFreshTMin < 0 ? nil : acflowFreshTMin }
         if let acflowActorBatch { a.actorBatch = acflowActorBatch }
         if acflowNoShaping { a.shaping = false }

@@ -260,8 +260,9 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
 
     /// One AC-Flow iteration on a tiny model: the advantages come from the critic's values
     /// before this iteration's update (not after it), and the control option makes every weight 1
-    /// (the regression targets) or 0 (the transition target: then the policy does not move).
-    @Test(arguments: [ACFlowTarget.visited, .transition])
+    /// (the regression targets), 0 (the transition target) or r = 1/2 (the nft target): with the
+    /// last two the policy does not move.
+    @Test(arguments: [ACFlowTarget.visited, .transition, .nft])
     func advantagesUseTheCriticBeforeItsUpdateAndTheControlWeighsAllOne(_ target: ACFlowTarget) throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
@@ -287,9 +288,10 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
             #expect(zip(before, after).contains { abs($0 - $1) > 1e-3 })     // the critic did move
             let rt = ac.lastShapedRewards
             if control {
-                #expect(ac.lastAdvantages.allSatisfy { $0 == 0 } && ac.lastWeights.allSatisfy { $0 == (target == .transition ? 0 : 1) })
-                // the transition control has no gradient (v = v_ref): the regression cannot drift by itself
-                if target == .transition { #expect(moved == 0, "the control moved a weight by \(moved)") } else { #expect(moved > 0) }
+                let neutral: Float = target == .transition ? 0 : target == .nft ? 0.5 : 1
+                #expect(ac.lastAdvantages.allSatisfy { $0 == 0 } && ac.lastWeights.allSatisfy { $0 == neutral })
+                // the transition and nft controls have no gradient (v = v_ref = v_old): they cannot drift by themselves
+                if target != .visited { #expect(moved == 0, "the control moved a weight by \(moved)") } else { #expect(moved > 0) }
             } else {
                 #expect(moved > 0)
                 let expected = generalisedAdvantages(values: before, rewards: rt, lambda: 0.9)

@@ -73,14 +73,17 @@ public func explainedVariance(_ prediction: [Float], _ target: [Float]) -> Float
 ///  1. the critic's values V(x_k) on the visited states of the rollouts (before its update) give
 ///     the warm-up test and the GAE advantages; then the critic takes its MSE steps to rt;
 ///  2. weights w = exp(tau clamp(A)) (normalised to mean 1 per time step);
-///  3. the actor takes `actorSteps` AdamW steps of weighted flow matching plus alpha W2 to the
-///     base model, on mini-batches of visited states or of fresh interpolants.
+///  3. the actor takes `actorSteps` AdamW steps plus alpha W2 to the base model: the weighted
+///     log-likelihood of visited transitions, weighted flow matching on visited states or fresh
+///     interpolants, or DiffusionNFT's contrast on fresh interpolants (r = 1/2 + A / 2 c_A).
 public final class ACFlow: FinetuneAlgorithm {
     public var kind: Algorithm { .acflow }
     public let options: ACFlowConfig
     let config: FinetuneConfig
     public let rolloutWorkspaces: [Workspace]
     let trainWS: Workspace, refWS: Workspace
+    /// The nft target's sampling policy v_old: the policy as it rolled out this iteration's batch.
+    let old: DiT?, oldWS: Workspace?
     let actorBatch: Int
     public let critic: Critic
     public var criticOptimizer: AdamW
@@ -101,6 +104,8 @@ public final class ACFlow: FinetuneAlgorithm {
         let u = min(config.passSize, actorBatch)
         trainWS = try model.makeWorkspace(batch: u, training: true)
         refWS = try model.makeWorkspace(batch: u, training: false)
+        old = options.target == .nft ? model.clone() : nil
+        oldWS = try old?.makeWorkspace(batch: u, training: false)
         critic = Critic(model: model.config, width: options.criticWidth, positions: options.criticPositions, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
         warmup = WarmupLatch(minimumIterations: options.warmupIterations, threshold: options.warmupExplainedVariance)
@@ -203,7 +208,8 @@ public final class ACFlow: FinetuneAlgorithm {
         // the transition target weighs each transition by its clipped advantage itself (a policy gradient)
         let weighting = options.target == .transition ? ACFlowWeighting.signed : options.weighting
         var (weights, clipped) = advantageWeights(advantages, clip: options.advantageClip, tau: options.tau, weighting: weighting)
-        if options.normaliseWeights && weighting == .exp {
+        if options.target == .nft { weights = advantages.map { optimalityProbability($0, clip: options.advantageClip) } }
+        else if options.normaliseWeights && weighting == .exp {
             for k in 0..<T {
                 let mean = weights[(k * B)..<((k + 1) * B)].reduce(0, +) / Float(B)
                 if mean > 0 { for b in 0..<B { weights[k * B + b] /= mean } }
@@ -227,6 +233,7 @@ public final class ACFlow: FinetuneAlgorithm {
         let pairSteps = options.target == .transition ? config.sde.stochasticSteps : T
         var tok = [Int32](repeating: 0, count: u * L), dv = x
         noise.reset()                                                    // its pieces: the passes; a sample: a visited state
+        if let old { old.params.assign(from: run.policy.params) }       // the policy that rolled this batch out
         for step in 0..<options.actorSteps {
             run.policy.grads.zero()
             var c = 0, stepLoss = 0.0, stepW2 = 0.0
@@ -235,11 +242,19 @@ public final class ACFlow: FinetuneAlgorithm {
                 noise.beginPiece(run.policy.grads)
                 let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: c)
                 let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: c)
-                let heads = options.target == .transition
-                    ? acflowTransitionLoss(v: v, x: x, xNext: target, steps: Array(coefficients[0..<c]), vRef: vRef, advantages: Array(w[0..<c]),
-                                           alpha: options.alpha, pixels: n, dv: &dv, of: mb)
-                    : acflowActorLoss(v: v, target: target, vRef: vRef, weights: Array(w[0..<c]),
-                                      alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                let heads: (loss: Double, w2: Double)
+                switch options.target {
+                case .transition:
+                    heads = acflowTransitionLoss(v: v, x: x, xNext: target, steps: Array(coefficients[0..<c]), vRef: vRef, advantages: Array(w[0..<c]),
+                                                 alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                case .nft:
+                    let vOld = old!.forward(oldWS!, x: x, t: t, tokens: tok, batch: c)
+                    heads = acflowContrastLoss(v: v, vOld: vOld, xt: x, x0: target, t: t, r: Array(w[0..<c]), beta: options.nftBeta,
+                                               vRef: vRef, alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                case .visited, .fresh:
+                    heads = acflowActorLoss(v: v, target: target, vRef: vRef, weights: Array(w[0..<c]),
+                                            alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                }
                 run.policy.backward(trainWS, dv: dv, batch: c)
                 noise.endPiece(run.policy.grads, count: c, scale: Double(mb))
                 stepLoss += heads.loss; stepW2 += heads.w2
@@ -263,7 +278,7 @@ public final class ACFlow: FinetuneAlgorithm {
                         let x0 = images.startIndex + row * n
                         for i in 0..<n { x[c * n + i] = rollout.states[xk + i]; target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k] }
                     }
-                case .fresh:
+                case .fresh, .nft:
                     b = run.rng.int(B)
                     let tj = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
                     k = (0..<T).min { abs(grid[$0] - tj) < abs(grid[$1] - tj) }!
@@ -272,6 +287,8 @@ public final class ACFlow: FinetuneAlgorithm {
                     t[c] = tj
                     images.withUnsafeBufferPointer { x0p in x.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
                         flowMatchingPair(x0: x0p.baseAddress! + row * n, t: tj, n: n, rng: &run.rng, xt: xp.baseAddress! + c * n, target: tp.baseAddress! + c * n)
+                        // nft: the target is the final image itself
+                        if options.target == .nft { (tp.baseAddress! + c * n).update(from: x0p.baseAddress! + row * n, count: n) }
                     } } }
                 }
                 w[c] = weights[k * B + b]
