@@ -7,7 +7,7 @@ public enum SweepAxis: String, CaseIterable, Sendable {
     case algo, lr, beta
     case clipRange = "clip-range", noiseLevel = "noise-level", sdeWindow = "sde-window", groupSize = "group-size"
     case microBatches = "micro-batches", innerEpochs = "inner-epochs"
-    case acflowTau = "acflow-tau", acflowAlpha = "acflow-alpha"
+    case acflowTau = "acflow-tau", acflowAlpha = "acflow-alpha", acflowTarget = "acflow-target"
 
     /// Sets this axis of `c` to `value`; a value the option would refuse is an error naming both.
     func apply(_ value: String, to c: inout FinetuneConfig) throws {
@@ -35,6 +35,11 @@ public enum SweepAxis: String, CaseIterable, Sendable {
         case .innerEpochs: c.innerEpochs = try integer()
         case .acflowTau: c.acflow.tau = try number()
         case .acflowAlpha: c.acflow.alpha = try number()
+        case .acflowTarget:
+            guard let t = ACFlowTarget(rawValue: value) else {
+                throw InvalidOption("--vary acflow-target: unknown target '\(value)'; known: \(ACFlowTarget.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            c.acflow.target = t
         }
     }
 }

@@ -16,6 +16,8 @@ import Training
         let more = try sweepGrid(base: base, vary: [(.noiseLevel, ["0.5"]), (.groupSize, ["4"]), (.acflowAlpha, ["0.1"]), (.sdeWindow, ["3"])], seeds: 1)
         #expect(more.count == 1 && more[0].config.sde.noiseLevel == 0.5 && more[0].config.groupSize == 4 && more[0].config.acflow.alpha == 0.1)
         #expect(more[0].config.sde.stochasticSteps == 3)
+        let targets = try sweepGrid(base: base, vary: [(.acflowTarget, ["transition", "nft"])], seeds: 1)
+        #expect(targets.map(\.config.acflow.target) == [.transition, .nft] && targets[1].name == "acflow-target=nft_seed=10")
     }
 
     @Test func badGridsAreErrorsNamingTheSetting() {
@@ -30,6 +32,7 @@ import Training
         #expect(message([(.groupSize, ["1"])]).contains("group-size=1") && message([(.groupSize, ["1"])]).contains("--group-size"))
         #expect(message([], seeds: 0).contains("--seeds must be at least 1"))
         #expect(message([(.sdeWindow, ["11"])]).contains("--sde-window must be at most 10"))
+        #expect(message([(.acflowTarget, ["best"])]).contains("unknown target 'best'; known: visited, fresh, transition, nft"))
     }
 
     /// The gold metric where the proxy gain first reaches a value: linear between the two
