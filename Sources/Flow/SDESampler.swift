@@ -99,7 +99,7 @@ public func meanLogProb(_ x: UnsafePointer<Float>, _ mu: UnsafePointer<Float>, n
 
 /// The mean log-probability per dimension from the squared distance |x - mu|^2 over n values.
 @inline(__always)
-func logProb(squaredDistance ss: Double, n: Int, c: StepCoefficients) -> Float {
+public func logProb(squaredDistance ss: Double, n: Int, c: StepCoefficients) -> Float {
     Float(-ss / (2 * Double(c.s) * Double(c.s) * Double(n))) - c.logNormaliser
 }
 

@@ -77,24 +77,42 @@ public func acflowActorLoss(v: UnsafePointer<Float>, target: [Float], vRef: Unsa
 ///     mu_i = cx_i x_i + cv_i v_i
 /// Its gradient is the policy gradient of each visited state with the critic's advantage (GRPO's
 /// per-step gradient without the ratio and its clip); with every A = 0 only the regulariser
-/// acts, so the regression cannot drift by itself. Writes dL/dv; returns (loss, the W2 term).
+/// acts, so the regression cannot drift by itself. With `ratio` = (old log-probabilities, eps) it
+/// is PPO's clipped surrogate instead, -min(rho A, clip(rho, 1 - eps, 1 + eps) A) with
+/// rho = exp(logp - logp_old) (the per-value mean log-density, as GRPO's): the same gradient
+/// times rho, and none where the clip holds. Writes dL/dv; returns (loss, the W2 term, the
+/// samples the clip held).
+@discardableResult
 public func acflowTransitionLoss(v: UnsafePointer<Float>, x: [Float], xNext: [Float], steps: [StepCoefficients], vRef: UnsafePointer<Float>,
-                                 advantages: [Float], alpha: Float, pixels D: Int, dv: inout [Float], of total: Int? = nil) -> (loss: Double, w2: Double) {
+                                 advantages: [Float], alpha: Float, pixels D: Int, dv: inout [Float], of total: Int? = nil,
+                                 ratio: (oldLogps: [Float], eps: Float)? = nil) -> (loss: Double, w2: Double, clipped: Int) {
     let B = advantages.count, N = total ?? B
-    var loss = 0.0, w2 = 0.0
+    var loss = 0.0, w2 = 0.0, clipped = 0
     for b in 0..<B {
         let c = steps[b], a = advantages[b]
-        let k1 = a / (c.s * c.s * Float(D) * Float(N)), k2 = 2 * alpha / Float(N * D)
         var nll = 0.0, reg = 0.0
         for i in (b * D)..<((b + 1) * D) {
-            let mu = c.cx * x[i] + c.cv * v[i], e = mu - xNext[i], r = v[i] - vRef[i]
+            let e = c.cx * x[i] + c.cv * v[i] - xNext[i], r = v[i] - vRef[i]
             nll += Double(e * e); reg += Double(r * r)
-            dv[i] = k1 * e * c.cv + k2 * r
         }
-        loss += Double(a) * nll / (2 * Double(c.s * c.s) * Double(D)) + Double(alpha) * reg / Double(D)
+        var scale: Float = 1                                   // d(surrogate)/d(-A logp): rho, or 0 where clipped
+        if let ratio {
+            let rho = Float(exp(Double(logProb(squaredDistance: nll, n: D, c: c)) - Double(ratio.oldLogps[b])))
+            let held = (a > 0 && rho > 1 + ratio.eps) || (a < 0 && rho < 1 - ratio.eps)
+            if held { clipped += 1; scale = 0 } else { scale = rho }
+            loss -= Double(min(rho * a, min(max(rho, 1 - ratio.eps), 1 + ratio.eps) * a))
+        } else {
+            loss += Double(a) * nll / (2 * Double(c.s * c.s) * Double(D))
+        }
+        let k1 = scale * a / (c.s * c.s * Float(D) * Float(N)), k2 = 2 * alpha / Float(N * D)
+        for i in (b * D)..<((b + 1) * D) {
+            let e = c.cx * x[i] + c.cv * v[i] - xNext[i]
+            dv[i] = k1 * e * c.cv + k2 * (v[i] - vRef[i])
+        }
+        loss += Double(alpha) * reg / Double(D)
         w2 += reg / Double(D)
     }
-    return (loss / Double(N), w2 / Double(N))
+    return (loss / Double(N), w2 / Double(N), clipped)
 }
 
 /// AC-Flow's contrast target (DiffusionNFT, Zheng et al. 2025): on a fresh interpolant

@@ -22,7 +22,7 @@ public struct MetricsRecord: Codable, Equatable {
     // AC-Flow
     public var criticMse, criticExplainedVariance, criticExplainedVarianceBefore: Double?
     public var criticInUse, warmup: Bool?
-    public var advClippedFraction, weightMean, weightMax, w2, covWRt, gradCosine: Double?
+    public var advClippedFraction, ratioClippedFraction, weightMean, weightMax, w2, covWRt, gradCosine: Double?
     public var actorSteps: Int?
     // every --eval-every iterations and at step 0
     public var eval: EvalRecord?
@@ -37,7 +37,7 @@ public struct MetricsRecord: Codable, Equatable {
         case clipRange = "clip_range", klRef = "kl_ref", timesteps, gradSignal = "grad_signal", gradNoise = "grad_noise"
         case criticMse = "critic_mse", criticExplainedVariance = "critic_explained_variance", criticInUse = "critic_in_use"
         case criticExplainedVarianceBefore = "critic_explained_variance_before", warmup
-        case advClippedFraction = "adv_clipped_fraction", weightMean = "weight_mean", weightMax = "weight_max", w2
+        case advClippedFraction = "adv_clipped_fraction", ratioClippedFraction = "ratio_clipped_fraction", weightMean = "weight_mean", weightMax = "weight_max", w2
         case covWRt = "cov_w_rt", gradCosine = "grad_cosine", actorSteps = "actor_steps"
         case eval
     }
@@ -49,7 +49,7 @@ public struct MetricsRecord: Codable, Equatable {
          [(.seconds, seconds), (.rolloutSeconds, rolloutSeconds), (.rewardSeconds, rewardSeconds), (.trainSeconds, trainSeconds),
           (.lr, lr), (.peakRSSMB, peakRSSMB), (.criticMse, criticMse), (.criticExplainedVariance, criticExplainedVariance),
           (.criticExplainedVarianceBefore, criticExplainedVarianceBefore)],
-         [(.advClippedFraction, advClippedFraction), (.weightMean, weightMean), (.weightMax, weightMax), (.w2, w2),
+         [(.advClippedFraction, advClippedFraction), (.ratioClippedFraction, ratioClippedFraction), (.weightMean, weightMean), (.weightMax, weightMax), (.w2, w2),
           (.covWRt, covWRt), (.gradCosine, gradCosine), (.actorSteps, actorSteps.map(Double.init)),
           (.onpolicyRatioMaxDev, onpolicyRatioMaxDev), (.loss, loss), (.gradNorm, gradNorm), (.keptFraction, keptFraction),
           (.clipRange, clipRange), (.klRef, klRef), (.gradSignal, gradSignal), (.gradNoise, gradNoise)])

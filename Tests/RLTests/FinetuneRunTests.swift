@@ -205,7 +205,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         let v = rng.normals(3 * D), x = rng.normals(3 * D), xNext = rng.normals(3 * D), vRef = rng.normals(3 * D)
         let A: [Float] = [0.7, -0.4, 0], alpha: Float = 0.05
         var dv = [Float](repeating: 0, count: 3 * D)
-        let (loss, w2) = acflowTransitionLoss(v: v, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &dv)
+        let (loss, w2, _) = acflowTransitionLoss(v: v, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &dv)
         var expected = 0.0, reg = 0.0
         for b in 0..<3 {
             let c = steps[b]
@@ -228,6 +228,51 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
             let fd = (lp - lm) / Double(2 * h)
             #expect(abs(fd - Double(dv[i])) < 1e-3 * max(1, abs(fd)), "dv[\(i)] \(dv[i]) vs \(fd)")
         }
+    }
+
+    /// With the ratio, the transition loss is PPO's clipped surrogate: at rho = 1 its gradient is
+    /// the plain one; off it, dv is the surrogate's gradient (finite differences); where the
+    /// clip holds, only the regulariser's gradient is left.
+    @Test func clippedTransitionSurrogate() {
+        let D = 4, cfg = SDEConfig(steps: 5)
+        let steps = [cfg.coefficients(0), cfg.coefficients(1), cfg.coefficients(2), cfg.coefficients(3)]
+        var rng = RNG(seed: 17)
+        let v = rng.normals(4 * D), x = rng.normals(4 * D), vRef = rng.normals(4 * D)
+        // x' near mu so the log-densities are moderate
+        let xNext = (0..<(4 * D)).map { i in steps[i / D].cx * x[i] + steps[i / D].cv * v[i] + steps[i / D].s * rng.normal() }
+        let A: [Float] = [0.8, -0.6, 0.5, -0.7], alpha: Float = 0.05, eps: Float = 0.2
+        func logp(_ vv: [Float], _ b: Int) -> Float {
+            let c = steps[b]
+            var ss = 0.0
+            for i in (b * D)..<((b + 1) * D) { let e = Double(c.cx * x[i] + c.cv * vv[i] - xNext[i]); ss += e * e }
+            return Float(-ss / (2 * Double(c.s * c.s) * Double(D))) - c.logNormaliser
+        }
+        // rho = 1: the plain gradient
+        var plain = [Float](repeating: 0, count: 4 * D), surrogate = plain
+        acflowTransitionLoss(v: v, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &plain)
+        let onPolicy = (0..<4).map { logp(v, $0) }
+        let r0 = acflowTransitionLoss(v: v, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &surrogate,
+                                      ratio: (onPolicy, eps))
+        #expect(r0.clipped == 0)
+        #expect(zip(plain, surrogate).allSatisfy { abs($0 - $1) < 1e-5 * max(1, abs($0)) })
+        // old log-probabilities: samples 0 and 1 inside the clip, 2 above 1 + eps with A > 0, 3 below 1 - eps with A < 0
+        let old = [onPolicy[0] - 0.1, onPolicy[1] + 0.05, onPolicy[2] - 0.5, onPolicy[3] + 0.5]
+        var dv = plain
+        let r = acflowTransitionLoss(v: v, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &dv, ratio: (old, eps))
+        #expect(r.clipped == 2)
+        for i in (2 * D)..<(4 * D) { #expect(abs(dv[i] - 2 * alpha * (v[i] - vRef[i]) / Float(4 * D)) < 1e-6) }
+        for i in 0..<(2 * D) {
+            let h: Float = 1e-3
+            var up = v, down = v; up[i] += h; down[i] -= h
+            var scratch = dv
+            let lp = acflowTransitionLoss(v: up, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &scratch, ratio: (old, eps)).loss
+            let lm = acflowTransitionLoss(v: down, x: x, xNext: xNext, steps: steps, vRef: vRef, advantages: A, alpha: alpha, pixels: D, dv: &scratch, ratio: (old, eps)).loss
+            let fd = (lp - lm) / Double(2 * h)
+            #expect(abs(fd - Double(dv[i])) < 2e-3 * max(1, abs(fd)), "dv[\(i)] \(dv[i]) vs \(fd)")
+        }
+        var bad = ACFlowConfig()
+        bad.ratioClip = 1e-4; bad.target = .nft
+        #expect(throws: FinetuneError.self) { try bad.validate() }
     }
 
     /// GAE with gamma = 1 and V(x_T) = rt, against a hand computation for lambda 0, 0.9 and 1.
@@ -269,6 +314,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
         var c = setup.config(.acflow, steps: 2)
         c.acflow.criticLR = 3e-2; c.acflow.criticSteps = 3; c.acflow.lambda = 0.9; c.acflow.actorSteps = 2
         c.acflow.target = target
+        if target == .transition { c.acflow.ratioClip = 0.5 }          // the clipped surrogate: the same properties
         for control in [false, true] {
             c.acflow.zeroAdvantages = control
             let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run-\(control)"))
@@ -300,6 +346,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
                 #expect(zip(ac.lastAdvantages, postUpdate).contains { abs($0 - $1) > 1e-4 })
             }
             #expect(record.actorSteps == 2 && record.gradCosine != nil && record.criticExplainedVarianceBefore != nil)
+            #expect((record.ratioClippedFraction != nil) == (target == .transition))
         }
     }
 

@@ -229,6 +229,7 @@ public final class ACFlow: FinetuneAlgorithm {
         var x = [Float](repeating: 0, count: u * n), target = x, t = [Float](repeating: 0, count: u), w = t
         let stepCoefficients = (0..<T).map(config.sde.coefficients)
         var coefficients = [StepCoefficients](repeating: stepCoefficients[0], count: u)
+        var oldLogps = [Float](repeating: 0, count: u), ratioClipped = 0, trained = 0
         // the visited pairs drawn from: every state, or (transition) the steps with a log-probability
         let pairSteps = options.target == .transition ? config.sde.stochasticSteps : T
         var tok = [Int32](repeating: 0, count: u * L), dv = x
@@ -245,8 +246,10 @@ public final class ACFlow: FinetuneAlgorithm {
                 let heads: (loss: Double, w2: Double)
                 switch options.target {
                 case .transition:
-                    heads = acflowTransitionLoss(v: v, x: x, xNext: target, steps: Array(coefficients[0..<c]), vRef: vRef, advantages: Array(w[0..<c]),
-                                                 alpha: options.alpha, pixels: n, dv: &dv, of: mb)
+                    let h = acflowTransitionLoss(v: v, x: x, xNext: target, steps: Array(coefficients[0..<c]), vRef: vRef, advantages: Array(w[0..<c]),
+                                                 alpha: options.alpha, pixels: n, dv: &dv, of: mb,
+                                                 ratio: options.ratioClip.map { (Array(oldLogps[0..<c]), $0) })
+                    heads = (h.loss, h.w2); ratioClipped += h.clipped
                 case .nft:
                     let vOld = old!.forward(oldWS!, x: x, t: t, tokens: tok, batch: c)
                     heads = acflowContrastLoss(v: v, vOld: vOld, xt: x, x0: target, t: t, r: Array(w[0..<c]), beta: options.nftBeta,
@@ -257,7 +260,7 @@ public final class ACFlow: FinetuneAlgorithm {
                 }
                 run.policy.backward(trainWS, dv: dv, batch: c)
                 noise.endPiece(run.policy.grads, count: c, scale: Double(mb))
-                stepLoss += heads.loss; stepW2 += heads.w2
+                stepLoss += heads.loss; stepW2 += heads.w2; trained += c
                 c = 0
             }
             for _ in 0..<mb {
@@ -272,7 +275,7 @@ public final class ACFlow: FinetuneAlgorithm {
                     let xk = (k * Bl + row) * n
                     if options.target == .transition {
                         // the transition x_k -> x_k+1 (target holds x_k+1)
-                        coefficients[c] = stepCoefficients[k]
+                        coefficients[c] = stepCoefficients[k]; oldLogps[c] = rollout.logps[k * Bl + row]
                         for i in 0..<n { x[c * n + i] = rollout.states[xk + i]; target[c * n + i] = rollout.states[xk + Bl * n + i] }
                     } else {
                         let x0 = images.startIndex + row * n
@@ -307,6 +310,12 @@ public final class ACFlow: FinetuneAlgorithm {
             loss += sums[0]; w2 += sums[1]
         }
         let steps = Double(options.actorSteps)
+        if options.ratioClip != nil {
+            var counts = [Double(ratioClipped), Double(trained)]
+            world.sum(&counts)
+            record.ratioClippedFraction = counts[1] > 0 ? counts[0] / counts[1] : 0
+            record.clipRange = options.ratioClip.map(Double.init)
+        }
         record.criticMse = Double(mseBefore); record.criticExplainedVariance = Double(evAfter)
         record.criticExplainedVarianceBefore = Double(evBefore)
         record.criticInUse = trusted; record.warmup = options.useCritic && !trusted
