@@ -48,7 +48,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public var tau: Float = 1                   // w = exp(tau * Ahat)
     public var weighting = ACFlowWeighting.exp  // exp | signed (w = Ahat; needs alpha > c_A)
     public var normaliseWeights = true          // weights / their mean (per time step for visited states)
-    public var ratioClip: Float? = nil          // (c): PPO's clipped ratio of each transition's probability, eps (nil: no ratio)
+    public var ratioClip: Float? = 1e-3         // (c): PPO's clipped ratio of each transition's probability, eps (nil: no ratio; other targets: unused)
     public var nftBeta: Float = 1               // (d): v+ = beta v + (1 - beta) v_old, v- = (1 + beta) v_old - beta v
     public var alpha: Float = 0.002             // Wasserstein regulariser weight: alpha E||v - v_ref||^2 (docs/ACFLOW.md: 0.1 and up hold the policy still)
 
@@ -59,7 +59,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public static func version1(steps: Int) -> ACFlowConfig {
         var c = ACFlowConfig()
         c.sdeRollouts = false; c.target = .fresh; c.freshTMin = nil; c.actorSteps = 1; c.actorBatch = nil; c.alpha = 1
-        c.normaliseWeights = false; c.criticPositions = false; c.criticLR = 1e-4; c.criticSteps = 2
+        c.ratioClip = nil; c.normaliseWeights = false; c.criticPositions = false; c.criticLR = 1e-4; c.criticSteps = 2
         c.warmupIterations = Int((Float(steps) * 0.1).rounded()); c.warmupExplainedVariance = nil
         return c
     }
@@ -81,10 +81,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
         try C.nonNegative("--acflow-tau", tau)
         try C.nonNegative("--acflow-alpha", alpha)
         try C.positive("--acflow-nft-beta", nftBeta)
-        if let ratioClip {
-            try C.positive("--acflow-ratio-clip", ratioClip)
-            if target != .transition { throw FinetuneError("AC-Flow: --acflow-ratio-clip clips the ratio of a transition's probability; it needs --acflow-target transition") }
-        }
+        if let ratioClip { try C.positive("--acflow-ratio-clip", ratioClip) }
         if target == .transition && !sdeRollouts {
             throw FinetuneError("AC-Flow: --acflow-target transition trains on the SDE rollouts' transitions; it cannot be combined with --acflow-ode-rollouts")
         }

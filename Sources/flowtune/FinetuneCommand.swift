@@ -70,9 +70,15 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "AC-Flow: weight temperature tau, w = exp(tau A) (default 1; the transition target weighs by A itself).") var acflowTau: Float?
     @Option(help: "AC-Flow: weighting of the visited/fresh targets, exp or signed (signed needs alpha > c_A).") var acflowWeighting: ACFlowWeighting?
     @Flag(help: "AC-Flow: weights not normalised to mean 1.") var acflowNoNormalise = false
-    @Option(help: "AC-Flow: the transition target as PPO's clipped surrogate, each transition's probability ratio to the rollout's clipped to 1 +- EPS (default: no ratio).") var acflowRatioClip: Float?
+    @Option(help: "AC-Flow: the transition target as PPO's clipped surrogate, each transition's probability ratio to the rollout's clipped to 1 +- EPS (default 1e-3; 0: no ratio, the weighted log-likelihood).") var acflowRatioClip: Float?
     @Option(help: "AC-Flow: the nft target's beta, v+ = beta v + (1 - beta) v_old (default 1).") var acflowNftBeta: Float?
     @Option(help: "AC-Flow: Wasserstein regulariser weight alpha (default 0.002; version 1: 1).") var acflowAlpha: Float?
+
+    func validate() throws {
+        if acflowRatioClip != nil, (acflowTarget ?? (acflowV1 ? .fresh : .transition)) != .transition {
+            throw ValidationError("--acflow-ratio-clip clips the ratio of a transition's probability; it needs --acflow-target transition")
+        }
+    }
 
     var config: FinetuneConfig {
         var c = FinetuneConfig()
@@ -93,7 +99,7 @@ struct FinetuneOptions: ParsableArguments {
         set(acflowAdvClip, \.advantageClip); set(acflowTarget, \.target); set(acflowActorSteps, \.actorSteps)
         set(acflowTau, \.tau); set(acflowWeighting, \.weighting); set(acflowAlpha, \.alpha)
         set(acflowNftBeta, \.nftBeta)
-        if let acflowRatioClip { a.ratioClip = acflowRatioClip }
+        if let acflowRatioClip { a.ratioClip = acflowRatioClip == 0 ? nil : acflowRatioClip }
         if let acflowFreshTMin { a.freshTMin = acflowFreshTMin < 0 ? nil : acflowFreshTMin }
         if let acflowActorBatch { a.actorBatch = acflowActorBatch }
         if acflowNoShaping { a.shaping = false }

@@ -310,7 +310,7 @@ public final class ACFlow: FinetuneAlgorithm {
             loss += sums[0]; w2 += sums[1]
         }
         let steps = Double(options.actorSteps)
-        if options.ratioClip != nil {
+        if options.target == .transition, options.ratioClip != nil {
             var counts = [Double(ratioClipped), Double(trained)]
             world.sum(&counts)
             record.ratioClippedFraction = counts[1] > 0 ? counts[0] / counts[1] : 0
