@@ -19,12 +19,15 @@ public enum SweepAxis: String, CaseIterable, Sendable {
             guard let v = Int(value) else { throw InvalidOption("--vary \(rawValue): '\(value)' is not a whole number") }
             return v
         }
-        switch self {
-        case .algo:
-            guard let a = Algorithm(rawValue: value) else {
-                throw InvalidOption("--vary algo: unknown algorithm '\(value)'; known: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        /// One of an option's named values; an unknown one is named with the known ones.
+        func choice<T: RawRepresentable & CaseIterable>(_ what: String) throws -> T where T.RawValue == String {
+            guard let v = T(rawValue: value) else {
+                throw InvalidOption("--vary \(rawValue): unknown \(what) '\(value)'; known: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            c.algo = a
+            return v
+        }
+        switch self {
+        case .algo: c.algo = try choice("algorithm")
         case .lr: c.lr = try number()
         case .beta: c.beta = try number()
         case .clipRange: c.clipRange = try number()
@@ -35,11 +38,7 @@ public enum SweepAxis: String, CaseIterable, Sendable {
         case .innerEpochs: c.innerEpochs = try integer()
         case .acflowTau: c.acflow.tau = try number()
         case .acflowAlpha: c.acflow.alpha = try number()
-        case .acflowTarget:
-            guard let t = ACFlowTarget(rawValue: value) else {
-                throw InvalidOption("--vary acflow-target: unknown target '\(value)'; known: \(ACFlowTarget.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            c.acflow.target = t
+        case .acflowTarget: c.acflow.target = try choice("target")
         }
     }
 }

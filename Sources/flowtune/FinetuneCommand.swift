@@ -61,7 +61,7 @@ struct FinetuneOptions: ParsableArguments {
     var acflowWarmupEv: Float?
     @Option(help: "AC-Flow: GAE lambda (1: A = rt - V(x_k); 0: A = V(x_k+1) - V(x_k); default 1).") var acflowLambda: Float?
     @Option(help: "AC-Flow: advantage clip c_A (default 1).") var acflowAdvClip: Float?
-    @Flag(help: "AC-Flow control run: every advantage 0 (weights 1 for the regression targets, 0 for transitions): the drift of the actor's regression alone.") var acflowZeroAdvantages = false
+    @Flag(help: "AC-Flow control run: every advantage 0 (weights 1 for the regression targets, 0 for transitions, r = 1/2 for nft): the drift of the actor's regression alone.") var acflowZeroAdvantages = false
     @Option(help: "AC-Flow: actor target: transition (default: each visited transition x_k -> x_k+1 weighted by its advantage), visited (regression at the rollout's states toward the final image), fresh (interpolants of the final images) or nft (DiffusionNFT's contrast of implicit positive and negative policies on fresh interpolants; r = 1/2 + A / 2 c_A).")
     var acflowTarget: ACFlowTarget?
     @Option(help: "AC-Flow: fresh interpolants' t ~ U[t-min, 1) (default 0.5; negative: logit-normal over all t).") var acflowFreshTMin: Float?
@@ -75,7 +75,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "AC-Flow: Wasserstein regulariser weight alpha (default 0.002; version 1: 1).") var acflowAlpha: Float?
 
     func validate() throws {
-        if acflowRatioClip != nil, (acflowTarget ?? (acflowV1 ? .fresh : .transition)) != .transition {
+        if acflowRatioClip != nil, config.acflow.target != .transition {
             throw ValidationError("--acflow-ratio-clip clips the ratio of a transition's probability; it needs --acflow-target transition")
         }
     }

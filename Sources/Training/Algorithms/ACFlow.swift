@@ -72,7 +72,8 @@ public func explainedVariance(_ prediction: [Float], _ target: [Float]) -> Float
 /// the options, docs/ACFLOW.md the measurements behind the defaults). One iteration:
 ///  1. the critic's values V(x_k) on the visited states of the rollouts (before its update) give
 ///     the warm-up test and the GAE advantages; then the critic takes its MSE steps to rt;
-///  2. weights w = exp(tau clamp(A)) (normalised to mean 1 per time step);
+///  2. weights from the clipped advantages: A itself (transition), r = 1/2 + A / 2 c_A (nft), or
+///     w = exp(tau A) normalised to mean 1 per time step (visited, fresh);
 ///  3. the actor takes `actorSteps` AdamW steps plus alpha W2 to the base model: the weighted
 ///     log-likelihood of visited transitions, weighted flow matching on visited states or fresh
 ///     interpolants, or DiffusionNFT's contrast on fresh interpolants (r = 1/2 + A / 2 c_A).
