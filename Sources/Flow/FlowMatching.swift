@@ -6,7 +6,12 @@ import Model
 public struct FlowMatchingBatch {
     public var x0: [Float]          // (B, S, S, C) data in [-1, 1]
     public var tokens: [Int32]      // (B, L)
-    public init(x0: [Float], tokens: [Int32]) { self.x0 = x0; self.tokens = tokens }
+    /// The prompts a guidance-distillation teacher reads, when they are not `tokens` (caption
+    /// noise: the prompts the images were drawn for).
+    public var teacherTokens: [Int32]?
+    public init(x0: [Float], tokens: [Int32], teacherTokens: [Int32]? = nil) {
+        self.x0 = x0; self.tokens = tokens; self.teacherTokens = teacherTokens
+    }
 }
 
 /// logit-normal(mean, std): the sigmoid of a normal. (0, 1) is SD3's default; a negative mean
@@ -84,6 +89,7 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     var xt = [Float](repeating: 0, count: R * n)
     var target = [Float](repeating: 0, count: R * n)
     var tokens = [Int32](repeating: 0, count: R * L)
+    var teacherTokens = batch.teacherTokens == nil || teacher == nil ? [] : [Int32](repeating: 0, count: R * L)
     let null = c.nullTokens
     for b in 0..<B {
         let tb = logitNormal(&rng, mean: tMean, std: tStd)
@@ -92,12 +98,15 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
         let r = b - mine.lowerBound
         t[r] = tb
         for j in 0..<L { tokens[r * L + j] = isNull ? null[j] : batch.tokens[b * L + j] }
+        if !teacherTokens.isEmpty, let drawn = batch.teacherTokens {
+            for j in 0..<L { teacherTokens[r * L + j] = isNull ? null[j] : drawn[b * L + j] }
+        }
         batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
             flowMatchingPair(x0: x0.baseAddress! + b * n, t: tb, n: n, rng: &rng, xt: xp.baseAddress! + r * n, target: tp.baseAddress! + r * n)
         } } }
     }
     if let teacher {
-        xt.withUnsafeBufferPointer { xp in t.withUnsafeBufferPointer { tp in tokens.withUnsafeBufferPointer { kp in
+        (teacherTokens.isEmpty ? tokens : teacherTokens).withUnsafeBufferPointer { kp in xt.withUnsafeBufferPointer { xp in t.withUnsafeBufferPointer { tp in
             target.withUnsafeMutableBufferPointer { teacher.target(xt: xp.baseAddress!, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: R, into: $0.baseAddress!) }
         } } }
     }

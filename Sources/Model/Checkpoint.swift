@@ -9,6 +9,8 @@ public enum Checkpoint {
     /// Metadata of a guidance-distilled model: the CFG weight its teacher's guided velocity had,
     /// and the teacher's path.
     public static let distilledCFGKey = "distilled_cfg", distilledFromKey = "distilled_from"
+    /// Metadata of a model pretrained on noisy captions: the noise, as `--caption-noise` reads it.
+    public static let captionNoiseKey = "caption_noise"
 
     /// The safetensors file of `params` laid out by `config` (plus extra metadata).
     public static func file(config: ModelConfig, params: FloatBuffer, kind: String = "model",

@@ -24,6 +24,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     /// instead of the data's (nil: plain flow matching).
     public var distillFrom: String? = nil
     public var distillCFG: Float? = nil
+    /// The prompt drawn for a caption is corrupted with these probabilities (empty: clean data).
+    public var captionNoise = CaptionNoise()
     public init() {}
 
     /// Every value checked; the first bad one is an error naming its option and value.
@@ -109,11 +111,17 @@ public final class Pretrainer {
     }
 
     /// A batch of freshly rendered images with their prompts' tokens (deterministic in rng);
-    /// with `rows`, only those images are rendered (the others stay 0).
+    /// with `rows`, only those images are rendered (the others stay 0). With caption noise an
+    /// image is drawn for a corrupted prompt (from a stream of its own seed, so the batch's
+    /// stream is the clean one's) under the original caption; a teacher reads the drawn prompt.
     public func makeBatch(rng: inout RNG, rows: Range<Int>? = nil) -> FlowMatchingBatch {
         let B = config.batch, n = model.config.pixelsPerImage, L = model.config.textLength
         let specs = (0..<B).map { _ in generator.sample(rng: &rng) }
         let seeds = (0..<B).map { _ in rng.nextUInt64() }
+        let drawn = config.captionNoise.isEmpty ? specs : (0..<B).map { b in
+            var noise = RNG(seed: seeds[b]).split(7)
+            return config.captionNoise.corrupt(specs[b], rng: &noise).drawn
+        }
         var x0 = [Float](repeating: 0, count: B * n)
         x0.withUnsafeMutableBufferPointer { xp in
             let base = xp.baseAddress!
@@ -121,13 +129,16 @@ public final class Pretrainer {
             parallelFor(mine.count) { r in
                 for b in (mine.lowerBound + r.lowerBound)..<(mine.lowerBound + r.upperBound) {
                     var local = RNG(seed: seeds[b])
-                    renderer.render(specs[b], rng: &local, into: base + b * n)
+                    renderer.render(drawn[b], rng: &local, into: base + b * n)
                 }
             }
         }
-        var tokens = [Int32](repeating: 0, count: B * L)
-        for b in 0..<B { tokens.replaceSubrange((b * L)..<((b + 1) * L), with: try! Tokenizer.encode(specs[b].text)) }
-        return FlowMatchingBatch(x0: x0, tokens: tokens)
+        func tokens(of specs: [PromptSpec]) -> [Int32] {
+            var tokens = [Int32](repeating: 0, count: B * L)
+            for b in 0..<B { tokens.replaceSubrange((b * L)..<((b + 1) * L), with: try! Tokenizer.encode(specs[b].text)) }
+            return tokens
+        }
+        return FlowMatchingBatch(x0: x0, tokens: tokens(of: specs), teacherTokens: config.captionNoise.isEmpty ? nil : tokens(of: drawn))
     }
 
     /// One optimiser step; returns the loss. Spread over a world: each process renders and
@@ -170,6 +181,7 @@ public final class Pretrainer {
         try writeAtomically(try state.serialized(), to: Self.statePath(url))
         var extra = ["step": String(step), "kind_detail": "ema"]
         if let w = config.distillCFG, let teacher = config.distillFrom { extra[Checkpoint.distilledCFGKey] = "\(w)"; extra[Checkpoint.distilledFromKey] = teacher }
+        if !config.captionNoise.isEmpty { extra[Checkpoint.captionNoiseKey] = config.captionNoise.description }
         try Checkpoint.save(model, to: url, params: ema, extra: extra)
     }
 

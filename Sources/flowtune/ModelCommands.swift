@@ -24,13 +24,19 @@ struct SamplingOptions: ParsableArguments {
     }
 
     func load() throws -> (DiT, PromptFile) {
+        let (m, f, _) = try loadWithMetadata()
+        return (m, f)
+    }
+
+    /// The model, the prompts and the model file's metadata.
+    func loadWithMetadata() throws -> (DiT, PromptFile, [String: String]) {
         let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: model))
         let m = try Checkpoint.load(file, source: model)
         if cfg != 1, let w = file.metadata[Checkpoint.distilledCFGKey].flatMap(Float.init) {
             log("note: \(model) is guidance-distilled (it draws at --cfg 1 what its teacher drew at CFG \(w)); --cfg \(cfg) guides about as strongly as CFG \(cfg * w) would its teacher")
         }
         let f = try PromptFile(path: prompts)
-        return (m, f)
+        return (m, f, file.metadata)
     }
 
     func generate(_ m: DiT, _ f: PromptFile) throws -> [[[Float]]] {
@@ -91,7 +97,8 @@ struct Evaluate: ParsableCommand {
     func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
-        let (m, f) = try options.load()
+        let (m, f, metadata) = try options.loadWithMetadata()
+        let noise = metadata[Checkpoint.captionNoiseKey]
         let images = try options.generate(m, f)
         let checker = Checker(size: m.config.imageSize)
         var scores = TaskScores()
@@ -107,7 +114,13 @@ struct Evaluate: ParsableCommand {
                 }
             }
         }
-        print(json ? scores.json : scores.table)
+        if json {
+            // the noise a model was pretrained with, as the first key (clean models: the same object as always)
+            print(noise.map { "{\"caption_noise\": \"\($0)\", " + scores.json.dropFirst() } ?? scores.json)
+        } else {
+            if let noise { print("pretrained with caption noise \(noise)") }
+            print(scores.table)
+        }
         if details {
             var lines = ["requirement                 pass rate"]
             for (k, v) in kinds.sorted(by: { $0.key < $1.key }) {

@@ -32,6 +32,8 @@ struct Pretrain: ParsableCommand {
     var distillFrom: String?
     @Option(help: "The guidance scale of --distill-from's velocity: the student draws without guidance what the teacher draws at this scale.")
     var distillCfg: Float?
+    @Option(help: ArgumentHelp("Draw each image for a corrupted prompt under the original caption, e.g. count=0.3,relation=0.3,binding=0.3 (kinds: \(CaptionNoise.Kind.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "spec"))
+    var captionNoise = ""
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
@@ -48,6 +50,7 @@ struct Pretrain: ParsableCommand {
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
         cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
+        do { cfg.captionNoise = try CaptionNoise(parsing: captionNoise) } catch { throw CLIError("--caption-noise: \(error)".replacingOccurrences(of: "--caption-noise: caption noise", with: "--caption-noise")) }
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
@@ -66,6 +69,7 @@ struct Pretrain: ParsableCommand {
         defer { lock?.release() }
         if let initFrom { say("starting from the weights of \(initFrom)") }
         if let distillFrom, let distillCfg { say("distilling \(distillFrom) guided at CFG \(distillCfg)") }
+        if !cfg.captionNoise.isEmpty { say("caption noise: \(cfg.captionNoise)") }
         if resume {
             try trainer.resume(from: url)       // again under the lock: a run that ended meanwhile saved a later state
             say("resumed \(out) at step \(trainer.step)")

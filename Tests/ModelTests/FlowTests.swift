@@ -171,6 +171,41 @@ import Training
         #expect(throws: ModelError.self) { _ = try Pretrainer(config: cfg, excluding: [], teacher: other) }
     }
 
+    /// With caption noise an image is drawn for a corrupted prompt under the original caption:
+    /// the captions (and the batch's stream) are the clean run's, the images and the teacher's
+    /// prompts differ exactly where a prompt was corrupted (here every counting prompt), and the
+    /// model file records the noise.
+    @Test func captionNoiseDrawsCorruptedPromptsUnderTheCaption() throws {
+        var cfg = PretrainConfig()
+        cfg.model = "tiny"; cfg.steps = 1; cfg.batch = 48; cfg.warmup = 1; cfg.seed = 4
+        let clean = try Pretrainer(config: cfg, excluding: [])
+        cfg.captionNoise = try CaptionNoise(parsing: "count=1")
+        let noisy = try Pretrainer(config: cfg, excluding: [])
+        var r1 = RNG(seed: 8), r2 = RNG(seed: 8)
+        let a = clean.makeBatch(rng: &r1), b = noisy.makeBatch(rng: &r2)
+        #expect(r1.nextUInt64() == r2.nextUInt64())
+        #expect(a.tokens == b.tokens && a.teacherTokens == nil)
+        let drawn = try #require(b.teacherTokens)
+        let n = clean.model.config.pixelsPerImage, L = clean.model.config.textLength
+        let counting = Set(countWords.map { try! Tokenizer.encode($0 + " red circles on a blue background")[0] })
+        var corrupted = 0
+        for i in 0..<cfg.batch {
+            let caption = Array(a.tokens[(i * L)..<((i + 1) * L)]), teacher = Array(drawn[(i * L)..<((i + 1) * L)])
+            let sameImage = a.x0[(i * n)..<((i + 1) * n)] == b.x0[(i * n)..<((i + 1) * n)]
+            #expect(sameImage == (caption == teacher), "image \(i)")
+            #expect((caption != teacher) == counting.contains(caption[0]), "image \(i): only counting prompts are corrupted")
+            if caption != teacher { corrupted += 1 }
+        }
+        #expect(corrupted > 0 && corrupted < cfg.batch)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-cn-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("m.safetensors")
+        try noisy.save(to: url)
+        #expect(try SafeTensorsFile(contentsOf: url).metadata[Checkpoint.captionNoiseKey] == "count=1.0")
+        try clean.save(to: dir.appendingPathComponent("c.safetensors"))
+        #expect(try SafeTensorsFile(contentsOf: dir.appendingPathComponent("c.safetensors")).metadata[Checkpoint.captionNoiseKey] == nil)
+    }
+
     /// Save + resume continues exactly where an uninterrupted run would be.
     @Test func pretrainingResumesExactly() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-pt-\(UUID().uuidString)")
