@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Example external reward scorer for flowtune (use with --reward "external:python3 scripts/example_scorer.py").
 
-Protocol: one JSON object per line on stdin, {"image": "<path to png>", "prompt": "..."};
-one JSON number per line on stdout, in the same order. Stay alive between lines (flowtune keeps
-one process for the whole run) and flush after every answer.
+Protocol: one JSON object per line on stdin, {"id": N, "image": "<path to png>", "prompt": "..."};
+one line per request on stdout, {"id": N, "score": X} (flowtune checks the id; a bare JSON
+number is taken in order). Exactly one line per request, never before it is asked. Stay alive
+between lines (flowtune keeps one process for the whole run) and flush after every answer.
 
 This scorer decodes the PNG with Pillow (pip install pillow) and rewards "warm" images: the mean
 of R - (G + B) / 2 over pixels, in [-1, 1]. Replace `score` with a real reward model.
@@ -32,7 +33,8 @@ def main() -> None:
         if not line:
             continue
         request = json.loads(line)
-        print(json.dumps(score(request["image"], request.get("prompt", ""))), flush=True)
+        reply = {"id": request["id"], "score": score(request["image"], request.get("prompt", ""))}
+        print(json.dumps(reply), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "ft_process.h"
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +19,10 @@ extern char **environ;
 /* Live groups, for the exit and signal clean-up (a fixed table: signal handlers cannot lock). */
 #define FT_MAX_GROUPS 64
 static volatile sig_atomic_t groups[FT_MAX_GROUPS];
+/* Each group's mark: FLOWTUNE_SCORER=<our pid>.<n> in the environment of everything it starts,
+ * which finds its descendants even after their parents died and they left the group. */
+static int marks[FT_MAX_GROUPS];
+static int next_mark = 0;
 static int installed = 0;
 static volatile sig_atomic_t graceful = 0, interrupted = 0;
 
@@ -24,19 +30,143 @@ static void kill_all_groups(int sig) {
     for (int i = 0; i < FT_MAX_GROUPS; i++) if (groups[i] > 0) kill(-(pid_t)groups[i], sig);
 }
 
+/* The pids of every process, from /proc; at most `max`. */
+static int list_pids(pid_t *out, int max) {
+    int n = 0;
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end == 0 && pid > 0) out[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+/* /proc/PID/WHAT into buf (NUL-terminated); its length, or -1. */
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t len = read(fd, buf, size - 1);
+    close(fd);
+    if (len < 0) return -1;
+    buf[len] = 0;
+    return len;
+}
+
+enum { FT_MAX_PROCS = 65536 };
+static pid_t all_pids[FT_MAX_PROCS];
+
+/* Every descendant of `root` (children, their children, ..., whatever session or group they
+ * moved to), from the parent pids in /proc; at most `max`. Returns the count. */
+static int descendants(pid_t root, pid_t *out, int max) {
+    static pid_t parents[FT_MAX_PROCS];
+    int n = list_pids(all_pids, FT_MAX_PROCS);
+    for (int i = 0; i < n; i++) {
+        char buf[512];
+        char *paren = read_proc(all_pids[i], "stat", buf, sizeof buf) > 0 ? strrchr(buf, ')') : NULL;   /* the name may hold ')' */
+        char state;
+        long ppid = 0;
+        if (!paren || sscanf(paren + 1, " %c %ld", &state, &ppid) != 2) all_pids[i] = 0;
+        parents[i] = (pid_t)ppid;
+    }
+    int count = 0;
+    for (int changed = 1; changed;) {             /* one generation a pass */
+        changed = 0;
+        for (int i = 0; i < n; i++) {
+            if (all_pids[i] == 0) continue;
+            int mine = parents[i] == root;
+            for (int j = 0; j < count && !mine; j++) mine = parents[i] == out[j];
+            if (mine && count < max) { out[count++] = all_pids[i]; all_pids[i] = 0; changed = 1; }
+        }
+    }
+    return count;
+}
+
+/* The processes whose environment holds `entry` (a whole NUL-separated entry); at most `max`. */
+static int marked(const char *entry, pid_t *out, int max) {
+    static char buf[1 << 16];
+    size_t len = strlen(entry);
+    int count = 0, n = list_pids(all_pids, FT_MAX_PROCS);
+    for (int k = 0; k < n && count < max; k++) {
+        if (all_pids[k] == getpid()) continue;
+        ssize_t size = read_proc(all_pids[k], "environ", buf, sizeof buf);
+        for (ssize_t i = 0; i < size; i += (ssize_t)strlen(buf + i) + 1) {
+            if (strlen(buf + i) == len && memcmp(buf + i, entry, len) == 0) { out[count++] = all_pids[k]; break; }
+        }
+    }
+    return count;
+}
+
+static void mark_entry(int mark, char *entry, size_t size) { snprintf(entry, size, "FLOWTUNE_SCORER=%d.%d", (int)getpid(), mark); }
+
+/* Ends every descendant of this process: SIGTERM, a grace period, SIGKILL, then reaps them
+ * (a subreaper's orphans are its children). */
+static void end_descendants(int grace_ms) {
+    pid_t list[4096];
+    int n = descendants(getpid(), list, 4096);
+    if (n == 0) return;
+    for (int i = 0; i < n; i++) kill(list[i], SIGTERM);
+    for (int waited = 0; waited < grace_ms; waited += 10) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+        if (descendants(getpid(), list, 4096) == 0) return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    n = descendants(getpid(), list, 4096);
+    for (int i = 0; i < n; i++) kill(list[i], SIGKILL);
+    for (int i = 0; i < 200; i++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+        if (descendants(getpid(), list, 4096) == 0) return;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void at_exit_cleanup(void) {
     int any = 0;
     for (int i = 0; i < FT_MAX_GROUPS; i++) if (groups[i] > 0) any = 1;
-    if (!any) return;
-    kill_all_groups(SIGTERM);
-    struct timespec ts = {0, 100 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    kill_all_groups(SIGKILL);
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    if (any) {
+        kill_all_groups(SIGTERM);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        kill_all_groups(SIGKILL);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    }
+    /* whatever a scorer started in a session of its own (setsid) is still our descendant */
+    end_descendants(100);
 }
 
-static void on_signal(int sig) {
-    if (graceful && !interrupted && (sig == SIGINT || sig == SIGTERM)) { interrupted = sig; return; }
+/* The first stop request: its signal, its sender (SI_USER: a kill(2) by that process; 0 for the
+ * terminal or the kernel) and when it came. */
+static volatile sig_atomic_t first_sender = 0;
+static struct timespec first_time;
+
+static int duplicate(int sig, const siginfo_t *info) {
+    if (sig != interrupted || !info || info->si_code != SI_USER || first_sender <= 0 || info->si_pid != first_sender) return 0;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    double dt = (double)(t.tv_sec - first_time.tv_sec) + 1e-9 * (double)(t.tv_nsec - first_time.tv_nsec);
+    return dt < 2.0;
+}
+
+static void on_signal(int sig, siginfo_t *info, void *context) {
+    (void)context;
+    if (graceful && (sig == SIGINT || sig == SIGTERM)) {
+        if (!interrupted) {
+            interrupted = sig;
+            first_sender = info && info->si_code == SI_USER ? info->si_pid : 0;
+            clock_gettime(CLOCK_MONOTONIC, &first_time);
+            return;
+        }
+        /* one request delivered twice by one sender (GNU timeout signals its child, then the
+         * child's whole group) is one request: only a second request stops at once */
+        if (duplicate(sig, info)) return;
+    }
     kill_all_groups(SIGTERM);
     struct timespec ts = {0, 100 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -55,7 +185,8 @@ static void install(void) {
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
             struct sigaction sa;
             memset(&sa, 0, sizeof sa);
-            sa.sa_handler = on_signal;
+            sa.sa_sigaction = on_signal;
+            sa.sa_flags = SA_SIGINFO;
             sigemptyset(&sa.sa_mask);
             sigaction(sigs[i], &sa, NULL);
         }
@@ -77,6 +208,16 @@ static void set_group(pid_t pgid, pid_t value) {
 }
 
 void ft_enable_graceful_interrupt(void) { install(); graceful = 1; }
+
+void ft_standard_streams(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        /* open returns the lowest free descriptor: this one */
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (got >= 0 && got != fd) { dup2(got, fd); close(got); }
+    }
+    signal(SIGPIPE, SIG_IGN);       /* a reader that left gives EPIPE, not death */
+}
 
 int ft_interrupted(void) { return interrupted; }
 
@@ -101,13 +242,26 @@ pid_t ft_spawn_group(const char *command, int *to_child, int *from_child) {
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
+    int mark = ++next_mark;
+    char entry[64];
+    mark_entry(mark, entry, sizeof entry);
+    size_t n_env = 0;
+    while (environ[n_env]) n_env++;
+    char **env = calloc(n_env + 2, sizeof(char *));
+    if (!env) { close(in[0]); close(in[1]); close(out[0]); close(out[1]); errno = ENOMEM; return -1; }
+    size_t k = 0;
+    for (size_t i = 0; i < n_env; i++) if (strncmp(environ[i], "FLOWTUNE_SCORER=", 16) != 0) env[k++] = environ[i];
+    env[k++] = entry;
+    env[k] = NULL;
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+    int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, env);
+    free(env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(in[0]); close(out[1]);
     if (rc != 0) { close(in[1]); close(out[0]); errno = rc; return -1; }
     set_group(pid, pid);
+    for (int i = 0; i < FT_MAX_GROUPS; i++) if (groups[i] == pid) marks[i] = mark;
     *to_child = in[1];
     *from_child = out[0];
     return pid;
@@ -132,6 +286,17 @@ static int group_alive(pid_t pgid) { return kill(-pgid, 0) == 0 || errno == EPER
 
 int ft_stop_group(pid_t pgid, int grace_ms) {
     int status = -1, st;
+    /* what the group started that left it (setsid, setpgid), found by its parents and by its
+     * mark (a parent may have died first), is stopped with it */
+    pid_t escaped[1024];
+    int n_escaped = descendants(pgid, escaped, 512);
+    for (int i = 0; i < FT_MAX_GROUPS; i++) {
+        if (groups[i] != pgid || marks[i] == 0) continue;
+        char entry[64];
+        mark_entry(marks[i], entry, sizeof entry);
+        n_escaped += marked(entry, escaped + n_escaped, 1024 - n_escaped);
+    }
+    for (int i = 0; i < n_escaped; i++) if (getpgid(escaped[i]) != pgid) kill(escaped[i], SIGTERM);
     kill(-pgid, SIGTERM);
     for (int waited = 0; waited < grace_ms; waited += 10) {
         if (waitpid(pgid, &st, WNOHANG) == pgid) status = st;
@@ -141,6 +306,7 @@ int ft_stop_group(pid_t pgid, int grace_ms) {
         nanosleep(&ts, NULL);
     }
     if (group_alive(pgid)) kill(-pgid, SIGKILL);
+    for (int i = 0; i < n_escaped; i++) if (kill(escaped[i], 0) == 0) kill(escaped[i], SIGKILL);
     if (waitpid(pgid, &st, 0) == pgid) status = st;
     /* the killed descendants are our children now (subreaper): reap them until none of the group is left */
     for (int i = 0; i < 200 && group_alive(pgid); i++) {
@@ -149,6 +315,15 @@ int ft_stop_group(pid_t pgid, int grace_ms) {
         nanosleep(&ts, NULL);
     }
     reap_orphans(pgid);
+    /* the escaped ones are our children once their parents died (subreaper): reap them */
+    for (int i = 0; i < n_escaped; i++) {
+        for (int k = 0; k < 200; k++) {
+            pid_t r = waitpid(escaped[i], &st, WNOHANG);
+            if (r == escaped[i] || (r < 0 && errno == ECHILD && kill(escaped[i], 0) != 0)) break;
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
     set_group(pgid, 0);
     return status;
 }

@@ -49,16 +49,39 @@ public enum Checkpoint {
         return c
     }
 
-    /// Parameters of `layout` from a file: every tensor present with the right shape.
+    /// The largest weight magnitude a checkpoint may hold: trained weights are of order 1, and a
+    /// network of weights past this overflows Float arithmetic (its images would be NaN).
+    public static let maxWeightMagnitude: Float = 1e6
+
+    /// Parameters of `layout` from a file: every tensor present with the right shape, no tensor
+    /// that the configuration does not have, every value finite and below `maxWeightMagnitude`.
+    /// All of it is checked before the parameters are allocated (a configuration that claims far
+    /// more weights than the file holds is refused, not allocated).
     public static func params(from f: SafeTensorsFile, config: ModelConfig, source: String) throws -> FloatBuffer {
         let layout = ParamLayout(config)
-        let params = FloatBuffer(count: layout.total)
+        let known = Set(layout.entries.map(\.name))
         for e in layout.entries {
-            guard let t = f.tensors[e.name] else { throw CheckpointError("\(source): tensor '\(e.name)' is missing") }
+            guard let t = f.tensors[e.name] else { throw CheckpointError("\(source): tensor '\(e.name)' is missing (the configuration '\(config.name)' needs it)") }
             guard t.shape == e.shape else {
                 throw CheckpointError("\(source): tensor '\(e.name)' has shape \(t.shape), the configuration needs \(e.shape)")
             }
-            t.values.withUnsafeBufferPointer { (params.pointer + e.offset).update(from: $0.baseAddress!, count: e.count) }
+        }
+        // weights of other networks (a state's optimiser moments, an EMA) have names of their own
+        // (the network's names begin with one of its top-level parts: blocks, final, patch_embed, ...)
+        let parts = Set(layout.entries.map { $0.name.split(separator: ".")[0] })
+        if let extra = f.tensors.keys.sorted().first(where: { !known.contains($0) && parts.contains($0.split(separator: ".").first ?? "") }) {
+            throw CheckpointError("\(source): tensor '\(extra)' is not part of the configuration '\(config.name)' (depth \(config.depth)): the configuration does not describe the weights")
+        }
+        for e in layout.entries {
+            let values = f.tensors[e.name]!.values
+            if let i = values.firstIndex(where: { !$0.isFinite || abs($0) > maxWeightMagnitude }) {
+                let v = values[i]
+                throw CheckpointError("\(source): tensor '\(e.name)' holds \(v.isFinite ? "the weight \(v), beyond \(maxWeightMagnitude)" : "a non-finite weight (\(v))") at index \(i): the model is damaged")
+            }
+        }
+        let params = try FloatBuffer(count: layout.total, purpose: "the weights of '\(config.name)'")
+        for e in layout.entries {
+            f.tensors[e.name]!.values.withUnsafeBufferPointer { (params.pointer + e.offset).update(from: $0.baseAddress!, count: e.count) }
         }
         return params
     }

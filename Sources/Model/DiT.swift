@@ -34,6 +34,13 @@ public final class DiT {
         try config.validate()
         self.config = config
         layout = ParamLayout(config)
+        // weights and gradients (and as much again for the copies a run keeps: the base model,
+        // AdamW's moments), estimated before anything is allocated
+        let needed = Double(layout.total) * 4 * 4, memory = Double(physicalMemoryBytes)
+        guard memory == 0 || needed <= memory else {
+            throw ModelError(String(format: "model configuration '%@' has %ld parameters: its weights, gradients and optimiser state need %.1f GiB, more than this machine's %.1f GiB",
+                                    config.name, layout.total, needed / 1_073_741_824, memory / 1_073_741_824))
+        }
         if let params {
             guard params.count == layout.total else {
                 throw ModelError("parameter count \(params.count) does not match configuration '\(config.name)' (\(layout.total))")
@@ -44,7 +51,7 @@ public final class DiT {
             var rng = RNG(seed: seed)
             layout.initialise(self.params, rng: &rng)
         }
-        grads = FloatBuffer(count: layout.total)
+        grads = try FloatBuffer(count: layout.total, purpose: "the gradients of '\(config.name)'")
         posEmbed = sinCosPositionEmbedding(side: config.patchesPerSide, width: config.width)
         let layout = layout
         blockOffsets = (0..<config.depth).map { BlockOffsets(layout, block: $0) }

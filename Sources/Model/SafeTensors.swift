@@ -100,11 +100,17 @@ public struct SafeTensorsFile {
     }
 
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
+        try self.init(data: try Self.read(url), source: url.path)
+    }
+
+    /// The CRC-32 of a file's bytes as 8 hex digits (a run records its base model's).
+    public static func checksum(of data: Data) -> String { String(format: "%08x", data.withUnsafeBytes { crc32($0) }) }
+
+    /// A file's bytes, or an error naming it.
+    public static func read(_ url: URL) throws -> Data {
+        do { return try Data(contentsOf: url) } catch {
             throw CheckpointError("cannot read \(url.path): \(FileManager.default.fileExists(atPath: url.path) ? "unreadable" : "no such file")")
         }
-        try self.init(data: data, source: url.path)
     }
 }
 

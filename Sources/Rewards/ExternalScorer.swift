@@ -8,9 +8,13 @@ import Glibc
 #endif
 
 /// A reward from any program: a long-lived child process (`/bin/sh -c COMMAND`) that reads one
-/// JSON object per line on stdin, {"image": "<png path>", "prompt": "..."}, and answers one JSON
-/// number per line on stdout. A crash, a hang past the timeout, a non-number, NaN/Inf or a short
-/// reply is an error naming the scorer; the child is then stopped.
+/// JSON object per line on stdin, {"id": N, "image": "<png path>", "prompt": "..."}, and answers
+/// each with one line on stdout: {"id": N, "score": X} (matched to its request by the id), or a
+/// bare JSON number (matched in order). Replies are one to one: a reply to another id, or a line
+/// that arrives before its request (two answers to one image, answers without reading), is an
+/// error. A crash, a hang past the timeout, a non-number, NaN/Inf, a short reply or a line over
+/// `maxLineBytes` is an error naming the scorer; the child is then stopped. Lines may end in
+/// CRLF; they are read in linear time.
 ///
 /// The command runs in a process group of its own, and stopping it stops the whole group
 /// (SIGTERM, then SIGKILL after a grace period) and reaps it: nothing the scorer started outlives
@@ -31,8 +35,12 @@ public final class ExternalScorer: RewardScorer {
     var fromChild: Int32 = -1
     public static let gracePeriodMilliseconds: Int32 = 500
     var buffer: [UInt8] = []
+    /// How much of `buffer` is known to hold no newline (so a long line is scanned once).
+    var scanned = 0
     let dir: URL
     var counter = 0
+    /// The longest reply line read (a score needs a few dozen bytes).
+    public static let maxLineBytes = 1 << 20
 
     public init(command: String, timeout: Double = 30) {
         self.command = command; self.timeout = timeout
@@ -50,12 +58,24 @@ public final class ExternalScorer: RewardScorer {
     }
 
     func start() throws {
+        Self.removeStaleFolders()
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var to: Int32 = -1, from: Int32 = -1
         let p = ft_spawn_group(command, &to, &from)
         guard p > 0 else { throw fail("cannot start: \(String(cString: strerror(errno)))") }
         pid = p; toChild = to; fromChild = from
-        buffer = []
+        buffer = []; scanned = 0
+    }
+
+    /// Removes the image folders of flowtune processes that no longer run (killed with SIGKILL,
+    /// which no clean-up survives): `flowtune-external-PID-*` in the temporary folder.
+    static func removeStaleFolders() {
+        let tmp = FileManager.default.temporaryDirectory
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] where name.hasPrefix("flowtune-external-") {
+            let fields = name.split(separator: "-")
+            guard fields.count == 4, let owner = pid_t(fields[2]), owner > 0, owner != getpid() else { continue }
+            if kill(owner, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(at: tmp.appendingPathComponent(name)) }
+        }
     }
 
     /// Stops the scorer's whole process group and reaps it; returns the leader's wait status.
@@ -91,11 +111,14 @@ public final class ExternalScorer: RewardScorer {
     func readLine() throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            if let nl = buffer.firstIndex(of: 10) {
+            if let nl = buffer[scanned...].firstIndex(of: 10) {
                 let line = String(decoding: buffer[..<nl], as: UTF8.self)
                 buffer.removeSubrange(...nl)
+                scanned = 0
                 return line
             }
+            scanned = buffer.count
+            guard buffer.count <= Self.maxLineBytes else { throw fail("answered a line longer than \(Self.maxLineBytes) bytes") }
             let left = deadline.timeIntervalSinceNow
             guard left > 0 else { throw fail("no answer within \(timeout) s (hung?)") }
             var pfd = pollfd(fd: fromChild, events: Int16(POLLIN), revents: 0)
@@ -110,7 +133,7 @@ public final class ExternalScorer: RewardScorer {
                 }
                 continue
             }
-            var chunk = [UInt8](repeating: 0, count: 4096)
+            var chunk = [UInt8](repeating: 0, count: 65536)
             let n = read(fromChild, &chunk, chunk.count)
             if n <= 0 {
                 let partial = !buffer.isEmpty
@@ -133,15 +156,50 @@ public final class ExternalScorer: RewardScorer {
             counter += 1
             let path = dir.appendingPathComponent("image-\(counter % 1000).png")
             try writeAtomically(Data(try RGBImage(signedUnit: img, width: images.size, height: images.size).pngData()), to: path, durable: false)
-            let line = "{\"image\": \(jsonQuote(path.path)), \"prompt\": \(jsonQuote(prompt.text))}\n"
+            try checkNothingUnasked()
+            let line = "{\"id\": \(counter), \"image\": \(jsonQuote(path.path)), \"prompt\": \(jsonQuote(prompt.text))}\n"
             try write(Array(line.utf8))
-            let reply = try readLine().trimmingCharacters(in: .whitespaces)
-            guard let v = Double(reply) else {
-                throw fail("answered '\(reply.prefix(80))', not a JSON number")
-            }
-            guard v.isFinite else { throw fail("answered '\(reply)', not a finite number") }
-            out.append(Float(v))
+            out.append(try Self.parse(reply: try readLine(), id: counter, fail: fail))
         }
+        try checkNothingUnasked()
         return out
+    }
+
+    /// A reply must not come before its request: whatever the scorer has written beyond the
+    /// answers asked for (a second line for one image, numbers printed without reading) is an error.
+    func checkNothingUnasked() throws {
+        var pfd = pollfd(fd: fromChild, events: Int16(POLLIN), revents: 0)
+        if buffer.isEmpty, poll(&pfd, 1, 0) > 0, pfd.revents & Int16(POLLIN) != 0 {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fromChild, &chunk, chunk.count)
+            if n > 0 { buffer += chunk[0..<n] }
+        }
+        guard buffer.isEmpty else {
+            let text = String(decoding: buffer.prefix(40), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw fail("answered more lines than it was asked (\(PromptError.quoted(text)) before its request): one line per image")
+        }
+    }
+
+    /// The score of one reply line: {"id": N, "score": X} for request `id`, or a bare number.
+    static func parse(reply raw: String, id: Int, fail: (String) -> RewardError) throws -> Float {
+        let reply = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let value: Double
+        if reply.hasPrefix("{") {
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(reply.utf8))) as? [String: Any] else {
+                throw fail("answered \(PromptError.quoted(reply)), not a JSON object")
+            }
+            guard let got = o["id"] as? Int, got == id else {
+                throw fail("answered \(PromptError.quoted(reply)) to request \(id): the id must be the request's")
+            }
+            guard let v = (o["score"] as? NSNumber)?.doubleValue else {
+                throw fail("answered \(PromptError.quoted(reply)) without a numeric \"score\"")
+            }
+            value = v
+        } else {
+            guard let v = Double(reply) else { throw fail("answered \(PromptError.quoted(reply)), not a JSON number") }
+            value = v
+        }
+        guard value.isFinite else { throw fail("answered \(PromptError.quoted(reply)), not a finite number") }
+        return Float(value)
     }
 }

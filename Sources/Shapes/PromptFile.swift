@@ -16,14 +16,13 @@ public struct PromptFile: Sendable {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw PromptError("\(path): no such prompt file") }
         guard !isDir.boolValue else { throw PromptError("\(path): is a folder, not a prompt file") }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw PromptError("\(path): cannot read the file") }
-        defer { try? handle.close() }
-        guard let data = try? handle.readToEnd() ?? Data() else { throw PromptError("\(path): cannot read the file") }
+        let data = try Self.readBounded(path)
         guard var text = String(data: data, encoding: .utf8) else { throw PromptError("\(path): not UTF-8 text") }
         if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
         entries = []
-        // "\r\n" is one Character in Swift: split on every line break, not on "\n" alone
-        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+        // a line ends at "\n" ("\r\n" is one Character in Swift, so both count); a form feed or
+        // another Unicode line separator inside a line is whitespace, so line numbers are an editor's
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             do {
@@ -33,5 +32,28 @@ public struct PromptFile: Sendable {
             }
         }
         guard !entries.isEmpty else { throw PromptError("\(path): the file has no prompts") }
+    }
+
+    /// The largest prompt file read (about a million prompts).
+    public static let maxBytes = 64 << 20
+
+    /// The file's bytes, at most `maxBytes` of them: a larger file, or a stream without end
+    /// (/dev/zero, a pipe), is an error after reading that much.
+    static func readBounded(_ path: String) throws -> Data {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw PromptError("\(path): cannot read the file (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw PromptError("\(path): cannot read the file (\(String(cString: strerror(errno))))") }
+            if n == 0 { return data }
+            data.append(contentsOf: chunk[0..<n])
+            guard data.count <= maxBytes else {
+                throw PromptError("\(path): longer than \(maxBytes >> 20) MiB; a prompt file holds one short prompt a line")
+            }
+        }
     }
 }

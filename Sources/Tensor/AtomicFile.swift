@@ -26,28 +26,86 @@ public func makeFolder(_ url: URL) throws {
 /// Writes `data` to `url` atomically: a temporary file in the same folder, flushed to disk, then
 /// rename(2), so a reader (or a killed run, or a power cut) never sees a half-written file.
 /// `durable: false` skips the flush, for files nobody keeps (an image handed to a scorer).
+///
+/// Only a regular file (or nothing) is ever replaced. A path that is a character device or a
+/// pipe (`/dev/null`, `/dev/stdout`, a FIFO with a reader) is written into, not replaced; a
+/// symbolic link stays a link and the file it names is replaced; a folder, a block device, a
+/// socket or a link to nothing is an error. The temporary file has an unpredictable name and is
+/// created with O_EXCL | O_NOFOLLOW, so a file or link planted beside the target is never
+/// followed or overwritten.
 public func writeAtomically(_ data: Data, to url: URL, durable: Bool = true) throws {
-    let dir = url.deletingLastPathComponent()
+    var target = url
+    var st = stat()
+    if stat(url.path, &st) == 0 {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            // through a link: replace the file it names, in that file's folder
+            var lst = stat()
+            if lstat(url.path, &lst) == 0, lst.st_mode & S_IFMT == S_IFLNK, let real = realpath(url.path, nil) {
+                target = URL(fileURLWithPath: String(cString: real)); free(real)
+            }
+        case S_IFCHR, S_IFIFO:
+            return try writeInto(data, path: url.path)
+        case S_IFDIR: throw FileError("cannot write \(url.path): it is a folder")
+        default: throw FileError("cannot write \(url.path): it is not a regular file (a block device or socket); flowtune writes regular files")
+        }
+    } else if errno == ENOENT {
+        var lst = stat()
+        if lstat(url.path, &lst) == 0 { throw FileError("cannot write \(url.path): it is a symbolic link to nothing") }
+    }
+    let dir = target.deletingLastPathComponent()
     try makeFolder(dir)
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
-    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw FileError.posix("write", url.path) }
+    let (fd, tmp) = try createTemporary(beside: target)
     var failure: FileError?
     data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-        var done = 0
-        while done < raw.count {
-            let n = write(fd, raw.baseAddress! + done, raw.count - done)
-            if n < 0 { if errno == EINTR { continue }; failure = .posix("write", url.path); return }
-            done += n
-        }
+        if let e = writeAll(fd, raw) { failure = FileError("cannot write \(url.path): \(e)"); return }
         if durable && fsync(fd) != 0 { failure = .posix("write", url.path) }
     }
     close(fd)
-    if failure == nil, rename(tmp.path, url.path) != 0 { failure = .posix("rename \(tmp.path) to", url.path) }
+    if failure == nil, rename(tmp, target.path) != 0 { failure = .posix("rename \(tmp) to", target.path) }
     if let failure {
-        unlink(tmp.path)
+        unlink(tmp)
         throw failure
     }
+}
+
+/// A new file `.NAME.RANDOM.tmp` beside `url`, created exclusively (O_EXCL | O_NOFOLLOW: an
+/// existing file or link of that name is never opened): its descriptor and path.
+public func createTemporary(beside url: URL) throws -> (Int32, String) {
+    let dir = url.deletingLastPathComponent()
+    for _ in 0..<16 {
+        let tag = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let path = dir.appendingPathComponent(".\(url.lastPathComponent).\(tag).tmp").path
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if fd >= 0 { return (fd, path) }
+        guard errno == EEXIST else { throw FileError.posix("write", url.path) }
+    }
+    throw FileError("cannot write \(url.path): no free temporary name beside it")
+}
+
+/// Writes all of `raw` to `fd`; the system's reason on failure.
+func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> String? {
+    var done = 0
+    while done < raw.count {
+        let n = write(fd, raw.baseAddress! + done, raw.count - done)
+        if n < 0 { if errno == EINTR { continue }; return String(cString: strerror(errno)) }
+        done += n
+    }
+    return nil
+}
+
+/// Writes into an existing character device or pipe (never created, truncated or replaced). A
+/// FIFO that nobody reads is an error, not a wait.
+func writeInto(_ data: Data, path: String) throws {
+    let fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+    guard fd >= 0 else {
+        if errno == ENXIO { throw FileError("cannot write \(path): it is a pipe that nobody reads") }
+        throw FileError.posix("write", path)
+    }
+    defer { close(fd) }
+    let flags = fcntl(fd, F_GETFL)
+    _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+    if let e = data.withUnsafeBytes({ writeAll(fd, $0) }) { throw FileError("cannot write \(path): \(e)") }
 }
 
 public func writeAtomically(_ bytes: [UInt8], to url: URL) throws { try writeAtomically(Data(bytes), to: url) }

@@ -71,3 +71,9 @@ import Glibc
 #else
 import Darwin
 #endif
+
+/// The machine's physical memory in bytes (0 where the system does not say).
+public var physicalMemoryBytes: Int {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && size > 0 ? pages * size : 0
+}

@@ -10,6 +10,9 @@ public enum OptionCheck {
     /// The largest batch any command accepts: its activations alone would need terabytes, and
     /// sizes computed from it (batch x tokens x width) stay far from overflowing.
     public static let maxBatch = 1 << 20
+    /// The most sampler steps (ODE or SDE) a trajectory may take: a rollout keeps every step's
+    /// state, so memory grows with them; 1000 is a hundred times what flow models use.
+    public static let maxSteps = 1000
 
     public static func atMost(_ name: String, _ value: Int, _ maximum: Int) throws {
         guard value <= maximum else { throw InvalidOption("\(name) must be at most \(maximum), got \(value)") }

@@ -31,6 +31,8 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var evalSteps = 20               // Euler steps for grids and gold metrics
     public var externalTimeout: Double = 30 // seconds an external scorer may take per image
     public var acflow = ACFlowConfig()      // AC-Flow options (used when algo == acflow)
+    /// The base model file's CRC-32 when the run started (a resume refuses another file at `model`).
+    public var modelChecksum: String? = nil
 
     public init() {}
 
@@ -51,6 +53,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
             throw InvalidOption("--prompts-per-iteration x --group-size must be at most \(C.maxBatch) samples per iteration, got \(promptsPerIteration) x \(groupSize)")
         }
         try C.atLeast("--sde-steps", sde.steps, 2)
+        try C.atMost("--sde-steps", sde.steps, C.maxSteps)
         if let w = sde.window { try C.positive("--sde-window", w); try C.atMost("--sde-window", w, sde.steps) }
         try C.positive("--noise-level", sde.noiseLevel)
         try C.positive("--shift", sde.shift)
@@ -71,6 +74,8 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         try C.positive("--eval-per-prompt", evalPerPrompt)
         try C.positive("--eval-prompt-count", evalPrompts_limit)
         try C.positive("--eval-steps", evalSteps)
+        try C.atMost("--eval-steps", evalSteps, C.maxSteps)
+        try C.atMost("--eval-prompt-count", evalPrompts_limit, C.maxBatch)
         try C.atMost("--eval-per-prompt", evalPerPrompt, C.maxBatch / evalPrompts_limit)
         try C.positive("--external-timeout", externalTimeout)
         try acflow.validate()     // written to config.json whatever the algorithm

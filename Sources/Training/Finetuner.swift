@@ -24,6 +24,8 @@ public final class Finetuner {
     public var reference: DiT { state.reference }       // the frozen base model
     public var iteration: Int { state.iteration }
     public var metricsURL: URL { runDir.appendingPathComponent("metrics.jsonl") }
+    /// The base model file's CRC-32 (config.json records it when a run starts).
+    public let modelChecksum: String
     public var policyURL: URL { runDir.appendingPathComponent("checkpoints/policy.safetensors") }
     public var stateURL: URL { runDir.appendingPathComponent("checkpoints/state.safetensors") }
 
@@ -37,7 +39,12 @@ public final class Finetuner {
         self.config = config
         self.world = world
         self.runDir = runDir
-        let base = try Checkpoint.load(URL(fileURLWithPath: config.model))
+        let modelData = try SafeTensorsFile.read(URL(fileURLWithPath: config.model))
+        modelChecksum = SafeTensorsFile.checksum(of: modelData)
+        if resume, let recorded = config.modelChecksum, recorded != modelChecksum {
+            throw FinetuneError("\(config.model) is not the base model the run in \(runDir.path) started from (its CRC-32 was \(recorded), the file's is now \(modelChecksum)): put that model back, or start a new run")
+        }
+        let base = try Checkpoint.load(SafeTensorsFile(data: modelData, source: config.model), source: config.model)
         let policy = base.clone()
         reward = try CombinedReward(parsing: config.reward, externalTimeout: config.externalTimeout)
         trainPrompts = try PromptFile(path: config.prompts)
@@ -105,7 +112,7 @@ public final class Finetuner {
         let byScorer = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, layout.gather(localByScorer[$0]!)) })
         let (mean, std) = meanAndStd(total[...])
         guard mean.isFinite, std.isFinite else {
-            throw FinetuneError("iteration \(iteration + 1): the rewards' mean is \(mean) and spread \(std) (each reward is finite, their sum is not: rescale the reward); the run stops, the last checkpoint is intact")
+            throw FinetuneError("iteration \(iteration + 1): the rewards' mean is \(mean) and spread \(std) (each reward is finite, their sum is not: rescale the reward); the run stops, \(checkpointNote)")
         }
         layout.reusableRows = reusable
         var batch = RolloutBatch(rollout: rollout, layout: layout, prompts: prompts, rewards: total, byScorer: byScorer)
@@ -129,11 +136,11 @@ public final class Finetuner {
         let tTrain = Date()
         for (name, v) in [("loss", record.loss), ("gradient norm", record.gradNorm), ("critic MSE", record.criticMse)] {
             if let v, !v.isFinite {
-                throw FinetuneError("iteration \(iteration): the \(name) became \(v); the run stops, the last checkpoint is intact")
+                throw FinetuneError("iteration \(iteration): the \(name) became \(v); the run stops, \(checkpointNote)")
             }
         }
         guard policy.params.buffer.allSatisfy({ $0.isFinite }) else {
-            throw FinetuneError("iteration \(iteration): the weights became non-finite; the run stops, the last checkpoint is intact")
+            throw FinetuneError("iteration \(iteration): the weights became non-finite; the run stops, \(checkpointNote)")
         }
         record.rewardMean = Double(mean); record.rewardStd = Double(std)
         record.rewards = Dictionary(uniqueKeysWithValues: reward.names.map { ($0, Double(batch.byScorer[$0]!.reduce(0, +) / Float(B))) })
@@ -177,7 +184,7 @@ public final class Finetuner {
 
     /// Gold metrics and the grid for the current weights (nil on every process but rank 0).
     public func evaluate() throws -> EvalRecord? {
-        try gold.evaluate(policy: policy, reward: reward, step: iteration, gridURL: runDir.appendingPathComponent(String(format: "grids/step-%05d.png", iteration)),
+        try gold.evaluate(policy: policy, reward: reward, step: iteration, gridURL: runDir.appendingPathComponent(String(format: "grids/step-%05ld.png", iteration)),
                           world: world)
     }
 
@@ -198,6 +205,11 @@ public final class Finetuner {
         try Checkpoint.save(policy, to: policyURL, extra: ["iteration": String(iteration), "algo": config.algo.rawValue])
     }
 
+    /// What a run that stops on an error leaves: its last checkpoint, or none yet.
+    var checkpointNote: String {
+        FileManager.default.fileExists(atPath: stateURL.path) ? "the last checkpoint is intact" : "no checkpoint was written yet"
+    }
+
     /// True when `--resume` found no checkpoint (the run was stopped before its first one) and
     /// started again from the base model.
     public private(set) var startedOver = false
@@ -208,7 +220,12 @@ public final class Finetuner {
         if world.isRoot, FileManager.default.fileExists(atPath: stateURL.path) { bytes = [UInt8](try Data(contentsOf: stateURL)) }
         bytes = world.broadcast(bytes)
         guard !bytes.isEmpty else {
-            // stopped before the first checkpoint: nothing to continue, start again
+            // stopped before the first checkpoint: nothing to continue, start again; but a trained
+            // policy without its state is a damaged run, never overwritten
+            if world.isRoot, FileManager.default.fileExists(atPath: policyURL.path) {
+                let it = (try? SafeTensorsFile(contentsOf: policyURL))?.metadata["iteration"] ?? "?"
+                throw FinetuneError("\(stateURL.path) is missing, but the run has a trained policy (\(policyURL.lastPathComponent), iteration \(it)): it cannot be resumed exactly and is not overwritten; restore the state file, or start a new run with another --out")
+            }
             startedOver = true
             if world.isRoot { try truncateJSONLines(metricsURL, maxStep: -1) }
             return
@@ -234,7 +251,31 @@ public final class Finetuner {
         state.rng = try f.rng("rng", source: stateURL.path)
         state.iteration = it
         try algorithm.restore(from: f, source: stateURL.path)
-        if world.isRoot { try truncateJSONLines(metricsURL, maxStep: it) }     // keep only the lines the checkpoint covers
+        guard config.steps >= it else {
+            throw FinetuneError("--steps \(config.steps) is below the run's iteration \(it): a run is extended, never cut back (its checkpoint is of iteration \(it))")
+        }
+        if world.isRoot {
+            try checkHistory(through: it)                      // before anything is changed
+            try truncateJSONLines(metricsURL, maxStep: it)     // keep only the lines the checkpoint covers
+        }
+    }
+
+    /// metrics.jsonl must hold one line for each iteration the checkpoint covers (and the base
+    /// model's step 0 when the run evaluates): a damaged or deleted history is an error, not a
+    /// resume that silently lacks those steps.
+    func checkHistory(through it: Int) throws {
+        let text = (try? String(contentsOf: metricsURL, encoding: .utf8)) ?? ""
+        var seen: [Int: Int] = [:]
+        for line in text.split(separator: "\n") {
+            if let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = o["step"] as? Int, s <= it { seen[s, default: 0] += 1 }
+        }
+        let expected = (config.evalEvery > 0 ? 0 : 1)...max(it, config.evalEvery > 0 ? 0 : 1)
+        let missing = expected.filter { $0 <= it && seen[$0] == nil }
+        let doubled = seen.filter { $0.value > 1 }.keys.sorted()
+        guard missing.isEmpty, doubled.isEmpty else {
+            let list = (missing.isEmpty ? doubled : missing).prefix(8).map(String.init).joined(separator: ", ") + (max(missing.count, doubled.count) > 8 ? ", ..." : "")
+            throw FinetuneError("\(metricsURL.path) \(missing.isEmpty ? "holds iterations \(list) twice" : "lacks the lines of iteration(s) \(list)") that the checkpoint (iteration \(it)) covers: the run's history is damaged, so it is not resumed; restore metrics.jsonl, or start a new run with another --out")
+        }
     }
 }
 

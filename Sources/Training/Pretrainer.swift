@@ -190,7 +190,12 @@ public final class Pretrainer {
         let path = Self.statePath(url)
         // rank 0 reads the state and hands it to the others (their machines need not see it)
         var bytes: [UInt8] = []
-        if world.isRoot { bytes = [UInt8](try Data(contentsOf: path)) }
+        if world.isRoot {
+            guard FileManager.default.fileExists(atPath: path.path) else {
+                throw CheckpointError("no pretraining run to resume at \(url.path): its state \(path.lastPathComponent) is missing")
+            }
+            bytes = [UInt8](try SafeTensorsFile.read(path))
+        }
         let f = try SafeTensorsFile(data: Data(world.broadcast(bytes)), source: path.path)
         let cfg = try Checkpoint.config(of: f, source: path.path)
         guard cfg == model.config else { throw CheckpointError("\(path.path): configuration '\(cfg.name)' differs from '\(model.config.name)'") }

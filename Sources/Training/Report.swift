@@ -111,7 +111,7 @@ public enum Report {
             for (idx, ts) in first.1.enumerated() {
                 let k = ts.k, t = ts.t
                 let pts = timesteps.compactMap { step, arr in idx < arr.count ? (Double(step), arr[idx].logratioMean) : nil }
-                diag.series.append(.init(name: String(format: "k=%d t=%.2f", k, t), points: pts, color: LineChart.palette[idx % LineChart.palette.count]))
+                diag.series.append(.init(name: String(format: "k=%ld t=%.2f", k, t), points: pts, color: LineChart.palette[idx % LineChart.palette.count]))
             }
             diag.height = 300 + first.1.count * BitmapFont.lineHeight
         } else if diagName == "critic.png" {
@@ -207,7 +207,7 @@ public enum Report {
         }
         var out: [(String, String)] = []
         for (p, rows) in rowsPerPrompt.enumerated() where !rows.isEmpty {
-            let name = String(format: "strips/prompt-%02d.png", p)
+            let name = String(format: "strips/prompt-%02ld.png", p)
             let strip = composeGrid(rows: rows, scale: 2, title: "\(prompts[p]) (fixed seeds across, evaluations down)", captionsLeft: true)
             try writeAtomically(try strip.pngData(), to: runDir.appendingPathComponent(name))
             out.append((prompts[p], name))

@@ -204,7 +204,7 @@ public enum SweepReport {
                         goldAtProxyGain(r.trajectory.map { ($0.gain, $0.gold[gold] ?? 0) }, gain: g)
                     }
                     if let ci = bootstrapMeanInterval(values) {
-                        md += String(format: " %+.3f [%+.3f, %+.3f] (%d/%d) |", ci.mean, ci.low, ci.high, values.count, group.count)
+                        md += String(format: " %+.3f [%+.3f, %+.3f] (%ld/%ld) |", ci.mean, ci.low, ci.high, values.count, group.count)
                     } else {
                         md += " not reached (0/\(group.count)) |"
                     }
@@ -216,7 +216,7 @@ public enum SweepReport {
         let withRatios = configurations(rows).filter { !$0.1.contains { $0.ratios.isEmpty } }
         if let first = withRatios.first?.1.first?.ratios, !first.isEmpty {
             md += "\n## Ratio statistics per SDE step (mean over iterations and seeds): ratio mean / plain log-ratio mean / clipped fraction\n\n"
-            md += "| configuration | " + first.map { String(format: "k=%d (t=%.2f)", $0.k, $0.t) }.joined(separator: " | ") + " |\n"
+            md += "| configuration | " + first.map { String(format: "k=%ld (t=%.2f)", $0.k, $0.t) }.joined(separator: " | ") + " |\n"
             md += "|---|" + first.map { _ in "---" }.joined(separator: "|") + "|\n"
             for (key, group) in withRatios {
                 md += "| \(key.isEmpty ? "(all)" : key) |"

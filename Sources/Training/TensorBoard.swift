@@ -149,7 +149,7 @@ public final class TensorBoardLog {
     func events(_ line: MetricsRecord, wallTime: Double) throws -> [UInt8] {
         var values: [SummaryValue] = line.scalars.map { .scalar("train/" + $0.0, $0.1) }
         for ts in line.timesteps ?? [] {
-            let k = String(format: "k%02d", ts.k)
+            let k = String(format: "k%02ld", ts.k)
             for (name, v) in [("ratio_mean", ts.ratioMean), ("ratio_std", ts.ratioStd), ("logratio_mean", ts.logratioMean),
                               ("plain_logratio_mean", ts.plainLogratioMean), ("clip_high", ts.clipHigh), ("clip_low", ts.clipLow),
                               ("abs_adv_mean", ts.absAdvMean), ("kl_ref", ts.klRef)] {

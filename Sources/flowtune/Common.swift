@@ -34,13 +34,24 @@ func checkGrid(perPrompt: Int, scale: Int, imageSize: Int) throws {
     }
 }
 
-func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+/// One line to stderr through write(2): a closed, full or broken stderr loses the line and
+/// nothing else (the command goes on; Foundation's FileHandle would trap).
+func log(_ s: String) {
+    let bytes = Array((s + "\n").utf8)
+    var done = 0
+    while done < bytes.count {
+        let n = bytes[done...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return }
+        done += n
+    }
+}
 
 func formatDuration(_ s: Double) -> String {
     guard s.isFinite, s >= 0 else { return "?" }
     let t = Int(s.rounded())
-    if t >= 3600 { return "\(t / 3600)h\(String(format: "%02d", (t % 3600) / 60))m" }
-    if t >= 60 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }
+    if t >= 3600 { return "\(t / 3600)h\(String(format: "%02ld", (t % 3600) / 60))m" }
+    if t >= 60 { return "\(t / 60)m\(String(format: "%02ld", t % 60))s" }
     return "\(t)s"
 }
 
@@ -105,4 +116,10 @@ final class RunLock {
         if fd >= 0 { close(fd); fd = -1 }
     }
     deinit { release() }
+}
+
+/// The path an output option names; an empty one is an error (it would name the current folder).
+func outputURL(_ path: String, option: String = "--out") throws -> URL {
+    guard !path.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIError("\(option) is empty: give a path") }
+    return URL(fileURLWithPath: path)
 }

@@ -30,7 +30,7 @@ struct Render: ParsableCommand {
         let images = renderPrompts(file, perPrompt: perPrompt, seed: seed)
         let rows = zip(file.prompts, images).map { GridRow(caption: $0, images: $1.map { RGBImage(signedUnit: $0, width: 32, height: 32) }) }
         let grid = composeGrid(rows: rows, scale: scale, title: "shapes world: \(prompts), seed \(seed)")
-        try writeAtomically(try grid.pngData(), to: URL(fileURLWithPath: out))
+        try writeAtomically(try grid.pngData(), to: try outputURL(out))
         log("wrote \(out) (\(file.prompts.count) prompts x \(perPrompt))")
     }
 }

@@ -130,14 +130,16 @@ func loadRunConfig(_ url: URL, what: String, action: String = "resume") throws -
 
 /// Runs (or resumes) a fine-tuning run in `out`, with a progress line per iteration. Under
 /// mpirun every rank runs this; rank 0 alone locks and writes the run folder and prints.
-func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
+func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
     let world = World.current, root = world.isRoot, quiet = quiet || !root
+    var config = given
     let configURL = out.appendingPathComponent("config.json")
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     if root, !resume, FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.jsonl").path) {
         throw FinetuneError("\(out.path) already holds a run (metrics.jsonl); use --resume \(out.path) or another --out")
     }
+    if root, !resume { try checkNewRunFolder(out) }
     // one process per run folder: a second one (a sweep restarted while a run of the first goes
     // on) is refused; a new folder is locked once the set-up has passed (bad input creates nothing)
     var lock = root && FileManager.default.fileExists(atPath: out.path) ? try RunLock(out) : nil
@@ -147,6 +149,7 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
     if root && lock == nil { lock = try RunLock(out) }
     run.tensorboard = tensorboard
     if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }
+    if config.modelChecksum == nil { config.modelChecksum = run.modelChecksum }
     if root { try writeAtomically(try enc.encode(config), to: configURL) }
     if !quiet {
         log("\(config.algo) on \(config.model): reward \(config.reward), \(config.steps) iterations of \(config.batchSize) samples, from iteration \(run.iteration); writing \(out.path)"
@@ -168,7 +171,7 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
         let done = run.iteration - first
         let eta = Date().timeIntervalSince(start) / Double(done) * Double(config.steps - run.iteration)
         if !quiet {
-            log(String(format: "iter %d/%d  reward %.4f  %.2f s  ETA %@  peak %.0f MiB%@", s.iteration, config.steps, s.rewardMean, s.seconds,
+            log(String(format: "iter %ld/%ld  reward %.4f  %.2f s  ETA %@  peak %.0f MiB%@", s.iteration, config.steps, s.rewardMean, s.seconds,
                        formatDuration(eta), s.peakRSSMB, s.evaluated ? "  (grid + gold metrics)" : ""))
         }
         // the live report: rewritten at every evaluation before the last (the finished run writes its own)
@@ -177,6 +180,21 @@ func runFinetune(config: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bo
         }
     }
     return run
+}
+
+/// A new run goes into a folder that is missing, empty or holds only a run that never wrote
+/// metrics (config.json; stopped during its set-up): never into one that holds a user's files.
+func checkNewRunFolder(_ out: URL) throws {
+    guard !out.path.isEmpty else { throw CLIError("--out is empty: give the run folder") }
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: out.path, isDirectory: &isDir) else { return }
+    guard isDir.boolValue else { throw CLIError("--out \(out.path) is a file, not a folder") }
+    // (a sweep writes the run's log, finetune.log, before the run starts)
+    let entries = ((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []).filter { $0 != ".lock" && $0 != "finetune.log" }.sorted()
+    guard entries.isEmpty || entries.contains("config.json") else {
+        let names = entries.prefix(3).joined(separator: ", ") + (entries.count > 3 ? ", ..." : "")
+        throw CLIError("--out \(out.path) holds files that are not a flowtune run (\(names)); nothing is overwritten: give a new or empty folder")
+    }
 }
 
 struct Finetune: ParsableCommand {
@@ -198,6 +216,7 @@ struct Finetune: ParsableCommand {
         enableGracefulInterrupt()
         let world = try World.start()      // ended in FlowTune.main (finish, or abort on an error)
         var config = options.config
+        guard !out.isEmpty else { throw CLIError("--out is empty: give the run folder") }
         var dir = URL(fileURLWithPath: out)
         if resume != nil || configFile != nil {
             // a resumed run keeps its configuration, a --config run takes the file's: only --steps

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tensor
+import CProcess
 
 @main
 struct FlowTune: ParsableCommand {
@@ -14,10 +15,16 @@ struct FlowTune: ParsableCommand {
     /// becomes one line on stderr and a non-zero exit status: 1 for a failure, 64 for a bad
     /// command line, 128 + N after signal N. --help and --version print and exit 0.
     static func main() {
+        ft_standard_streams()
         do {
             var command = try parseAsRoot()
             try command.run()
             World.current.finish()
+            // what went to stdout must have arrived (a full disk, a closed pipe): else it is an error
+            if fflush(stdout) != 0 || ferror(stdout) != 0 {
+                let why = String(cString: strerror(errno))
+                throw CLIError("cannot write to standard output: \(why)")
+            }
         } catch let e as CLIError where World.current.isDistributed && e.isInterruption {
             // every rank stopped after the same iteration, rank 0 wrote the checkpoint
             if World.current.isRoot { log(e.description) }

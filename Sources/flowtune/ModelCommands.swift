@@ -20,6 +20,7 @@ struct SamplingOptions: ParsableArguments {
         guard perPrompt > 0 else { throw ValidationError("--per-prompt must be positive") }
         guard perPrompt <= OptionCheck.maxBatch else { throw ValidationError("--per-prompt must be at most \(OptionCheck.maxBatch)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
+        guard steps <= OptionCheck.maxSteps else { throw ValidationError("--steps must be at most \(OptionCheck.maxSteps), got \(steps)") }
         guard shift > 0, cfg.isFinite, shift.isFinite else { throw ValidationError("--shift must be positive and --cfg finite") }
     }
 
@@ -65,15 +66,15 @@ struct Sample: ParsableCommand {
         if let out {
             let rows = zip(f.prompts, images).map { GridRow(caption: $0, images: $1.map { RGBImage(signedUnit: $0, width: S, height: S) }) }
             let grid = composeGrid(rows: rows, scale: scale, title: "\(options.model): \(options.steps) Euler steps, cfg \(options.cfg), seed \(options.seed)")
-            try writeAtomically(try grid.pngData(), to: URL(fileURLWithPath: out))
+            try writeAtomically(try grid.pngData(), to: try outputURL(out))
             log("wrote \(out)")
         }
         if let outDir {
-            let dir = URL(fileURLWithPath: outDir)
+            let dir = try outputURL(outDir, option: "--out-dir")
             var index = ""
             for (i, prompt) in f.prompts.enumerated() {
                 for j in 0..<options.perPrompt {
-                    let name = String(format: "p%03d-s%02d.png", i, j)
+                    let name = String(format: "p%03ld-s%02ld.png", i, j)
                     try writeAtomically(try RGBImage(signedUnit: images[i][j], width: S, height: S).pngData(), to: dir.appendingPathComponent(name))
                     index += jsonObject(["file": .string(name), "prompt": .string(prompt), "seed": .int(Int(options.seed)),
                                          "prompt_index": .int(i), "image_index": .int(j)]) + "\n"
@@ -82,7 +83,7 @@ struct Sample: ParsableCommand {
             try writeAtomically(index, to: dir.appendingPathComponent("index.jsonl"))
             log("wrote \(f.prompts.count * options.perPrompt) images and index.jsonl to \(outDir)")
         }
-        log(String(format: "%d images in %.1f s", f.prompts.count * options.perPrompt, now() - t0))
+        log(String(format: "%ld images in %.1f s", f.prompts.count * options.perPrompt, now() - t0))
     }
 }
 
@@ -124,7 +125,7 @@ struct Evaluate: ParsableCommand {
         if details {
             var lines = ["requirement                 pass rate"]
             for (k, v) in kinds.sorted(by: { $0.key < $1.key }) {
-                lines.append(k.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f  (%d)", Double(v.0) / Double(v.1), v.1))
+                lines.append(k.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f  (%ld)", Double(v.0) / Double(v.1), v.1))
             }
             let text = lines.joined(separator: "\n")
             if json { log(text) } else { print(text) }

@@ -59,7 +59,7 @@ struct Pretrain: ParsableCommand {
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world)
-        let url = URL(fileURLWithPath: out)
+        let url = try outputURL(out)
         // a resume is checked (configuration, options, state) before the lock is taken, so that a
         // refused one leaves no trace
         if resume { try trainer.resume(from: url) }
@@ -94,9 +94,9 @@ struct Pretrain: ParsableCommand {
                 let dt = now() - t0
                 let rate = Double(window.count) / dt
                 let eta = Double(steps - trainer.step) / max(1e-9, Double(trainer.step - startStep) / (now() - runStart))
-                say(String(format: "step %d/%d  loss %.4f  lr %.2e  %.2f steps/s  ETA %@", trainer.step, steps, mean,
+                say(String(format: "step %ld/%ld  loss %.4f  lr %.2e  %.2f steps/s  ETA %@", trainer.step, steps, mean,
                            cfg.learningRate(at: trainer.step - 1), rate, formatDuration(eta)))
-                if root { try appendLine(String(format: "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
+                if root { try appendLine(String(format: "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
                                       trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate), to: logURL) }
                 window.removeAll(); t0 = now()
             }
@@ -146,7 +146,7 @@ struct PlotLoss: ParsableCommand {
             }
             chart.series.append(.init(name: labels[i], points: points, color: LineChart.palette[i % LineChart.palette.count]))
         }
-        try writeAtomically(try chart.render().pngData(), to: URL(fileURLWithPath: out))
+        try writeAtomically(try chart.render().pngData(), to: try outputURL(out))
         log("wrote \(out)")
     }
 }

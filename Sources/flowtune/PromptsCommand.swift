@@ -31,7 +31,7 @@ struct Prompts: ParsableCommand {
                 seen.insert(text); lines.append(text)
             }
         }
-        try writeAtomically(lines.joined(separator: "\n") + "\n", to: URL(fileURLWithPath: out))
+        try writeAtomically(lines.joined(separator: "\n") + "\n", to: try outputURL(out))
         log("wrote \(lines.count) prompts to \(out)")
     }
 }

@@ -68,7 +68,7 @@ struct Compare: ParsableCommand {
         }
         guard !list.isEmpty, Set(list).count == list.count else { throw CLIError("--algos needs distinct algorithm names") }
         try OptionCheck.positive("--seeds", seeds)
-        let dir = URL(fileURLWithPath: out)
+        let dir = try outputURL(out)
         var rows: [[(String, JSONValue)]] = []
         var curves: [Report.RunCurves] = []
         var perAlgo: [(Algorithm, [[(String, Double)]])] = []

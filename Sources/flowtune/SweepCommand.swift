@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Tensor
 import Imaging
+import Model
 import Training
 import CProcess
 
@@ -42,10 +43,8 @@ struct SweepCommand: ParsableCommand {
         do { points = try sweepGrid(base: options.config, vary: axes, seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
         let total = try threads.compute().workers
         let perJob = max(1, total / jobs)
-        let dir = URL(fileURLWithPath: out)
+        let dir = try outputURL(out)
         try makeFolder(dir)
-        try writeAtomically(JSONValue.array(points.map { p in .object(p.settings.map { ($0.0, .string($0.1)) } + [("run", .string(p.name))]) }).text + "\n",
-                            to: dir.appendingPathComponent("sweep-grid.json"))
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         log("sweep: \(points.count) runs (\(axes.map { "\($0.0.rawValue) x \($0.1.count)" }.joined(separator: ", "))\(axes.isEmpty ? "" : ", ")\(seeds) seed(s)), \(min(jobs, points.count)) at a time with \(perJob) thread(s) each; writing \(dir.path)")
 
@@ -55,6 +54,7 @@ struct SweepCommand: ParsableCommand {
         for p in points {
             let runDir = dir.appendingPathComponent(p.name)
             let metrics = runDir.appendingPathComponent("metrics.jsonl")
+            try checkReusable(runDir, as: p)
             if let m = try? RunMetrics(url: metrics), let last = m.lines.last?.step, last >= p.config.steps {
                 skipped += 1
                 continue
@@ -72,6 +72,8 @@ struct SweepCommand: ParsableCommand {
             }
             queue.append((p, args))
         }
+        try writeAtomically(JSONValue.array(points.map { p in .object(p.settings.map { ($0.0, .string($0.1)) } + [("run", .string(p.name))]) }).text + "\n",
+                            to: dir.appendingPathComponent("sweep-grid.json"))
         if skipped > 0 { log("sweep: \(skipped) run(s) already finished, skipped") }
 
         // the runs, --jobs at a time, each in its own process group with its output in RUN/finetune.log
@@ -132,10 +134,40 @@ struct SweepCommand: ParsableCommand {
             }
         }
         try writeTables(points: points, dir: dir)
-        log("sweep: wrote \(dir.appendingPathComponent("sweep.md").path), sweep.jsonl and frontier.png")
+        log("sweep: wrote \(dir.appendingPathComponent("sweep.md").path), sweep.jsonl"
+            + (FileManager.default.fileExists(atPath: dir.appendingPathComponent("frontier.png").path) ? " and frontier.png" : ""))
         if !failed.isEmpty {
             throw CLIError("sweep: \(failed.count) of \(points.count) runs failed (their logs: RUN/finetune.log): " + failed.map { "\($0.0.name) (\($0.1))" }.joined(separator: "; "))
         }
+    }
+
+    /// A run folder the sweep finds is reused (skipped when finished, else resumed) only if it was
+    /// made with the configuration the sweep would run now (its length aside: a resume extends
+    /// it); a folder of other settings is an error naming them, and nothing is overwritten.
+    func checkReusable(_ runDir: URL, as p: SweepPoint) throws {
+        let url = runDir.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        var saved = try loadRunConfig(url, what: "cannot read the configuration", action: "reuse")
+        var wanted = p.config
+        saved.steps = 0; wanted.steps = 0
+        // the checksum the run recorded must be the model file's now
+        if let recorded = saved.modelChecksum {
+            wanted.modelChecksum = SafeTensorsFile.checksum(of: try SafeTensorsFile.read(URL(fileURLWithPath: wanted.model)))
+            guard recorded == wanted.modelChecksum else {
+                throw CLIError("sweep: \(runDir.path) was trained from another file at \(wanted.model) (CRC-32 \(recorded), now \(wanted.modelChecksum!)); give another --out, or move that run away")
+            }
+        }
+        guard saved != wanted else { return }
+        let a = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(saved))) as? [String: Any] ?? [:]
+        let b = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(wanted))) as? [String: Any] ?? [:]
+        func text(_ v: Any?) -> String {
+            guard let v else { return "none" }
+            if let s = v as? String { return s }
+            return (try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .fragmentsAllowed])).map { String(decoding: $0, as: UTF8.self) } ?? "\(v)"
+        }
+        let keys = Set(a.keys).union(b.keys).sorted().filter { text(a[$0]) != text(b[$0]) }
+        let list = keys.prefix(4).map { "\($0) \(text(a[$0])) (the sweep's: \(text(b[$0])))" }.joined(separator: ", ")
+        throw CLIError("sweep: \(runDir.path) holds a run made with other settings: \(list.isEmpty ? "its configuration differs" : list); give another --out, or move that run away (nothing is overwritten)")
     }
 
     func gains() throws -> [Double] {
@@ -154,7 +186,12 @@ struct SweepCommand: ParsableCommand {
         guard !rows.isEmpty else { return }
         try writeAtomically(rows.map { $0.json.text + "\n" }.joined(), to: dir.appendingPathComponent("sweep.jsonl"))
         try writeAtomically(SweepReport.markdown(rows, reward: options.reward, gains: try gains()), to: dir.appendingPathComponent("sweep.md"))
-        try writeAtomically(try SweepReport.frontier(rows).pngData(), to: dir.appendingPathComponent("frontier.png"))
+        // the chart needs gold metrics: runs that never evaluate (--eval-every 0) have none
+        if rows.contains(where: { !$0.drift.gold.isEmpty }) {
+            try writeAtomically(try SweepReport.frontier(rows).pngData(), to: dir.appendingPathComponent("frontier.png"))
+        } else {
+            log("sweep: no run has gold metrics (--eval-every 0), so no frontier.png")
+        }
     }
 }
 

@@ -48,6 +48,7 @@ final class BadInputFixtures: @unchecked Sendable {
         try text("seventeen-words.txt", "a red circle above a blue square and a green triangle left of a yellow star on black\n")
         try text("megabyte-line.txt", String(repeating: "circle ", count: 150_000) + "\n")
         try text("nul.txt", "a red\u{0} circle on a blue background\n")
+        try text("form-feed.txt", "a red circle on a blue background\n\u{0C}\na blue circle on a fuzzy background\n")
 
         // checkpoints: the file's own bytes, then variants written here byte by byte (not by flowtune's writer)
         let headerLength = Int(model.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian })
@@ -78,6 +79,21 @@ final class BadInputFixtures: @unchecked Sendable {
         try file("image-not-multiple-of-patch.safetensors", try withConfig { $0["imageSize"] = 18 })
         try file("image-too-small.safetensors", try withConfig { $0["imageSize"] = 8 })
         try file("huge-width.safetensors", try withConfig { $0["width"] = 1 << 40 })
+        // a configuration of 31 GiB of weights in a file of the tiny model's few: refused before allocating
+        try file("large-config.safetensors", try withConfig { $0["width"] = 4096; $0["depth"] = 12; $0["mlpRatio"] = 16; $0["heads"] = 16 })
+        // metadata of fewer blocks than the file holds
+        var deeper = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
+        deeper.depth += 1
+        var twoBlocks = try Checkpoint.file(config: deeper, params: try DiT(config: deeper, seed: 3).params)
+        twoBlocks.metadata["config"] = try sortedJSON(ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize))
+        try file("fewer-blocks.safetensors", try twoBlocks.serialized())
+        // non-finite and absurd weights, written by flowtune's own writer (so the CRC-32 is right)
+        for (name, value) in [("nan-weight", Float.nan), ("inf-weight", Float.infinity), ("huge-weight", Float(1e30))] {
+            var f = try SafeTensorsFile(data: model, source: "tiny")
+            let key = f.tensors.keys.sorted()[3]
+            f.tensors[key]!.values[5] = value
+            try file("\(name).safetensors", try f.serialized())
+        }
         header["__metadata__"] = nil
         try file("no-metadata.safetensors", try safetensors(header, payload))
         // a small-configuration model beside the tiny one, for commands that expect the other
@@ -90,11 +106,28 @@ final class BadInputFixtures: @unchecked Sendable {
         _ = pretrainer.trainStep()
         try pretrainer.save(to: dir.appendingPathComponent("pretrained.safetensors"))
 
-        // a finished run, a file, a folder with no run
-        var c = setup.config(.grpo, steps: 1)
+        // a finished run (of 2 iterations), damaged copies of it, a file, a folder with no run
+        var c = setup.config(.grpo, steps: 2)
         c.checkpointEvery = 1
         _ = try setup.uninterruptedRun(c, "run")
         try encoder.encode(c).write(to: dir.appendingPathComponent("run/config.json"))
+        let fm = FileManager.default
+        for copy in ["run-no-state", "run-cut-metrics", "run-no-metrics"] { try fm.copyItem(at: dir.appendingPathComponent("run"), to: dir.appendingPathComponent(copy)) }
+        try fm.removeItem(at: dir.appendingPathComponent("run-no-state/checkpoints/state.safetensors"))
+        let metrics = try String(contentsOf: dir.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        try text("run-cut-metrics/metrics.jsonl", metrics[0] + "\n" + metrics[1].prefix(25))
+        try fm.removeItem(at: dir.appendingPathComponent("run-no-metrics/metrics.jsonl"))
+        // a run whose base model file was replaced after it started
+        try fm.copyItem(at: setup.model, to: dir.appendingPathComponent("swapped.safetensors"))
+        var s = c
+        s.model = dir.appendingPathComponent("swapped.safetensors").path
+        _ = try setup.uninterruptedRun(s, "run-swapped")
+        s.modelChecksum = SafeTensorsFile.checksum(of: try Data(contentsOf: dir.appendingPathComponent("swapped.safetensors")))
+        try encoder.encode(s).write(to: dir.appendingPathComponent("run-swapped/config.json"))
+        try Checkpoint.save(try randomTinyModel(seed: 77, scale: 0.05), to: dir.appendingPathComponent("swapped.safetensors"))
+        // a user's folder with files of no run
+        try fm.createDirectory(at: dir.appendingPathComponent("user-folder"), withIntermediateDirectories: true)
+        try text("user-folder/report.html", "<p>my own report</p>\n")
         try text("a-file", "not a folder\n")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("no-run"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("torn-config"), withIntermediateDirectories: true)
@@ -109,7 +142,8 @@ final class BadInputFixtures: @unchecked Sendable {
         for case let url as URL in FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)! {
             let path = url.resolvingSymlinksInPath().path
             var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
+            // (a run's empty .lock file, made by the command that refuses to resume it, is no change)
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue, url.lastPathComponent != ".lock" {
                 out[String(path.dropFirst(base.count))] = try Data(contentsOf: url)
             }
         }
@@ -161,6 +195,28 @@ final class BadInputFixtures: @unchecked Sendable {
                  names: "differs from 'small'"),
         BadInput(name: "initialise from another configuration", args: pretrain + ["--init-from", "$F/small.safetensors", "--out", "p.safetensors"],
                  names: "cannot initialise 'tiny' from 'small'"),
+        BadInput(name: "configuration far larger than the file", args: model("$F/large-config.safetensors"), names: "large-config.safetensors: tensor"),
+        BadInput(name: "metadata of fewer blocks than the file holds", args: model("$F/fewer-blocks.safetensors"), names: "is not part of the configuration"),
+        BadInput(name: "a NaN weight", args: model("$F/nan-weight.safetensors"), names: "nan-weight.safetensors: tensor"),
+        BadInput(name: "an infinite weight", args: model("$F/inf-weight.safetensors"), names: "a non-finite weight (inf)"),
+        BadInput(name: "a weight of 1e30", args: model("$F/huge-weight.safetensors"), names: "beyond 1000000.0"),
+        BadInput(name: "NaN weights under finetune", args: ["finetune", "--model", "$F/nan-weight.safetensors", "--prompts", "$F/train.txt", "--eval-prompts", "$F/eval.txt",
+                                                           "--steps", "1", "--eval-every", "1", "--out", "run"], names: "the model is damaged"),
+        BadInput(name: "a form feed keeps the line numbers", args: prompts("$F/form-feed.txt"), names: "form-feed.txt line 3: unknown word \"fuzzy\""),
+        BadInput(name: "prompts without end", args: prompts("/dev/zero"), names: "/dev/zero: longer than 64 MiB"),
+        // resumes of damaged runs
+        BadInput(name: "resume without the state beside a trained policy", args: ["finetune", "--resume", "$F/run-no-state", "--steps", "3"],
+                 names: "state.safetensors is missing, but the run has a trained policy"),
+        BadInput(name: "resume over a cut metrics line", args: ["finetune", "--resume", "$F/run-cut-metrics", "--steps", "3"],
+                 names: "lacks the lines of iteration(s) 2 that the checkpoint (iteration 2) covers"),
+        BadInput(name: "resume without metrics", args: ["finetune", "--resume", "$F/run-no-metrics", "--steps", "3"],
+                 names: "lacks the lines of iteration(s) 1, 2"),
+        BadInput(name: "resume from a replaced base model", args: ["finetune", "--resume", "$F/run-swapped", "--steps", "3"],
+                 names: "swapped.safetensors is not the base model the run"),
+        BadInput(name: "resume cut back below the run's iteration", args: ["finetune", "--resume", "$F/run", "--steps", "1"],
+                 names: "--steps 1 is below the run's iteration 2"),
+        BadInput(name: "pretraining resume with nothing there", args: pretrain + ["--resume", "--out", "none.safetensors"],
+                 names: "no pretraining run to resume at"),
         // reward specs
         BadInput(name: "unknown scorer", args: reward("sharpness"), names: "unknown reward 'sharpness'"),
         BadInput(name: "weight not a number", args: reward("brightness=abc"), names: "weight 'abc' of brightness is not a finite number"),
@@ -211,6 +267,14 @@ final class BadInputFixtures: @unchecked Sendable {
                  names: "--per-prompt must be positive", exitCode: 64),
         BadInput(name: "not a number", args: finetune + ["--out", "run", "--steps", "ten"], names: "'ten'", exitCode: 64),
         // output folders
+        BadInput(name: "empty run folder name", args: finetune + ["--out", ""], names: "--out is empty"),
+        BadInput(name: "empty pretraining output", args: pretrain + ["--out", ""], names: "--out is empty"),
+        BadInput(name: "empty sample output", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--out", ""], names: "--out is empty"),
+        BadInput(name: "a user's folder as the run folder", args: finetune + ["--out", "$F/user-folder"], names: "holds files that are not a flowtune run (report.html)"),
+        BadInput(name: "SDE steps without bound", args: finetune + ["--out", "run", "--sde-steps", "100000000"], names: "--sde-steps must be at most 1000, got 100000000"),
+        BadInput(name: "evaluation steps without bound", args: finetune + ["--out", "run", "--eval-steps", "5000"], names: "--eval-steps must be at most 1000"),
+        BadInput(name: "sampler steps without bound", args: ["evaluate", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--steps", "100000000"],
+                 names: "--steps must be at most 1000", exitCode: 64),
         BadInput(name: "run folder is a file", args: finetune + ["--out", "$F/a-file"], names: "a-file is a file, not a folder"),
         BadInput(name: "run folder under a file", args: finetune + ["--out", "$F/a-file/run"], names: "a-file is a file, not a folder"),
         BadInput(name: "run folder that cannot be created", args: finetune + ["--out", "/proc/flowtune-cannot-be-here/run"],

@@ -112,6 +112,62 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         #expect(Self.processes(containing: "sleep \(marker)").isEmpty)
     }
 
+    /// Replies are matched one to one with requests: an id echoed back is checked; answering
+    /// twice for one image, or without reading, is an error instead of shifted rewards; CRLF
+    /// line ends are accepted; a huge line is refused without quadratic scanning.
+    @Test func repliesAreMatchedOneToOneWithRequests() throws {
+        let two = [Self.image, Self.image]
+        let prompts2 = prompts(1) + prompts(1)
+        func message(_ command: String, timeout: Double = 5) -> String {
+            do { _ = try ExternalScorer(command: command, timeout: timeout).score(batch(two), prompts: prompts2); return "" }
+            catch { return "\(error)" }
+        }
+        // the id form: the reply echoes the request's id
+        let echo = #"while read -r line; do id=$(printf '%s' "$line" | sed 's/^{"id": \([0-9]*\).*/\1/'); echo "{\"id\": $id, \"score\": $id.5}"; done"#
+        #expect(try ExternalScorer(command: echo, timeout: 10).score(batch(two), prompts: prompts2) == [1.5, 2.5])
+        #expect(message(#"while read -r line; do echo '{"id": 7, "score": 1}'; done"#).contains("the id must be the request's"))
+        #expect(message(#"while read -r line; do echo '{"id": 1}'; done"#).contains("without a numeric \"score\""))
+        // two lines for one image, and answers printed without reading
+        // (each in one write, so that it is there by the next request however loaded the machine is)
+        #expect(message(#"while read -r line; do printf '0.5\n0.7\n'; sleep 0.2; done"#).contains("answered more lines than it was asked"))
+        #expect(message(#"printf '0.5\n%.0s' $(seq 100); sleep 5"#).contains("answered more lines than it was asked"))
+        // with ids, a stale answer is told from the right one whenever it arrives
+        let stale = message(#"read -r line; echo '{"id": 1, "score": 0.5}'; sleep 0.3; echo '{"id": 1, "score": 0.5}'; read -r line; sleep 5"#)
+        #expect(stale.contains("the id must be the request's") || stale.contains("answered more lines"), "\(stale)")
+        // CRLF
+        #expect(try ExternalScorer(command: #"while read -r line; do printf '0.25\r\n'; done"#, timeout: 10).score(batch(two), prompts: prompts2) == [0.25, 0.25])
+        // a 20 MB line: refused at the limit, in well under the time quadratic scanning took
+        let start = Date()
+        #expect(message("read -r line; head -c 20000000 /dev/zero | tr '\\0' 7; echo", timeout: 30).contains("a line longer than"))
+        #expect(Date().timeIntervalSince(start) < 8)
+    }
+
+    /// A scorer's descendant that left its process group (setsid) is stopped with the scorer;
+    /// image folders of flowtune processes that were killed are removed at the next start.
+    @Test func escapedDescendantsAndStaleFoldersAreCleanedUp() throws {
+        let marker = "\(5_000_000 + Int.random(in: 0..<999_999))"
+        func scoreOnce() throws -> [Float] {     // the scorer is stopped when it goes out of scope
+            let s = ExternalScorer(command: "setsid sleep \(marker) & while read -r line; do echo 0.5; done", timeout: 10)
+            let scores = try s.score(batch([Self.image]), prompts: prompts(1))
+            usleep(100_000)
+            #expect(!Self.processes(containing: "sleep \(marker)").isEmpty)
+            return scores
+        }
+        #expect(try scoreOnce() == [0.5])
+        #expect(Self.processes(containing: "sleep \(marker)").isEmpty, "left: \(Self.processes(containing: "sleep \(marker)"))")
+        let m = message("setsid sleep \(marker) & read -r line; exit 3")
+        #expect(m.contains("exited (status 3)"))
+        #expect(Self.processes(containing: "sleep \(marker)").isEmpty, "after an exit: \(Self.processes(containing: "sleep \(marker)"))")
+        let stale = FileManager.default.temporaryDirectory.appendingPathComponent("flowtune-external-2147483646-12345")
+        try FileManager.default.createDirectory(at: stale, withIntermediateDirectories: true)
+        let live = FileManager.default.temporaryDirectory.appendingPathComponent("flowtune-external-\(getppid())-12345")
+        try FileManager.default.createDirectory(at: live, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: live); try? FileManager.default.removeItem(at: stale) }
+        _ = try ExternalScorer(command: "while read -r line; do echo 0.5; done", timeout: 10).score(batch([Self.image]), prompts: prompts(1))
+        #expect(!FileManager.default.fileExists(atPath: stale.path))
+        #expect(FileManager.default.fileExists(atPath: live.path))
+    }
+
     @Test func garbageNaNAndShortRepliesAreErrors() {
         #expect(message("while read -r line; do echo hello; done").contains("not a JSON number"))
         #expect(message("while read -r line; do echo NaN; done").contains("not a finite number"))

@@ -23,6 +23,11 @@ int ft_group_leader_running(pid_t pgid, int *status);
  * checkpoint and exit; a second one stops scorer groups and ends the process at once. */
 void ft_enable_graceful_interrupt(void);
 
+/* Makes descriptors 0-2 valid (a closed one is opened on /dev/null, so that no file the command
+ * opens takes its place) and ignores SIGPIPE (a write to a pipe whose reader left fails with
+ * EPIPE instead of ending the process). Called first thing by the CLI. */
+void ft_standard_streams(void);
+
 /* 0, or the signal number that asked the command to stop. */
 int ft_interrupted(void);
 
