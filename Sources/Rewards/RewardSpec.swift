@@ -1,28 +1,45 @@
+import Foundation
 import Imaging
 import Shapes
-/// A weighted combination of scorers: reward = sum_k weight_k * scorer_k. A scorer with weight 0
-/// is computed and logged but not optimised (a gold metric riding along).
-public final class CombinedReward {
-    public let terms: [(scorer: RewardScorer, weight: Float)]
-    public init(terms: [(scorer: RewardScorer, weight: Float)]) { self.terms = terms }
+/// The built-in scorers by name, with a line each for the help text; `external:COMMAND` is
+/// the one scorer outside the table. A new scorer is one row here (and its type).
+public enum ScorerRegistry {
+    public static let builtIn: [(name: String, summary: String, make: @Sendable () -> RewardScorer)] = [
+        ("brightness", "mean pixel value in [0, 1]", { BrightnessScorer() }),
+        ("saturation", "mean HSV saturation in [0, 1]", { SaturationScorer() }),
+        ("shape-eval", "the rule-based checker's score in [0, 1]", { ShapeEvalScorer() }),
+        ("shape-soft", "the checker's requirements scored by their margins", { ShapeEvalScorer(soft: true) }),
+        ("jpeg-compressibility", "minus the JPEG size in kB (DDPO)", { JPEGScorer(compressible: true) }),
+        ("jpeg-incompressibility", "plus the JPEG size in kB", { JPEGScorer(compressible: false) }),
+    ]
+    public static let externalPrefix = "external:"
+    /// "brightness, saturation, ..., external:COMMAND"
+    public static var names: String { (builtIn.map(\.name) + [externalPrefix + "COMMAND"]).joined(separator: ", ") }
+}
 
-    /// The spec as written: "shape-eval=1,jpeg-compressibility=0".
-    public var spec: String { terms.map { "\($0.scorer.name)=\($0.weight)" }.joined(separator: ",") }
-    public var names: [String] { terms.map(\.scorer.name) }
+/// A reward spec, parsed once: "name[=weight],..." (a bare name has weight 1; weight 0 logs a
+/// scorer without optimising it). Every place that reads a run's reward reads it through this,
+/// so a bad spec is the same error wherever it is read.
+public struct RewardSpec: Equatable, Sendable {
+    public struct Term: Equatable, Sendable {
+        public var name: String
+        public var weight: Float
+        public init(name: String, weight: Float) { self.name = name; self.weight = weight }
+    }
+    public let terms: [Term]
     /// The scorers with a non-zero weight (the rest are gold metrics riding along).
-    public var optimisedNames: Set<String> { Set(terms.filter { $0.weight != 0 }.map(\.scorer.name)) }
+    public var optimisedNames: Set<String> { Set(terms.filter { $0.weight != 0 }.map(\.name)) }
 
-    /// Parses "name[=weight],name[=weight],..."; a bare name has weight 1. Names: brightness,
-    /// saturation, shape-eval, shape-soft, jpeg-compressibility, jpeg-incompressibility, external:COMMAND.
-    public convenience init(parsing text: String, externalTimeout: Double = 30) throws {
-        var terms: [(RewardScorer, Float)] = []
-        let known = "brightness, saturation, shape-eval, shape-soft, jpeg-compressibility, jpeg-incompressibility, external:COMMAND"
+    public init(parsing text: String) throws {
+        var terms: [Term] = []
+        let known = ScorerRegistry.names
         guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw RewardError("empty reward spec; give e.g. \"shape-eval=1\" (scorers: \(known))") }
         for raw in Self.splitTerms(text) {
             let part = raw.trimmingCharacters(in: .whitespaces)
             guard !part.isEmpty else { throw RewardError("reward spec \"\(text)\": empty term") }
             var name = part, weight: Float = 1
-            if let eq = part.lastIndex(of: "="), !part.hasPrefix("external:") || part[eq...].dropFirst().allSatisfy({ "0123456789.-+e".contains($0) }) {
+            let external = part.hasPrefix(ScorerRegistry.externalPrefix)
+            if let eq = part.lastIndex(of: "="), !external || part[eq...].dropFirst().allSatisfy({ "0123456789.-+e".contains($0) }) {
                 name = String(part[..<eq]).trimmingCharacters(in: .whitespaces)
                 let w = String(part[part.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
                 guard let v = Float(w), v.isFinite else { throw RewardError("reward spec \"\(text)\": weight '\(w)' of \(name) is not a finite number") }
@@ -31,28 +48,28 @@ public final class CombinedReward {
                 }
                 weight = v
             }
-            let scorer: RewardScorer
-            switch name {
-            case "brightness": scorer = BrightnessScorer()
-            case "saturation": scorer = SaturationScorer()
-            case "shape-eval": scorer = ShapeEvalScorer()
-            case "shape-soft": scorer = ShapeEvalScorer(soft: true)
-            case "jpeg-compressibility": scorer = JPEGScorer(compressible: true)
-            case "jpeg-incompressibility": scorer = JPEGScorer(compressible: false)
-            default:
-                if name.hasPrefix("external:") {
-                    let cmd = String(name.dropFirst("external:".count)).trimmingCharacters(in: .whitespaces)
-                    guard !cmd.isEmpty else { throw RewardError("reward spec \"\(text)\": external: needs a command") }
-                    scorer = ExternalScorer(command: cmd, timeout: externalTimeout)
-                } else {
-                    throw RewardError("unknown reward '\(name)'; known scorers: \(known)")
-                }
+            if name.hasPrefix(ScorerRegistry.externalPrefix) {
+                let cmd = String(name.dropFirst(ScorerRegistry.externalPrefix.count)).trimmingCharacters(in: .whitespaces)
+                guard !cmd.isEmpty else { throw RewardError("reward spec \"\(text)\": external: needs a command") }
+                name = ScorerRegistry.externalPrefix + cmd
+            } else if !ScorerRegistry.builtIn.contains(where: { $0.name == name }) {
+                throw RewardError("unknown reward '\(name)'; known scorers: \(known)")
             }
-            guard !terms.contains(where: { $0.0.name == scorer.name }) else { throw RewardError("reward spec \"\(text)\": \(scorer.name) appears twice") }
-            terms.append((scorer, weight))
+            guard !terms.contains(where: { $0.name == name }) else { throw RewardError("reward spec \"\(text)\": \(name) appears twice") }
+            terms.append(Term(name: name, weight: weight))
         }
-        guard terms.contains(where: { $0.1 != 0 }) else { throw RewardError("reward spec \"\(text)\": every weight is 0, nothing to optimise") }
-        self.init(terms: terms)
+        guard terms.contains(where: { $0.weight != 0 }) else { throw RewardError("reward spec \"\(text)\": every weight is 0, nothing to optimise") }
+        self.terms = terms
+    }
+
+    /// The scorers, ready to score (an external one starts at its first batch).
+    public func makeReward(externalTimeout: Double = 30) -> CombinedReward {
+        CombinedReward(terms: terms.map { t in
+            let scorer: RewardScorer = t.name.hasPrefix(ScorerRegistry.externalPrefix)
+                ? ExternalScorer(command: String(t.name.dropFirst(ScorerRegistry.externalPrefix.count)), timeout: externalTimeout)
+                : ScorerRegistry.builtIn.first { $0.name == t.name }!.make()
+            return (scorer, t.weight)
+        })
     }
 
     /// Splits on commas outside an external command's quotes.
@@ -68,6 +85,25 @@ public final class CombinedReward {
         return out
     }
 
+}
+
+/// A weighted combination of scorers: reward = sum_k weight_k * scorer_k. A scorer with weight 0
+/// is computed and logged but not optimised (a gold metric riding along).
+public final class CombinedReward {
+    public let terms: [(scorer: RewardScorer, weight: Float)]
+    public init(terms: [(scorer: RewardScorer, weight: Float)]) { self.terms = terms }
+
+    /// Parses a spec and makes its scorers (`RewardSpec(parsing:).makeReward`).
+    public convenience init(parsing text: String, externalTimeout: Double = 30) throws {
+        self.init(terms: try RewardSpec(parsing: text).makeReward(externalTimeout: externalTimeout).terms)
+    }
+
+    /// The spec as written: "shape-eval=1,jpeg-compressibility=0".
+    public var spec: String { terms.map { "\($0.scorer.name)=\($0.weight)" }.joined(separator: ",") }
+    public var names: [String] { terms.map(\.scorer.name) }
+    /// The scorers with a non-zero weight (the rest are gold metrics riding along).
+    public var optimisedNames: Set<String> { Set(terms.filter { $0.weight != 0 }.map(\.scorer.name)) }
+
     /// Every scorer's values (by name) and the weighted total, per image.
     public func evaluate(_ images: ImageBatch, prompts: [Prompt]) throws -> (total: [Float], byScorer: [String: [Float]]) {
         var total = [Float](repeating: 0, count: images.count)
@@ -82,5 +118,3 @@ public final class CombinedReward {
         return (total, by)
     }
 }
-
-import Foundation

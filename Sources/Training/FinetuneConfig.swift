@@ -1,4 +1,5 @@
 import Flow
+import Rewards
 import Tensor
 
 /// Every hyperparameter of a fine-tuning run; written to outputs/RUN/config.json.
@@ -78,6 +79,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         try C.atMost("--eval-prompt-count", evalPrompts_limit, C.maxBatch)
         try C.atMost("--eval-per-prompt", evalPerPrompt, C.maxBatch / evalPrompts_limit)
         try C.positive("--external-timeout", externalTimeout)
+        _ = try RewardSpec(parsing: reward)
         try acflow.validate()     // written to config.json whatever the algorithm
     }
 }

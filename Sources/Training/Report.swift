@@ -75,8 +75,10 @@ public struct DriftAnalysis {
 
 /// The scorers a reward spec optimises (non-zero weight), by the reward parser's own reading;
 /// an unparsable spec optimises nothing known.
-public func optimisedScorers(_ rewardSpec: String) -> Set<String> {
-    (try? CombinedReward(parsing: rewardSpec))?.optimisedNames ?? []
+/// The optimised scorers of a run's reward spec; a spec that does not parse is an error (it
+/// would otherwise turn the optimised scorer into a gold metric).
+public func optimisedScorers(_ rewardSpec: String) throws -> Set<String> {
+    try RewardSpec(parsing: rewardSpec).optimisedNames
 }
 
 /// Where a run stands when its report is written: a live report (written at every
@@ -96,7 +98,7 @@ public enum Report {
     public static func write(runDir: URL, progress: RunProgress? = nil) throws -> URL {
         let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
         let config = try? JSONDecoder().decode(FinetuneConfig.self, from: Data(contentsOf: runDir.appendingPathComponent("config.json")))
-        let drift = DriftAnalysis(m, optimised: optimisedScorers(config?.reward ?? ""))
+        let drift = DriftAnalysis(m, optimised: try config.map { try optimisedScorers($0.reward) } ?? [])
         let chart = metricPanels([RunCurves(name: m.algo, color: LineChart.palette[1], drift: drift, train: m.series(\.rewardMean))],
                                  title: "\(m.algo): the proxy reward it optimises (gold metrics below)")
         try writeAtomically(try chart.pngData(), to: runDir.appendingPathComponent("drift.png"))

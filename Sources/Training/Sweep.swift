@@ -120,7 +120,7 @@ public struct SweepRow {
     /// (clipped-ratio algorithms; empty otherwise).
     public var ratios: [StepRatios]
 
-    public init(point: SweepPoint, metrics: RunMetrics) {
+    public init(point: SweepPoint, metrics: RunMetrics) throws {
         self.point = point
         let steps = metrics.lines.compactMap(\.timesteps)
         ratios = (steps.first ?? []).enumerated().map { i, first in
@@ -129,7 +129,7 @@ public struct SweepRow {
             return StepRatios(k: first.k, t: first.t, ratioMean: mean(\.ratioMean), plainLogratio: mean(\.plainLogratioMean),
                               clipped: mean { $0.clipHigh + $0.clipLow })
         }
-        drift = DriftAnalysis(metrics, optimised: optimisedScorers(point.config.reward))
+        drift = DriftAnalysis(metrics, optimised: try optimisedScorers(point.config.reward))
         finished = (metrics.lines.last?.step ?? 0) >= point.config.steps
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Tensor
 import Model
 import Flow
+import Rewards
 import Training
 
 extension Algorithm: ExpressibleByArgument {}
@@ -15,7 +16,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Base model checkpoint.") var model = "models/base-s32c-distilled.safetensors"
     @Option(help: "Training prompt list.") var prompts = "prompts/train.txt"
     @Option(help: "Held-out prompt list for grids and gold metrics.") var evalPrompts = "prompts/eval.txt"
-    @Option(help: "Reward: name[=weight],... (brightness, saturation, shape-eval, shape-soft, jpeg-compressibility, jpeg-incompressibility, external:CMD); weight 0 is logged, not optimised.")
+    @Option(help: ArgumentHelp("Reward: name[=weight],... (\(ScorerRegistry.names)); weight 0 is logged, not optimised."))
     var reward = "shape-eval"
     @Option(help: "RL iterations.") var steps = 100
     @Option(help: "Prompts per iteration (P).") var promptsPerIteration = 4

@@ -86,7 +86,7 @@ struct Compare: ParsableCommand {
                 let seconds = Date().timeIntervalSince(t0)
                 writeReportIfPossible(runDir)
                 let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
-                let d = DriftAnalysis(m, optimised: optimisedScorers(c.reward))
+                let d = DriftAnalysis(m, optimised: try optimisedScorers(c.reward))
                 var row: [(String, Double)] = [("proxy_gain", (d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))]
                 for g in d.gold { row.append((g.name + " change", (g.points.last?.y ?? 0) - (g.points.first?.y ?? 0))) }
                 row.append(("onset_step", d.onset.map(Double.init) ?? .nan))

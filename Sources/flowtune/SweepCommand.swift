@@ -180,8 +180,8 @@ struct SweepCommand: ParsableCommand {
 
     /// sweep.jsonl, sweep.md and frontier.png from every run folder that has metrics.
     func writeTables(points: [SweepPoint], dir: URL) throws {
-        let rows = points.compactMap { p in
-            (try? RunMetrics(url: dir.appendingPathComponent(p.name).appendingPathComponent("metrics.jsonl"))).map { SweepRow(point: p, metrics: $0) }
+        let rows = try points.compactMap { p in
+            try (try? RunMetrics(url: dir.appendingPathComponent(p.name).appendingPathComponent("metrics.jsonl"))).map { try SweepRow(point: p, metrics: $0) }
         }
         guard !rows.isEmpty else { return }
         try writeAtomically(rows.map { $0.json.text + "\n" }.joined(), to: dir.appendingPathComponent("sweep.jsonl"))

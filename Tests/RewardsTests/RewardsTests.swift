@@ -37,6 +37,24 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         #expect(try ShapeEvalScorer().score(batch([img, white]), prompts: prompts(2, spec.text)) == [1, 0])
     }
 
+    /// The spec is parsed once into a value; every built-in name of the registry parses and makes
+    /// its scorer; a bad spec is an error wherever it is read (a run's configuration, the report's
+    /// optimised scorers), never an empty set that turns the optimised scorer into a gold metric.
+    @Test func rewardSpecIsOneValueAndABadOneIsAnErrorEverywhere() throws {
+        for entry in ScorerRegistry.builtIn {
+            let spec = try RewardSpec(parsing: "\(entry.name)=2")
+            #expect(spec.terms == [RewardSpec.Term(name: entry.name, weight: 2)])
+            #expect(spec.makeReward().names == [entry.name])
+        }
+        let ext = try RewardSpec(parsing: "brightness=0, external: cat =1.5")
+        #expect(ext.terms.map(\.name) == ["brightness", "external:cat"] && ext.optimisedNames == ["external:cat"])
+        #expect(throws: RewardError.self) { try optimisedScorers("sharpness=1,shape-eval=0") }
+        var c = FinetuneConfig()
+        c.reward = "brightness=1,shap-eval=0"
+        #expect(throws: RewardError.self) { try c.validate() }
+        #expect(ScorerRegistry.names.hasSuffix("jpeg-incompressibility, external:COMMAND"))
+    }
+
     @Test func rewardSpecParsing() throws {
         let r = try CombinedReward(parsing: "shape-eval=1, jpeg-compressibility=0")
         #expect(r.names == ["shape-eval", "jpeg-compressibility"])
