@@ -12,7 +12,7 @@
 # `--` goes to `flowtune finetune` as it is. docs/ALIGNMENT.md has the results and wall times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-algo=grpo seed=1 eval=prompts/eval.txt out="" steps=150 threads="" extra=()
+algo=grpo seed=1 eval=prompts/eval.txt out="" steps=45 threads="" extra=()
 while (($#)); do
   case $1 in
     --algo) algo=$2; shift 2 ;;
