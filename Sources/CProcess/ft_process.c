@@ -104,40 +104,42 @@ static int marked(const char *entry, pid_t *out, int max) {
 
 static void mark_entry(int mark, char *entry, size_t size) { snprintf(entry, size, "FLOWTUNE_SCORER=%d.%d", (int)getpid(), mark); }
 
-/* Ends every descendant of this process: SIGTERM, a grace period, SIGKILL, then reaps them
- * (a subreaper's orphans are its children). */
-static void end_descendants(int grace_ms) {
-    pid_t list[4096];
-    int n = descendants(getpid(), list, 4096);
-    if (n == 0) return;
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Whether `pid` still runs; reaps it first if it has ended as our child (a subreaper's orphans are). */
+static int still_running(pid_t pid) {
+    if (waitpid(pid, NULL, WNOHANG) == pid) return 0;
+    return kill(pid, 0) == 0;
+}
+
+/* Ends the processes of `list`: SIGTERM, up to `grace_ms` for them to exit, SIGKILL to whatever
+ * is left, then a second at most to reap them. */
+static void end_pids(const pid_t *list, int n, int grace_ms) {
     for (int i = 0; i < n; i++) kill(list[i], SIGTERM);
-    for (int waited = 0; waited < grace_ms; waited += 10) {
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}
-        if (descendants(getpid(), list, 4096) == 0) return;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    n = descendants(getpid(), list, 4096);
-    for (int i = 0; i < n; i++) kill(list[i], SIGKILL);
-    for (int i = 0; i < 200; i++) {
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}
-        if (descendants(getpid(), list, 4096) == 0) return;
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    for (int round = 0; round < 2; round++) {
+        for (int waited = 0;; waited += 5) {
+            int alive = 0;
+            for (int i = 0; i < n; i++) alive |= still_running(list[i]);
+            if (!alive) return;
+            if (waited >= (round == 0 ? grace_ms : 1000)) break;
+            sleep_ms(5);
+        }
+        if (round == 0) for (int i = 0; i < n; i++) kill(list[i], SIGKILL);
     }
 }
 
+/* Ends every descendant of this process, then any that one of them started meanwhile. */
+static void end_descendants(int grace_ms) {
+    static pid_t list[4096];
+    for (int pass = 0; pass < 2; pass++) end_pids(list, descendants(getpid(), list, 4096), pass == 0 ? grace_ms : 0);
+}
+
 static void at_exit_cleanup(void) {
-    int any = 0;
-    for (int i = 0; i < FT_MAX_GROUPS; i++) if (groups[i] > 0) any = 1;
-    if (any) {
-        kill_all_groups(SIGTERM);
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        kill_all_groups(SIGKILL);
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}
-    }
-    /* whatever a scorer started in a session of its own (setsid) is still our descendant */
+    /* every scorer group is made of our descendants, and so is whatever a scorer started in a
+     * session of its own (setsid) */
     end_descendants(100);
 }
 
@@ -168,8 +170,7 @@ static void on_signal(int sig, siginfo_t *info, void *context) {
         if (duplicate(sig, info)) return;
     }
     kill_all_groups(SIGTERM);
-    struct timespec ts = {0, 100 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    sleep_ms(100);
     kill_all_groups(SIGKILL);
     signal(sig, SIG_DFL);
     raise(sig);
@@ -296,34 +297,23 @@ int ft_stop_group(pid_t pgid, int grace_ms) {
         mark_entry(marks[i], entry, sizeof entry);
         n_escaped += marked(entry, escaped + n_escaped, 1024 - n_escaped);
     }
-    for (int i = 0; i < n_escaped; i++) if (getpgid(escaped[i]) != pgid) kill(escaped[i], SIGTERM);
     kill(-pgid, SIGTERM);
     for (int waited = 0; waited < grace_ms; waited += 10) {
         if (waitpid(pgid, &st, WNOHANG) == pgid) status = st;
         reap_orphans(pgid);
         if (!group_alive(pgid)) break;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        sleep_ms(10);
     }
     if (group_alive(pgid)) kill(-pgid, SIGKILL);
-    for (int i = 0; i < n_escaped; i++) if (kill(escaped[i], 0) == 0) kill(escaped[i], SIGKILL);
     if (waitpid(pgid, &st, 0) == pgid) status = st;
     /* the killed descendants are our children now (subreaper): reap them until none of the group is left */
     for (int i = 0; i < 200 && group_alive(pgid); i++) {
         reap_orphans(pgid);
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        sleep_ms(5);
     }
     reap_orphans(pgid);
-    /* the escaped ones are our children once their parents died (subreaper): reap them */
-    for (int i = 0; i < n_escaped; i++) {
-        for (int k = 0; k < 200; k++) {
-            pid_t r = waitpid(escaped[i], &st, WNOHANG);
-            if (r == escaped[i] || (r < 0 && errno == ECHILD && kill(escaped[i], 0) != 0)) break;
-            struct timespec ts = {0, 5 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    /* and what left the group, orphaned to us by now */
+    end_pids(escaped, n_escaped, grace_ms);
     set_group(pgid, 0);
     return status;
 }

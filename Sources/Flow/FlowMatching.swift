@@ -89,7 +89,9 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     var xt = [Float](repeating: 0, count: R * n)
     var target = [Float](repeating: 0, count: R * n)
     var tokens = [Int32](repeating: 0, count: R * L)
-    var teacherTokens = batch.teacherTokens == nil || teacher == nil ? [] : [Int32](repeating: 0, count: R * L)
+    // the teacher's prompts, where they differ from the student's (caption noise)
+    let drawn = teacher == nil ? nil : batch.teacherTokens
+    var teacherTokens = drawn == nil ? [] : [Int32](repeating: 0, count: R * L)
     let null = c.nullTokens
     for b in 0..<B {
         let tb = logitNormal(&rng, mean: tMean, std: tStd)
@@ -98,9 +100,7 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
         let r = b - mine.lowerBound
         t[r] = tb
         for j in 0..<L { tokens[r * L + j] = isNull ? null[j] : batch.tokens[b * L + j] }
-        if !teacherTokens.isEmpty, let drawn = batch.teacherTokens {
-            for j in 0..<L { teacherTokens[r * L + j] = isNull ? null[j] : drawn[b * L + j] }
-        }
+        if let drawn { for j in 0..<L { teacherTokens[r * L + j] = isNull ? null[j] : drawn[b * L + j] } }
         batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
             flowMatchingPair(x0: x0.baseAddress! + b * n, t: tb, n: n, rng: &rng, xt: xp.baseAddress! + r * n, target: tp.baseAddress! + r * n)
         } } }

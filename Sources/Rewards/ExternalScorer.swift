@@ -37,6 +37,8 @@ public final class ExternalScorer: RewardScorer {
     var buffer: [UInt8] = []
     /// How much of `buffer` is known to hold no newline (so a long line is scanned once).
     var scanned = 0
+    /// The read buffer, kept across reads.
+    var chunk = [UInt8](repeating: 0, count: 65536)
     let dir: URL
     var counter = 0
     /// The longest reply line read (a score needs a few dozen bytes).
@@ -133,15 +135,19 @@ public final class ExternalScorer: RewardScorer {
                 }
                 continue
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fromChild, &chunk, chunk.count)
-            if n <= 0 {
+            if readAvailable() <= 0 {
                 let partial = !buffer.isEmpty
                 let status = Self.describe(stop())
                 throw fail(partial ? "exited (\(status)) after a partial line" : "exited (\(status)) before answering")
             }
-            buffer += chunk[0..<n]
         }
+    }
+
+    /// One read(2) of what the child has written, appended to `buffer`: its result.
+    func readAvailable() -> Int {
+        let n = read(fromChild, &chunk, chunk.count)
+        if n > 0 { buffer += chunk[0..<n] }
+        return n
     }
 
     public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
@@ -169,11 +175,7 @@ public final class ExternalScorer: RewardScorer {
     /// answers asked for (a second line for one image, numbers printed without reading) is an error.
     func checkNothingUnasked() throws {
         var pfd = pollfd(fd: fromChild, events: Int16(POLLIN), revents: 0)
-        if buffer.isEmpty, poll(&pfd, 1, 0) > 0, pfd.revents & Int16(POLLIN) != 0 {
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fromChild, &chunk, chunk.count)
-            if n > 0 { buffer += chunk[0..<n] }
-        }
+        if buffer.isEmpty, poll(&pfd, 1, 0) > 0, pfd.revents & Int16(POLLIN) != 0 { _ = readAvailable() }
         guard buffer.isEmpty else {
             let text = String(decoding: buffer.prefix(40), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw fail("answered more lines than it was asked (\(PromptError.quoted(text)) before its request): one line per image")

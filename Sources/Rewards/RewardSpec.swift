@@ -1,16 +1,16 @@
 import Foundation
 import Imaging
 import Shapes
-/// The built-in scorers by name, with a line each for the help text; `external:COMMAND` is
+/// The built-in scorers by name (which also make the help text's list); `external:COMMAND` is
 /// the one scorer outside the table. A new scorer is one row here (and its type).
 public enum ScorerRegistry {
-    public static let builtIn: [(name: String, summary: String, make: @Sendable () -> RewardScorer)] = [
-        ("brightness", "mean pixel value in [0, 1]", { BrightnessScorer() }),
-        ("saturation", "mean HSV saturation in [0, 1]", { SaturationScorer() }),
-        ("shape-eval", "the rule-based checker's score in [0, 1]", { ShapeEvalScorer() }),
-        ("shape-soft", "the checker's requirements scored by their margins", { ShapeEvalScorer(soft: true) }),
-        ("jpeg-compressibility", "minus the JPEG size in kB (DDPO)", { JPEGScorer(compressible: true) }),
-        ("jpeg-incompressibility", "plus the JPEG size in kB", { JPEGScorer(compressible: false) }),
+    public static let builtIn: [(name: String, make: @Sendable () -> RewardScorer)] = [
+        ("brightness", { BrightnessScorer() }),
+        ("saturation", { SaturationScorer() }),
+        ("shape-eval", { ShapeEvalScorer() }),
+        ("shape-soft", { ShapeEvalScorer(soft: true) }),
+        ("jpeg-compressibility", { JPEGScorer(compressible: true) }),
+        ("jpeg-incompressibility", { JPEGScorer(compressible: false) }),
     ]
     public static let externalPrefix = "external:"
     /// "brightness, saturation, ..., external:COMMAND"
@@ -101,8 +101,6 @@ public final class CombinedReward {
     /// The spec as written: "shape-eval=1,jpeg-compressibility=0".
     public var spec: String { terms.map { "\($0.scorer.name)=\($0.weight)" }.joined(separator: ",") }
     public var names: [String] { terms.map(\.scorer.name) }
-    /// The scorers with a non-zero weight (the rest are gold metrics riding along).
-    public var optimisedNames: Set<String> { Set(terms.filter { $0.weight != 0 }.map(\.scorer.name)) }
 
     /// Every scorer's values (by name) and the weighted total, per image.
     public func evaluate(_ images: ImageBatch, prompts: [Prompt]) throws -> (total: [Float], byScorer: [String: [Float]]) {

@@ -24,34 +24,31 @@ public struct CaptionNoise: Equatable, Hashable, Codable, Sendable, CustomString
 
     public init() {}
 
-    public init(_ rates: [Kind: Double]) throws {
-        for (kind, p) in rates { try set(kind, p) }
-    }
-
-    /// Parses "count=0.3,relation=0.3,binding=0.3" (an empty string: no noise).
-    public init(parsing text: String) throws {
+    /// Parses "count=0.3,relation=0.3,binding=0.3" (an empty string: no noise); errors begin
+    /// with `name` (the option that gave the text, say).
+    public init(parsing text: String, named name: String = "caption noise") throws {
         let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
         for raw in text.split(separator: ",", omittingEmptySubsequences: false) {
             let part = raw.trimmingCharacters(in: .whitespaces)
             if part.isEmpty && text.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             let pieces = part.split(separator: "=", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pieces.count == 2 else {
-                throw PromptError("caption noise \(PromptError.quoted(text)): term \(PromptError.quoted(part)) is not KIND=PROBABILITY (kinds: \(known))")
+                throw PromptError("\(name) \(PromptError.quoted(text)): term \(PromptError.quoted(part)) is not KIND=PROBABILITY (kinds: \(known))")
             }
             guard let kind = Kind(rawValue: pieces[0]) else {
-                throw PromptError("caption noise \(PromptError.quoted(text)): unknown kind \(PromptError.quoted(pieces[0])) (kinds: \(known))")
+                throw PromptError("\(name) \(PromptError.quoted(text)): unknown kind \(PromptError.quoted(pieces[0])) (kinds: \(known))")
             }
-            guard rates[kind] == nil else { throw PromptError("caption noise \(PromptError.quoted(text)): \(kind.rawValue) appears twice") }
+            guard rates[kind] == nil else { throw PromptError("\(name) \(PromptError.quoted(text)): \(kind.rawValue) appears twice") }
             guard let p = Double(pieces[1]) else {
-                throw PromptError("caption noise \(PromptError.quoted(text)): probability \(PromptError.quoted(pieces[1])) of \(kind.rawValue) is not a number")
+                throw PromptError("\(name) \(PromptError.quoted(text)): probability \(PromptError.quoted(pieces[1])) of \(kind.rawValue) is not a number")
             }
-            try set(kind, p)
+            try set(kind, p, name)
         }
     }
 
-    mutating func set(_ kind: Kind, _ p: Double) throws {
+    mutating func set(_ kind: Kind, _ p: Double, _ name: String) throws {
         guard p.isFinite, p >= 0, p <= 1 else {
-            throw PromptError("caption noise: the probability of \(kind.rawValue) is \(p); it must be in [0, 1]")
+            throw PromptError("\(name): the probability of \(kind.rawValue) is \(p); it must be in [0, 1]")
         }
         rates[kind] = p
     }

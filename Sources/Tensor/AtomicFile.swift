@@ -84,7 +84,7 @@ public func createTemporary(beside url: URL) throws -> (Int32, String) {
 }
 
 /// Writes all of `raw` to `fd`; the system's reason on failure.
-func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> String? {
+public func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> String? {
     var done = 0
     while done < raw.count {
         let n = write(fd, raw.baseAddress! + done, raw.count - done)
@@ -111,14 +111,16 @@ func writeInto(_ data: Data, path: String) throws {
 public func writeAtomically(_ bytes: [UInt8], to url: URL) throws { try writeAtomically(Data(bytes), to: url) }
 public func writeAtomically(_ text: String, to url: URL) throws { try writeAtomically(Data(text.utf8), to: url) }
 
+/// The "step" of one JSON-lines log line (nil: not a whole JSON object with one).
+public func jsonLineStep(_ line: Substring) -> Int? {
+    ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["step"] as? Int
+}
+
 /// Keeps only the lines of a JSON-lines log whose "step" is at most `maxStep` (what a checkpoint
 /// covers; a killed run's later lines are redone after a resume). A missing file is left alone.
 public func truncateJSONLines(_ url: URL, maxStep: Int) throws {
     guard let text = try? String(contentsOf: url, encoding: .utf8) else { return }
-    let keep = text.split(separator: "\n").filter { line in
-        guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = o["step"] as? Int else { return false }
-        return s <= maxStep
-    }
+    let keep = text.split(separator: "\n").filter { line in jsonLineStep(line).map { $0 <= maxStep } ?? false }
     try writeAtomically(keep.map { $0 + "\n" }.joined(), to: url)
 }
 

@@ -38,3 +38,24 @@ public func jsonQuote(_ s: String) -> String {
     }
     return out + "\""
 }
+
+/// `value` encoded as a JSON object (nil if it does not encode to one).
+public func jsonDictionary<T: Encodable>(_ value: T) -> [String: Any]? {
+    (try? JSONEncoder().encode(value)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+}
+
+/// A value of a JSON object as text: a string as itself, anything else as JSON with sorted keys
+/// (so that two equal nested objects read the same whatever their key order).
+public func jsonText(_ value: Any?) -> String {
+    guard let value else { return "none" }
+    if let s = value as? String { return s }
+    return (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]))
+        .map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
+}
+
+/// The keys whose values differ between two JSON objects, sorted, leaving out `ignoring`;
+/// `sharedOnly`: only keys both objects have (one written by an older version lacks the newer).
+public func differingKeys(_ a: [String: Any], _ b: [String: Any], ignoring: Set<String> = [], sharedOnly: Bool = false) -> [String] {
+    let keys = sharedOnly ? Set(a.keys).intersection(b.keys) : Set(a.keys).union(b.keys)
+    return keys.subtracting(ignoring).sorted().filter { jsonText(a[$0]) != jsonText(b[$0]) }
+}

@@ -267,10 +267,10 @@ public final class Finetuner {
         let text = (try? String(contentsOf: metricsURL, encoding: .utf8)) ?? ""
         var seen: [Int: Int] = [:]
         for line in text.split(separator: "\n") {
-            if let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = o["step"] as? Int, s <= it { seen[s, default: 0] += 1 }
+            if let s = jsonLineStep(line), s <= it { seen[s, default: 0] += 1 }
         }
-        let expected = (config.evalEvery > 0 ? 0 : 1)...max(it, config.evalEvery > 0 ? 0 : 1)
-        let missing = expected.filter { $0 <= it && seen[$0] == nil }
+        let first = config.evalEvery > 0 ? 0 : 1         // the base model's evaluation is step 0
+        let missing = stride(from: first, through: it, by: 1).filter { seen[$0] == nil }
         let doubled = seen.filter { $0.value > 1 }.keys.sorted()
         guard missing.isEmpty, doubled.isEmpty else {
             let list = (missing.isEmpty ? doubled : missing).prefix(8).map(String.init).joined(separator: ", ") + (max(missing.count, doubled.count) > 8 ? ", ..." : "")

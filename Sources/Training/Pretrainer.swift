@@ -202,13 +202,10 @@ public final class Pretrainer {
         // the run's options must be the ones it was started with (the schedule depends on them);
         // only --steps may change (extending or shortening the run)
         if let stored = f.metadata["pretrain_config"].flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
-           let current = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(config))) as? [String: Any] {
-            let differing = current.keys.sorted().filter { key in
-                guard key != "steps", let a = stored[key], let b = current[key] else { return false }
-                return "\(a)" != "\(b)"
-            }
+           let current = jsonDictionary(config) {
+            let differing = differingKeys(current, stored, ignoring: ["steps"], sharedOnly: true)
             guard differing.isEmpty else {
-                let list = differing.map { "\($0) \(current[$0]!) (the run has \(stored[$0]!))" }.joined(separator: ", ")
+                let list = differing.map { "\($0) \(jsonText(current[$0])) (the run has \(jsonText(stored[$0])))" }.joined(separator: ", ")
                 throw CheckpointError("\(path.path): resumed with other options than the run was started with: \(list); resume with the run's options (only --steps may change)")
             }
         }

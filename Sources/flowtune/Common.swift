@@ -36,16 +36,7 @@ func checkGrid(perPrompt: Int, scale: Int, imageSize: Int) throws {
 
 /// One line to stderr through write(2): a closed, full or broken stderr loses the line and
 /// nothing else (the command goes on; Foundation's FileHandle would trap).
-func log(_ s: String) {
-    let bytes = Array((s + "\n").utf8)
-    var done = 0
-    while done < bytes.count {
-        let n = bytes[done...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { return }
-        done += n
-    }
-}
+func log(_ s: String) { _ = Data((s + "\n").utf8).withUnsafeBytes { writeAll(2, $0) } }
 
 func formatDuration(_ s: Double) -> String {
     guard s.isFinite, s >= 0 else { return "?" }

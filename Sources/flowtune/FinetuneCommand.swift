@@ -186,7 +186,6 @@ func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboa
 /// A new run goes into a folder that is missing, empty or holds only a run that never wrote
 /// metrics (config.json; stopped during its set-up): never into one that holds a user's files.
 func checkNewRunFolder(_ out: URL) throws {
-    guard !out.path.isEmpty else { throw CLIError("--out is empty: give the run folder") }
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: out.path, isDirectory: &isDir) else { return }
     guard isDir.boolValue else { throw CLIError("--out \(out.path) is a file, not a folder") }
@@ -217,8 +216,7 @@ struct Finetune: ParsableCommand {
         enableGracefulInterrupt()
         let world = try World.start()      // ended in FlowTune.main (finish, or abort on an error)
         var config = options.config
-        guard !out.isEmpty else { throw CLIError("--out is empty: give the run folder") }
-        var dir = URL(fileURLWithPath: out)
+        var dir = try outputURL(out)
         if resume != nil || configFile != nil {
             // a resumed run keeps its configuration, a --config run takes the file's: only --steps
             // (extend or shorten), --threads, --out (with --config) and --[no-]tensorboard apply

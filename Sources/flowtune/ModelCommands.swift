@@ -117,7 +117,7 @@ struct Evaluate: ParsableCommand {
         }
         if json {
             // the noise a model was pretrained with, as the first key (clean models: the same object as always)
-            print(noise.map { "{\"caption_noise\": \"\($0)\", " + scores.json.dropFirst() } ?? scores.json)
+            print(noise.map { "{\"caption_noise\": \(jsonQuote($0)), " + scores.json.dropFirst() } ?? scores.json)
         } else {
             if let noise { print("pretrained with caption noise \(noise)") }
             print(scores.table)

@@ -50,7 +50,7 @@ struct Pretrain: ParsableCommand {
         cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
         cfg.tMean = tMean; cfg.tStd = tStd
         cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
-        do { cfg.captionNoise = try CaptionNoise(parsing: captionNoise) } catch { throw CLIError("--caption-noise: \(error)".replacingOccurrences(of: "--caption-noise: caption noise", with: "--caption-noise")) }
+        cfg.captionNoise = try CaptionNoise(parsing: captionNoise, named: "--caption-noise")
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")

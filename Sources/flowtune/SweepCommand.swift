@@ -158,15 +158,8 @@ struct SweepCommand: ParsableCommand {
             }
         }
         guard saved != wanted else { return }
-        let a = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(saved))) as? [String: Any] ?? [:]
-        let b = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(wanted))) as? [String: Any] ?? [:]
-        func text(_ v: Any?) -> String {
-            guard let v else { return "none" }
-            if let s = v as? String { return s }
-            return (try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .fragmentsAllowed])).map { String(decoding: $0, as: UTF8.self) } ?? "\(v)"
-        }
-        let keys = Set(a.keys).union(b.keys).sorted().filter { text(a[$0]) != text(b[$0]) }
-        let list = keys.prefix(4).map { "\($0) \(text(a[$0])) (the sweep's: \(text(b[$0])))" }.joined(separator: ", ")
+        let a = jsonDictionary(saved) ?? [:], b = jsonDictionary(wanted) ?? [:]
+        let list = differingKeys(a, b).prefix(4).map { "\($0) \(jsonText(a[$0])) (the sweep's: \(jsonText(b[$0])))" }.joined(separator: ", ")
         throw CLIError("sweep: \(runDir.path) holds a run made with other settings: \(list.isEmpty ? "its configuration differs" : list); give another --out, or move that run away (nothing is overwritten)")
     }
 
