@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: swiftFlags),
         .target(name: "Model", dependencies: ["Tensor", "Shapes"], swiftSettings: swiftFlags),
         .target(name: "Flow", dependencies: ["Tensor", "Model"], swiftSettings: swiftFlags),
-        .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes", "CProcess"], swiftSettings: swiftFlags),
+        .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "CProcess"], swiftSettings: swiftFlags),
         .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: swiftFlags),
         .executableTarget(name: "flowtune", dependencies: [
             "Tensor", "CProcess", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training",
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
         .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"], exclude: ["Fixtures"]),
-        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Training", "Imaging", "Tensor", "Shapes"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Training", "Imaging", "Tensor", "Shapes", "Model"]),
         .testTarget(name: "RLTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes", "Rewards", "Imaging"]),
     ],
     swiftLanguageModes: [.v5]

@@ -174,6 +174,40 @@ public struct SDESampler {
                         deterministic: Bool = false) -> Rollout {
         rollout(model: model, workspaces: [ws], noise: noise, tokens: tokens, rng: &rng, deterministic: deterministic)
     }
+
+    /// The exact KL divergence of the path measure of the rollout's policy to that of `base`
+    /// (the same schedule and start), for each sample of a rollout of the policy: the sum over
+    /// its stochastic steps k of ||mu_policy,k - mu_base,k||^2 / (2 s_k^2), over all n values
+    /// (nats). Both transitions are Gaussians of the same covariance s_k^2 I, so this is the
+    /// chain rule of the KL along the path, evaluated at the policy's own states (an unbiased
+    /// estimate of the expectation over the policy's paths). Deterministic steps (s_k = 0) are
+    /// left out: the KL of two point masses at different places is not defined.
+    public func pathKL(_ r: Rollout, base: DiT, ws: Workspace) -> [Double] {
+        let n = r.pixels, B = r.batch
+        var kl = [Double](repeating: 0, count: B)
+        for k in 0..<min(config.stochasticSteps, r.config.steps) {
+            let c = config.coefficients(k)
+            let t = [Float](repeating: c.t, count: B)
+            r.states.withUnsafeBufferPointer { sp in
+                r.tokens.withUnsafeBufferPointer { kp in
+                    t.withUnsafeBufferPointer { tp in
+                        let x = sp.baseAddress! + k * B * n
+                        let v = base.forward(ws, x: x, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
+                        let scale = 1 / (2 * Double(c.s) * Double(c.s))
+                        for b in 0..<B {
+                            var ss = 0.0
+                            for i in (b * n)..<((b + 1) * n) {
+                                let d = Double(r.means[k * B * n + i]) - Double(c.cx * x[i] + c.cv * v[i])
+                                ss += d * d
+                            }
+                            kl[b] += ss * scale
+                        }
+                    }
+                }
+            }
+        }
+        return kl
+    }
 }
 
 #if canImport(Glibc)

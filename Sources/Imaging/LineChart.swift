@@ -30,7 +30,7 @@ public struct LineChart {
     public var series: [Series] = []
     public var markers: [Marker] = []
     public var scatter: [Scatter] = []
-    public var legend: Bool?             // nil: a legend when there is more than one series
+    public var legend: Bool?             // nil: a legend when there is more than one series (a series without a name has no row)
     public var width = 640, height = 360
 
     public init(title: String, xLabel: String, yLabel: String) {
@@ -45,7 +45,8 @@ public struct LineChart {
 
     public func render() -> RGBImage {
         var img = RGBImage(width: width, height: height, fill: (255, 255, 255))
-        let legendRows = (legend ?? (series.count > 1)) ? series.count : 0
+        let named = series.filter { !$0.name.isEmpty }
+        let legendRows = (legend ?? (series.count > 1)) ? named.count : 0
         let left = 58, right = 12, top = 22 + (yLabel.isEmpty ? 0 : BitmapFont.lineHeight), bottom = 34 + legendRows * BitmapFont.lineHeight
         let pw = width - left - right, ph = height - top - bottom
         img.drawText(title, x: left, y: 6, color: (0, 0, 0))
@@ -105,7 +106,7 @@ public struct LineChart {
             }
         }
         // legend
-        for (i, s) in series.enumerated() where legendRows > 0 {
+        for (i, s) in named.enumerated() where legendRows > 0 {
             let y = height - bottom + 26 + i * BitmapFont.lineHeight
             img.fillRect(x: left, y: y + 2, width: 14, height: 3, s.color)
             img.drawText(s.name, x: left + 20, y: y, color: (0, 0, 0))

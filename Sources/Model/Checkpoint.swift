@@ -91,8 +91,14 @@ public enum Checkpoint {
         try load(SafeTensorsFile(contentsOf: url), source: url.path, expect: expect)
     }
 
-    /// The model in a file already read (`source` names it in errors).
-    public static func load(_ f: SafeTensorsFile, source: String, expect: ModelConfig? = nil) throws -> DiT {
+    /// The model in a file already read (`source` names it in errors). `kind`: the file must be
+    /// of this kind; nil: a generator (any kind but a reward model's: its weights draw nothing).
+    public static func load(_ f: SafeTensorsFile, source: String, expect: ModelConfig? = nil, kind: String? = nil) throws -> DiT {
+        let stored = f.metadata["kind"] ?? "model"
+        if let kind, stored != kind { throw CheckpointError("\(source): a checkpoint of kind '\(stored)', not '\(kind)'") }
+        if kind == nil, stored == RewardModel.kind {
+            throw CheckpointError("\(source): a reward model (flowtune train-reward), not a generator: use it as a scorer, --reward rm:\(source)")
+        }
         let cfg = try config(of: f, source: source)
         if let expect, expect != cfg {
             throw CheckpointError("\(source): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")

@@ -80,6 +80,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public static func tiny(vocabSize: Int) -> ModelConfig {
         ModelConfig(name: "tiny", imageSize: 16, patch: 4, width: 32, depth: 1, heads: 2, vocabSize: vocabSize, freqDim: 32)
     }
+    /// The tiny network at the shapes world's 32x32: width 32, 1 block, 2 heads (the smallest
+    /// reward model's backbone).
+    public static func tiny32(vocabSize: Int) -> ModelConfig {
+        ModelConfig(name: "tiny32", imageSize: 32, patch: 4, width: 32, depth: 1, heads: 2, vocabSize: vocabSize, freqDim: 32)
+    }
     /// A small configuration for quick experiments: 32x32, width 64, 2 blocks.
     public static func small(vocabSize: Int) -> ModelConfig {
         ModelConfig(name: "small", imageSize: 32, patch: 4, width: 64, depth: 2, heads: 2, vocabSize: vocabSize, freqDim: 64)
@@ -91,7 +96,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case "s32c": return .s32c(vocabSize: vocabSize)
         case "tiny": return .tiny(vocabSize: vocabSize)
         case "small": return .small(vocabSize: vocabSize)
-        default: throw ModelError("unknown model configuration '\(name)'; known: s32, s32c, small, tiny")
+        case "tiny32": return .tiny32(vocabSize: vocabSize)
+        default: throw ModelError("unknown model configuration '\(name)'; known: s32, s32c, small, tiny, tiny32")
         }
     }
 }

@@ -13,8 +13,11 @@ public enum ScorerRegistry {
         ("jpeg-incompressibility", { JPEGScorer(compressible: false) }),
     ]
     public static let externalPrefix = "external:"
-    /// "brightness, saturation, ..., external:COMMAND"
-    public static var names: String { (builtIn.map(\.name) + [externalPrefix + "COMMAND"]).joined(separator: ", ") }
+    public static let learnedPrefix = LearnedRewardScorer.prefix
+    /// "brightness, saturation, ..., external:COMMAND, rm:PATH[+PATH...]"
+    public static var names: String {
+        (builtIn.map(\.name) + [externalPrefix + "COMMAND", learnedPrefix + "PATH[+PATH...]"]).joined(separator: ", ")
+    }
 }
 
 /// A reward spec, parsed once: "name[=weight],..." (a bare name has weight 1; weight 0 logs a
@@ -38,8 +41,9 @@ public struct RewardSpec: Equatable, Sendable {
             let part = raw.trimmingCharacters(in: .whitespaces)
             guard !part.isEmpty else { throw RewardError("reward spec \"\(text)\": empty term") }
             var name = part, weight: Float = 1
-            let external = part.hasPrefix(ScorerRegistry.externalPrefix)
-            if let eq = part.lastIndex(of: "="), !external || part[eq...].dropFirst().allSatisfy({ "0123456789.-+e".contains($0) }) {
+            // a command or a path may hold '=': there only a number after the last one is a weight
+            let free = part.hasPrefix(ScorerRegistry.externalPrefix) || part.hasPrefix(ScorerRegistry.learnedPrefix)
+            if let eq = part.lastIndex(of: "="), !free || part[eq...].dropFirst().allSatisfy({ "0123456789.-+e".contains($0) }) {
                 name = String(part[..<eq]).trimmingCharacters(in: .whitespaces)
                 let w = String(part[part.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
                 guard let v = Float(w), v.isFinite else { throw RewardError("reward spec \"\(text)\": weight '\(w)' of \(name) is not a finite number") }
@@ -52,6 +56,10 @@ public struct RewardSpec: Equatable, Sendable {
                 let cmd = String(name.dropFirst(ScorerRegistry.externalPrefix.count)).trimmingCharacters(in: .whitespaces)
                 guard !cmd.isEmpty else { throw RewardError("reward spec \"\(text)\": external: needs a command") }
                 name = ScorerRegistry.externalPrefix + cmd
+            } else if name.hasPrefix(ScorerRegistry.learnedPrefix) {
+                let paths = LearnedRewardScorer.paths(of: String(name.dropFirst(ScorerRegistry.learnedPrefix.count)))
+                guard !paths.contains(where: \.isEmpty) else { throw RewardError("reward spec \"\(text)\": rm: needs the path of a reward model (rm:PATH, or rm:P1+P2 for an ensemble)") }
+                name = ScorerRegistry.learnedPrefix + paths.joined(separator: "+")
             } else if !ScorerRegistry.builtIn.contains(where: { $0.name == name }) {
                 throw RewardError("unknown reward '\(name)'; known scorers: \(known)")
             }
@@ -62,12 +70,18 @@ public struct RewardSpec: Equatable, Sendable {
         self.terms = terms
     }
 
-    /// The scorers, ready to score (an external one starts at its first batch).
-    public func makeReward(externalTimeout: Double = 30) -> CombinedReward {
-        CombinedReward(terms: terms.map { t in
-            let scorer: RewardScorer = t.name.hasPrefix(ScorerRegistry.externalPrefix)
-                ? ExternalScorer(command: String(t.name.dropFirst(ScorerRegistry.externalPrefix.count)), timeout: externalTimeout)
-                : ScorerRegistry.builtIn.first { $0.name == t.name }!.make()
+    /// The scorers, ready to score (an external one starts at its first batch; a reward model
+    /// is read now, and an ensemble's members are combined by `rmCombine`).
+    public func makeReward(externalTimeout: Double = 30, rmCombine: EnsembleCombine = .mean) throws -> CombinedReward {
+        CombinedReward(terms: try terms.map { t in
+            let scorer: RewardScorer
+            if t.name.hasPrefix(ScorerRegistry.externalPrefix) {
+                scorer = ExternalScorer(command: String(t.name.dropFirst(ScorerRegistry.externalPrefix.count)), timeout: externalTimeout)
+            } else if t.name.hasPrefix(ScorerRegistry.learnedPrefix) {
+                scorer = try LearnedRewardScorer(spec: String(t.name.dropFirst(ScorerRegistry.learnedPrefix.count)), combine: rmCombine)
+            } else {
+                scorer = ScorerRegistry.builtIn.first { $0.name == t.name }!.make()
+            }
             return (scorer, t.weight)
         })
     }
@@ -94,8 +108,8 @@ public final class CombinedReward {
     public init(terms: [(scorer: RewardScorer, weight: Float)]) { self.terms = terms }
 
     /// Parses a spec and makes its scorers (`RewardSpec(parsing:).makeReward`).
-    public convenience init(parsing text: String, externalTimeout: Double = 30) throws {
-        self.init(terms: try RewardSpec(parsing: text).makeReward(externalTimeout: externalTimeout).terms)
+    public convenience init(parsing text: String, externalTimeout: Double = 30, rmCombine: EnsembleCombine = .mean) throws {
+        self.init(terms: try RewardSpec(parsing: text).makeReward(externalTimeout: externalTimeout, rmCombine: rmCombine).terms)
     }
 
     /// The spec as written: "shape-eval=1,jpeg-compressibility=0".

@@ -31,6 +31,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var evalPrompts_limit = 16       // eval prompts used in grids and gold metrics
     public var evalSteps = 20               // Euler steps for grids and gold metrics
     public var externalTimeout: Double = 30 // seconds an external scorer may take per image
+    public var rmCombine: String? = nil     // how an rm:P1+P2 ensemble's members combine (nil: mean)
     public var acflow = ACFlowConfig()      // AC-Flow options (used when algo == acflow)
     /// The base model file's CRC-32 when the run started (a resume refuses another file at `model`).
     public var modelChecksum: String? = nil
@@ -38,6 +39,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public var batchSize: Int { promptsPerIteration * groupSize }
+    public var ensembleCombine: EnsembleCombine { get throws { try rmCombine.map(EnsembleCombine.init(parsing:)) ?? .mean } }
     public var effectiveClipRange: Float { clipRange ?? algo.defaultClipRange }
     /// Samples per network pass: activations are kept for this many samples at a time.
     public var passSize: Int { microBatchSize ?? Self.defaultPassSize }
@@ -80,6 +82,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         try C.atMost("--eval-per-prompt", evalPerPrompt, C.maxBatch / evalPrompts_limit)
         try C.positive("--external-timeout", externalTimeout)
         _ = try RewardSpec(parsing: reward)
+        _ = try ensembleCombine
         try acflow.validate()     // written to config.json whatever the algorithm
     }
 }

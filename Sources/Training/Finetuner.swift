@@ -46,7 +46,7 @@ public final class Finetuner {
         }
         let base = try Checkpoint.load(SafeTensorsFile(data: modelData, source: config.model), source: config.model)
         let policy = base.clone()
-        reward = try CombinedReward(parsing: config.reward, externalTimeout: config.externalTimeout)
+        reward = try CombinedReward(parsing: config.reward, externalTimeout: config.externalTimeout, rmCombine: config.ensembleCombine)
         trainPrompts = try PromptFile(path: config.prompts)
         let evalFile = try PromptFile(path: config.evalPrompts)
         let limit = min(config.evalPrompts_limit, evalFile.entries.count)

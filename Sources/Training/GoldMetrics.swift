@@ -80,9 +80,20 @@ public final class GoldMetrics {
             }
         }
         for b in 0..<N { w2PerImage[b] /= Double(max(w2Steps, 1)) }
+        // the exact path KL to the base model, on SDE rollouts of the policy (the run's schedule,
+        // every step but the last stochastic) from the same start noise and fixed step noise
+        var klPerImage = [Double](repeating: 0, count: N)
+        if Nl > 0 {
+            let sde = SDESampler(config: SDEConfig(steps: config.sde.steps, noiseLevel: config.sde.noiseLevel, shift: config.sde.shift))
+            var rngs = mine.map { RNG(seed: config.seed ^ 0x1C1_BA5E).split(UInt64($0)) }
+            let r = sde.rollout(model: policy, workspaces: [ws!], noise: Array(noise[(mine.lowerBound * n)..<(mine.upperBound * n)]),
+                                tokens: tokens, rngs: &rngs)
+            for (b, kl) in sde.pathKL(r, base: reference, ws: refWS!).enumerated() { klPerImage[mine.lowerBound + b] = kl }
+        }
         // every block to rank 0 (the other ranks' entries of w2PerImage are 0: a sum is a gather)
         x = world.gather(x, counts: world.blockCounts(of: N).map { $0 * n })
         world.sum(&w2PerImage)
+        world.sum(&klPerImage)
         guard world.isRoot else { return nil }
         let batch = ImageBatch(pixels: x, size: S)
         let images = batch.images
@@ -123,7 +134,8 @@ public final class GoldMetrics {
         // standard errors: the spread over images (prompts, for diversity) over sqrt(n); the
         // Frechet distance's: the spread of its value over bootstrap resamples of the images
         var se: [String: Double] = ["proxy": standardError(total.map(Double.init)), "shape_eval": standardError(shape.map(Double.init)),
-                                    "diversity": standardError(diversityPerPrompt), "w2": standardError(w2PerImage)]
+                                    "diversity": standardError(diversityPerPrompt), "w2": standardError(w2PerImage),
+                                    "kl_base": standardError(klPerImage)]
         for name in reward.names { se["scores/" + name] = standardError(byScorer[name]!.map(Double.init)) }
         for task in Task.allCases {
             let scores = shape.indices.filter { prompts[$0 / perPrompt].spec.task == task }.map { Double(shape[$0]) }
@@ -143,6 +155,7 @@ public final class GoldMetrics {
         record.se = se
         record.fdFloor = fdFloor
         record.fd21Floor = fd21Floor
+        record.klBase = klPerImage.reduce(0, +) / Double(max(N, 1))
         return record
     }
 }

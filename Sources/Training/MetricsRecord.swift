@@ -130,6 +130,10 @@ public struct EvalRecord: Codable, Equatable {
     /// estimate 64 samples can carry (nil in metrics written before it was logged).
     public var fd21: Double?
     public var fd21Floor: Double?
+    /// The exact KL of the policy's SDE path measure to the base model's, in nats (a sum over
+    /// every pixel value of every stochastic step), from SDE rollouts of the eval prompts with
+    /// fixed noise (nil in metrics written before it was logged).
+    public var klBase: Double?
 
     public init(proxy: Double, scores: [String: Double], shapeEval: Double, shapeEvalByTask: [String: Double?],
                 fd: Double, diversity: Double, w2: Double, grid: String) {
@@ -139,7 +143,7 @@ public struct EvalRecord: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case proxy, scores, shapeEval = "shape_eval", shapeEvalByTask = "shape_eval_by_task", fd, diversity, w2, grid, se
-        case fdFloor = "fd_floor", fd21, fd21Floor = "fd21_floor"
+        case fdFloor = "fd_floor", fd21, fd21Floor = "fd21_floor", klBase = "kl_base"
     }
 
     /// The gold scalars by name (what a chart or logger reads), scorers as "scores/NAME".
@@ -149,6 +153,7 @@ public struct EvalRecord: Codable, Equatable {
         out.append(("shape_eval", shapeEval))
         for (task, v) in shapeEvalByTask.sorted(by: { $0.key < $1.key }) { if let v { out.append(("shape_eval_by_task/" + task, v)) } }
         return out + [("fd", fd)] + (fd21.map { [("fd21", $0)] } ?? []) + [("diversity", diversity), ("w2", w2)]
+            + (klBase.map { [("kl_base", $0)] } ?? [])
     }
 
     public func json(rewardNames: [String]? = nil, taskOrder: [String] = ["single", "two_objects", "counting", "position"]) -> JSONValue {

@@ -49,6 +49,7 @@ public struct DriftAnalysis {
         add("frechet distance 21-d", "fd21", false) { $0.fd21 }
         add("diversity", "diversity", true) { $0.diversity }
         add("w2 to base", "w2", false) { $0.w2 }
+        add("KL to base", "kl_base", false) { $0.klBase }
         self.gold = gold
         onset = nil; onsetMetrics = []
         guard proxy.count >= 2 else { return }
@@ -65,8 +66,8 @@ public struct DriftAnalysis {
                     band = max(0.05 * abs(base.y), 0.1 * (ys.max()! - ys.min()!), 1e-6)
                 }
                 let worse = g.higherIsBetter ? base.y - g.points[j].y : g.points[j].y - base.y
-                // the W2 proxy grows whenever the policy moves; it marks drift, not a fall in quality
-                return g.name != "w2 to base" && worse > band
+                // the W2 proxy and the KL grow whenever the policy moves; they mark drift, not a fall in quality
+                return g.name != "w2 to base" && g.name != "KL to base" && worse > band
             }
             if !fallen.isEmpty { onset = Int(proxy[i].x); onsetMetrics = fallen.map(\.name); return }
         }
@@ -125,8 +126,19 @@ public enum Report {
         let trained = m.lines.contains { $0.rewardMean != nil }
         if trained { try writeAtomically(try diag.render().pngData(), to: runDir.appendingPathComponent(diagName)) }
         let strips = try writeStrips(runDir: runDir, evals: m.evals)
+        // the gold against sqrt(KL to the base model), with Gao et al.'s RL form fitted
+        var goodhart: GoodhartChart.Fit?? = nil
+        let optimised = try config.map { try optimisedScorers($0.reward) } ?? []
+        let goldName = optimised.contains("shape-eval") ? (m.evals.first?.eval.scores.keys.sorted().first { !optimised.contains($0) }) : "shape-eval"
+        if let goldName, GoodhartChart.points(of: m, gold: goldName).count >= 2 {
+            var g = GoodhartChart(gold: goldName)
+            try g.addRun(label: m.algo, folder: runDir)
+            let (image, fits) = g.render()
+            try writeAtomically(try image.pngData(), to: runDir.appendingPathComponent("goodhart.png"))
+            goodhart = .some(fits.first)
+        }
         let html = page(m, drift: drift, config: config, diagnostics: trained ? diagName : nil, timesteps: timesteps, strips: strips,
-                        progress: progress, runDir: runDir)
+                        progress: progress, runDir: runDir, goodhart: goodhart)
         let url = runDir.appendingPathComponent("report.html")
         try writeAtomically(html, to: url)
         return url
@@ -151,6 +163,7 @@ public enum Report {
         case "frechet distance 21-d": return "FD of 21 features"
         case "diversity": return "mean feature distance"
         case "w2 to base": return "mean sq. velocity diff."
+        case "KL to base": return "nats (SDE path)"
         default: return "score"
         }
     }
@@ -244,7 +257,8 @@ public enum Report {
     }
 
     static func page(_ m: RunMetrics, drift: DriftAnalysis, config: FinetuneConfig?, diagnostics: String?,
-                     timesteps: [(Int, [TimestepRecord])], strips: [(String, String)], progress: RunProgress?, runDir: URL) -> String {
+                     timesteps: [(Int, [TimestepRecord])], strips: [(String, String)], progress: RunProgress?, runDir: URL,
+                     goodhart: GoodhartChart.Fit?? = nil) -> String {
         let evals = m.evals
         let grids = evals.map { e in (e.step, e.eval.grid) }
         let last = m.lines.last?.step ?? 0
@@ -275,7 +289,12 @@ public enum Report {
         } else {
             h += "<p>No over-optimisation onset detected: no gold metric fell beyond its noise band while the proxy rose.</p>"
         }
-        h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\(version)\" alt=\"drift chart\"><h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
+        h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\(version)\" alt=\"drift chart\">"
+        if let fit = goodhart {
+            h += "<h2>Gold against sqrt(KL to the base model)</h2><img src=\"goodhart.png\(version)\" alt=\"gold against sqrt(KL)\">"
+            h += "<p>" + (fit.map { esc($0.summary) + " (Gao et al.'s RL form, gold - gold(0) = d (alpha - beta log d), d = sqrt(kl_base))" } ?? "Too few evaluations to fit Gao et al.'s form.") + "</p>"
+        }
+        h += "<h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
         // every scorer of the reward (shape-eval has its own column)
         let scoreNames = (evals.first.map { Array($0.eval.scores.keys).sorted() } ?? []).filter { $0 != "shape-eval" }
         for s in scoreNames { h += "<th>\(esc(s))</th>" }
@@ -283,7 +302,8 @@ public enum Report {
         let hasFD21 = evals.contains { $0.eval.fd21 != nil }
         h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.\(floor.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th>"
         if hasFD21 { h += "<th>FD, 21 features\(floor21.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th>" }
-        h += "<th>diversity</th><th>w2 to base</th></tr>"
+        let hasKL = evals.contains { $0.eval.klBase != nil }
+        h += "<th>diversity</th><th>w2 to base</th>" + (hasKL ? "<th>KL to base<br><small>(nats)</small></th>" : "") + "</tr>"
         for e in evals {
             let byTask = e.eval.shapeEvalByTask
             // a value with its standard error, where the metrics have one
@@ -294,7 +314,8 @@ public enum Report {
             for s in scoreNames { h += cell(e.eval.scores[s], "scores/" + s) }
             h += cell(e.eval.shapeEval, "shape_eval")
             for t in ["single", "two_objects", "counting", "position"] { h += cell(byTask[t] ?? nil, "shape_eval_by_task/" + t) }
-            h += cell(e.eval.fd, "fd") + (hasFD21 ? cell(e.eval.fd21, "fd21") : "") + cell(e.eval.diversity, "diversity") + cell(e.eval.w2, "w2") + "</tr>"
+            h += cell(e.eval.fd, "fd") + (hasFD21 ? cell(e.eval.fd21, "fd21") : "") + cell(e.eval.diversity, "diversity") + cell(e.eval.w2, "w2")
+                + (hasKL ? cell(e.eval.klBase, "kl_base") : "") + "</tr>"
         }
         h += "</table><p><small>&plusmn; one standard error (over the images; over prompts for diversity; the Frechet distance's from a bootstrap of the images). The Frechet distance's floor is its value between two independent renderings of the eval prompts: what it reads when nothing differs.</small></p>"
         if !grids.isEmpty {

@@ -1,4 +1,5 @@
 import Foundation
+import Rewards
 import Tensor
 import Imaging
 
@@ -8,6 +9,8 @@ public enum SweepAxis: String, CaseIterable, Sendable {
     case clipRange = "clip-range", noiseLevel = "noise-level", sdeWindow = "sde-window", groupSize = "group-size"
     case microBatches = "micro-batches", innerEpochs = "inner-epochs"
     case acflowTau = "acflow-tau", acflowAlpha = "acflow-alpha", acflowTarget = "acflow-target"
+    /// The reward model of the reward's rm: term (its path, or P1+P2 for an ensemble), and how an ensemble combines.
+    case rm, rmCombine = "rm-combine"
 
     /// Sets this axis of `c` to `value`; a value the option would refuse is an error naming both.
     func apply(_ value: String, to c: inout FinetuneConfig) throws {
@@ -39,6 +42,17 @@ public enum SweepAxis: String, CaseIterable, Sendable {
         case .acflowTau: c.acflow.tau = try number()
         case .acflowAlpha: c.acflow.alpha = try number()
         case .acflowTarget: c.acflow.target = try choice("target")
+        case .rm:
+            var terms = try RewardSpec(parsing: c.reward).terms
+            guard let k = terms.firstIndex(where: { $0.name.hasPrefix(ScorerRegistry.learnedPrefix) }) else {
+                throw InvalidOption("--vary rm: the reward \"\(c.reward)\" has no rm: term whose model to vary (give e.g. --reward rm:RM.safetensors,shape-eval=0)")
+            }
+            guard !value.isEmpty else { throw InvalidOption("--vary rm: an empty path") }
+            terms[k].name = ScorerRegistry.learnedPrefix + value
+            c.reward = terms.map { "\($0.name)=\($0.weight)" }.joined(separator: ",")
+        case .rmCombine:
+            do { _ = try EnsembleCombine(parsing: value) } catch { throw InvalidOption("--vary rm-combine: \(error)") }
+            c.rmCombine = value
         }
     }
 }

@@ -45,6 +45,8 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Eval prompts used (spread over the list).") var evalPromptCount = 16
     @Option(help: "Euler steps for grids and gold metrics.") var evalSteps = 20
     @Option(help: "Seconds an external scorer may take per image.") var externalTimeout: Double = 30
+    @Option(help: "How the members of an rm:P1+P2 ensemble combine: mean, min, or mean-std:LAMBDA (mean - LAMBDA x their std).")
+    var rmCombine: String = "mean"
     // AC-Flow (nil: the default of version 2, or of version 1 with --acflow-v1)
     @Flag(help: "AC-Flow: start from version 1's recipe (ODE rollouts, one actor step on fresh logit-normal interpolants, raw weights, a counted warm-up); other --acflow options still apply.")
     var acflowV1 = false
@@ -91,6 +93,7 @@ struct FinetuneOptions: ParsableArguments {
         c.clipRange = clipRange; c.beta = beta; c.globalStd = globalStd; c.advantageClip = advantageClip; c.seed = seed
         c.checkpointEvery = checkpointEvery; c.evalEvery = evalEvery; c.evalPerPrompt = evalPerPrompt
         c.evalPrompts_limit = evalPromptCount; c.evalSteps = evalSteps; c.externalTimeout = externalTimeout
+        c.rmCombine = rmCombine == "mean" ? nil : rmCombine
         var a = acflowV1 ? ACFlowConfig.version1(steps: steps) : ACFlowConfig()
         func set<T>(_ value: T?, _ path: WritableKeyPath<ACFlowConfig, T>) { if let value { a[keyPath: path] = value } }
         set(acflowKappa, \.kappa); set(acflowStatsEma, \.statsEMA); set(acflowCriticWidth, \.criticWidth)

@@ -8,7 +8,7 @@ struct FlowTune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowtune",
         abstract: "Fine-tune a compact flow-matching image generator with RL and watch for reward hacking.",
-        subcommands: [Render.self, CheckData.self, Prompts.self, Pretrain.self, PlotLoss.self, Sample.self, Evaluate.self, Finetune.self, ReportCommand.self, TensorBoardCommand.self, Compare.self, SweepCommand.self, Bench.self])
+        subcommands: [Render.self, CheckData.self, Prompts.self, Pretrain.self, PlotLoss.self, Sample.self, Evaluate.self, Finetune.self, ReportCommand.self, TensorBoardCommand.self, Compare.self, SweepCommand.self, TrainReward.self, BestOfNCommand.self, GoodhartCommand.self, Bench.self])
 
     /// The CLI's one exit point. Everything a command throws arrives here after its stack has
     /// unwound (so whatever it owned, an external scorer's process group say, is stopped) and

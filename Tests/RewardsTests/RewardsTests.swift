@@ -44,7 +44,7 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         for entry in ScorerRegistry.builtIn {
             let spec = try RewardSpec(parsing: "\(entry.name)=2")
             #expect(spec.terms == [RewardSpec.Term(name: entry.name, weight: 2)])
-            #expect(spec.makeReward().names == [entry.name])
+            #expect(try spec.makeReward().names == [entry.name])
         }
         let ext = try RewardSpec(parsing: "brightness=0, external: cat =1.5")
         #expect(ext.terms.map(\.name) == ["brightness", "external:cat"] && ext.optimisedNames == ["external:cat"])

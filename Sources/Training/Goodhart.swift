@@ -1,0 +1,233 @@
+import Foundation
+import Tensor
+import Imaging
+import Model
+import Rewards
+import Shapes
+
+/// Best-of-n from the base model (Gao, Schulman and Hilton 2022): for every prompt N candidates;
+/// for n = 1, 2, 4, ..., N the candidate the proxy likes best among n, and its gold. Each n uses
+/// all N candidates as N / n disjoint groups (the mean over the groups estimates the best-of-n
+/// expectation with less variance than one group). KL(bon_n || base) = log n - (n - 1) / n.
+public struct BestOfN {
+    public struct Row: Equatable {
+        public var n: Int
+        public var kl: Double
+        public var proxy: Double, proxySE: Double
+        public var gold: [String: Double], goldSE: [String: Double]
+        public var d: Double { kl.squareRoot() }
+    }
+
+    /// The analytic KL of best-of-n sampling to the base distribution.
+    public static func kl(n: Int) -> Double { log(Double(n)) - Double(n - 1) / Double(n) }
+
+    /// n = 1, 2, 4, ... up to `maxN` (and `maxN` itself when it is not a power of two).
+    public static func sizes(maxN: Int) -> [Int] {
+        var out: [Int] = [], n = 1
+        while n <= maxN { out.append(n); n *= 2 }
+        if out.last != maxN { out.append(maxN) }
+        return out
+    }
+
+    /// The index of the candidate the proxy likes best in each disjoint group of n of `proxy`
+    /// (a tie goes to the first); a last group shorter than n is left out.
+    public static func selections(proxy: [Float], n: Int) -> [Int] {
+        stride(from: 0, to: proxy.count - n + 1, by: n).map { start in
+            (start..<(start + n)).max { proxy[$0] < proxy[$1] || (proxy[$0] == proxy[$1] && $0 > $1) }!
+        }
+    }
+
+    /// The rows from the candidates' scores: proxy[p][c] and gold[name][p][c] for prompt p and
+    /// candidate c. Standard errors are over prompts (each prompt's mean over its groups).
+    public static func rows(proxy: [[Float]], gold: [String: [[Float]]], maxN: Int) -> [Row] {
+        sizes(maxN: maxN).map { n in
+            var proxyPerPrompt: [Double] = [], goldPerPrompt: [String: [Double]] = [:]
+            for p in proxy.indices {
+                let picks = selections(proxy: proxy[p], n: n)
+                proxyPerPrompt.append(picks.reduce(0.0) { $0 + Double(proxy[p][$1]) } / Double(picks.count))
+                for (name, g) in gold { goldPerPrompt[name, default: []].append(picks.reduce(0.0) { $0 + Double(g[p][$1]) } / Double(picks.count)) }
+            }
+            let mean: ([Double]) -> Double = { $0.reduce(0, +) / Double(max(1, $0.count)) }
+            return Row(n: n, kl: kl(n: n), proxy: mean(proxyPerPrompt), proxySE: standardError(proxyPerPrompt),
+                       gold: goldPerPrompt.mapValues(mean), goldSE: goldPerPrompt.mapValues(standardError))
+        }
+    }
+
+    public static func jsonLine(_ r: Row) -> String {
+        func obj(_ d: [String: Double]) -> JSONValue { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }) }
+        return jsonObject(["n": .int(r.n), "kl": .double(r.kl), "d": .double(r.d), "proxy": .double(r.proxy), "proxy_se": .double(r.proxySE),
+                           "gold": obj(r.gold), "gold_se": obj(r.goldSE)])
+    }
+}
+
+/// Gao et al.'s functional forms of the gold score's change against d = sqrt(KL):
+///     best-of-n:  g(d) - g(0) = d (alpha - beta d)
+///     RL:         g(d) - g(0) = d (alpha - beta log d)
+/// both linear in (alpha, beta), fitted by least squares through the origin.
+public enum GoodhartForm: String, CaseIterable, Sendable {
+    case bestOfN = "bon"
+    case rl
+
+    /// The two regressors of the form at d (the fit is alpha * f1 - beta * f2).
+    func features(_ d: Double) -> (Double, Double) {
+        switch self {
+        case .bestOfN: return (d, d * d)
+        case .rl: return (d, d > 0 ? d * log(d) : 0)
+        }
+    }
+
+    public func value(_ d: Double, alpha: Double, beta: Double) -> Double {
+        let (f1, f2) = features(d)
+        return alpha * f1 - beta * f2
+    }
+
+    /// (alpha, beta) minimising the squared error of gain = alpha f1(d) - beta f2(d); nil when
+    /// the points do not determine both (fewer than two distinct d > 0).
+    public func fit(_ points: [(d: Double, gain: Double)]) -> (alpha: Double, beta: Double)? {
+        var s11 = 0.0, s12 = 0.0, s22 = 0.0, s1y = 0.0, s2y = 0.0
+        for p in points {
+            let (f1, f2n) = features(p.d)
+            let f2 = -f2n
+            s11 += f1 * f1; s12 += f1 * f2; s22 += f2 * f2; s1y += f1 * p.gain; s2y += f2 * p.gain
+        }
+        let det = s11 * s22 - s12 * s12
+        guard det.magnitude > 1e-12 * max(1, s11 * s22) else { return nil }
+        return ((s22 * s1y - s12 * s2y) / det, (s11 * s2y - s12 * s1y) / det)
+    }
+
+    /// The fit with a bootstrap over groups (runs, say): `groups` of points resampled with
+    /// replacement; the 2.5% and 97.5% quantiles of alpha and beta over `resamples` fits.
+    public func fitWithIntervals(_ groups: [[(d: Double, gain: Double)]], resamples: Int = 200, seed: UInt64 = 0x60DA)
+        -> (alpha: Double, beta: Double, alphaCI: (Double, Double), betaCI: (Double, Double))? {
+        guard let best = fit(groups.flatMap { $0 }) else { return nil }
+        var rng = RNG(seed: seed)
+        var alphas: [Double] = [], betas: [Double] = []
+        for _ in 0..<resamples {
+            let pick = (0..<groups.count).flatMap { _ in groups[rng.int(groups.count)] }
+            if let f = fit(pick) { alphas.append(f.alpha); betas.append(f.beta) }
+        }
+        func ci(_ x: [Double]) -> (Double, Double) {
+            guard !x.isEmpty else { return (.nan, .nan) }
+            let s = x.sorted()
+            return (s[Int(Double(s.count - 1) * 0.025)], s[Int(Double(s.count - 1) * 0.975)])
+        }
+        return (best.alpha, best.beta, ci(alphas), ci(betas))
+    }
+}
+
+/// The Goodhart chart of groups of runs: the gold and the proxy against d = sqrt(KL to the base
+/// model), every RL run's evaluations (their kl_base) and best-of-n's rows, Gao et al.'s form of
+/// each group fitted to the gold's change from each run's start (bootstrap over the group's runs).
+public struct GoodhartChart {
+    public struct Point { public var d, gold, proxy: Double }
+    public struct Group {
+        public var label: String
+        public var form: GoodhartForm
+        public var runs: [[Point]] = []
+        public var name: String { "\(label) (\(form == .rl ? "RL" : "best-of-n"), \(runs.count) run\(runs.count == 1 ? "" : "s"))" }
+    }
+    public struct Fit {
+        public var group: String, form: GoodhartForm, runs: Int, points: Int
+        public var goldStart, alpha, beta: Double
+        public var alphaCI, betaCI: (Double, Double)
+        /// Where the fitted gold peaks (nil when beta <= 0: it does not turn over).
+        public var peakD: Double? {
+            guard beta > 0 else { return nil }
+            return form == .rl ? exp(alpha / beta - 1) : alpha / (2 * beta)
+        }
+        public var json: String {
+            jsonObject(["label": .string(group), "form": .string(form.rawValue), "runs": .int(runs), "points": .int(points),
+                        "gold_start": .double(goldStart), "alpha": .double(alpha), "beta": .double(beta),
+                        "alpha_ci": .array([.double(alphaCI.0), .double(alphaCI.1)]), "beta_ci": .array([.double(betaCI.0), .double(betaCI.1)]),
+                        "peak_d": peakD.map { .double($0) } ?? .null])
+        }
+        public var summary: String {
+            String(format: "%@ (%@): alpha %.4g [%.4g, %.4g], beta %.4g [%.4g, %.4g]", group, form.rawValue, alpha, alphaCI.0, alphaCI.1, beta, betaCI.0, betaCI.1)
+                + (peakD.map { String(format: ", gold peaks at d = %.3g", $0) } ?? ", no peak")
+        }
+    }
+
+    public let gold: String
+    public var groups: [Group] = []
+    public init(gold: String) { self.gold = gold }
+
+    mutating func add(_ label: String, _ form: GoodhartForm, _ points: [Point]) {
+        if let k = groups.firstIndex(where: { $0.label == label && $0.form == form }) { groups[k].runs.append(points) }
+        else { groups.append(Group(label: label, form: form, runs: [points])) }
+    }
+
+    /// The evaluations of one run's metrics that have kl_base and the gold.
+    public static func points(of m: RunMetrics, gold: String) -> [Point] {
+        m.evals.compactMap { e in
+            guard let kl = e.eval.klBase, let g = e.eval.scores[gold] ?? (gold == "shape-eval" ? e.eval.shapeEval : nil) else { return nil }
+            return Point(d: max(kl, 0).squareRoot(), gold: g, proxy: e.eval.proxy)
+        }
+    }
+
+    public mutating func addRun(label: String, folder: URL) throws {
+        let m = try RunMetrics(url: folder.appendingPathComponent("metrics.jsonl"))
+        let points = Self.points(of: m, gold: gold)
+        guard points.count >= 2 else {
+            throw FinetuneError("\(folder.path): fewer than two evaluations with kl_base and \(gold) (give the gold as a weight-0 scorer of the run, or shape-eval)")
+        }
+        add(label, .rl, points)
+    }
+
+    public mutating func addBestOfN(label: String, folder: URL) throws {
+        let path = folder.appendingPathComponent("bon.jsonl")
+        guard let text = try? String(contentsOf: path, encoding: .utf8) else { throw FinetuneError("\(path.path): cannot read it (run flowtune best-of-n first)") }
+        var points: [Point] = []
+        for (n, line) in text.split(separator: "\n").enumerated() {
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let d = o["d"] as? Double,
+                  let p = o["proxy"] as? Double, let g = (o["gold"] as? [String: Any])?[gold] as? Double else {
+                throw FinetuneError("\(path.path) line \(n + 1): not a best-of-n row with the gold \(gold)")
+            }
+            points.append(Point(d: d, gold: g, proxy: p))
+        }
+        guard points.count >= 2 else { throw FinetuneError("\(path.path): fewer than two rows") }
+        add(label, .bestOfN, points)
+    }
+
+    /// The fit of each group (nil for a group whose points do not determine it).
+    public func fits() -> [Fit?] {
+        groups.map { g in
+            let gains = g.runs.map { run in run.map { (d: $0.d, gain: $0.gold - run[0].gold) } }
+            // the bootstrap resamples runs; a group of one run resamples its points
+            guard let f = g.form.fitWithIntervals(gains.count > 1 ? gains : gains[0].map { [$0] }) else { return nil }
+            return Fit(group: g.label, form: g.form, runs: g.runs.count, points: gains.reduce(0) { $0 + $1.count },
+                       goldStart: g.runs.map { $0[0].gold }.reduce(0, +) / Double(g.runs.count),
+                       alpha: f.alpha, beta: f.beta, alphaCI: f.alphaCI, betaCI: f.betaCI)
+        }
+    }
+
+    /// Two panels side by side (gold with the fitted forms; proxy), and the fits.
+    public func render() -> (RGBImage, [Fit]) {
+        var goldChart = LineChart(title: "gold (\(gold)) against sqrt(KL); lines: Gao et al.'s forms fitted", xLabel: "d = sqrt(KL to the base model, nats)", yLabel: gold)
+        var proxyChart = LineChart(title: "proxy against sqrt(KL)", xLabel: "d = sqrt(KL to the base model, nats)", yLabel: "proxy")
+        goldChart.width = 720; goldChart.height = 420; proxyChart.width = 720; proxyChart.height = 420
+        goldChart.legend = true; proxyChart.legend = true
+        let fitted = fits()
+        for (k, g) in groups.enumerated() {
+            let color = LineChart.palette[k % LineChart.palette.count]
+            let all = g.runs.flatMap { $0 }
+            goldChart.scatter.append(.init(points: all.map { ($0.d, $0.gold) }, color: color))
+            for (r, run) in g.runs.enumerated() {
+                proxyChart.series.append(.init(name: r == 0 ? g.name : "", points: run.map { ($0.d, $0.proxy) }, color: color))
+            }
+            if let f = fitted[k] {
+                let dMax = all.map(\.d).max() ?? 1
+                let curve = (0...40).map { i -> (x: Double, y: Double) in
+                    let d = dMax * Double(i) / 40
+                    return (d, f.goldStart + g.form.value(d, alpha: f.alpha, beta: f.beta))
+                }
+                goldChart.series.append(.init(name: g.name + String(format: ": alpha %.3g, beta %.3g", f.alpha, f.beta), points: curve, color: color))
+            } else {
+                goldChart.series.append(.init(name: g.name + ": too few points to fit", points: all.map { ($0.d, $0.gold) }, color: color))
+            }
+        }
+        let a = goldChart.render(), b = proxyChart.render()
+        var img = RGBImage(width: a.width + b.width, height: max(a.height, b.height), fill: (255, 255, 255))
+        img.blit(a, x: 0, y: 0); img.blit(b, x: a.width, y: 0)
+        return (img, fitted.compactMap { $0 })
+    }
+}
