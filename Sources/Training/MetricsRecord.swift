@@ -167,6 +167,7 @@ public struct EvalRecord: Codable, Equatable {
             ("fd", .double(fd)), ("diversity", .double(diversity)), ("w2", .double(w2)), ("grid", .string(grid)),
         ] + (fdFloor.map { [("fd_floor", JSONValue.double($0))] } ?? [])
           + (fd21.map { [("fd21", JSONValue.double($0))] } ?? []) + (fd21Floor.map { [("fd21_floor", JSONValue.double($0))] } ?? [])
+          + (klBase.map { [("kl_base", JSONValue.double($0))] } ?? [])
           + (se.map { se in [("se", JSONValue.object(scalars.compactMap { k, _ in se[k].map { (k, .double($0)) } }))] } ?? []))
     }
 }

@@ -63,6 +63,7 @@ import Training
         #expect(m.lines.count == 1 && m.lines[0].step == 0 && m.lines[0].rewardMean == nil)
         let e = try #require(m.lines[0].eval)
         #expect(e.w2 == 0)          // the policy is the base model at step 0
+        #expect(e.klBase == 0)      // and its path measure is the base model's
         for (key, v) in e.scalars { #expect(v.isFinite, "\(key)") }
         #expect(Set(e.scores.keys) == ["brightness", "jpeg-compressibility"])
         // a standard error for every gold scalar: the per-image spread over sqrt(n) (shape-eval
@@ -84,6 +85,10 @@ import Training
         let first = try #require(try run.evaluate()), again = try run.evaluate()
         #expect(first == again)
         #expect(abs(first.proxy - e.proxy) <= 1e-5 * max(1, abs(e.proxy)))   // the file keeps 6 digits
+        // a policy moved off the base model: a positive KL, with its standard error
+        for i in 0..<run.state.policy.params.count { run.state.policy.params[i] *= 1.05 }
+        let moved = try #require(try run.evaluate())
+        #expect(try #require(moved.klBase) > 0 && moved.se?["kl_base"].map { $0 > 0 } == true)
     }
 
     /// A line written by the loop reads back as the same record (values with 6 digits or fewer).
@@ -97,6 +102,7 @@ import Training
                             fd: 12.5, diversity: 1.25, w2: 0.0078125, grid: "grids/step-00003.png")
         r.eval?.se = ["proxy": 0.125, "shape_eval": 0.0625, "fd": 2.5]
         r.eval?.fdFloor = 3.25
+        r.eval?.klBase = 6.5
         let text = r.json(rewardNames: ["shape-eval", "brightness"]).text
         #expect(text.hasPrefix("{\"step\": 3, \"algo\": \"grpo-guard\", \"reward_mean\": 0.25, \"rewards\": {\"shape-eval\": 0.5, \"brightness\": 0.125}"))
         let back = try JSONDecoder().decode(MetricsRecord.self, from: Data(text.utf8))
