@@ -9,25 +9,26 @@ import Shapes
 /// Everything that decides a learned reward model: its data (what the base model drew, what
 /// the gold said) and its training. Written into the model's state and checked on resume.
 public struct RewardTrainConfig: Codable, Equatable, Sendable {
-    public var preset = "rm-small"                       // network size (RewardModel.presets)
+    public var preset = "rm-large"                       // network size (RewardModel.presets)
     public var initFrom: String? = nil                   // the pretrained generator (of the size's configuration) it starts from; nil: random weights
     public var base = "models/base-s32c-captions.safetensors"  // the generator whose samples are labelled
     public var prompts = "prompts/train.txt"
     public var gold = "shape-eval"                       // the labelling scorer (a reward spec: its weighted total)
     public var samplesPerPrompt = 8                      // base-model SDE samples per prompt
-    public var rendersPerPrompt = 2                      // rendered images per prompt (the first clean, the others of a corrupted prompt)
-    public var extraPrompts = 0                          // fresh grammar prompts with renderings only (training data)
+    public var rendersPerPrompt = 4                      // rendered images per prompt (the first clean, the others of a corrupted prompt)
+    public var extraPrompts = 4000                          // fresh grammar prompts with renderings only (training data)
     public var sampleSteps = 10                          // SDE steps of the base samples (the rollouts' sampler)
     public var heldOutFraction: Float = 0.2              // prompts never trained on, for the agreement
     public var pairs: Int? = nil                         // labelled training pairs (nil: every pair of differing gold)
     public var labelNoise: Float = 0                     // probability a training pair's label is flipped
     public var loss = RewardLoss.bradleyTerry
     public var steps = 1500
-    public var batch = 32                                // pairs per step (regression: their images)
-    public var lr: Float = 1e-3
+    public var batch = 16                                // pairs per step (regression: their images)
+    public var lr: Float = 3e-4
     public var warmup = 100
     public var weightDecay: Float = 0.01
-    public var seed: UInt64 = 0
+    public var seed: UInt64 = 0                          // initialisation, the order of the pairs, their label noise
+    public var dataSeed: UInt64 = 0                      // the data: samples, renderings, extra prompts, the held-out split
     public init() {}
 
     public func validate() throws {
@@ -61,7 +62,7 @@ public struct RewardTrainConfig: Codable, Equatable, Sendable {
     /// The options that decide the data (a data file made with other ones is not reused).
     public var dataKey: [String: String] {
         ["base": base, "prompts": prompts, "gold": gold, "samples_per_prompt": "\(samplesPerPrompt)",
-         "renders_per_prompt": "\(rendersPerPrompt)", "extra_prompts": "\(extraPrompts)", "sample_steps": "\(sampleSteps)", "seed": "\(seed)"]
+         "renders_per_prompt": "\(rendersPerPrompt)", "extra_prompts": "\(extraPrompts)", "sample_steps": "\(sampleSteps)", "seed": "\(dataSeed)"]
     }
 
     public func learningRate(at step: Int) -> Float {
@@ -126,7 +127,7 @@ public struct RewardData {
     /// one of the file's or of `excluding`).
     public static func allPrompts(config c: RewardTrainConfig, file: [Prompt], excluding: Set<String>) throws -> [Prompt] {
         let generator = PromptGenerator(excluding: excluding.union(file.map(\.text)))
-        var rng = RNG(seed: c.seed).split(15)
+        var rng = RNG(seed: c.dataSeed).split(15)
         return try file + (0..<c.extraPrompts).map { _ in try Prompt(generator.sample(rng: &rng).text) }
     }
 
@@ -157,8 +158,8 @@ public struct RewardData {
         let ws = try base.makeWorkspace(batch: chunk, training: false)
         for start in stride(from: 0, to: jobs.count, by: chunk) {
             let part = jobs[start..<min(jobs.count, start + chunk)]
-            let noise = part.flatMap { Generator.noise(seed: c.seed, prompt: $0.0, image: $0.1, count: n) }
-            var rngs = part.map { RNG(seed: c.seed).split(UInt64($0.0)).split(UInt64($0.1)).split(3) }
+            let noise = part.flatMap { Generator.noise(seed: c.dataSeed, prompt: $0.0, image: $0.1, count: n) }
+            var rngs = part.map { RNG(seed: c.dataSeed).split(UInt64($0.0)).split(UInt64($0.1)).split(3) }
             let r = sampler.rollout(model: base, workspaces: [ws], noise: noise, tokens: part.flatMap { file[$0.0].tokens }, rngs: &rngs)
             for (b, job) in part.enumerated() {
                 let dst = (start + b) * n
@@ -176,7 +177,7 @@ public struct RewardData {
             parallelFor(prompts.count) { range in
                 for i in range {
                     for k in 0..<R {
-                        var rng = RNG(seed: c.seed).split(UInt64(i)).split(UInt64(1000 + k))
+                        var rng = RNG(seed: c.dataSeed).split(UInt64(i)).split(UInt64(1000 + k))
                         var spec = prompts[i].spec
                         if k > 0 {
                             let kinds = CaptionNoise.Kind.allCases.compactMap { CaptionNoise.apply($0, to: spec, pick: rng.nextUInt64()) }
@@ -189,7 +190,7 @@ public struct RewardData {
         }
         let batch = ImageBatch(pixels: pixels, size: S)
         let labels = try gold.evaluate(batch, prompts: promptOf.map { prompts[$0] }).total
-        let held = heldOut(prompts: file.count, fraction: c.heldOutFraction, seed: c.seed) + [Bool](repeating: false, count: extraCount)
+        let held = heldOut(prompts: file.count, fraction: c.heldOutFraction, seed: c.dataSeed) + [Bool](repeating: false, count: extraCount)
         return RewardData(imageSize: S, pixels: pixels, prompt: promptOf, gold: labels, heldOut: held, prompts: prompts,
                           rendered: (0..<total).map { $0 >= first })
     }
@@ -340,11 +341,28 @@ public final class RewardTrainer {
         return config.loss == .regression ? loss / Float(2 * B) : loss / Float(B)
     }
 
-    /// Raw scores of every image of the data.
-    public func scoreAll() throws -> [Float] {
-        let tokens = data.prompt.flatMap { data.prompts[$0].tokens }
-        return try model.scoreAll(images: data.pixels, tokens: tokens)
+    /// Raw scores of the given images of the data (every image: nil).
+    public func scores(of images: [Int]? = nil) throws -> [Float] {
+        let indices = images ?? Array(0..<data.count), n = data.valuesPerImage
+        var pixels = [Float](), tokens = [Int32]()
+        pixels.reserveCapacity(indices.count * n)
+        for k in indices {
+            pixels += data.pixels[(k * n)..<((k + 1) * n)]
+            tokens += data.prompts[data.prompt[k]].tokens
+        }
+        return try model.scoreAll(images: pixels, tokens: tokens)
     }
+
+    /// The training images the evaluation scores: those of a seeded sample of at most
+    /// `evaluationPrompts` training prompts (their normalisation statistics and training pairs).
+    public static let evaluationPrompts = 200
+    lazy var evaluationImages: [Int] = {
+        var prompts = data.prompts.indices.filter { !data.heldOut[$0] }
+        var rng = RNG(seed: config.dataSeed).split(16)
+        for k in stride(from: prompts.count - 1, to: 0, by: -1) { prompts.swapAt(k, rng.int(k + 1)) }
+        let kept = Set(prompts.prefix(Self.evaluationPrompts))
+        return (0..<data.count).filter { data.heldOut[data.prompt[$0]] || kept.contains(data.prompt[$0]) }
+    }()
 
     /// The fraction of `pairs` whose score order is the gold's (a tie counts half).
     public static func agreement(_ pairs: [RewardPair], scores: [Float], gold: [Float]) -> Double {
@@ -359,16 +377,20 @@ public final class RewardTrainer {
 
     /// Held-out agreement with the gold (every held-out pair, and the pairs of two base-model
     /// samples alone: what RL's rollouts are), the training pairs' (by their true labels), and
-    /// the mean and std of the raw scores of the training prompts' images (the normalisation).
+    /// the mean and std of the raw scores of the training images (the normalisation); training
+    /// figures from the images of `evaluationPrompts` sampled training prompts.
     public func evaluate() throws -> (heldOut: Double, heldOutSamples: Double, train: Double, mean: Float, std: Float) {
-        let s = try scoreAll()
-        let trainImages = (0..<data.count).filter { !data.heldOut[data.prompt[$0]] }
-        let mean = trainImages.reduce(0.0) { $0 + Double(s[$1]) } / Double(trainImages.count)
-        let variance = trainImages.reduce(0.0) { $0 + (Double(s[$1]) - mean) * (Double(s[$1]) - mean) } / Double(trainImages.count)
+        // scores by image index, of the held-out images and those of the sampled training prompts
+        let images = evaluationImages
+        var s = [Float](repeating: .nan, count: data.count)
+        for (k, v) in zip(images, try scores(of: images)) { s[k] = v }
+        let trainImages = images.filter { !data.heldOut[data.prompt[$0]] }
+        let mean = trainImages.reduce(0.0) { $0 + Double(s[$1]) } / Double(max(1, trainImages.count))
+        let variance = trainImages.reduce(0.0) { $0 + (Double(s[$1]) - mean) * (Double(s[$1]) - mean) } / Double(max(1, trainImages.count))
         let samplePairs = heldOut.filter { !data.rendered[$0.i] && !data.rendered[$0.j] }
+        let trainPairs = data.pairs(heldOut: false).filter { !s[$0.i].isNaN }
         return (Self.agreement(heldOut, scores: s, gold: data.gold), Self.agreement(samplePairs, scores: s, gold: data.gold),
-                Self.agreement(data.pairs(heldOut: false), scores: s, gold: data.gold),
-                Float(mean), Float(max(variance.squareRoot(), 1e-6)))
+                Self.agreement(trainPairs, scores: s, gold: data.gold), Float(mean), Float(max(variance.squareRoot(), 1e-6)))
     }
 
     // MARK: checkpoints

@@ -15,14 +15,14 @@ struct TrainReward: ParsableCommand {
 
     @Option(help: "Prompts whose images are labelled; a fraction is held out for the agreement.") var prompts = "prompts/train.txt"
     @Option(help: "The reward model written (its state and data go beside it: NAME.state.safetensors, NAME.data.safetensors).") var out: String
-    @Option(help: ArgumentHelp("Network size: \(RewardModel.presetNames).", valueName: "size")) var size = "rm-small"
+    @Option(help: ArgumentHelp("Network size: \(RewardModel.presetNames).", valueName: "size")) var size = "rm-large"
     @Option(help: "The pretrained generator of the size's configuration to start from (a pretrained start, as the field's reward models start from CLIP or BLIP); 'auto': the size's shipped backbone; 'none': random weights.")
     var initFrom = "auto"
     @Option(help: "The generator whose samples are labelled.") var base = "models/base-s32c-captions.safetensors"
     @Option(help: "The gold scorer that labels the images (a reward spec: its weighted total).") var gold = "shape-eval"
     @Option(help: "Base-model SDE samples per prompt.") var samplesPerPrompt = 8
-    @Option(help: "Rendered images per prompt (the first of the prompt, the others of the prompt with one requirement broken).") var rendersPerPrompt = 2
-    @Option(help: "Fresh prompts of the grammar (never one of --prompts or --exclude) with renderings only, added to the training data.") var extraPrompts = 0
+    @Option(help: "Rendered images per prompt (the first of the prompt, the others of the prompt with one requirement broken).") var rendersPerPrompt = 4
+    @Option(help: "Fresh prompts of the grammar (never one of --prompts or --exclude) with renderings only, added to the training data.") var extraPrompts = 4000
     @Option(help: "Prompt list never drawn as an extra prompt (held out from the reward model as from pretraining).") var exclude = "prompts/eval.txt"
     @Option(help: "SDE steps of the base samples.") var sampleSteps = 10
     @Option(help: "Fraction of the prompts held out (never trained on) for the agreement.") var heldOutFraction: Float = 0.2
@@ -30,9 +30,10 @@ struct TrainReward: ParsableCommand {
     @Option(help: "Probability that a training pair's label is flipped.") var labelNoise: Float = 0
     @Option(help: "bradley-terry (pairs) or regression (MSE on the gold score).") var loss: RewardLoss = .bradleyTerry
     @Option(help: "Optimiser steps.") var steps = 1500
-    @Option(help: "Pairs per step.") var batch = 32
-    @Option(help: "Peak learning rate (linear warm-up, cosine decay to 5%).") var lr: Float = 1e-3
-    @Option(help: "Random seed (data, initialisation, order).") var seed: UInt64 = 0
+    @Option(help: "Pairs per step.") var batch = 16
+    @Option(help: "Peak learning rate (linear warm-up, cosine decay to 5%).") var lr: Float = 3e-4
+    @Option(help: "Random seed of the training: initialisation, the order of the pairs, their label noise (members of an ensemble differ by it).") var seed: UInt64 = 0
+    @Option(help: "Random seed of the data: the samples, renderings, extra prompts and the held-out split.") var dataSeed: UInt64 = 0
     @Option(help: "The labelled images (default: NAME.data.safetensors beside --out); reused when it exists and was made with the same data options.")
     var data: String?
     @Option(help: "Write a checkpoint (and measure the held-out agreement) every N steps.") var checkpointEvery = 250
@@ -55,7 +56,7 @@ struct TrainReward: ParsableCommand {
         var c = RewardTrainConfig()
         c.preset = size; c.initFrom = backbone; c.base = base; c.prompts = prompts; c.gold = gold; c.samplesPerPrompt = samplesPerPrompt
         c.rendersPerPrompt = rendersPerPrompt; c.extraPrompts = extraPrompts; c.sampleSteps = sampleSteps; c.heldOutFraction = heldOutFraction; c.pairs = pairs
-        c.labelNoise = labelNoise; c.loss = loss; c.steps = steps; c.batch = batch; c.lr = lr; c.seed = seed
+        c.labelNoise = labelNoise; c.loss = loss; c.steps = steps; c.batch = batch; c.lr = lr; c.seed = seed; c.dataSeed = dataSeed
         return c
     }
 
@@ -119,7 +120,7 @@ struct TrainReward: ParsableCommand {
         var metadata: [String: String] = [
             RewardModel.Key.pairs: String(trainer.train.count), RewardModel.Key.heldOutPairs: String(trainer.heldOut.count),
             RewardModel.Key.gold: gold, RewardModel.Key.loss: loss.rawValue, RewardModel.Key.labelNoise: "\(labelNoise)",
-            RewardModel.Key.base: base, RewardModel.Key.preset: size, "init_from": backbone ?? "none", RewardModel.Key.seed: String(seed),
+            RewardModel.Key.base: base, RewardModel.Key.preset: size, "init_from": backbone ?? "none", RewardModel.Key.seed: String(seed), "data_seed": String(dataSeed),
             "images": String(labelled.count), "prompts": prompts, "samples_per_prompt": String(samplesPerPrompt),
             "renders_per_prompt": String(rendersPerPrompt), "extra_prompts": String(extraPrompts),
         ]
