@@ -72,11 +72,25 @@ struct TrainReward: ParsableCommand {
         }
         let dataURL = try data.map { try outputURL($0, option: "--data") } ?? RewardTrainer.dataPath(url)
         let promptFile = try PromptFile(path: prompts)
+        // everything that can be refused is checked before anything is drawn or written
+        let network = try RewardModel.config(preset: size)
+        if let backbone, !FileManager.default.fileExists(atPath: backbone) {
+            throw CLIError("\(backbone): no such generator to start the reward model from; pretrain one (flowtune pretrain --config \(network.name) --out \(backbone)), or give --init-from none for random weights")
+        }
+        let initial = try backbone.map { try Checkpoint.load(URL(fileURLWithPath: $0)) }
+        let baseData = try SafeTensorsFile.read(URL(fileURLWithPath: base))
+        let generator = try Checkpoint.load(SafeTensorsFile(data: baseData, source: base), source: base)
+        guard generator.config.imageSize == network.imageSize else {
+            throw CLIError("\(base) draws \(generator.config.imageSize)-pixel images; the reward model \(size) reads \(network.imageSize)-pixel ones")
+        }
+        if let initial, initial.config != network {
+            throw CLIError("--init-from \(backbone!) is a '\(initial.config.name)' network; --size \(size) is a '\(network.name)' one: give a generator of that configuration")
+        }
+        _ = try CombinedReward(parsing: gold)
+        let excluded = Set(try PromptFile(path: exclude).prompts)
         let lock = try RunLock(file: url)
         defer { lock.release() }
         // the data: read back when it exists, else drawn, labelled and written first
-        let baseData = try SafeTensorsFile.read(URL(fileURLWithPath: base))
-        let excluded = Set(try PromptFile(path: exclude).prompts)
         let everyPrompt = try RewardData.allPrompts(config: cfg, file: promptFile.entries, excluding: excluded)
         var key = cfg.dataKey
         key["base_checksum"] = SafeTensorsFile.checksum(of: baseData)
@@ -84,9 +98,8 @@ struct TrainReward: ParsableCommand {
         let labelled: RewardData
         if let stored = try RewardData.load(from: dataURL, key: key, prompts: everyPrompt) {
             labelled = stored
-            log("data: \(stored.count) labelled images of \(promptFile.entries.count) prompts from \(dataURL.path)")
+            log("data: \(stored.count) labelled images of \(everyPrompt.count) prompts from \(dataURL.path)")
         } else {
-            let generator = try Checkpoint.load(SafeTensorsFile(data: baseData, source: base), source: base)
             let goldReward = try CombinedReward(parsing: gold)
             let start = now()
             log("drawing \(samplesPerPrompt) samples (SDE, \(sampleSteps) steps) and \(rendersPerPrompt) renderings for each of \(promptFile.entries.count) prompts from \(base)"
@@ -102,11 +115,6 @@ struct TrainReward: ParsableCommand {
             try labelled.save(to: dataURL, key: key)
             log(String(format: "data: %ld images labelled by %@ in %.0f s, written to %@", labelled.count, gold, now() - start, dataURL.path))
         }
-        if let backbone, !FileManager.default.fileExists(atPath: backbone) {
-            let mc = try RewardModel.config(preset: size)
-            throw CLIError("\(backbone): no such generator to start the reward model from; pretrain one (flowtune pretrain --config \(mc.name) --out \(backbone)), or give --init-from none for random weights")
-        }
-        let initial = try backbone.map { try Checkpoint.load(URL(fileURLWithPath: $0)) }
         let trainer = try RewardTrainer(config: cfg, data: labelled, initFrom: initial)
         if resume {
             try trainer.resume(from: url)
