@@ -4,6 +4,7 @@ import Tensor
 import Imaging
 import Model
 import Training
+import Rewards
 import CProcess
 
 struct SweepCommand: ParsableCommand {
@@ -184,6 +185,24 @@ struct SweepCommand: ParsableCommand {
             try writeAtomically(try SweepReport.frontier(rows).pngData(), to: dir.appendingPathComponent("frontier.png"))
         } else {
             log("sweep: no run has gold metrics (--eval-every 0), so no frontier.png")
+        }
+        // goodhart.png: the gold against sqrt(KL to the base model), one fit per configuration
+        // (its seeds pooled), for the runs whose evaluations carry kl_base
+        let optimised = try RewardSpec(parsing: options.reward).optimisedNames
+        let gold = optimised.contains("shape-eval") ? nil : "shape-eval"
+        if let gold {
+            var chart = GoodhartChart(gold: gold)
+            for row in rows {
+                let folder = dir.appendingPathComponent(row.point.name)
+                if let m = try? RunMetrics(url: folder.appendingPathComponent("metrics.jsonl")), GoodhartChart.points(of: m, gold: gold).count >= 2 {
+                    try chart.addRun(label: row.point.configurationKey.isEmpty ? "runs" : row.point.configurationKey, folder: folder)
+                }
+            }
+            if !chart.groups.isEmpty {
+                let (image, fits) = chart.render()
+                try writeAtomically(try image.pngData(), to: dir.appendingPathComponent("goodhart.png"))
+                try writeAtomically("[" + fits.map(\.json).joined(separator: ",\n ") + "]\n", to: dir.appendingPathComponent("goodhart.json"))
+            }
         }
     }
 }

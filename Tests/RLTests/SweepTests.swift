@@ -113,6 +113,10 @@ import Training
         let md = try String(contentsOf: out.appendingPathComponent("sweep.md"), encoding: .utf8)
         #expect(md.contains("| algo | lr | seed | proxy gain |") && md.contains("at equal proxy gain"))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("frontier.png").path))
+        // the gold against sqrt(KL): one fit per configuration (its two seeds pooled)
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("goodhart.png").path))
+        let fits = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("goodhart.json"))) as? [[String: Any]])
+        #expect(fits.count == 4 && fits.allSatisfy { ($0["runs"] as? Int) == 2 && ($0["form"] as? String) == "rl" }, "\(fits)")
         // and once more: nothing to do
         let (status3, third) = try run(args(steps: 6))
         #expect(status3 == 0 && third.contains("8 run(s) already finished, skipped"), "\(third)")
