@@ -52,7 +52,7 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         var c = FinetuneConfig()
         c.reward = "brightness=1,shap-eval=0"
         #expect(throws: RewardError.self) { try c.validate() }
-        #expect(ScorerRegistry.names.hasSuffix("jpeg-incompressibility, external:COMMAND"))
+        #expect(ScorerRegistry.names.hasSuffix("jpeg-incompressibility, external:COMMAND, rm:PATH[+PATH...]"))
     }
 
     @Test func rewardSpecParsing() throws {
