@@ -124,6 +124,34 @@ import Training
         #expect(after.std > 0)
     }
 
+    /// A resumed training continues exactly: 12 steps, a checkpoint, 8 more in a new trainer equal
+    /// 20 straight; a resume with other options is refused.
+    @Test func rewardTrainingResumesExactly() throws {
+        let d = try Self.data(prompts: 6, perPrompt: 6)
+        var c = RewardTrainConfig()
+        c.preset = "rm-tiny"; c.steps = 20; c.batch = 8; c.lr = 3e-3; c.warmup = 4; c.seed = 3
+        let tiny = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-rmresume-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("rm.safetensors")
+        let straight = try RewardTrainer(config: c, data: d, network: tiny)
+        for _ in 0..<20 { straight.trainStep() }
+        let first = try RewardTrainer(config: c, data: d, network: tiny)
+        for _ in 0..<12 { first.trainStep() }
+        try first.save(to: url, metadata: [:])
+        let second = try RewardTrainer(config: c, data: d, network: tiny)
+        try second.resume(from: url)
+        #expect(second.step == 12)
+        for _ in 0..<8 { second.trainStep() }
+        #expect(second.model.net.params.array == straight.model.net.params.array)
+        var other = c
+        other.lr = 1e-3
+        let refused = try RewardTrainer(config: other, data: d, network: tiny)
+        do { try refused.resume(from: url); Issue.record("a resume with another lr was accepted") }
+        catch { #expect("\(error)".contains("lr"), "\(error)") }
+    }
+
     @Test func rewardModelFilesRoundTripAndForeignFilesAreOneLineErrors() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-rm-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
