@@ -183,9 +183,10 @@ public struct SDESampler {
     /// estimate of the expectation over the policy's paths). Deterministic steps (s_k = 0) are
     /// left out: the KL of two point masses at different places is not defined.
     public func pathKL(_ r: Rollout, base: DiT, ws: Workspace) -> [Double] {
+        precondition(r.config == config, "pathKL: a rollout of another schedule")
         let n = r.pixels, B = r.batch
         var kl = [Double](repeating: 0, count: B)
-        for k in 0..<min(config.stochasticSteps, r.config.steps) {
+        for k in 0..<config.stochasticSteps {
             let c = config.coefficients(k)
             let t = [Float](repeating: c.t, count: B)
             r.states.withUnsafeBufferPointer { sp in

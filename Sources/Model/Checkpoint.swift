@@ -86,6 +86,11 @@ public enum Checkpoint {
         return params
     }
 
+    /// What a checkpoint of `kind` is called in messages.
+    static func kindName(_ kind: String) -> String {
+        kind == "model" ? "generator" : kind == RewardModel.kind ? "reward model" : kind
+    }
+
     /// Loads a model checkpoint. If `expect` is given, the stored configuration must equal it.
     public static func load(_ url: URL, expect: ModelConfig? = nil) throws -> DiT {
         try load(SafeTensorsFile(contentsOf: url), source: url.path, expect: expect)
@@ -94,12 +99,15 @@ public enum Checkpoint {
     /// The model in a file already read (`source` names it in errors). `kind`: the file must be
     /// of this kind; nil: a generator (any kind but a reward model's: its weights draw nothing).
     public static func load(_ f: SafeTensorsFile, source: String, expect: ModelConfig? = nil, kind: String? = nil) throws -> DiT {
+        let cfg = try config(of: f, source: source)
         let stored = f.metadata["kind"] ?? "model"
-        if let kind, stored != kind { throw CheckpointError("\(source): a checkpoint of kind '\(stored)', not '\(kind)'") }
+        if let kind, stored != kind {
+            throw CheckpointError("\(source): a flowtune \(kindName(stored)) checkpoint, not a \(kindName(kind))"
+                                  + (kind == RewardModel.kind ? " (train one with flowtune train-reward)" : ""))
+        }
         if kind == nil, stored == RewardModel.kind {
             throw CheckpointError("\(source): a reward model (flowtune train-reward), not a generator: use it as a scorer, --reward rm:\(source)")
         }
-        let cfg = try config(of: f, source: source)
         if let expect, expect != cfg {
             throw CheckpointError("\(source): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")
         }

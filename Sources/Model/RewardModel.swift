@@ -74,6 +74,9 @@ public final class RewardModel {
         dv.withUnsafeBufferPointer { net.backward(ws, dv: $0.baseAddress!, batch: B) }
     }
 
+    /// The inference workspace of `scoreAll`, kept for the next call while it is large enough.
+    var inference: Workspace?
+
     /// Raw scores of many images, `batch` at a time, in an inference workspace.
     public func scoreAll(images: [Float], tokens: [Int32], batch: Int = 64) throws -> [Float] {
         let n = config.pixelsPerImage, L = config.textLength
@@ -81,12 +84,14 @@ public final class RewardModel {
         guard count * n == images.count, tokens.count == count * L else {
             throw ModelError("reward model '\(config.name)': \(images.count) pixel values and \(tokens.count) tokens are not whole images of \(n) values with \(L) tokens each")
         }
-        let ws = try net.makeWorkspace(batch: max(1, min(batch, count)), training: false)
+        let needed = max(1, min(batch, count))
+        if inference.map({ $0.batch < needed }) ?? true { inference = try net.makeWorkspace(batch: needed, training: false) }
+        let ws = inference!
         var out: [Float] = []
         out.reserveCapacity(count)
         var start = 0
         while start < count {
-            let B = min(ws.batch, count - start)
+            let B = min(needed, count - start)
             images.withUnsafeBufferPointer { im in tokens.withUnsafeBufferPointer { tk in
                 out += scores(ws, images: im.baseAddress! + start * n, tokens: tk.baseAddress! + start * L, batch: B)
             } }
@@ -120,9 +125,6 @@ public final class RewardModel {
     public static func load(_ url: URL) throws -> (model: RewardModel, metadata: [String: String]) {
         let f = try SafeTensorsFile(contentsOf: url)
         let source = url.path
-        if f.metadata["format"] == "flowtune", let kind = f.metadata["kind"], kind != Self.kind {
-            throw CheckpointError("\(source): a flowtune \(kind == "model" ? "generator" : kind) checkpoint, not a reward model (train one with flowtune train-reward)")
-        }
         let net = try Checkpoint.load(f, source: source, kind: Self.kind)
         let rm = RewardModel(net: net)
         guard let mean = f.metadata[Key.scoreMean].flatMap(Float.init), let std = f.metadata[Key.scoreStd].flatMap(Float.init),

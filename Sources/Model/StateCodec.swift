@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 /// One way to keep an optimiser and a random stream in a safetensors file, shared by
@@ -27,6 +28,21 @@ extension SafeTensorsFile {
 
     public mutating func add(_ rng: RNG, as key: String) {
         metadata[key] = rng.stateWords.map(String.init).joined(separator: ",")
+    }
+
+    /// Checks a resume's options against those a state stored as JSON under `key`: every one
+    /// but `ignoring` must be the run's (`sharedOnly`: only options both know are compared, for
+    /// states of older versions). False when the state stored none.
+    public func checkResumeOptions<T: Encodable>(_ current: T, key: String, ignoring: Set<String> = ["steps"], sharedOnly: Bool,
+                                                 source: String) throws -> Bool {
+        guard let stored = metadata[key].flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
+              let now = jsonDictionary(current) else { return false }
+        let differing = differingKeys(now, stored, ignoring: ignoring, sharedOnly: sharedOnly)
+        guard differing.isEmpty else {
+            let list = differing.map { "\($0) \(jsonText(now[$0])) (the run has \(jsonText(stored[$0])))" }.joined(separator: ", ")
+            throw CheckpointError("\(source): resumed with other options than the run was started with: \(list); resume with the run's options (only --steps may change)")
+        }
+        return true
     }
 
     public func rng(_ key: String, source: String) throws -> RNG {

@@ -54,9 +54,9 @@ public enum EnsembleCombine: Equatable, Hashable, Sendable, CustomStringConverti
 public final class LearnedRewardScorer: RewardScorer {
     public let name: String
     public let members: [RewardModel]
-    public let paths: [String]
     public let combine: EnsembleCombine
-    public var batch = 64
+    /// Images per network pass.
+    let batch = 64
 
     public static let prefix = "rm:"
 
@@ -68,7 +68,6 @@ public final class LearnedRewardScorer: RewardScorer {
     public init(spec: String, combine: EnsembleCombine = .mean) throws {
         let paths = Self.paths(of: spec)
         guard !paths.isEmpty, !paths.contains(where: \.isEmpty) else { throw RewardError("rm:\(spec): an empty reward model path") }
-        self.paths = paths
         self.name = Self.prefix + paths.joined(separator: "+")
         self.combine = combine
         members = try paths.map { path in

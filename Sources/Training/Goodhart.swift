@@ -164,13 +164,25 @@ public struct GoodhartChart {
         }
     }
 
-    public mutating func addRun(label: String, folder: URL) throws {
-        let m = try RunMetrics(url: folder.appendingPathComponent("metrics.jsonl"))
+    /// The gold of a run's chart: shape-eval unless the run optimises it, else its first weight-0
+    /// scorer (nil: it has none).
+    public static func gold(optimised: Set<String>, scorers: [String]) -> String? {
+        optimised.contains("shape-eval") ? scorers.sorted().first { !optimised.contains($0) } : "shape-eval"
+    }
+
+    /// Adds a run's evaluations; false (nothing added) when fewer than two carry kl_base and the gold.
+    @discardableResult
+    public mutating func add(run m: RunMetrics, label: String) -> Bool {
         let points = Self.points(of: m, gold: gold)
-        guard points.count >= 2 else {
+        guard points.count >= 2 else { return false }
+        add(label, .rl, points)
+        return true
+    }
+
+    public mutating func addRun(label: String, folder: URL) throws {
+        guard add(run: try RunMetrics(url: folder.appendingPathComponent("metrics.jsonl")), label: label) else {
             throw FinetuneError("\(folder.path): fewer than two evaluations with kl_base and \(gold) (give the gold as a weight-0 scorer of the run, or shape-eval)")
         }
-        add(label, .rl, points)
     }
 
     public mutating func addBestOfN(label: String, folder: URL) throws {
@@ -199,6 +211,9 @@ public struct GoodhartChart {
                        alpha: f.alpha, beta: f.beta, alphaCI: f.alphaCI, betaCI: f.betaCI)
         }
     }
+
+    /// The fits as one JSON array, a fit per line.
+    public static func json(_ fits: [Fit]) -> String { "[" + fits.map(\.json).joined(separator: ",\n ") + "]\n" }
 
     /// Two panels side by side (gold with the fitted forms; proxy), and the fits.
     public func render() -> (RGBImage, [Fit]) {

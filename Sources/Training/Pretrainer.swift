@@ -201,14 +201,7 @@ public final class Pretrainer {
         guard cfg == model.config else { throw CheckpointError("\(path.path): configuration '\(cfg.name)' differs from '\(model.config.name)'") }
         // the run's options must be the ones it was started with (the schedule depends on them);
         // only --steps may change (extending or shortening the run)
-        if let stored = f.metadata["pretrain_config"].flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
-           let current = jsonDictionary(config) {
-            let differing = differingKeys(current, stored, ignoring: ["steps"], sharedOnly: true)
-            guard differing.isEmpty else {
-                let list = differing.map { "\($0) \(jsonText(current[$0])) (the run has \(jsonText(stored[$0])))" }.joined(separator: ", ")
-                throw CheckpointError("\(path.path): resumed with other options than the run was started with: \(list); resume with the run's options (only --steps may change)")
-            }
-        }
+        _ = try f.checkResumeOptions(config, key: "pretrain_config", sharedOnly: true, source: path.path)
         model.params.assign(from: try Checkpoint.params(from: f, config: cfg, source: path.path))
         guard let s = f.metadata["step"].flatMap(Int.init) else { throw CheckpointError("\(path.path): the step is missing") }
         try f.restore(&optimizer, as: "adam", source: path.path)

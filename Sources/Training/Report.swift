@@ -10,6 +10,9 @@ public struct GoldSeries {
     public var higherIsBetter: Bool
     /// Each point's standard error (nil where the metrics file has none).
     public var se: [Double?] = []
+    /// A distance from the base model (w2, the KL): it grows whenever the policy moves, so it
+    /// marks drift, not a fall in quality (no onset, no frontier panel).
+    public var measuresDistance = false
 }
 
 /// Over-optimisation analysis of a run's evaluations.
@@ -34,10 +37,10 @@ public struct DriftAnalysis {
         let evals = m.evals
         proxy = evals.map { e in (Double(e.step), e.eval.proxy) }
         var gold: [GoldSeries] = []
-        func add(_ name: String, _ key: String, _ higher: Bool, _ f: (EvalRecord) -> Double?) {
+        func add(_ name: String, _ key: String, _ higher: Bool, distance: Bool = false, _ f: (EvalRecord) -> Double?) {
             let kept = evals.compactMap { e in f(e.eval).map { (x: Double(e.step), y: $0, se: e.eval.se?[key]) } }
             if !kept.isEmpty {
-                gold.append(GoldSeries(name: name, points: kept.map { ($0.x, $0.y) }, higherIsBetter: higher, se: kept.map(\.se)))
+                gold.append(GoldSeries(name: name, points: kept.map { ($0.x, $0.y) }, higherIsBetter: higher, se: kept.map(\.se), measuresDistance: distance))
             }
         }
         if !optimised.contains("shape-eval") { add("shape-eval", "shape_eval", true) { $0.shapeEval } }
@@ -48,8 +51,8 @@ public struct DriftAnalysis {
         add("frechet distance", "fd", false) { $0.fd }
         add("frechet distance 21-d", "fd21", false) { $0.fd21 }
         add("diversity", "diversity", true) { $0.diversity }
-        add("w2 to base", "w2", false) { $0.w2 }
-        add("KL to base", "kl_base", false) { $0.klBase }
+        add("w2 to base", "w2", false, distance: true) { $0.w2 }
+        add("KL to base", "kl_base", false, distance: true) { $0.klBase }
         self.gold = gold
         onset = nil; onsetMetrics = []
         guard proxy.count >= 2 else { return }
@@ -66,8 +69,7 @@ public struct DriftAnalysis {
                     band = max(0.05 * abs(base.y), 0.1 * (ys.max()! - ys.min()!), 1e-6)
                 }
                 let worse = g.higherIsBetter ? base.y - g.points[j].y : g.points[j].y - base.y
-                // the W2 proxy and the KL grow whenever the policy moves; they mark drift, not a fall in quality
-                return g.name != "w2 to base" && g.name != "KL to base" && worse > band
+                return !g.measuresDistance && worse > band
             }
             if !fallen.isEmpty { onset = Int(proxy[i].x); onsetMetrics = fallen.map(\.name); return }
         }
@@ -127,15 +129,15 @@ public enum Report {
         if trained { try writeAtomically(try diag.render().pngData(), to: runDir.appendingPathComponent(diagName)) }
         let strips = try writeStrips(runDir: runDir, evals: m.evals)
         // the gold against sqrt(KL to the base model), with Gao et al.'s RL form fitted
-        var goodhart: GoodhartChart.Fit?? = nil
+        var goodhart: [GoodhartChart.Fit]? = nil
         let optimised = try config.map { try optimisedScorers($0.reward) } ?? []
-        let goldName = optimised.contains("shape-eval") ? (m.evals.first?.eval.scores.keys.sorted().first { !optimised.contains($0) }) : "shape-eval"
-        if let goldName, GoodhartChart.points(of: m, gold: goldName).count >= 2 {
+        if let goldName = GoodhartChart.gold(optimised: optimised, scorers: m.evals.first.map { Array($0.eval.scores.keys) } ?? []) {
             var g = GoodhartChart(gold: goldName)
-            try g.addRun(label: m.algo, folder: runDir)
-            let (image, fits) = g.render()
-            try writeAtomically(try image.pngData(), to: runDir.appendingPathComponent("goodhart.png"))
-            goodhart = .some(fits.first)
+            if g.add(run: m, label: m.algo) {
+                let (image, fits) = g.render()
+                try writeAtomically(try image.pngData(), to: runDir.appendingPathComponent("goodhart.png"))
+                goodhart = fits
+            }
         }
         let html = page(m, drift: drift, config: config, diagnostics: trained ? diagName : nil, timesteps: timesteps, strips: strips,
                         progress: progress, runDir: runDir, goodhart: goodhart)
@@ -258,7 +260,7 @@ public enum Report {
 
     static func page(_ m: RunMetrics, drift: DriftAnalysis, config: FinetuneConfig?, diagnostics: String?,
                      timesteps: [(Int, [TimestepRecord])], strips: [(String, String)], progress: RunProgress?, runDir: URL,
-                     goodhart: GoodhartChart.Fit?? = nil) -> String {
+                     goodhart: [GoodhartChart.Fit]? = nil) -> String {
         let evals = m.evals
         let grids = evals.map { e in (e.step, e.eval.grid) }
         let last = m.lines.last?.step ?? 0
@@ -290,9 +292,9 @@ public enum Report {
             h += "<p>No over-optimisation onset detected: no gold metric fell beyond its noise band while the proxy rose.</p>"
         }
         h += "<h2>Proxy and gold metrics</h2><img src=\"drift.png\(version)\" alt=\"drift chart\">"
-        if let fit = goodhart {
+        if let fits = goodhart {
             h += "<h2>Gold against sqrt(KL to the base model)</h2><img src=\"goodhart.png\(version)\" alt=\"gold against sqrt(KL)\">"
-            h += "<p>" + (fit.map { esc($0.summary) + " (Gao et al.'s RL form, gold - gold(0) = d (alpha - beta log d), d = sqrt(kl_base))" } ?? "Too few evaluations to fit Gao et al.'s form.") + "</p>"
+            h += "<p>" + (fits.first.map { esc($0.summary) + " (Gao et al.'s RL form, gold - gold(0) = d (alpha - beta log d), d = sqrt(kl_base))" } ?? "Too few evaluations to fit Gao et al.'s form.") + "</p>"
         }
         h += "<h2>Evaluations</h2><table><tr><th>step</th><th>proxy</th>"
         // every scorer of the reward (shape-eval has its own column)

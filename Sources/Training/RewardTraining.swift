@@ -283,14 +283,8 @@ public final class RewardTrainer {
         self.config = config
         self.data = data
         guard (initFrom == nil) == (config.initFrom == nil) else { throw FinetuneError("--init-from names a generator; it must be given to the trainer") }
-        let mc = try network ?? RewardModel.config(preset: config.preset)
-        guard mc.imageSize == data.imageSize else {
-            throw FinetuneError("reward model size \(config.preset) reads \(mc.imageSize)-pixel images, the data has \(data.imageSize)")
-        }
+        let mc = try Self.network(config: config, imageSize: data.imageSize, initFrom: initFrom, network: network)
         if let initFrom {
-            guard initFrom.config == mc else {
-                throw FinetuneError("--init-from \(config.initFrom!) is a '\(initFrom.config.name)' network; --size \(config.preset) is a '\(mc.name)' one: give a generator of that configuration")
-            }
             model = RewardModel(net: try DiT(config: mc, params: initFrom.params.copy()))
         } else {
             model = try RewardModel(config: mc, seed: config.seed)
@@ -302,6 +296,19 @@ public final class RewardTrainer {
         optimizer = AdamW(count: model.parameterCount, lr: config.lr, weightDecay: config.weightDecay, maxGradNorm: 1, decayMask: model.net.layout.decayMask)
         rng = RNG(seed: config.seed).split(14)
         ws = try model.net.makeWorkspace(batch: 2 * config.batch, training: true)
+    }
+
+    /// The reward model's network (the size's, or `network`), checked against the images it
+    /// will score and the generator it starts from.
+    public static func network(config: RewardTrainConfig, imageSize: Int, initFrom: DiT?, network: ModelConfig? = nil) throws -> ModelConfig {
+        let mc = try network ?? RewardModel.config(preset: config.preset)
+        guard mc.imageSize == imageSize else {
+            throw FinetuneError("reward model size \(config.preset) reads \(mc.imageSize)-pixel images, the data has \(imageSize)")
+        }
+        if let initFrom, initFrom.config != mc {
+            throw FinetuneError("--init-from \(config.initFrom ?? "") is a '\(initFrom.config.name)' network; --size \(config.preset) is a '\(mc.name)' one: give a generator of that configuration")
+        }
+        return mc
     }
 
     /// One optimiser step on a random batch of training pairs; returns the mean loss.
@@ -341,9 +348,9 @@ public final class RewardTrainer {
         return config.loss == .regression ? loss / Float(2 * B) : loss / Float(B)
     }
 
-    /// Raw scores of the given images of the data (every image: nil).
-    public func scores(of images: [Int]? = nil) throws -> [Float] {
-        let indices = images ?? Array(0..<data.count), n = data.valuesPerImage
+    /// Raw scores of the given images of the data.
+    public func scores(of indices: [Int]) throws -> [Float] {
+        let n = data.valuesPerImage
         var pixels = [Float](), tokens = [Int32]()
         pixels.reserveCapacity(indices.count * n)
         for k in indices {
@@ -359,7 +366,7 @@ public final class RewardTrainer {
     lazy var evaluationImages: [Int] = {
         var prompts = data.prompts.indices.filter { !data.heldOut[$0] }
         var rng = RNG(seed: config.dataSeed).split(16)
-        for k in stride(from: prompts.count - 1, to: 0, by: -1) { prompts.swapAt(k, rng.int(k + 1)) }
+        rng.shuffle(&prompts)
         let kept = Set(prompts.prefix(Self.evaluationPrompts))
         return (0..<data.count).filter { data.heldOut[data.prompt[$0]] || kept.contains(data.prompt[$0]) }
     }()
@@ -420,14 +427,7 @@ public final class RewardTrainer {
             throw CheckpointError("no reward-model training to resume at \(url.path): its state \(path.lastPathComponent) is missing")
         }
         let f = try SafeTensorsFile(contentsOf: path)
-        if let stored = f.metadata["reward_config"].flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
-           let current = jsonDictionary(config) {
-            let differing = differingKeys(current, stored, ignoring: ["steps"], sharedOnly: false)
-            guard differing.isEmpty else {
-                let list = differing.map { "\($0) \(jsonText(current[$0])) (the run has \(jsonText(stored[$0])))" }.joined(separator: ", ")
-                throw CheckpointError("\(path.path): resumed with other options than the run was started with: \(list); resume with the run's options (only --steps may change)")
-            }
-        } else {
+        guard try f.checkResumeOptions(config, key: "reward_config", sharedOnly: false, source: path.path) else {
             throw CheckpointError("\(path.path): not the state of a reward-model training (its options are missing)")
         }
         let net = try Checkpoint.load(f, source: path.path, expect: model.config, kind: "reward-train-state")

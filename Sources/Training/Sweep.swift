@@ -271,7 +271,7 @@ public enum SweepReport {
     /// evaluated step, a colour per configuration (the seeds of one share it), and each
     /// configuration's Pareto front as a line (lower-is-better metrics negated for the front).
     public static func frontier(_ rows: [SweepRow]) -> RGBImage {
-        let golds = (rows.first?.drift.gold ?? []).filter { $0.name != "w2 to base" }
+        let golds = (rows.first?.drift.gold ?? []).filter { !$0.measuresDistance }
         let higher = Dictionary(uniqueKeysWithValues: golds.map { ($0.name, $0.higherIsBetter) })
         let configs = configurations(rows)
         let panels = golds.map { g -> RGBImage in

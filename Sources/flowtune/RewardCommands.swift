@@ -80,13 +80,8 @@ struct TrainReward: ParsableCommand {
         let initial = try backbone.map { try Checkpoint.load(URL(fileURLWithPath: $0)) }
         let baseData = try SafeTensorsFile.read(URL(fileURLWithPath: base))
         let generator = try Checkpoint.load(SafeTensorsFile(data: baseData, source: base), source: base)
-        guard generator.config.imageSize == network.imageSize else {
-            throw CLIError("\(base) draws \(generator.config.imageSize)-pixel images; the reward model \(size) reads \(network.imageSize)-pixel ones")
-        }
-        if let initial, initial.config != network {
-            throw CLIError("--init-from \(backbone!) is a '\(initial.config.name)' network; --size \(size) is a '\(network.name)' one: give a generator of that configuration")
-        }
-        _ = try CombinedReward(parsing: gold)
+        _ = try RewardTrainer.network(config: cfg, imageSize: generator.config.imageSize, initFrom: initial)
+        let goldReward = try CombinedReward(parsing: gold)
         let excluded = Set(try PromptFile(path: exclude).prompts)
         let lock = try RunLock(file: url)
         defer { lock.release() }
@@ -100,7 +95,6 @@ struct TrainReward: ParsableCommand {
             labelled = stored
             log("data: \(stored.count) labelled images of \(everyPrompt.count) prompts from \(dataURL.path)")
         } else {
-            let goldReward = try CombinedReward(parsing: gold)
             let start = now()
             log("drawing \(samplesPerPrompt) samples (SDE, \(sampleSteps) steps) and \(rendersPerPrompt) renderings for each of \(promptFile.entries.count) prompts from \(base)"
                 + (extraPrompts > 0 ? ", and \(rendersPerPrompt) renderings for each of \(extraPrompts) fresh prompts" : ""))
@@ -279,7 +273,7 @@ struct GoodhartCommand: ParsableCommand {
         }
         let (image, fits) = chart.render()
         try writeAtomically(try image.pngData(), to: url)
-        try writeAtomically("[" + fits.map(\.json).joined(separator: ",\n ") + "]\n", to: url.deletingPathExtension().appendingPathExtension("json"))
+        try writeAtomically(GoodhartChart.json(fits), to: url.deletingPathExtension().appendingPathExtension("json"))
         for f in fits { log(f.summary) }
         log("wrote \(url.path) and its fits")
     }

@@ -174,9 +174,8 @@ struct SweepCommand: ParsableCommand {
 
     /// sweep.jsonl, sweep.md and frontier.png from every run folder that has metrics.
     func writeTables(points: [SweepPoint], dir: URL) throws {
-        let rows = try points.compactMap { p in
-            try (try? RunMetrics(url: dir.appendingPathComponent(p.name).appendingPathComponent("metrics.jsonl"))).map { try SweepRow(point: p, metrics: $0) }
-        }
+        let runs = points.compactMap { p in (try? RunMetrics(url: dir.appendingPathComponent(p.name).appendingPathComponent("metrics.jsonl"))).map { (point: p, metrics: $0) } }
+        let rows = try runs.map { try SweepRow(point: $0.point, metrics: $0.metrics) }
         guard !rows.isEmpty else { return }
         try writeAtomically(rows.map { $0.json.text + "\n" }.joined(), to: dir.appendingPathComponent("sweep.jsonl"))
         try writeAtomically(SweepReport.markdown(rows, reward: options.reward, gains: try gains()), to: dir.appendingPathComponent("sweep.md"))
@@ -188,20 +187,14 @@ struct SweepCommand: ParsableCommand {
         }
         // goodhart.png: the gold against sqrt(KL to the base model), one fit per configuration
         // (its seeds pooled), for the runs whose evaluations carry kl_base
-        let optimised = try RewardSpec(parsing: options.reward).optimisedNames
-        let gold = optimised.contains("shape-eval") ? nil : "shape-eval"
-        if let gold {
+        let spec = try RewardSpec(parsing: options.reward)
+        if let gold = GoodhartChart.gold(optimised: spec.optimisedNames, scorers: spec.terms.map(\.name)) {
             var chart = GoodhartChart(gold: gold)
-            for row in rows {
-                let folder = dir.appendingPathComponent(row.point.name)
-                if let m = try? RunMetrics(url: folder.appendingPathComponent("metrics.jsonl")), GoodhartChart.points(of: m, gold: gold).count >= 2 {
-                    try chart.addRun(label: row.point.configurationKey.isEmpty ? "runs" : row.point.configurationKey, folder: folder)
-                }
-            }
+            for run in runs { chart.add(run: run.metrics, label: run.point.configurationKey.isEmpty ? "runs" : run.point.configurationKey) }
             if !chart.groups.isEmpty {
                 let (image, fits) = chart.render()
                 try writeAtomically(try image.pngData(), to: dir.appendingPathComponent("goodhart.png"))
-                try writeAtomically("[" + fits.map(\.json).joined(separator: ",\n ") + "]\n", to: dir.appendingPathComponent("goodhart.json"))
+                try writeAtomically(GoodhartChart.json(fits), to: dir.appendingPathComponent("goodhart.json"))
             }
         }
     }
