@@ -20,7 +20,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "flowtune", targets: ["flowtune"]),
-        .library(name: "FlowTune", targets: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training"]),
+        .library(name: "FlowTune", targets: ["Tensor", "Imaging", "Shapes", "Dataset", "Model", "Flow", "Rewards", "Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -48,20 +48,23 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: swiftFlags),
         .target(name: "Shapes", dependencies: ["Tensor"], swiftSettings: swiftFlags),
         .target(name: "Model", dependencies: ["Tensor", "Shapes"], swiftSettings: swiftFlags),
+        // Folders of captioned images (the user's own data): decoding, resizing, the cache, the split.
+        .target(name: "Dataset", dependencies: ["Tensor", "Imaging", "Shapes"], swiftSettings: swiftFlags),
         .target(name: "Flow", dependencies: ["Tensor", "Model"], swiftSettings: swiftFlags),
         .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "CProcess"], swiftSettings: swiftFlags),
-        .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards"], swiftSettings: swiftFlags),
+        .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Dataset"], swiftSettings: swiftFlags),
         .executableTarget(name: "flowtune", dependencies: [
-            "Tensor", "CProcess", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training",
+            "Tensor", "CProcess", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training", "Dataset",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftFlags),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels", "CBLAS"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
         .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
+        .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "Shapes", "Tensor", "Model", "Training", "Flow", "Rewards"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"], exclude: ["Fixtures"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Training", "Imaging", "Tensor", "Shapes", "Model"]),
-        .testTarget(name: "RLTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes", "Rewards", "Imaging"]),
+        .testTarget(name: "RLTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes", "Rewards", "Imaging", "Dataset"]),
     ],
     swiftLanguageModes: [.v5]
 )

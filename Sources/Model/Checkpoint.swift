@@ -11,10 +11,12 @@ public enum Checkpoint {
     public static let distilledCFGKey = "distilled_cfg", distilledFromKey = "distilled_from"
     /// Metadata of a model pretrained on noisy captions: the noise, as `--caption-noise` reads it.
     public static let captionNoiseKey = "caption_noise"
+    /// Metadata of a model trained on a folder of images: its word vocabulary and its data (JSON).
+    public static let vocabularyKey = "vocabulary", dataKey = "data"
 
     /// The safetensors file of `params` laid out by `config` (plus extra metadata).
-    public static func file(config: ModelConfig, params: FloatBuffer, kind: String = "model",
-                            extra: [String: String] = [:]) throws -> SafeTensorsFile {
+    public static func file(config: ModelConfig, params: FloatBuffer, kind: String = "model", extra: [String: String] = [:],
+                            vocabulary: TextVocabulary = .shapes, trainedOn: DataProvenance? = nil) throws -> SafeTensorsFile {
         let layout = ParamLayout(config)
         var f = SafeTensorsFile()
         for e in layout.entries {
@@ -25,12 +27,14 @@ public enum Checkpoint {
         f.metadata["format_version"] = formatVersion
         f.metadata["kind"] = kind
         f.metadata["config"] = try sortedJSON(config)
+        if case .words(let v) = vocabulary { f.metadata[vocabularyKey] = try sortedJSON(v) }
+        if let trainedOn { f.metadata[dataKey] = try sortedJSON(trainedOn) }
         return f
     }
 
     /// Writes a model checkpoint atomically.
     public static func save(_ model: DiT, to url: URL, params: FloatBuffer? = nil, extra: [String: String] = [:]) throws {
-        let f = try file(config: model.config, params: params ?? model.params, extra: extra)
+        let f = try file(config: model.config, params: params ?? model.params, extra: extra, vocabulary: model.vocabulary, trainedOn: model.trainedOn)
         try writeAtomically(try f.serialized(), to: url)
     }
 
@@ -111,11 +115,57 @@ public enum Checkpoint {
         if let expect, expect != cfg {
             throw CheckpointError("\(source): configuration '\(cfg.name)' does not match the expected '\(expect.name)'")
         }
-        // the network reads token ids of this tokenizer: another vocabulary or text length would index out of its tables
-        guard cfg.vocabSize == Tokenizer.vocabularySize, cfg.textLength == Tokenizer.maxTokens else {
-            throw CheckpointError("\(source): the model reads \(cfg.vocabSize) token ids of \(cfg.textLength) tokens, this tokenizer has \(Tokenizer.vocabularySize) ids of \(Tokenizer.maxTokens) tokens")
+        let (vocabulary, trainedOn) = try world(of: f, config: cfg, source: source)
+        let model = try DiT(config: cfg, params: params(from: f, config: cfg, source: source))
+        model.vocabulary = vocabulary; model.trainedOn = trainedOn
+        return model
+    }
+
+    /// The vocabulary and training data a file records, checked against its configuration: the
+    /// network reads token ids of that vocabulary, and another size or text length would index
+    /// out of its tables.
+    public static func world(of f: SafeTensorsFile, config cfg: ModelConfig, source: String) throws -> (TextVocabulary, DataProvenance?) {
+        let trainedOn: DataProvenance?
+        do { trainedOn = try f.metadata[dataKey].map { try JSONDecoder().decode(DataProvenance.self, from: Data($0.utf8)) } }
+        catch { throw CheckpointError("\(source): the training data in the metadata is unreadable") }
+        guard let text = f.metadata[vocabularyKey] else {
+            guard cfg.vocabSize == Tokenizer.vocabularySize, cfg.textLength == Tokenizer.maxTokens else {
+                throw CheckpointError("\(source): the model reads \(cfg.vocabSize) token ids of \(cfg.textLength) tokens, the shapes grammar has \(Tokenizer.vocabularySize) ids of \(Tokenizer.maxTokens) tokens")
+            }
+            return (.shapes, trainedOn)
         }
-        return try DiT(config: cfg, params: params(from: f, config: cfg, source: source))
+        let v: WordVocabulary
+        do {
+            v = try JSONDecoder().decode(WordVocabulary.self, from: Data(text.utf8))
+            try v.validate()
+        } catch { throw CheckpointError("\(source): the vocabulary in the metadata is unreadable (\(error))") }
+        guard cfg.vocabSize == v.size, cfg.textLength == v.textLength else {
+            throw CheckpointError("\(source): the model reads \(cfg.vocabSize) token ids of \(cfg.textLength) tokens, its vocabulary has \(v.size) ids of \(v.textLength) tokens")
+        }
+        return (.words(v), trainedOn)
+    }
+}
+
+/// Where a model trained on a folder of captioned images learnt: the folder and its fingerprint
+/// then, how its images were read, and the held-out split (the images the gold metrics compare
+/// against, never trained on).
+public struct DataProvenance: Codable, Equatable, Sendable {
+    public var folder: String            // as given to pretrain --data (a relative path is read from the working directory)
+    public var checksum: String          // of its images and captions as read (ImageFolder.contentChecksum)
+    public var images: Int               // usable images
+    public var background: [UInt8]       // what transparent pixels were composited over
+    public var skipBad: Bool
+    public var heldOutFraction: Double
+    public var splitSeed: UInt64
+    public var heldOut: [String]         // the held-out files, relative to the folder
+    public init(folder: String, checksum: String, images: Int, background: [UInt8], skipBad: Bool,
+                heldOutFraction: Double, splitSeed: UInt64, heldOut: [String]) {
+        self.folder = folder; self.checksum = checksum; self.images = images; self.background = background
+        self.skipBad = skipBad; self.heldOutFraction = heldOutFraction; self.splitSeed = splitSeed; self.heldOut = heldOut
+    }
+    enum CodingKeys: String, CodingKey {
+        case folder, checksum, images, background, skipBad = "skip_bad", heldOutFraction = "held_out_fraction"
+        case splitSeed = "split_seed", heldOut = "held_out"
     }
 }
 

@@ -1,4 +1,5 @@
 import Tensor
+import Shapes
 
 /// The velocity network v_theta(x_t, t, prompt): a single-stream DiT with joint attention over
 /// [P image patches ; L text tokens] (a prompt's trailing PAD tokens left out: each sample's
@@ -15,6 +16,10 @@ public final class DiT {
     public let layout: ParamLayout
     public let params: FloatBuffer     // all parameters, flat (layout.total)
     public let grads: FloatBuffer      // their gradients, same layout
+    /// What the network reads its prompts with (stored in its checkpoint).
+    public var vocabulary: TextVocabulary = .shapes
+    /// The folder of images it was pretrained on (nil: the shapes world's renderer).
+    public var trainedOn: DataProvenance?
     let posEmbed: [Float]              // (P, D), fixed
     let blockOffsets: [BlockOffsets]   // each block's parameters in the flat buffer
 
@@ -96,7 +101,11 @@ public final class DiT {
     }
 
     /// A second network with a copy of these weights (for a frozen reference or an EMA).
-    public func clone() -> DiT { try! DiT(config: config, params: params.copy()) }
+    public func clone() -> DiT {
+        let c = try! DiT(config: config, params: params.copy())
+        c.vocabulary = vocabulary; c.trainedOn = trainedOn
+        return c
+    }
 
     public var parameterCount: Int { layout.total }
 

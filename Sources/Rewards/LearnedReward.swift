@@ -85,6 +85,8 @@ public final class LearnedRewardScorer: RewardScorer {
         guard images.size == members[0].config.imageSize else {
             throw RewardError("\(name): the reward model reads images of \(members[0].config.imageSize) pixels, these have \(images.size)")
         }
+        // a reward model reads the shapes grammar's token ids (a folder model's prompts have others)
+        for p in prompts { _ = try p.shapesSpec(for: name) }
         let tokens = prompts.flatMap(\.tokens)
         return try members.map { try $0.normalised($0.scoreAll(images: images.pixels, tokens: tokens, batch: batch)) }
     }

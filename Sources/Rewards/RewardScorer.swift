@@ -50,8 +50,8 @@ public final class ShapeEvalScorer: RewardScorer {
     public init(soft: Bool = false) { self.soft = soft; name = soft ? "shape-soft" : "shape-eval" }
     public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
         let checker = Checker(size: images.size)
-        return zip(images.images, prompts).map { img, prompt in
-            let r = checker.check(img, spec: prompt.spec)
+        return try zip(images.images, prompts).map { img, prompt in
+            let r = checker.check(img, spec: try prompt.shapesSpec(for: name))
             return soft ? r.softScore : r.score
         }
     }

@@ -167,18 +167,39 @@ private struct Parser {
 }
 
 /// A prompt as it travels through flowtune, read once: its text (what a person and an external
-/// scorer see), its meaning (what the checker scores against) and its token ids (what the
-/// network reads).
+/// scorer see), its meaning (what the checker scores against: nil for a prompt of a model
+/// trained on a folder of images) and its token ids (what the network reads).
 public struct Prompt: Hashable, Sendable, CustomStringConvertible {
     public let text: String
-    public let spec: PromptSpec
+    public let spec: PromptSpec?
     public let tokens: [Int32]
+    /// Words the vocabulary has no id for (read as UNK; always empty for the shapes grammar).
+    public let unknownWords: [String]
 
-    /// Parses and tokenises `text`; a prompt outside the grammar or vocabulary is an error.
+    /// Parses and tokenises `text` in the shapes grammar; a prompt outside the grammar or
+    /// vocabulary is an error.
     public init(_ text: String) throws {
         self.text = text
         spec = try PromptSpec(parsing: text)
         tokens = try Tokenizer.encode(text)
+        unknownWords = []
+    }
+
+    /// Tokenises free text with a vocabulary built from captions: words it lacks read as UNK,
+    /// words past its text length are cut. A text without a word is an error.
+    public init(_ text: String, vocabulary: WordVocabulary) throws {
+        self.text = text
+        spec = nil
+        (tokens, unknownWords, _) = try vocabulary.encode(text)
+    }
+
+    /// The parsed prompt, for what only the shapes world's checker can score (`what` names it
+    /// in the error a free-text prompt gets).
+    public func shapesSpec(for what: String) throws -> PromptSpec {
+        guard let spec else {
+            throw PromptError("\(what) scores prompts of the shapes world; \(PromptError.quoted(text)) is a prompt of a model trained on a folder of images (use a scorer that reads any image: rm:, external, brightness, ...)")
+        }
+        return spec
     }
 
     public var description: String { text }

@@ -7,11 +7,19 @@ public struct PromptFile: Sendable {
     public var path: String
     public var entries: [Prompt]
     public var prompts: [String] { entries.map(\.text) }
-    public var specs: [PromptSpec] { entries.map(\.spec) }
+    /// The parsed prompts (shapes-world files; a free-text file has none).
+    public var specs: [PromptSpec] { entries.compactMap(\.spec) }
+    /// Words of the prompts the vocabulary has no id for, and how often each came (free text only).
+    public var unknownWords: [String: Int] {
+        var counts: [String: Int] = [:]
+        for e in entries { for w in e.unknownWords { counts[w, default: 0] += 1 } }
+        return counts
+    }
 
     /// Reads and parses every prompt. A missing, unreadable or empty file, an unknown word or a
-    /// prompt the grammar does not allow is an error naming the file and line.
-    public init(path: String) throws {
+    /// prompt the grammar does not allow is an error naming the file and line; with a word
+    /// vocabulary any text is a prompt (its unknown words are counted in `unknownWords`).
+    public init(path: String, vocabulary: TextVocabulary = .shapes) throws {
         self.path = path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw PromptError("\(path): no such prompt file") }
@@ -26,12 +34,17 @@ public struct PromptFile: Sendable {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             do {
-                entries.append(try Prompt(line))
+                entries.append(try vocabulary.prompt(line))
             } catch let e as PromptError {
                 throw PromptError("\(path) line \(i + 1): \(e.description)")
             }
         }
         guard !entries.isEmpty else { throw PromptError("\(path): the file has no prompts") }
+    }
+
+    /// Prompts given in memory (the captions of an image folder); `path` names where they come from.
+    public init(path: String, entries: [Prompt]) {
+        self.path = path; self.entries = entries
     }
 
     /// The largest prompt file read (about a million prompts).

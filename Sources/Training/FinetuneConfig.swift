@@ -8,6 +8,8 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var model = "models/base-s32c-distilled.safetensors"
     public var prompts = "prompts/train.txt"
     public var evalPrompts = "prompts/eval.txt"
+    /// Where the folder a data model was trained on is now (nil: the path in the model file).
+    public var data: String? = nil
     public var reward = "shape-eval"        // "name=weight,..." (weight 0: logged, not optimised)
     public var steps = 100                  // RL iterations
     public var promptsPerIteration = 4      // P

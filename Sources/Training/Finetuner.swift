@@ -9,6 +9,8 @@ import Rewards
 /// The fine-tuning loop shared by every algorithm.
 public final class Finetuner {
     public let config: FinetuneConfig
+    /// What the set-up found worth telling (words of the prompts the model's vocabulary lacks).
+    public private(set) var notes: [String] = []
     public let runDir: URL
     public let state: TrainingState
     public let reward: CombinedReward
@@ -31,12 +33,12 @@ public final class Finetuner {
 
     /// Sets up a run. With `resume`, the run's checkpoint and state are loaded and metrics.jsonl
     /// is cut back to the checkpoint's iteration.
-    public init(config: FinetuneConfig, runDir: URL, resume: Bool = false, world: World = .current) throws {
+    public init(config given: FinetuneConfig, runDir: URL, resume: Bool = false, world: World = .current) throws {
+        var config = given
         try config.validate()
         guard config.promptsPerIteration % world.size == 0 else {
             throw FinetuneError("\(world.size) processes cannot share \(config.promptsPerIteration) prompt groups evenly: give --prompts-per-iteration a multiple of the process count")
         }
-        self.config = config
         self.world = world
         self.runDir = runDir
         let modelData = try SafeTensorsFile.read(URL(fileURLWithPath: config.model))
@@ -47,15 +49,31 @@ public final class Finetuner {
         let base = try Checkpoint.load(SafeTensorsFile(data: modelData, source: config.model), source: config.model)
         let policy = base.clone()
         reward = try CombinedReward(parsing: config.reward, externalTimeout: config.externalTimeout, rmCombine: config.ensembleCombine)
-        trainPrompts = try PromptFile(path: config.prompts)
-        let evalFile = try PromptFile(path: config.evalPrompts)
+        // a model trained on a folder: its captions are the default prompts, its held-out images the gold
+        var folder: FolderData?
+        if base.trainedOn != nil {
+            let defaults = FinetuneConfig()
+            if config.prompts == defaults.prompts { config.prompts = FolderData.trainCaptions }
+            if config.evalPrompts == defaults.evalPrompts { config.evalPrompts = FolderData.heldOutCaptions }
+            if let name = reward.names.first(where: ScorerRegistry.readsShapesPrompts) {
+                throw FinetuneError("\(name) reads shapes-world prompts; \(config.model) is trained on a folder of images: give a scorer that reads any image (brightness, saturation, jpeg-compressibility, external:COMMAND)")
+            }
+            folder = try FolderData(model: base, source: config.model, folder: config.data)
+        } else if config.data != nil {
+            throw FinetuneError("--data names the folder a model was trained on; \(config.model) is a shapes-world model")
+        }
+        self.config = config
+        trainPrompts = try FolderData.promptFile(config.prompts, model: base, source: config.model, cached: folder)
+        let evalFile = try FolderData.promptFile(config.evalPrompts, model: base, source: config.model, cached: folder)
         let limit = min(config.evalPrompts_limit, evalFile.entries.count)
         evalPrompts = (0..<limit).map { evalFile.entries[$0 * evalFile.entries.count / limit] }
+        notes = [trainPrompts, evalFile].filter { $0.path != FolderData.trainCaptions }.compactMap(FolderData.unknownWordsNote)
         let optimizer = AdamW(count: policy.parameterCount, lr: config.lr, weightDecay: config.weightDecay,
                               maxGradNorm: config.gradClip, decayMask: policy.layout.decayMask)
         state = TrainingState(policy: policy, reference: base, optimizer: optimizer, rng: RNG(seed: config.seed).split(0xF17E))
         algorithm = try config.algo.make(config: config, model: policy)
-        gold = GoldMetrics(config: config, reference: base, evalPrompts: evalPrompts)
+        gold = try GoldMetrics(config: config, reference: base, evalPrompts: evalPrompts,
+                               against: folder.map { f in .images(heldOut: f.heldOut.map(f.images.image), training: f.train.map(f.images.image)) } ?? .rendered)
         if resume { try restore() }
     }
 

@@ -6,11 +6,21 @@ import Flow
 import Shapes
 import Rewards
 
+/// What the Frechet distance compares the generated images against.
+public enum GoldReference {
+    /// Renderings of the eval prompts (the shapes world), and a second rendering for the floor.
+    case rendered
+    /// The held-out images of a folder; the floor compares them with as many of its training
+    /// images as the evaluation generates (real against real at the same sample sizes).
+    case images(heldOut: [[Float]], training: [[Float]])
+}
+
 /// Held-out evaluation at logged steps: eval prompts x fixed seeds sampled with the Euler ODE
 /// sampler from the current weights (the same noise every time), scored by every scorer of the
 /// reward (optimised or not) and by the gold metrics the run does not optimise: shape-eval per
-/// task, a Frechet distance to rendered shapes-world images of the same prompts, within-prompt
-/// diversity, and the mean squared velocity difference to the base model (the W2 proxy).
+/// task (shapes-world prompts only), a Frechet distance to rendered shapes-world images of the
+/// same prompts (or to a folder's held-out images), within-prompt diversity, the mean squared
+/// velocity difference to the base model (the W2 proxy) and the exact path KL to it.
 public final class GoldMetrics {
     let config: FinetuneConfig
     let reference: DiT
@@ -26,23 +36,39 @@ public final class GoldMetrics {
     var ws: Workspace?, refWS: Workspace?
     let shapeEval = ShapeEvalScorer()
 
-    public init(config: FinetuneConfig, reference: DiT, evalPrompts: [Prompt]) {
+    /// Whether the eval prompts are of the shapes world (the checker scores them).
+    public let checksShapes: Bool
+
+    public init(config: FinetuneConfig, reference: DiT, evalPrompts: [Prompt], against gold: GoldReference = .rendered) throws {
         self.config = config; self.reference = reference; prompts = evalPrompts
         let S = reference.config.imageSize, n = reference.config.pixelsPerImage
-        let renderer = Renderer(size: S)
-        func rendered(_ seed: UInt64) -> [[Double]] {
-            var feats: [[Double]] = []
-            let base = RNG(seed: seed)
-            for (i, spec) in evalPrompts.map(\.spec).enumerated() {
-                for j in 0..<config.evalPerPrompt {
-                    var r = base.split(UInt64(i)).split(UInt64(j))
-                    feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
+        checksShapes = evalPrompts.allSatisfy { $0.spec != nil }
+        let second: [[Double]]
+        switch gold {
+        case .rendered:
+            let specs = try evalPrompts.map { try $0.shapesSpec(for: "the rendered reference of the Frechet distance") }
+            let renderer = Renderer(size: S)
+            func rendered(_ seed: UInt64) -> [[Double]] {
+                var feats: [[Double]] = []
+                let base = RNG(seed: seed)
+                for (i, spec) in specs.enumerated() {
+                    for j in 0..<config.evalPerPrompt {
+                        var r = base.split(UInt64(i)).split(UInt64(j))
+                        feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
+                    }
                 }
+                return feats
             }
-            return feats
+            referenceFeatures = rendered(0x5EED_DA7A)
+            second = rendered(0x5EED_DA7B)
+        case .images(let heldOut, let training):
+            guard !heldOut.isEmpty, !training.isEmpty else { throw FinetuneError("the gold metrics need held-out and training images of the folder") }
+            referenceFeatures = heldOut.map { ImageFeatures.extract($0, size: S) }
+            var order = Array(training.indices)
+            var rng = RNG(seed: 0x5EED_DA7B)
+            rng.shuffle(&order)
+            second = order.prefix(evalPrompts.count * config.evalPerPrompt).map { ImageFeatures.extract(training[$0], size: S) }
         }
-        referenceFeatures = rendered(0x5EED_DA7A)
-        let second = rendered(0x5EED_DA7B)
         fdFloor = referenceFeatures.count > 1 ? frechetDistance(referenceFeatures, second) : 0
         referenceCompact = referenceFeatures.map(ImageFeatures.compact)
         fd21Floor = referenceFeatures.count > 1 ? frechetDistance(referenceCompact, second.map(ImageFeatures.compact)) : 0
@@ -98,9 +124,9 @@ public final class GoldMetrics {
         let batch = ImageBatch(pixels: x, size: S)
         let images = batch.images
         let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
-        let shape = try byScorer["shape-eval"] ?? shapeEval.score(batch, prompts: promptsPerImage)
+        let shape = checksShapes ? try byScorer["shape-eval"] ?? shapeEval.score(batch, prompts: promptsPerImage) : []
         var byTask = TaskScores()
-        for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec.task, s) }
+        for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec!.task, s) }
         let feats = images.map { ImageFeatures.extract($0, size: S) }
         let fd = frechetDistance(feats, referenceFeatures)
         // diversity: the mean distance between a prompt's images, per prompt
@@ -127,18 +153,19 @@ public final class GoldMetrics {
         try writeAtomically(prompts.map { $0.text + "\n" }.joined(), to: gridsDir.appendingPathComponent("prompts.txt"))
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
         var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
-                                shapeEval: mean(shape),
-                                shapeEvalByTask: Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }),
+                                shapeEval: checksShapes ? mean(shape) : nil,
+                                shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }) : [:],
                                 fd: fd, diversity: diversityPerPrompt.isEmpty ? 0 : diversityPerPrompt.reduce(0, +) / Double(diversityPerPrompt.count),
                                 w2: w2PerImage.reduce(0, +) / Double(max(N, 1)), grid: "grids/" + gridURL.lastPathComponent)
         // standard errors: the spread over images (prompts, for diversity) over sqrt(n); the
         // Frechet distance's: the spread of its value over bootstrap resamples of the images
-        var se: [String: Double] = ["proxy": standardError(total.map(Double.init)), "shape_eval": standardError(shape.map(Double.init)),
+        var se: [String: Double] = ["proxy": standardError(total.map(Double.init)),
                                     "diversity": standardError(diversityPerPrompt), "w2": standardError(w2PerImage),
                                     "kl_base": standardError(klPerImage)]
         for name in reward.names { se["scores/" + name] = standardError(byScorer[name]!.map(Double.init)) }
-        for task in Task.allCases {
-            let scores = shape.indices.filter { prompts[$0 / perPrompt].spec.task == task }.map { Double(shape[$0]) }
+        if checksShapes { se["shape_eval"] = standardError(shape.map(Double.init)) }
+        for task in Task.allCases where checksShapes {
+            let scores = shape.indices.filter { prompts[$0 / perPrompt].spec!.task == task }.map { Double(shape[$0]) }
             if !scores.isEmpty { se["shape_eval_by_task/" + task.rawValue] = standardError(scores) }
         }
         let compact = feats.map(ImageFeatures.compact)

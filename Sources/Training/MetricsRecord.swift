@@ -115,7 +115,7 @@ public struct TimestepRecord: Codable, Equatable {
 public struct EvalRecord: Codable, Equatable {
     public var proxy: Double
     public var scores: [String: Double]            // each scorer's mean on the eval images
-    public var shapeEval: Double
+    public var shapeEval: Double?                  // nil where the prompts are not of the shapes world
     public var shapeEvalByTask: [String: Double?]  // nil where the eval prompts have no such task
     public var fd, diversity, w2: Double
     public var grid: String                        // the grid PNG, relative to the run folder
@@ -135,7 +135,7 @@ public struct EvalRecord: Codable, Equatable {
     /// fixed noise (nil in metrics written before it was logged).
     public var klBase: Double?
 
-    public init(proxy: Double, scores: [String: Double], shapeEval: Double, shapeEvalByTask: [String: Double?],
+    public init(proxy: Double, scores: [String: Double], shapeEval: Double?, shapeEvalByTask: [String: Double?],
                 fd: Double, diversity: Double, w2: Double, grid: String) {
         self.proxy = proxy; self.scores = scores; self.shapeEval = shapeEval; self.shapeEvalByTask = shapeEvalByTask
         self.fd = fd; self.diversity = diversity; self.w2 = w2; self.grid = grid
@@ -150,7 +150,7 @@ public struct EvalRecord: Codable, Equatable {
     public var scalars: [(String, Double)] {
         var out: [(String, Double)] = [("proxy", proxy)]
         for (n, v) in scores.sorted(by: { $0.key < $1.key }) { out.append(("scores/" + n, v)) }
-        out.append(("shape_eval", shapeEval))
+        if let shapeEval { out.append(("shape_eval", shapeEval)) }
         for (task, v) in shapeEvalByTask.sorted(by: { $0.key < $1.key }) { if let v { out.append(("shape_eval_by_task/" + task, v)) } }
         return out + [("fd", fd)] + (fd21.map { [("fd21", $0)] } ?? []) + [("diversity", diversity), ("w2", w2)]
             + (klBase.map { [("kl_base", $0)] } ?? [])
@@ -159,13 +159,12 @@ public struct EvalRecord: Codable, Equatable {
     public func json(rewardNames: [String]? = nil, taskOrder: [String] = ["single", "two_objects", "counting", "position"]) -> JSONValue {
         let names = rewardNames ?? scores.keys.sorted()
         let tasks = taskOrder.filter { shapeEvalByTask.keys.contains($0) } + shapeEvalByTask.keys.filter { !taskOrder.contains($0) }.sorted()
-        return .object([
-            ("proxy", .double(proxy)),
-            ("scores", .object(names.compactMap { n in scores[n].map { (n, .double($0)) } })),
-            ("shape_eval", .double(shapeEval)),
-            ("shape_eval_by_task", .object(tasks.map { t in (t, shapeEvalByTask[t]!.map { JSONValue.double($0) } ?? .null) })),
-            ("fd", .double(fd)), ("diversity", .double(diversity)), ("w2", .double(w2)), ("grid", .string(grid)),
-        ] + (fdFloor.map { [("fd_floor", JSONValue.double($0))] } ?? [])
+        var fields: [(String, JSONValue)] = [("proxy", .double(proxy)), ("scores", .object(names.compactMap { n in scores[n].map { (n, .double($0)) } }))]
+        if let shapeEval { fields.append(("shape_eval", .double(shapeEval))) }
+        // empty where the prompts are not of the shapes world
+        fields.append(("shape_eval_by_task", .object(tasks.map { t in (t, shapeEvalByTask[t]!.map { JSONValue.double($0) } ?? .null) })))
+        fields += [("fd", .double(fd)), ("diversity", .double(diversity)), ("w2", .double(w2)), ("grid", .string(grid))]
+        return .object(fields + (fdFloor.map { [("fd_floor", JSONValue.double($0))] } ?? [])
           + (fd21.map { [("fd21", JSONValue.double($0))] } ?? []) + (fd21Floor.map { [("fd21_floor", JSONValue.double($0))] } ?? [])
           + (klBase.map { [("kl_base", JSONValue.double($0))] } ?? [])
           + (se.map { se in [("se", JSONValue.object(scalars.compactMap { k, _ in se[k].map { (k, .double($0)) } }))] } ?? []))

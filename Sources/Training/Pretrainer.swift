@@ -3,8 +3,32 @@ import Tensor
 import Model
 import Flow
 import Shapes
+import Dataset
 
-/// Flow-matching pretraining on freshly rendered shapes-world images.
+/// Pretraining on a folder of captioned images instead of the renderer: where the folder is,
+/// how its images are read, the held-out split, and the vocabulary built from the captions.
+public struct FolderTraining: Codable, Equatable, Sendable {
+    public var folder: String
+    public var heldOutFraction = 0.1       // images held out (never trained on) for the gold metrics
+    public var splitSeed: UInt64 = 0
+    public var flip = false                // horizontal flips, half of the draws
+    public var background: [UInt8] = [255, 255, 255]    // under transparent pixels
+    public var skipBad = false             // leave bad files out instead of stopping
+    public var minWordCount = 1            // a word needs this many captions for an id of its own
+    public var maxWords = 32               // the text length's cap
+    public init(folder: String) { self.folder = folder }
+
+    public func validate() throws {
+        typealias C = OptionCheck
+        try C.within("--held-out", Float(heldOutFraction), 0, 1, upperOpen: true)
+        try C.positive("--min-word-count", minWordCount)
+        try C.positive("--max-words", maxWords)
+        try C.atMost("--max-words", maxWords, WordVocabulary.maxTextLength)
+        guard background.count == 3 else { throw InvalidOption("--background needs three channels") }
+    }
+}
+
+/// Flow-matching pretraining on freshly rendered shapes-world images, or on a folder of captioned images.
 public struct PretrainConfig: Codable, Equatable, Sendable {
     public var model = "s32"               // model configuration name
     public var steps = 20_000              // total optimiser steps
@@ -26,6 +50,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public var distillCFG: Float? = nil
     /// The prompt drawn for a caption is corrupted with these probabilities (empty: clean data).
     public var captionNoise = CaptionNoise()
+    /// Train on a folder of captioned images (nil: the shapes world's renderer).
+    public var data: FolderTraining? = nil
     public init() {}
 
     /// Every value checked; the first bad one is an error naming its option and value.
@@ -48,6 +74,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             throw InvalidOption("--distill-from and --distill-cfg go together: give the teacher and its guidance scale")
         }
         if let distillCFG { try C.within("--distill-cfg", distillCFG, 0, 100) }
+        if let data {
+            try data.validate()
+            guard captionNoise.isEmpty else { throw InvalidOption("--caption-noise corrupts shapes-world prompts; a folder's captions are what they are (drop --caption-noise or --data)") }
+        }
     }
 
     /// Constant after warm-up, then a cosine tail over the last `decayFraction` of the run.
@@ -72,6 +102,8 @@ public final class Pretrainer {
     public var rng: RNG
     let generator: PromptGenerator
     let renderer: Renderer
+    /// The folder's training images and their captions' tokens (nil: the renderer draws the data).
+    let folder: (images: ImageFolder, train: [Int], tokens: [[Int32]])?
     let ws: Workspace
     /// Guidance distillation's frozen teacher (nil: targets from the data).
     let teacher: GuidedTeacher?
@@ -80,13 +112,31 @@ public final class Pretrainer {
 
     /// `initFrom`: start from these weights (the same network, or s32 for s32c) instead of random ones.
     /// `teacher`: the network `config.distillFrom` names (guidance distillation).
-    public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil, teacher: DiT? = nil, world: World = .single) throws {
+    /// `folder`: the images of `config.data`, read (the caller reports what the cache did).
+    public init(config: PretrainConfig, excluding: Set<String>, initFrom: DiT? = nil, teacher: DiT? = nil, world: World = .single,
+                folder images: ImageFolder? = nil) throws {
         try config.validate()
         guard config.batch >= world.size else { throw ModelError("--batch \(config.batch) is smaller than the \(world.size) processes sharing it") }
+        guard (config.data == nil) == (images == nil) else { throw ModelError("pretraining on a folder needs its images read") }
         self.config = config
         self.world = world
-        let mc = try ModelConfig.named(config.model, vocabSize: Tokenizer.vocabularySize)
+        var mc = try ModelConfig.named(config.model, vocabSize: Tokenizer.vocabularySize)
+        var vocabulary = TextVocabulary.shapes, trainedOn: DataProvenance?
+        if let data = config.data, let images {
+            guard images.size == mc.imageSize else { throw ModelError("the folder was read at \(images.size) px, '\(mc.name)' draws \(mc.imageSize) px") }
+            let (train, held) = try images.split(heldOutFraction: data.heldOutFraction, seed: data.splitSeed)
+            let v = WordVocabulary.build(captions: train.map { images.entries[$0].caption }, minCount: data.minWordCount, maxLength: data.maxWords)
+            mc.vocabSize = v.size; mc.textLength = v.textLength
+            vocabulary = .words(v)
+            trainedOn = DataProvenance(folder: data.folder, checksum: images.contentChecksum, images: images.count,
+                                       background: images.background, skipBad: data.skipBad, heldOutFraction: data.heldOutFraction,
+                                       splitSeed: data.splitSeed, heldOut: held.map { images.entries[$0].file })
+            folder = (images, train, try images.entries.map { try v.encode($0.caption).tokens })
+        } else {
+            folder = nil
+        }
         model = try DiT(config: mc, seed: config.seed)
+        model.vocabulary = vocabulary; model.trainedOn = trainedOn
         if let initFrom {
             let missing = try model.initialise(from: initFrom)
             guard missing.isEmpty else { throw ModelError("cannot initialise '\(mc.name)' from '\(initFrom.config.name)': no weights for \(missing.joined(separator: ", "))") }
@@ -101,7 +151,8 @@ public final class Pretrainer {
         guard (teacher == nil) == (config.distillCFG == nil) else { throw ModelError("guidance distillation needs both a teacher and its guidance scale") }
         if let teacher, let scale = config.distillCFG {
             let tc = teacher.config
-            guard tc.imageSize == mc.imageSize, tc.channels == mc.channels, tc.textLength == mc.textLength, tc.vocabSize == mc.vocabSize else {
+            guard tc.imageSize == mc.imageSize, tc.channels == mc.channels, tc.textLength == mc.textLength, tc.vocabSize == mc.vocabSize,
+                  teacher.vocabulary == vocabulary else {
                 throw ModelError("the teacher '\(tc.name)' draws other images or reads other prompts than '\(mc.name)'")
             }
             self.teacher = try GuidedTeacher(model: teacher, scale: scale, batch: world.block(of: config.batch).count)
@@ -115,6 +166,7 @@ public final class Pretrainer {
     /// image is drawn for a corrupted prompt (from a stream of its own seed, so the batch's
     /// stream is the clean one's) under the original caption; a teacher reads the drawn prompt.
     public func makeBatch(rng: inout RNG, rows: Range<Int>? = nil) -> FlowMatchingBatch {
+        if let folder { return folderBatch(folder, rng: &rng, rows: rows) }
         let B = config.batch, n = model.config.pixelsPerImage, L = model.config.textLength
         let specs = (0..<B).map { _ in generator.sample(rng: &rng) }
         let seeds = (0..<B).map { _ in rng.nextUInt64() }
@@ -139,6 +191,24 @@ public final class Pretrainer {
             return tokens
         }
         return FlowMatchingBatch(x0: x0, tokens: tokens(of: specs), teacherTokens: config.captionNoise.isEmpty ? nil : tokens(of: drawn))
+    }
+
+    /// A batch of the folder's training images, drawn uniformly with replacement (deterministic
+    /// in rng), each flipped left to right with probability 1/2 when the run flips.
+    func folderBatch(_ folder: (images: ImageFolder, train: [Int], tokens: [[Int32]]), rng: inout RNG, rows: Range<Int>?) -> FlowMatchingBatch {
+        let B = config.batch, n = model.config.pixelsPerImage, S = model.config.imageSize
+        let picks = (0..<B).map { _ in folder.train[rng.int(folder.train.count)] }
+        let flips = (0..<B).map { _ in config.data?.flip == true && rng.nextUInt64() & 1 == 1 }
+        var x0 = [Float](repeating: 0, count: B * n)
+        let px = folder.images.pixels
+        for b in rows ?? 0..<B {
+            let src = picks[b] * n
+            for y in 0..<S { for x in 0..<S {
+                let sx = flips[b] ? S - 1 - x : x
+                for c in 0..<3 { x0[b * n + (y * S + x) * 3 + c] = Float(px[src + (y * S + sx) * 3 + c]) / 127.5 - 1 }
+            } }
+        }
+        return FlowMatchingBatch(x0: x0, tokens: picks.flatMap { folder.tokens[$0] }, teacherTokens: nil)
     }
 
     /// One optimiser step; returns the loss. Spread over a world: each process renders and
@@ -172,7 +242,8 @@ public final class Pretrainer {
     /// the two leaves a state that resumes exactly and a model file one checkpoint older.
     public func save(to url: URL) throws {
         guard world.isRoot else { return }
-        var state = try Checkpoint.file(config: model.config, params: model.params, kind: "pretrain-state")
+        var state = try Checkpoint.file(config: model.config, params: model.params, kind: "pretrain-state",
+                                        vocabulary: model.vocabulary, trainedOn: model.trainedOn)
         state.add("ema", shape: [ema.count], values: ema.array)
         state.add(optimizer, as: "adam")
         state.add(rng, as: "rng")
@@ -199,6 +270,12 @@ public final class Pretrainer {
         let f = try SafeTensorsFile(data: Data(world.broadcast(bytes)), source: path.path)
         let cfg = try Checkpoint.config(of: f, source: path.path)
         guard cfg == model.config else { throw CheckpointError("\(path.path): configuration '\(cfg.name)' differs from '\(model.config.name)'") }
+        // a folder's run continues on the folder as it was: other images would change the vocabulary and the split
+        let (vocabulary, trainedOn) = try Checkpoint.world(of: f, config: cfg, source: path.path)
+        if trainedOn?.checksum != model.trainedOn?.checksum || vocabulary != model.vocabulary {
+            throw CheckpointError("\(path.path): the run started on \(trainedOn.map { "\($0.folder) as it was then (checksum \($0.checksum))" } ?? "the shapes world"); "
+                                  + (model.trainedOn.map { "\($0.folder) holds other images now (checksum \($0.checksum)): put them back as they were, or start a new run" } ?? "this is the shapes world"))
+        }
         // the run's options must be the ones it was started with (the schedule depends on them);
         // only --steps may change (extending or shortening the run)
         _ = try f.checkResumeOptions(config, key: "pretrain_config", sharedOnly: true, source: path.path)

@@ -302,7 +302,10 @@ public enum Report {
         for s in scoreNames { h += "<th>\(esc(s))</th>" }
         let floor = evals.compactMap(\.eval.fdFloor).first, floor21 = evals.compactMap(\.eval.fd21Floor).first
         let hasFD21 = evals.contains { $0.eval.fd21 != nil }
-        h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th><th>frechet dist.\(floor.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th>"
+        // the checker's columns where the prompts are of the shapes world
+        let checks = evals.contains { $0.eval.shapeEval != nil }
+        if checks { h += "<th>shape-eval</th><th>single</th><th>two objects</th><th>counting</th><th>position</th>" }
+        h += "<th>frechet dist.\(floor.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th>"
         if hasFD21 { h += "<th>FD, 21 features\(floor21.map { "<br><small>(floor \(fmt($0)))</small>" } ?? "")</th>" }
         let hasKL = evals.contains { $0.eval.klBase != nil }
         h += "<th>diversity</th><th>w2 to base</th>" + (hasKL ? "<th>KL to base<br><small>(nats)</small></th>" : "") + "</tr>"
@@ -314,12 +317,14 @@ public enum Report {
             }
             h += "<tr\(e.step == drift.onset ? " class=\"onset\"" : "")><td>\(e.step)</td>" + cell(e.eval.proxy, "proxy")
             for s in scoreNames { h += cell(e.eval.scores[s], "scores/" + s) }
-            h += cell(e.eval.shapeEval, "shape_eval")
-            for t in ["single", "two_objects", "counting", "position"] { h += cell(byTask[t] ?? nil, "shape_eval_by_task/" + t) }
+            if checks {
+                h += cell(e.eval.shapeEval, "shape_eval")
+                for t in ["single", "two_objects", "counting", "position"] { h += cell(byTask[t] ?? nil, "shape_eval_by_task/" + t) }
+            }
             h += cell(e.eval.fd, "fd") + (hasFD21 ? cell(e.eval.fd21, "fd21") : "") + cell(e.eval.diversity, "diversity") + cell(e.eval.w2, "w2")
                 + (hasKL ? cell(e.eval.klBase, "kl_base") : "") + "</tr>"
         }
-        h += "</table><p><small>&plusmn; one standard error (over the images; over prompts for diversity; the Frechet distance's from a bootstrap of the images). The Frechet distance's floor is its value between two independent renderings of the eval prompts: what it reads when nothing differs.</small></p>"
+        h += "</table><p><small>&plusmn; one standard error (over the images; over prompts for diversity; the Frechet distance's from a bootstrap of the images). " + (checks ? "The Frechet distance's floor is its value between two independent renderings of the eval prompts: what it reads when nothing differs." : "The Frechet distance compares with the folder's held-out images; its floor is as many of its training images against them: what it reads between real images.") + "</small></p>"
         if !grids.isEmpty {
             h += """
             <h2>Grids (eval prompts x fixed seeds, Euler ODE; labels are the proxy reward)</h2>

@@ -172,13 +172,14 @@ public struct RewardData {
         let first = jobs.count
         for i in prompts.indices { for _ in 0..<R { promptOf.append(i) } }
         let renderer = Renderer(size: S)
+        let specs = try prompts.map { try $0.shapesSpec(for: "the reward data's renderings") }
         pixels.withUnsafeMutableBufferPointer { px in
             let basePtr = px.baseAddress!
             parallelFor(prompts.count) { range in
                 for i in range {
                     for k in 0..<R {
                         var rng = RNG(seed: c.dataSeed).split(UInt64(i)).split(UInt64(1000 + k))
-                        var spec = prompts[i].spec
+                        var spec = specs[i]
                         if k > 0 {
                             let kinds = CaptionNoise.Kind.allCases.compactMap { CaptionNoise.apply($0, to: spec, pick: rng.nextUInt64()) }
                             if !kinds.isEmpty { spec = kinds[Int(rng.nextUInt64() % UInt64(kinds.count))] }

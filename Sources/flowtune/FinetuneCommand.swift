@@ -16,6 +16,8 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Base model checkpoint.") var model = "models/base-s32c-distilled.safetensors"
     @Option(help: "Training prompt list.") var prompts = "prompts/train.txt"
     @Option(help: "Held-out prompt list for grids and gold metrics.") var evalPrompts = "prompts/eval.txt"
+    @Option(help: ArgumentHelp("A model trained on a folder of images: where that folder is now (default: where the model file says it was). Such a model's prompts default to its training captions (data:train) and held-out captions (data:held-out).", valueName: "dir"))
+    var data: String?
     @Option(help: ArgumentHelp("Reward: name[=weight],... (\(ScorerRegistry.names)); weight 0 is logged, not optimised."))
     var reward = "shape-eval"
     @Option(help: "RL iterations.") var steps = 100
@@ -85,7 +87,7 @@ struct FinetuneOptions: ParsableArguments {
 
     var config: FinetuneConfig {
         var c = FinetuneConfig()
-        c.algo = algo; c.model = model; c.prompts = prompts; c.evalPrompts = evalPrompts; c.reward = reward; c.steps = steps
+        c.algo = algo; c.model = model; c.prompts = prompts; c.evalPrompts = evalPrompts; c.data = data; c.reward = reward; c.steps = steps
         c.promptsPerIteration = promptsPerIteration; c.groupSize = groupSize
         c.sde = SDEConfig(steps: sdeSteps, noiseLevel: noiseLevel, shift: shift, stochasticLastStep: trainLastStep, window: sdeWindow)
         c.sharedInitialNoise = sharedInitialNoise ? true : nil
@@ -150,6 +152,8 @@ func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboa
     defer { lock?.release() }
     // set everything up (and fail on bad input) before writing anything into the run folder
     let run = try Finetuner(config: config, runDir: out, resume: resume, world: world)
+    config = run.config        // a folder model's prompts resolved to its captions
+    if !quiet { for note in run.notes { log("note: " + note) } }
     if root && lock == nil { lock = try RunLock(out) }
     run.tensorboard = tensorboard
     if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }

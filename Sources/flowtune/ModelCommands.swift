@@ -9,7 +9,11 @@ import Training
 
 struct SamplingOptions: ParsableArguments {
     @Option(help: "Model checkpoint (safetensors).") var model = "models/base-s32c-distilled.safetensors"
-    @Option(help: "Prompt file.") var prompts = "prompts/eval.txt"
+    static let defaultPrompts = "prompts/eval.txt"
+    @Option(help: "Prompt file (data:train or data:held-out: the captions of a model trained on a folder, whose default is data:held-out).")
+    var prompts = defaultPrompts
+    @Option(help: ArgumentHelp("A model trained on a folder of images: where that folder is now (default: where the model file says it was).", valueName: "dir"))
+    var data: String?
     @Option(help: "Images per prompt.") var perPrompt = 4
     @Option(help: "Euler steps.") var steps = 20
     @Option(help: "Classifier-free guidance scale (1: no guidance, one network evaluation per step).") var cfg: Float = 3
@@ -25,19 +29,23 @@ struct SamplingOptions: ParsableArguments {
     }
 
     func load() throws -> (DiT, PromptFile) {
-        let (m, f, _) = try loadWithMetadata()
+        let (m, f, _, _) = try loadWithMetadata()
         return (m, f)
     }
 
-    /// The model, the prompts and the model file's metadata.
-    func loadWithMetadata() throws -> (DiT, PromptFile, [String: String]) {
+    /// The model, the prompts, the model file's metadata, and (a model trained on a folder) its folder read.
+    func loadWithMetadata() throws -> (DiT, PromptFile, [String: String], FolderData?) {
         let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: model))
         let m = try Checkpoint.load(file, source: model)
         if cfg != 1, let w = file.metadata[Checkpoint.distilledCFGKey].flatMap(Float.init) {
             log("note: \(model) is guidance-distilled (it draws at --cfg 1 what its teacher drew at CFG \(w)); --cfg \(cfg) guides about as strongly as CFG \(cfg * w) would its teacher")
         }
-        let f = try PromptFile(path: prompts)
-        return (m, f, file.metadata)
+        let folder = m.trainedOn == nil ? nil : try FolderData(model: m, source: model, folder: data)
+        if folder == nil, data != nil { throw CLIError("--data names the folder a model was trained on; \(model) is a shapes-world model") }
+        let path = folder != nil && prompts == Self.defaultPrompts ? FolderData.heldOutCaptions : prompts
+        let f = try FolderData.promptFile(path, model: m, source: model, cached: folder)
+        if let note = FolderData.unknownWordsNote(f) { log("note: " + note) }
+        return (m, f, file.metadata, folder)
     }
 
     func generate(_ m: DiT, _ f: PromptFile) throws -> [[[Float]]] {
@@ -89,7 +97,7 @@ struct Sample: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall.")
+        abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall (a model trained on a folder: the Frechet distance of its samples to the held-out images).")
     @OptionGroup var options: SamplingOptions
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
@@ -98,7 +106,11 @@ struct Evaluate: ParsableCommand {
     func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
-        let (m, f, metadata) = try options.loadWithMetadata()
+        let (m, f, metadata, folder) = try options.loadWithMetadata()
+        if let folder { return try evaluateOnFolder(m, f, folder) }
+        guard f.entries.allSatisfy({ $0.spec != nil }) else {
+            throw CLIError("\(options.prompts): the checker scores prompts of the shapes world; these are free text")
+        }
         let noise = metadata[Checkpoint.captionNoiseKey]
         let images = try options.generate(m, f)
         let checker = Checker(size: m.config.imageSize)
@@ -122,6 +134,39 @@ struct Evaluate: ParsableCommand {
             if let noise { print("pretrained with caption noise \(noise)") }
             print(scores.table)
         }
+        try printDetails(kinds)
+    }
+
+    /// A folder model: the Frechet distance (57 and 21 features) of its samples for the prompts to
+    /// the folder's held-out images, beside the floor: as many of its training images against them.
+    func evaluateOnFolder(_ m: DiT, _ f: PromptFile, _ folder: FolderData) throws {
+        if details { throw CLIError("--details lists the checker's requirements; a model trained on a folder has no checker") }
+        let t0 = now()
+        let images = try options.generate(m, f).flatMap { $0 }
+        let S = m.config.imageSize
+        let feats = images.map { ImageFeatures.extract($0, size: S) }
+        let held = folder.heldOut.map { ImageFeatures.extract(folder.images.image($0), size: S) }
+        var order = folder.train
+        var rng = RNG(seed: 0x5EED_DA7B)
+        rng.shuffle(&order)
+        let real = order.prefix(images.count).map { ImageFeatures.extract(folder.images.image($0), size: S) }
+        let c = ImageFeatures.compact
+        let values: [(String, Double)] = [
+            ("fd", frechetDistance(feats, held)), ("fd_floor", frechetDistance(real, held)),
+            ("fd21", frechetDistance(feats.map(c), held.map(c))), ("fd21_floor", frechetDistance(real.map(c), held.map(c))),
+        ]
+        if json {
+            let counts: [(String, JSONValue)] = [("images", .int(images.count)), ("held_out", .int(held.count)), ("floor_images", .int(real.count))]
+            print(JSONValue.object(counts + values.map { ($0.0, JSONValue.double($0.1)) }).text)
+        } else {
+            print("\(images.count) samples of \(f.entries.count) prompts (\(f.path)) against the \(held.count) held-out images of \(folder.images.root.path)")
+            print(String(format: "Frechet distance  %.3f   (floor: %ld training images against them, %.3f)", values[0].1, real.count, values[1].1))
+            print(String(format: "  21 features     %.3f   (floor %.3f)", values[2].1, values[3].1))
+            print(String(format: "%.1f s", now() - t0))
+        }
+    }
+
+    func printDetails(_ kinds: [String: (Int, Int)]) throws {
         if details {
             var lines = ["requirement                 pass rate"]
             for (k, v) in kinds.sorted(by: { $0.key < $1.key }) {

@@ -4,11 +4,12 @@ import Tensor
 import Imaging
 import Model
 import Shapes
+import Dataset
 import Training
 
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Pretrain the velocity network by flow matching on freshly rendered shapes-world images.")
+        abstract: "Pretrain the velocity network by flow matching on freshly rendered shapes-world images, or on a folder of captioned images (--data).")
 
     @Option(help: "Model configuration: s32, s32c (s32 with a convolutional output head), small or tiny.") var config = "s32"
     @Option(help: "Total optimiser steps.") var steps = 20_000
@@ -34,9 +35,43 @@ struct Pretrain: ParsableCommand {
     var distillCfg: Float?
     @Option(help: ArgumentHelp("Draw each image for a corrupted prompt under the original caption, e.g. count=0.3,relation=0.3,binding=0.3 (kinds: \(CaptionNoise.Kind.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "spec"))
     var captionNoise = ""
+    @Option(help: ArgumentHelp("Train on this folder of captioned images instead of the renderer: PNG and JPEG files, each captioned by NAME.txt beside it or by a metadata.jsonl line {\"file_name\": ..., \"text\": ...}.", valueName: "dir"))
+    var data: String?
+    @Option(help: "With --data: the fraction of the images held out (never trained on; the gold metrics compare against them).") var heldOut = 0.1
+    @Option(help: "With --data: the seed of the held-out split.") var splitSeed: UInt64 = 0
+    @Flag(help: "With --data: flip half of the drawn images left to right.") var flip = false
+    @Option(help: "With --data: the colour under transparent pixels: white, black, gray, or R,G,B (0-255).") var background = "white"
+    @Flag(help: "With --data: leave out images that do not decode or have no caption (each is named) instead of stopping.") var skipBad = false
+    @Option(help: "With --data: a word needs this many training captions to get an id of its own (rarer ones read as unknown).") var minWordCount = 1
+    @Option(help: "With --data: the most words of a caption the model reads (the text length is the longest caption's, up to this).") var maxWords = 32
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
+
+    /// The folder's options (nil: the shapes world), checked.
+    func folderOptions() throws -> FolderTraining? {
+        guard let data else {
+            for (flag, given) in [("--flip", flip), ("--skip-bad", skipBad)] where given { throw CLIError("\(flag) goes with --data (a folder of images)") }
+            return nil
+        }
+        var f = FolderTraining(folder: data)
+        f.heldOutFraction = heldOut; f.splitSeed = splitSeed; f.flip = flip; f.skipBad = skipBad
+        f.minWordCount = minWordCount; f.maxWords = maxWords
+        f.background = try parseColour(background, option: "--background")
+        try f.validate()
+        return f
+    }
+
+    /// The folder's images, read through its cache.
+    func readFolder(_ f: FolderTraining, imageSize: Int, say: (String) -> Void) throws -> ImageFolder {
+        let t0 = now()
+        let images = try ImageFolder(path: f.folder, size: imageSize, background: (f.background[0], f.background[1], f.background[2]), skipBad: f.skipBad)
+        say("\(f.folder): \(images.count) images at \(imageSize) px (cache \(images.cacheNote), \(formatDuration(now() - t0)))")
+        if !images.problems.isEmpty {
+            say("left out \(images.problems.count) bad file\(images.problems.count == 1 ? "" : "s") (--skip-bad):\n" + images.problems.map { "  " + $0 }.joined(separator: "\n"))
+        }
+        return images
+    }
 
     func execute() throws {
         enableGracefulInterrupt()
@@ -51,14 +86,17 @@ struct Pretrain: ParsableCommand {
         cfg.tMean = tMean; cfg.tStd = tStd
         cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
         cfg.captionNoise = try CaptionNoise(parsing: captionNoise, named: "--caption-noise")
+        cfg.data = try folderOptions()
+        try cfg.validate()         // before the folder is read (and its cache written)
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
         }
-        let excluded = Set(try PromptFile(path: exclude).prompts)
+        let excluded = cfg.data == nil ? Set(try PromptFile(path: exclude).prompts) : []
+        let images = try cfg.data.map { try readFolder($0, imageSize: try ModelConfig.named(config, vocabSize: 3).imageSize, say: say) }
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
-        let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world)
+        let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world, folder: images)
         let url = try outputURL(out)
         // a resume is checked (configuration, options, state) before the lock is taken, so that a
         // refused one leaves no trace
@@ -70,6 +108,9 @@ struct Pretrain: ParsableCommand {
         if let initFrom { say("starting from the weights of \(initFrom)") }
         if let distillFrom, let distillCfg { say("distilling \(distillFrom) guided at CFG \(distillCfg)") }
         if !cfg.captionNoise.isEmpty { say("caption noise: \(cfg.captionNoise)") }
+        if let v = trainer.model.trainedOn, case .words(let words) = trainer.model.vocabulary {
+            say("\(v.images - v.heldOut.count) training images, \(v.heldOut.count) held out (seed \(v.splitSeed)); vocabulary of \(words.words.count) words (min count \(words.minCount)), \(words.textLength) tokens a caption")
+        }
         if resume {
             try trainer.resume(from: url)       // again under the lock: a run that ended meanwhile saved a later state
             say("resumed \(out) at step \(trainer.step)")
@@ -117,6 +158,21 @@ struct Pretrain: ParsableCommand {
             try trainer.save(to: url)
         }
         say("done: \(out) at step \(trainer.step)")
+    }
+}
+
+/// An RGB colour: white, black, gray, or R,G,B with each 0...255.
+func parseColour(_ text: String, option: String) throws -> [UInt8] {
+    switch text.lowercased() {
+    case "white": return [255, 255, 255]
+    case "black": return [0, 0, 0]
+    case "gray", "grey": return [128, 128, 128]
+    default:
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { UInt8($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ $0 != nil }) else {
+            throw CLIError("\(option) \(text): give white, black, gray, or R,G,B with each 0-255 (e.g. 240,240,240)")
+        }
+        return parts.map { $0! }
     }
 }
 

@@ -116,7 +116,7 @@ import Shapes
                                                                    vocabSize: Tokenizer.vocabularySize, freqDim: 32, textLength: 8)] {
             let foreign = dir.appendingPathComponent("foreign-\(other.vocabSize)-\(other.textLength).safetensors")
             try Checkpoint.save(try DiT(config: other), to: foreign)
-            #expect(Self.message { _ = try Checkpoint.load(foreign) }.contains("this tokenizer has"))
+            #expect(Self.message { _ = try Checkpoint.load(foreign) }.contains("the shapes grammar has"))
         }
         // mismatched configuration
         #expect(Self.message { _ = try Checkpoint.load(url, expect: .small(vocabSize: Tokenizer.vocabularySize)) }.contains("does not match"))

@@ -4,6 +4,8 @@ import Tensor
 import Model
 import Training
 import Shapes
+import Imaging
+import Dataset
 
 /// The command-line tools the bad-input corpus runs: the debug build beside this test bundle and
 /// the release build (scripts/test.sh builds both, `swift build -c release` first). The release
@@ -128,6 +130,21 @@ final class BadInputFixtures: @unchecked Sendable {
         // a user's folder with files of no run
         try fm.createDirectory(at: dir.appendingPathComponent("user-folder"), withIntermediateDirectories: true)
         try text("user-folder/report.html", "<p>my own report</p>\n")
+        // a folder of captioned images and a tiny model pretrained on it (its cache written here, before the snapshot)
+        try fm.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
+        for (i, caption) in ["a red tile", "a blue tile", "a green tile"].enumerated() {
+            var img = RGBImage(width: 12, height: 12, fill: (UInt8(80 * i), 100, 200))
+            img.setPixel(3, 3, (0, 0, 0))
+            try file("images/\(i).png", Data(try img.pngData()))
+            try text("images/\(i).txt", caption)
+        }
+        var fc = PretrainConfig()
+        fc.model = "tiny"; fc.steps = 1; fc.batch = 2
+        fc.data = FolderTraining(folder: dir.appendingPathComponent("images").path)
+        fc.data!.heldOutFraction = 0.3
+        let onFolder = try Pretrainer(config: fc, excluding: [], folder: try ImageFolder(path: dir.appendingPathComponent("images").path, size: 16))
+        _ = onFolder.trainStep()
+        try onFolder.save(to: dir.appendingPathComponent("folder-model.safetensors"))
         try text("a-file", "not a folder\n")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("no-run"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("torn-config"), withIntermediateDirectories: true)
@@ -185,8 +202,8 @@ final class BadInputFixtures: @unchecked Sendable {
         BadInput(name: "foreign safetensors", args: model("$F/foreign.safetensors"), names: "foreign.safetensors: not a flowtune checkpoint"),
         BadInput(name: "not safetensors", args: model("$F/not-safetensors.safetensors"), names: "not-safetensors.safetensors"),
         BadInput(name: "no metadata", args: model("$F/no-metadata.safetensors"), names: "no-metadata.safetensors: not a flowtune checkpoint"),
-        BadInput(name: "other vocabulary size", args: model("$F/other-vocabulary.safetensors"), names: "this tokenizer has"),
-        BadInput(name: "other text length", args: model("$F/other-text-length.safetensors"), names: "of 12 tokens, this tokenizer has"),
+        BadInput(name: "other vocabulary size", args: model("$F/other-vocabulary.safetensors"), names: "the shapes grammar has"),
+        BadInput(name: "other text length", args: model("$F/other-text-length.safetensors"), names: "of 12 tokens, the shapes grammar has"),
         BadInput(name: "image size not a multiple of the patch", args: model("$F/image-not-multiple-of-patch.safetensors"), names: "image size 18 is not a multiple of patch 4"),
         BadInput(name: "image size the checker cannot score", args: model("$F/image-too-small.safetensors"), names: "image size 8: the shapes world's renderer and checker"),
         BadInput(name: "absurd width", args: model("$F/huge-width.safetensors"), names: "width 1099511627776 is larger than"),
@@ -256,6 +273,21 @@ final class BadInputFixtures: @unchecked Sendable {
                  names: "--caption-noise \"colour=0.2\": unknown kind \"colour\" (kinds: count, relation, binding, omission, placement)"),
         BadInput(name: "caption noise probability above 1", args: pretrain + ["--caption-noise", "count=0.2,relation=1.5", "--out", "p.safetensors"],
                  names: "the probability of relation is 1.5; it must be in [0, 1]"),
+        BadInput(name: "pretraining on a folder with no image", args: pretrain + ["--data", "$F/folder", "--out", "p.safetensors"], names: "no image (looked for .png, .jpg and .jpeg files"),
+        BadInput(name: "pretraining on a file as the folder", args: pretrain + ["--data", "$F/eval.txt", "--out", "p.safetensors"], names: "not a folder"),
+        BadInput(name: "pretraining on a missing folder", args: pretrain + ["--data", "$F/nowhere", "--out", "p.safetensors"], names: "nowhere: no such folder"),
+        BadInput(name: "caption noise on a folder", args: pretrain + ["--data", "$F/images", "--caption-noise", "count=0.2", "--out", "p.safetensors"],
+                 names: "--caption-noise corrupts shapes-world prompts"),
+        BadInput(name: "flips without a folder", args: pretrain + ["--flip", "--out", "p.safetensors"], names: "--flip goes with --data"),
+        BadInput(name: "a background of four channels", args: pretrain + ["--data", "$F/images", "--background", "1,2,3,4", "--out", "p.safetensors"], names: "--background 1,2,3,4"),
+        BadInput(name: "holding out every image", args: pretrain + ["--data", "$F/images", "--held-out", "1", "--out", "p.safetensors"], names: "--held-out"),
+        BadInput(name: "the checker as the reward of a folder model", args: ["finetune", "--model", "$F/folder-model.safetensors", "--reward", "shape-eval", "--steps", "1", "--out", "run"],
+                 names: "shape-eval reads shapes-world prompts"),
+        BadInput(name: "a folder for a shapes model", args: finetune + ["--out", "run", "--data", "$F/images"], names: "--data names the folder a model was trained on"),
+        BadInput(name: "a folder model's folder elsewhere, empty", args: ["sample", "--model", "$F/folder-model.safetensors", "--data", "$F/folder", "--out", "g.png"],
+                 names: "no image"),
+        BadInput(name: "the checker on a folder model's captions", args: ["evaluate", "--model", "$F/tiny.safetensors", "--prompts", "data:held-out"],
+                 names: "is a shapes-world model: it has no folder of images"),
         BadInput(name: "pretraining EMA decay 1", args: pretrain + ["--ema-decay", "1", "--out", "p.safetensors"], names: "--ema-decay must be in [0.0, 1.0)"),
         BadInput(name: "activations that do not fit in memory", args: ["pretrain", "--config", "s32", "--steps", "1", "--batch", "1048576", "--exclude", "$F/eval.txt", "--out", "p.safetensors"],
                  names: "out of memory: cannot allocate"),
