@@ -1,3 +1,5 @@
+import Foundation
+
 /// A line chart rendered to an image: several series, axes with ticks and numbers, a legend,
 /// optional vertical markers (e.g. the onset of over-optimisation). Ticks fall on round values
 /// (1, 2 or 5 times a power of ten) labelled with as many decimals as their spacing needs.
@@ -165,7 +167,6 @@ extension RGBImage {
     }
 }
 
-import Foundation
 
 /// Small multiples: charts rendered on a white sheet, `top` (if any) across the full width, the
 /// panels below it `columns` to a row.

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
 /// Mean checker scores per task type and overall (the object `check-data --json` and
 /// `evaluate --json` print).
 public struct TaskScores: Sendable {
@@ -30,7 +35,3 @@ public struct TaskScores: Sendable {
         return lines.joined(separator: "\n")
     }
 }
-#if canImport(Glibc)
-import Glibc
-#endif
-import Foundation

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 /// AdamW (decoupled weight decay, Loshchilov & Hutter) over one flat parameter buffer,
 /// with global gradient-norm clipping. The moments are plain arrays so they can be saved.
 public struct AdamW: Sendable {
@@ -52,9 +58,3 @@ public func l2Norm(_ x: UnsafeBufferPointer<Float>) -> Float {
     guard let p = x.baseAddress else { return 0 }
     return Float(squaredNorm(p, count: x.count).squareRoot())
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 /// A fixed-size, 64-byte-aligned Float buffer with a stable address (a reference type, so the
 /// layer kernels can hold raw pointers into it). Copy with `copy()` when a value is meant.
 ///
@@ -66,11 +72,6 @@ public struct OutOfMemory: Error, CustomStringConvertible {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
 
 /// The machine's physical memory in bytes (0 where the system does not say).
 public var physicalMemoryBytes: Int {

@@ -1,3 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
+@inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
+#else
+import Darwin
+@inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
+@inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
+#endif
+
 /// A seeded, splittable pseudo-random generator (xoshiro256**, seeded through SplitMix64).
 ///
 /// A run is reproducible bit for bit from its seed on the same machine: every consumer of
@@ -107,13 +117,3 @@ public struct RNG: Sendable, Codable, Equatable {
         try c.encode(stateWords, forKey: .state)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
-#else
-import Darwin
-@inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
-#endif

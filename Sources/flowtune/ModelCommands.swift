@@ -60,19 +60,29 @@ struct Sample: ParsableCommand {
     @Option(help: "Captioned grid PNG.") var out: String?
     @Option(help: "Folder for one PNG per image plus index.jsonl (file, prompt, seed).") var outDir: String?
     @Option(help: "Upscaling factor in the grid.") var scale = 3
+    @Flag(help: "A model trained on a folder: begin each grid row with the folder's image of that caption (labelled \"real\"), where it has one.")
+    var real = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
 
     func execute() throws {
         guard out != nil || outDir != nil else { throw CLIError("give --out GRID.png and/or --out-dir DIR") }
-        let (m, f) = try options.load()
-        if out != nil { try checkGrid(perPrompt: options.perPrompt, scale: scale, imageSize: m.config.imageSize) }
+        let (m, f, _, folder) = try options.loadWithMetadata()
+        if real && (folder == nil || out == nil) { throw CLIError("--real shows a folder model's images in the grid: it needs a model trained on a folder and --out") }
+        if out != nil { try checkGrid(perPrompt: options.perPrompt + (real ? 1 : 0), scale: scale, imageSize: m.config.imageSize) }
         let t0 = now()
         let images = try options.generate(m, f)
         let S = m.config.imageSize
         if let out {
-            let rows = zip(f.prompts, images).map { GridRow(caption: $0, images: $1.map { RGBImage(signedUnit: $0, width: S, height: S) }) }
+            // the folder's image of each caption (the first of that caption), for --real
+            let byCaption = Dictionary(folder?.images.entries.enumerated().map { ($1.caption, $0) } ?? [], uniquingKeysWith: { a, _ in a })
+            let rows = zip(f.prompts, images).map { prompt, imgs in
+                let samples = imgs.map { RGBImage(signedUnit: $0, width: S, height: S) }
+                guard real, let folder else { return GridRow(caption: prompt, images: samples) }
+                let first = byCaption[prompt].map { RGBImage(signedUnit: folder.images.image($0), width: S, height: S) } ?? RGBImage(width: S, height: S)
+                return GridRow(caption: prompt, images: [first] + samples, labels: [byCaption[prompt] == nil ? "none" : "real"] + samples.map { _ in "" })
+            }
             let grid = composeGrid(rows: rows, scale: scale, title: "\(options.model): \(options.steps) Euler steps, cfg \(options.cfg), seed \(options.seed)")
             try writeAtomically(try grid.pngData(), to: try outputURL(out))
             log("wrote \(out)")

@@ -288,6 +288,8 @@ final class BadInputFixtures: @unchecked Sendable {
                  names: "no image"),
         BadInput(name: "the checker on a folder model's captions", args: ["evaluate", "--model", "$F/tiny.safetensors", "--prompts", "data:held-out"],
                  names: "is a shapes-world model: it has no folder of images"),
+        BadInput(name: "real images beside a shapes model's samples", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--real", "--out", "g.png"],
+                 names: "--real shows a folder model's images in the grid"),
         BadInput(name: "pretraining EMA decay 1", args: pretrain + ["--ema-decay", "1", "--out", "p.safetensors"], names: "--ema-decay must be in [0.0, 1.0)"),
         BadInput(name: "activations that do not fit in memory", args: ["pretrain", "--config", "s32", "--steps", "1", "--batch", "1048576", "--exclude", "$F/eval.txt", "--out", "p.safetensors"],
                  names: "out of memory: cannot allocate"),
