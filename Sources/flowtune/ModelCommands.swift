@@ -160,10 +160,15 @@ struct Evaluate: ParsableCommand {
         var rng = RNG(seed: 0x5EED_DA7B)
         rng.shuffle(&order)
         let real = order.prefix(images.count).map { ImageFeatures.extract(folder.images.image($0), size: S) }
+        // and two random halves of the whole folder against each other
+        var all = Array(folder.images.entries.indices)
+        rng.shuffle(&all)
+        let halves = [all.prefix(all.count / 2), all.dropFirst(all.count / 2)].map { $0.map { ImageFeatures.extract(folder.images.image($0), size: S) } }
         let c = ImageFeatures.compact
         let values: [(String, Double)] = [
             ("fd", frechetDistance(feats, held)), ("fd_floor", frechetDistance(real, held)),
             ("fd21", frechetDistance(feats.map(c), held.map(c))), ("fd21_floor", frechetDistance(real.map(c), held.map(c))),
+            ("fd_halves", frechetDistance(halves[0], halves[1])), ("fd21_halves", frechetDistance(halves[0].map(c), halves[1].map(c))),
         ]
         if json {
             let counts: [(String, JSONValue)] = [("images", .int(images.count)), ("held_out", .int(held.count)), ("floor_images", .int(real.count))]
@@ -172,6 +177,7 @@ struct Evaluate: ParsableCommand {
             print("\(images.count) samples of \(f.entries.count) prompts (\(f.path)) against the \(held.count) held-out images of \(folder.images.root.path)")
             print(String(format: "Frechet distance  %.3f   (floor: %ld training images against them, %.3f)", values[0].1, real.count, values[1].1))
             print(String(format: "  21 features     %.3f   (floor %.3f)", values[2].1, values[3].1))
+            print(String(format: "two halves of the folder's %ld images against each other: %.3f (21 features %.3f)", all.count, values[4].1, values[5].1))
             print(String(format: "%.1f s", now() - t0))
         }
     }
