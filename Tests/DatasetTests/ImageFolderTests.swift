@@ -43,7 +43,7 @@ struct TestFolder {
     }
 
     /// A PNG by hand: IHDR, one IDAT of stored (uncompressed) zlib blocks, IEND.
-    static func png(width: Int, height: Int, colorType: UInt8, rows: [[UInt8]]) -> [UInt8] {
+    static func png(width: Int, height: Int, colorType: UInt8, rows: [[UInt8]], palette: [UInt8]? = nil) -> [UInt8] {
         func be(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 255), UInt8(v >> 16 & 255), UInt8(v >> 8 & 255), UInt8(v & 255)] }
         func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
             let body = Array(type.utf8) + data
@@ -62,7 +62,7 @@ struct TestFolder {
         } while i < raw.count
         z += be(Int(b << 16 | a))
         return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", be(width) + be(height) + [8, colorType, 0, 0, 0])
-            + chunk("IDAT", z) + chunk("IEND", [])
+            + (palette.map { chunk("PLTE", $0) } ?? []) + chunk("IDAT", z) + chunk("IEND", [])
     }
     static func greyPNG(side: Int, value: UInt8) -> [UInt8] {
         png(width: side, height: side, colorType: 0, rows: Array(repeating: Array(repeating: value, count: side), count: side))
@@ -111,6 +111,9 @@ struct TestFolder {
         let glass = try RGBAImage(fileData: TestFolder.rgbaPNG(side: 2, rgba: (0, 0, 255, 128)))
         let onWhite = glass.composited(over: (255, 255, 255))
         #expect(abs(onWhite[0] - 127) < 0.01 && abs(onWhite[2] - 255) < 0.01)
+        // a palette PNG: index 0 red, 1 green; a 2x2 checkerboard
+        let indexed = try RGBAImage(fileData: TestFolder.png(width: 2, height: 2, colorType: 3, rows: [[0, 1], [1, 0]], palette: [255, 0, 0, 0, 255, 0]))
+        #expect(indexed.pixels == [255, 0, 0, 255, 0, 255, 0, 255, 0, 255, 0, 255, 255, 0, 0, 255])
         let jpeg = try RGBAImage(fileData: try TestFolder.gradient(width: 17, height: 9).jpegData(quality: 95))
         #expect(jpeg.width == 17 && jpeg.height == 9 && jpeg.pixels[3] == 255)
         #expect(throws: ImageCodecError.self) { try RGBAImage(fileData: [1, 2, 3, 4]) }
