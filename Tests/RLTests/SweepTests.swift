@@ -122,6 +122,32 @@ import Training
         #expect(status3 == 0 && third.contains("8 run(s) already finished, skipped"), "\(third)")
     }
 
+    /// A sweep on a model trained on a folder of images (the bad-input fixtures' one): its
+    /// captions are the prompts, the gold is the Frechet distance to the held-out images, and
+    /// the tables have no checker column.
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func sweepOnAFolderModel() throws {
+        let fixtures = BadInputFixtures.shared
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("ft-folder-sweep-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let p = Process()
+        p.executableURL = cliBinary!
+        p.arguments = ["sweep", "--model", fixtures.dir.appendingPathComponent("folder-model.safetensors").path, "--reward", "saturation,brightness=0",
+                       "--steps", "2", "--prompts-per-iteration", "1", "--group-size", "4", "--sde-steps", "4", "--eval-every", "1",
+                       "--eval-per-prompt", "2", "--eval-steps", "4", "--vary", "lr=1e-4,3e-3", "--seeds", "1", "--jobs", "1",
+                       "--threads", "1", "--no-tensorboard", "--out", out.path]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice; p.standardError = err
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        let md = try String(contentsOf: out.appendingPathComponent("sweep.md"), encoding: .utf8)
+        #expect(md.contains("frechet distance change") && md.contains("brightness change") && !md.contains("shape-eval"), "\(md)")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("lr=1e-4_seed=0/config.json"))) as! [String: Any]
+        #expect(config["prompts"] as? String == "data:train" && config["evalPrompts"] as? String == "data:held-out")
+    }
+
     /// `compare --seeds 2`: two runs per algorithm (ALGO-seedN folders), and a row per algorithm
     /// with each number's mean, 95% bootstrap interval and the seeds' values.
     @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
