@@ -14,8 +14,8 @@ extension ACFlowTarget: ExpressibleByArgument {}
 struct FinetuneOptions: ParsableArguments {
     @Option(help: "Algorithm.") var algo = Algorithm.grpoGuard
     @Option(help: "Base model checkpoint.") var model = "models/base-s32c-distilled.safetensors"
-    @Option(help: "Training prompt list.") var prompts = "prompts/train.txt"
-    @Option(help: "Held-out prompt list for grids and gold metrics.") var evalPrompts = "prompts/eval.txt"
+    @Option(help: "Training prompt list (data:train: a folder model's training captions, its default).") var prompts = "prompts/train.txt"
+    @Option(help: "Held-out prompt list for grids and gold metrics (data:held-out: a folder model's held-out captions, its default).") var evalPrompts = "prompts/eval.txt"
     @Option(help: ArgumentHelp("A model trained on a folder of images: where that folder is now (default: where the model file says it was). Such a model's prompts default to its training captions (data:train) and held-out captions (data:held-out).", valueName: "dir"))
     var data: String?
     @Option(help: ArgumentHelp("Reward: name[=weight],... (\(ScorerRegistry.names)); weight 0 is logged, not optimised."))
