@@ -96,7 +96,24 @@ public struct ImageFolder {
 
     /// Image `i` with values in [-1, 1] (the model's range), (size, size, 3).
     public func image(_ i: Int) -> [Float] {
-        pixels[(i * valuesPerImage)..<((i + 1) * valuesPerImage)].map { Float($0) / 127.5 - 1 }
+        [Float](unsafeUninitializedCapacity: valuesPerImage) { buffer, n in
+            copyImage(i, into: buffer.baseAddress!)
+            n = valuesPerImage
+        }
+    }
+
+    /// Writes image `i` with values in [-1, 1] to `out` (size x size x 3 values), mirrored left to
+    /// right when `flipped`.
+    public func copyImage(_ i: Int, into out: UnsafeMutablePointer<Float>, flipped: Bool = false) {
+        let S = size, base = i * valuesPerImage
+        pixels.withUnsafeBufferPointer { px in
+            for y in 0..<S {
+                for x in 0..<S {
+                    let src = base + (y * S + (flipped ? S - 1 - x : x)) * 3, dst = (y * S + x) * 3
+                    for c in 0..<3 { out[dst + c] = Float(px[src + c]) / 127.5 - 1 }
+                }
+            }
+        }
     }
 
     /// The held-out split: a shuffle by `seed` of the images (in path order), whose first

@@ -55,6 +55,8 @@ public final class LearnedRewardScorer: RewardScorer {
     public let name: String
     public let members: [RewardModel]
     public let combine: EnsembleCombine
+    /// A reward model reads the shapes grammar's token ids.
+    public let readsShapesPrompts = true
     /// Images per network pass.
     let batch = 64
 

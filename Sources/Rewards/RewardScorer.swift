@@ -5,7 +5,14 @@ import Shapes
 /// value per image out. Every scorer can also serve as an evaluation metric.
 public protocol RewardScorer: AnyObject {
     var name: String { get }
+    /// Whether it reads a prompt's meaning in the shapes grammar or its shapes token ids (then a
+    /// model trained on a folder of images cannot use it).
+    var readsShapesPrompts: Bool { get }
     func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float]
+}
+
+extension RewardScorer {
+    public var readsShapesPrompts: Bool { false }
 }
 
 public struct RewardError: Error, CustomStringConvertible {
@@ -47,6 +54,7 @@ public final class SaturationScorer: RewardScorer {
 public final class ShapeEvalScorer: RewardScorer {
     public let name: String
     let soft: Bool
+    public let readsShapesPrompts = true
     public init(soft: Bool = false) { self.soft = soft; name = soft ? "shape-soft" : "shape-eval" }
     public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
         let checker = Checker(size: images.size)

@@ -12,11 +12,6 @@ public enum ScorerRegistry {
         ("jpeg-compressibility", { JPEGScorer(compressible: true) }),
         ("jpeg-incompressibility", { JPEGScorer(compressible: false) }),
     ]
-    /// Scorers that read a prompt's meaning in the shapes grammar (the checker), or its shapes token
-    /// ids (learned reward models): refused for a model trained on a folder of images.
-    public static func readsShapesPrompts(_ name: String) -> Bool {
-        name == "shape-eval" || name == "shape-soft" || name.hasPrefix(learnedPrefix)
-    }
     public static let externalPrefix = "external:"
     public static let learnedPrefix = LearnedRewardScorer.prefix
     /// "brightness, saturation, ..., external:COMMAND, rm:PATH[+PATH...]"

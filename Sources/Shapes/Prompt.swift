@@ -197,7 +197,7 @@ public struct Prompt: Hashable, Sendable, CustomStringConvertible {
     /// in the error a free-text prompt gets).
     public func shapesSpec(for what: String) throws -> PromptSpec {
         guard let spec else {
-            throw PromptError("\(what) scores prompts of the shapes world; \(PromptError.quoted(text)) is a prompt of a model trained on a folder of images (use a scorer that reads any image: rm:, external, brightness, ...)")
+            throw PromptError("\(what) scores prompts of the shapes world; \(PromptError.quoted(text)) is a prompt of a model trained on a folder of images (use a scorer that reads any image: brightness, saturation, jpeg-compressibility, external:COMMAND)")
         }
         return spec
     }

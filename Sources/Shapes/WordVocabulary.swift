@@ -99,7 +99,6 @@ public enum TextVocabulary: Equatable, Sendable {
     public var textLength: Int {
         switch self { case .shapes: Tokenizer.maxTokens; case .words(let v): v.textLength }
     }
-    public var isShapes: Bool { self == .shapes }
 
     /// `text` as a prompt of this vocabulary.
     public func prompt(_ text: String) throws -> Prompt {

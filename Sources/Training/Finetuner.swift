@@ -55,7 +55,7 @@ public final class Finetuner {
             let defaults = FinetuneConfig()
             if config.prompts == defaults.prompts { config.prompts = FolderData.trainCaptions }
             if config.evalPrompts == defaults.evalPrompts { config.evalPrompts = FolderData.heldOutCaptions }
-            if let name = reward.names.first(where: ScorerRegistry.readsShapesPrompts) {
+            if let name = reward.terms.first(where: { $0.scorer.readsShapesPrompts })?.scorer.name {
                 throw FinetuneError("\(name) reads shapes-world prompts; \(config.model) is trained on a folder of images: give a scorer that reads any image (brightness, saturation, jpeg-compressibility, external:COMMAND)")
             }
             folder = try FolderData(model: base, source: config.model, folder: config.data)
@@ -72,8 +72,7 @@ public final class Finetuner {
                               maxGradNorm: config.gradClip, decayMask: policy.layout.decayMask)
         state = TrainingState(policy: policy, reference: base, optimizer: optimizer, rng: RNG(seed: config.seed).split(0xF17E))
         algorithm = try config.algo.make(config: config, model: policy)
-        gold = try GoldMetrics(config: config, reference: base, evalPrompts: evalPrompts,
-                               against: folder.map { f in .images(heldOut: f.heldOut.map(f.images.image), training: f.train.map(f.images.image)) } ?? .rendered)
+        gold = try GoldMetrics(config: config, reference: base, evalPrompts: evalPrompts, against: folder.map(GoldReference.folder) ?? .rendered)
         if resume { try restore() }
     }
 

@@ -11,7 +11,6 @@ public struct FolderData {
     public let images: ImageFolder
     public let train: [Int]
     public let heldOut: [Int]
-    public let provenance: DataProvenance
 
     /// Prompt-list names that stand for a data model's captions wherever a prompt file is read.
     public static let trainCaptions = "data:train", heldOutCaptions = "data:held-out"
@@ -37,7 +36,17 @@ public struct FolderData {
         }.sorted()
         let held = Set(heldOut)
         train = images.entries.indices.filter { !held.contains($0) }
-        provenance = p
+    }
+
+    /// The seed of the floor's draw of training images (the in-run gold metrics and `evaluate`).
+    public static let floorSeed: UInt64 = 0x5EED_DA7B
+
+    /// The first `count` training images of a shuffle by `rng`: real images to set against the
+    /// held-out ones, as many as a measurement generates (the Frechet distance's floor).
+    public func floorImages(count: Int, rng: inout RNG) -> [[Float]] {
+        var order = train
+        rng.shuffle(&order)
+        return order.prefix(count).map(images.image)
     }
 
     /// The captions of the split as prompts of the model's vocabulary (each caption once, in path order).
@@ -51,9 +60,9 @@ public struct FolderData {
 
     /// A prompt list for a model: `data:train` or `data:held-out` (a folder model's captions),
     /// or a file read with the model's vocabulary.
-    public static func promptFile(_ path: String, model: DiT, source: String, folder: String? = nil, cached: FolderData? = nil) throws -> PromptFile {
+    public static func promptFile(_ path: String, model: DiT, source: String, cached: FolderData? = nil) throws -> PromptFile {
         guard path == trainCaptions || path == heldOutCaptions else { return try PromptFile(path: path, vocabulary: model.vocabulary) }
-        let data = try cached ?? FolderData(model: model, source: source, folder: folder)
+        let data = try cached ?? FolderData(model: model, source: source)
         return try data.prompts(path == trainCaptions ? data.train : data.heldOut, vocabulary: model.vocabulary, name: path)
     }
 

@@ -12,7 +12,7 @@ public enum GoldReference {
     case rendered
     /// The held-out images of a folder; the floor compares them with as many of its training
     /// images as the evaluation generates (real against real at the same sample sizes).
-    case images(heldOut: [[Float]], training: [[Float]])
+    case folder(FolderData)
 }
 
 /// Held-out evaluation at logged steps: eval prompts x fixed seeds sampled with the Euler ODE
@@ -61,13 +61,11 @@ public final class GoldMetrics {
             }
             referenceFeatures = rendered(0x5EED_DA7A)
             second = rendered(0x5EED_DA7B)
-        case .images(let heldOut, let training):
-            guard !heldOut.isEmpty, !training.isEmpty else { throw FinetuneError("the gold metrics need held-out and training images of the folder") }
-            referenceFeatures = heldOut.map { ImageFeatures.extract($0, size: S) }
-            var order = Array(training.indices)
-            var rng = RNG(seed: 0x5EED_DA7B)
-            rng.shuffle(&order)
-            second = order.prefix(evalPrompts.count * config.evalPerPrompt).map { ImageFeatures.extract(training[$0], size: S) }
+        case .folder(let f):
+            guard !f.heldOut.isEmpty, !f.train.isEmpty else { throw FinetuneError("the gold metrics need held-out and training images of the folder") }
+            referenceFeatures = f.heldOut.map { ImageFeatures.extract(f.images.image($0), size: S) }
+            var rng = RNG(seed: FolderData.floorSeed)
+            second = f.floorImages(count: evalPrompts.count * config.evalPerPrompt, rng: &rng).map { ImageFeatures.extract($0, size: S) }
         }
         fdFloor = referenceFeatures.count > 1 ? frechetDistance(referenceFeatures, second) : 0
         referenceCompact = referenceFeatures.map(ImageFeatures.compact)

@@ -103,7 +103,12 @@ public final class Pretrainer {
     let generator: PromptGenerator
     let renderer: Renderer
     /// The folder's training images and their captions' tokens (nil: the renderer draws the data).
-    let folder: (images: ImageFolder, train: [Int], tokens: [[Int32]])?
+    let folder: FolderSource?
+    struct FolderSource {
+        let images: ImageFolder
+        let train: [Int]            // the images drawn from
+        let tokens: [[Int32]]       // every image's caption, encoded
+    }
     let ws: Workspace
     /// Guidance distillation's frozen teacher (nil: targets from the data).
     let teacher: GuidedTeacher?
@@ -131,7 +136,7 @@ public final class Pretrainer {
             trainedOn = DataProvenance(folder: data.folder, checksum: images.contentChecksum, images: images.count,
                                        background: images.background, skipBad: data.skipBad, heldOutFraction: data.heldOutFraction,
                                        splitSeed: data.splitSeed, heldOut: held.map { images.entries[$0].file })
-            folder = (images, train, try images.entries.map { try v.encode($0.caption).tokens })
+            folder = FolderSource(images: images, train: train, tokens: try images.entries.map { try v.encode($0.caption).tokens })
         } else {
             folder = nil
         }
@@ -195,18 +200,13 @@ public final class Pretrainer {
 
     /// A batch of the folder's training images, drawn uniformly with replacement (deterministic
     /// in rng), each flipped left to right with probability 1/2 when the run flips.
-    func folderBatch(_ folder: (images: ImageFolder, train: [Int], tokens: [[Int32]]), rng: inout RNG, rows: Range<Int>?) -> FlowMatchingBatch {
-        let B = config.batch, n = model.config.pixelsPerImage, S = model.config.imageSize
+    func folderBatch(_ folder: FolderSource, rng: inout RNG, rows: Range<Int>?) -> FlowMatchingBatch {
+        let B = config.batch, n = model.config.pixelsPerImage
         let picks = (0..<B).map { _ in folder.train[rng.int(folder.train.count)] }
         let flips = (0..<B).map { _ in config.data?.flip == true && rng.nextUInt64() & 1 == 1 }
         var x0 = [Float](repeating: 0, count: B * n)
-        let px = folder.images.pixels
-        for b in rows ?? 0..<B {
-            let src = picks[b] * n
-            for y in 0..<S { for x in 0..<S {
-                let sx = flips[b] ? S - 1 - x : x
-                for c in 0..<3 { x0[b * n + (y * S + x) * 3 + c] = Float(px[src + (y * S + sx) * 3 + c]) / 127.5 - 1 }
-            } }
+        x0.withUnsafeMutableBufferPointer { xp in
+            for b in rows ?? 0..<B { folder.images.copyImage(picks[b], into: xp.baseAddress! + b * n, flipped: flips[b]) }
         }
         return FlowMatchingBatch(x0: x0, tokens: picks.flatMap { folder.tokens[$0] }, teacherTokens: nil)
     }

@@ -118,9 +118,6 @@ struct Evaluate: ParsableCommand {
     func execute() throws {
         let (m, f, metadata, folder) = try options.loadWithMetadata()
         if let folder { return try evaluateOnFolder(m, f, folder) }
-        guard f.entries.allSatisfy({ $0.spec != nil }) else {
-            throw CLIError("\(options.prompts): the checker scores prompts of the shapes world; these are free text")
-        }
         let noise = metadata[Checkpoint.captionNoiseKey]
         let images = try options.generate(m, f)
         let checker = Checker(size: m.config.imageSize)
@@ -156,10 +153,8 @@ struct Evaluate: ParsableCommand {
         let S = m.config.imageSize
         let feats = images.map { ImageFeatures.extract($0, size: S) }
         let held = folder.heldOut.map { ImageFeatures.extract(folder.images.image($0), size: S) }
-        var order = folder.train
-        var rng = RNG(seed: 0x5EED_DA7B)
-        rng.shuffle(&order)
-        let real = order.prefix(images.count).map { ImageFeatures.extract(folder.images.image($0), size: S) }
+        var rng = RNG(seed: FolderData.floorSeed)
+        let real = folder.floorImages(count: images.count, rng: &rng).map { ImageFeatures.extract($0, size: S) }
         // and two random halves of the whole folder against each other
         var all = Array(folder.images.entries.indices)
         rng.shuffle(&all)

@@ -93,7 +93,7 @@ struct Pretrain: ParsableCommand {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
         }
         let excluded = cfg.data == nil ? Set(try PromptFile(path: exclude).prompts) : []
-        let images = try cfg.data.map { try readFolder($0, imageSize: try ModelConfig.named(config, vocabSize: 3).imageSize, say: say) }
+        let images = try cfg.data.map { try readFolder($0, imageSize: try ModelConfig.named(config, vocabSize: Tokenizer.vocabularySize).imageSize, say: say) }
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world, folder: images)
