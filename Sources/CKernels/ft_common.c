@@ -52,6 +52,7 @@ ft_buffers *ft_thread_buffers(void) {
 // Swift side never calls then) fail without touching their outputs.
 int ft_gemm_available(void) { return 0; }
 int ft_avx2_available(void) { return 0; }
+int ft_bf16_available(void) { return 0; }
 
 int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b,
                    long ldb, float beta, float *c, long ldc, const float *bias, float *gelu_out, long ldg) {
@@ -61,6 +62,10 @@ int ft_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha
 }
 int ft_avx2_sgemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                         const float *b, long ldb, float beta, float *c, long ldc, const float *bias, float *gelu_out, long ldg) {
+    return ft_sgemm_fused(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, gelu_out, ldg);
+}
+int ft_bf16_gemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                       const float *b, long ldb, float beta, float *c, long ldc, const float *bias, float *gelu_out, long ldg) {
     return ft_sgemm_fused(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, gelu_out, ldg);
 }
 int ft_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b,

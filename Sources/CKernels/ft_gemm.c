@@ -39,38 +39,6 @@ static void pack_a(int trans, const float *a, long lda, long i0, long p0, long m
     }
 }
 
-// Transposes the 16 x 16 matrix held in r[0..<16] (row i in r[i]) in place: 4 x 4 blocks inside
-// each 128-bit lane by unpacking pairs of rows, then the lanes themselves by two rounds of
-// 128-bit shuffles.
-__attribute__((always_inline, target("avx512f")))
-static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {   // r[4i + j], lane l: column 4l + j of rows 4i..<4i+4
-        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
-        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-    }
-    for (int j = 0; j < 4; j++) {
-        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-        t[j + 4] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
-        t[j + 8] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        t[j + 12] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-    }
-    for (int j = 0; j < 4; j++) {
-        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
-        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
-    }
-}
-
 // op(B) rows p0..<p0+kc, columns j0..<j0+nc into ceil(nc/NR) panels of kc x NR:
 // dst[panel][p][c]; columns past nc are zero.
 __attribute__((target("avx512f")))
@@ -106,16 +74,6 @@ static void pack_b(int trans, const float *b, long ldb, long p0, long j0, long k
     }
 }
 
-// GELU, tanh form, as Tensor/Kernels.swift's geluForward: x / (1 + exp(-2u)),
-// u = sqrt(2/pi) (x + 0.044715 x^3).
-__attribute__((target("avx512f")))
-static inline __m512 gelu16(__m512 x) {
-    __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-    __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456f), _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(0.044715f), x3)));
-    __m512 e = exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u));
-    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-
 // C[0..<mr][0..<nr] = alpha * (A x B panel) + beta * C [+ bias] (C not read when beta == 0);
 // with `g`, also g = GELU(C). `bias` and `g` point at the tile's column / tile, or are NULL.
 __attribute__((always_inline, target("avx512f")))
@@ -139,27 +97,11 @@ static inline void kernel_body(long kc, const float *restrict ap, const long a_r
     }
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) {
-        if (r < mr) {
-            float *cr = c + r * ldc;
-            __m512 v0 = _mm512_mul_ps(va, acc0[r]), v1 = _mm512_mul_ps(va, acc1[r]);
-            if (beta != 0) {
-                v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
-                v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
-            }
-            if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
-            _mm512_mask_storeu_ps(cr, m0, v0);
-            _mm512_mask_storeu_ps(cr + 16, m1, v1);
-            if (g) {
-                _mm512_mask_storeu_ps(g + r * ldg, m0, gelu16(v0));
-                _mm512_mask_storeu_ps(g + r * ldg + 16, m1, gelu16(v1));
-            }
-        }
-    }
+    for (int r = 0; r < MR; r++)
+        if (r < mr) store_row32(c + r * ldc, g ? g + r * ldg : NULL, acc0[r], acc1[r], alpha, beta, bias0, bias1, bias != NULL, m0, m1);
 }
 
 // The A panel k-major (from a transposed A) or row by row at stride KC (see pack_a).

@@ -49,6 +49,70 @@ static inline __m512 exp16(__m512 x) {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
 }
 
+// Transposes the 16 x 16 matrix held in r[0..<16] (row i in r[i]) in place: 4 x 4 blocks inside
+// each 128-bit lane by unpacking pairs of rows, then the lanes themselves by two rounds of
+// 128-bit shuffles.
+__attribute__((always_inline, target("avx512f")))
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {   // r[4i + j], lane l: column 4l + j of rows 4i..<4i+4
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        t[j + 4] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        t[j + 8] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[j + 12] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
+    }
+}
+
+// GELU, tanh form, as Tensor/Kernels.swift's geluForward: x / (1 + exp(-2u)),
+// u = sqrt(2/pi) (x + 0.044715 x^3).
+__attribute__((target("avx512f")))
+static inline __m512 gelu16(__m512 x) {
+    __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456f), _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(0.044715f), x3)));
+    __m512 e = exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// One row of a finished 32-column tile of C (the AVX-512 kernels' epilogue): alpha * (acc0, acc1)
+// + beta * C (C not read when beta == 0) [+ bias], stored to the first nr columns (masks m0, m1);
+// with g, GELU of the result stored there too.
+__attribute__((always_inline, target("avx512f")))
+static inline void store_row32(float *cr, float *g, __m512 acc0, __m512 acc1, float alpha, float beta,
+                               __m512 bias0, __m512 bias1, int has_bias, __mmask16 m0, __mmask16 m1) {
+    __m512 va = _mm512_set1_ps(alpha);
+    __m512 v0 = _mm512_mul_ps(va, acc0), v1 = _mm512_mul_ps(va, acc1);
+    if (beta != 0) {
+        __m512 vb = _mm512_set1_ps(beta);
+        v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
+        v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+    }
+    if (has_bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
+    _mm512_mask_storeu_ps(cr, m0, v0);
+    _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    if (g) {
+        _mm512_mask_storeu_ps(g, m0, gelu16(v0));
+        _mm512_mask_storeu_ps(g + 16, m1, gelu16(v1));
+    }
+}
+
 // --- AVX2 + FMA (8 lanes): the same helpers for the AVX2 kernels ---
 
 // A lane mask of the first n of 8 lanes (n clamped to 0...8), for maskload/maskstore.

@@ -6,7 +6,8 @@ import Glibc
 import Darwin
 #endif
 
-/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C [+ bias].
+/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C [+ bias], with the
+/// inputs in `Compute.current.precision` (bf16: rounded while packed, fp32 accumulation).
 /// op(A) is (M, K), op(B) is (K, N), C is (M, N); leading dimensions are row strides.
 /// `bias` (N) is added to every row of C; with `geluOut` (same shape and row stride as C),
 /// GELU(C) is written there too: both are fused into the GEMM's last pass over C when the
@@ -15,7 +16,8 @@ import Darwin
 /// OpenBLAS runs single-threaded (its idle threads spin in sched_yield and fight our own
 /// workers on a 2-core machine); large products are split here by rows of C (or by columns
 /// when C has few rows) over `Compute.current.workers` threads. Pass `parallel: false` from
-/// inside a parallel region, and the `kernels` read before it (worker threads see no binding).
+/// inside a parallel region, and the `kernels` read before it (worker threads see no binding;
+/// an explicit `kernels` means its fp32 GEMM).
 @inline(__always)
 public func sgemm(transA: Bool = false, transB: Bool = false,
                   m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -28,7 +30,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
     if m == 0 || n == 0 { return }
     _ = BLASThreads.singleThreaded
     let compute = Compute.current
-    let own = (kernels ?? compute.kernels).gemm
+    let own: KernelPath.GEMM? = if let kernels { kernels.gemm } else { compute.gemm }
     let workers = parallel ? compute.workers : 1
     if workers == 1 || m * n * k < 1 << 20 {
         sgemmSerial(own, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, geluOut)

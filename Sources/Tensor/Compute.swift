@@ -15,10 +15,26 @@ import Darwin
 public struct Compute: Sendable, Equatable, CustomStringConvertible {
     public var kernels: KernelPath
     public var workers: Int
+    /// The number format of every GEMM's inputs (attention, the element-wise loops and the
+    /// optimizer stay fp32 in both). Only `.fp32` or a precision `kernels` runs (see `check`).
+    public var precision: Precision
 
-    public init(kernels: KernelPath = .best, workers: Int = Compute.defaultWorkers) {
-        self.kernels = kernels; self.workers = max(1, workers)
+    public init(kernels: KernelPath = .best, workers: Int = Compute.defaultWorkers, precision: Precision = .fp32) {
+        self.kernels = kernels; self.workers = max(1, workers); self.precision = precision
     }
+
+    /// Throws unless `kernels` runs `precision` on this CPU.
+    public func check() throws {
+        guard kernels.runs(precision) else {
+            let why = precision == .bf16 && kernels == .avx512 ? "this CPU has no AVX512-BF16"
+                : "the \(kernels) kernels have no \(precision) GEMM (only flowtune-avx512 on a CPU with AVX512-BF16)"
+            throw ComputeError("--precision \(precision): \(why); use --precision fp32")
+        }
+    }
+
+    /// The own GEMM in force (ft_sgemm_fused's contract), nil for OpenBLAS (whose products are
+    /// fp32 whatever `precision` says: `check` refuses that pairing).
+    var gemm: KernelPath.GEMM? { kernels == .avx512 && precision == .bf16 ? ft_bf16_gemm_fused : kernels.gemm }
 
     /// The binding in force (task-local: each task and each test sees its own).
     @TaskLocal public static var current = Compute.detected
@@ -36,7 +52,8 @@ public struct Compute: Sendable, Equatable, CustomStringConvertible {
 
     /// The binding from the environment: FLOWTUNE_KERNELS (or its older name FLOWTUNE_GEMM) and
     /// FLOWTUNE_THREADS; `threads` (a command's --threads) wins over the latter. Bad values throw.
-    public static func fromEnvironment(threads: Int? = nil) throws -> Compute {
+    /// With `precision` (a command's --precision), that format, checked against the kernels.
+    public static func fromEnvironment(threads: Int? = nil, precision: Precision = .fp32) throws -> Compute {
         func env(_ k: String) -> String? { getenv(k).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
         var c = Compute()
         for key in ["FLOWTUNE_GEMM", "FLOWTUNE_KERNELS"] {
@@ -55,12 +72,25 @@ public struct Compute: Sendable, Equatable, CustomStringConvertible {
             guard threads >= 1 else { throw ComputeError("--threads must be at least 1") }
             c.workers = threads
         }
+        c.precision = precision
+        try c.check()
         return c
     }
 
     /// "flowtune-avx512", or "openblas-" and OpenBLAS's kernel family.
     public var gemmName: String { kernels == .openblas ? "openblas-" + BLASThreads.coreName : kernels.description }
-    public var description: String { "\(gemmName), \(workers) thread(s)" }
+    public var description: String { "\(gemmName)\(precision == .bf16 ? " bf16" : ""), \(workers) thread(s)" }
+}
+
+/// The number format of a GEMM's inputs. `.bf16`: op(A) and op(B) rounded to bfloat16 (8 bits of
+/// mantissa) as the kernel packs them, every product accumulated in fp32, the result fp32: mixed
+/// precision as autocast does it, with no tensor ever stored in bf16 (the weights, AdamW's
+/// moments and the loss stay fp32).
+public enum Precision: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case fp32, bf16
+    public var description: String { rawValue }
+    /// Whether this CPU has a bf16 GEMM (AVX-512F, AVX512BW and AVX512_BF16).
+    public static let cpuHasBF16 = ft_bf16_available() == 1
 }
 
 /// The kernel family that serves GEMM and attention.
@@ -83,6 +113,12 @@ public enum KernelPath: String, Sendable, CaseIterable, CustomStringConvertible 
         case .avx2: return Self.cpuHasAVX2
         case .openblas: return true
         }
+    }
+    /// Whether this path's GEMM runs `precision` on this CPU: fp32 everywhere it runs, bf16 only
+    /// on the AVX-512 path of a CPU with AVX512-BF16 (FLOWTUNE_KERNELS=avx2 or openblas rules it out).
+    public func runs(_ precision: Precision) -> Bool {
+        guard isAvailable else { return false }
+        return precision == .fp32 || (self == .avx512 && Precision.cpuHasBF16)
     }
     private static let cpuHasAVX512 = ft_gemm_available() == 1
     private static let cpuHasAVX2 = ft_avx2_available() == 1

@@ -35,6 +35,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var externalTimeout: Double = 30 // seconds an external scorer may take per image
     public var rmCombine: String? = nil     // how an rm:P1+P2 ensemble's members combine (nil: mean)
     public var acflow = ACFlowConfig()      // AC-Flow options (used when algo == acflow)
+    public var precision: Precision? = nil  // the GEMMs' input format, rollouts and training passes alike (nil: fp32)
     /// The base model file's CRC-32 when the run started (a resume refuses another file at `model`).
     public var modelChecksum: String? = nil
 

@@ -11,6 +11,8 @@ public enum SweepAxis: String, CaseIterable, Sendable {
     case acflowTau = "acflow-tau", acflowAlpha = "acflow-alpha", acflowTarget = "acflow-target"
     /// The reward model of the reward's rm: term (its path, or P1+P2 for an ensemble), and how an ensemble combines.
     case rm, rmCombine = "rm-combine"
+    /// The matrix products' input format (fp32, bf16): one run against the other, seed for seed.
+    case precision
 
     /// Sets this axis of `c` to `value`; a value the option would refuse is an error naming both.
     func apply(_ value: String, to c: inout FinetuneConfig) throws {
@@ -53,6 +55,9 @@ public enum SweepAxis: String, CaseIterable, Sendable {
         case .rmCombine:
             do { _ = try EnsembleCombine(parsing: value) } catch { throw InvalidOption("--vary rm-combine: \(error)") }
             c.rmCombine = value
+        case .precision:
+            let p: Precision = try choice("precision")
+            c.precision = p == .fp32 ? nil : p
         }
     }
 }

@@ -137,6 +137,14 @@ func loadRunConfig(_ url: URL, what: String, action: String = "resume") throws -
 /// Runs (or resumes) a fine-tuning run in `out`, with a progress line per iteration. Under
 /// mpirun every rank runs this; rank 0 alone locks and writes the run folder and prints.
 func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
+    // the run's precision (its config.json's on resume) serves its rollouts and training passes alike
+    var compute = Compute.current
+    compute.precision = given.precision ?? .fp32
+    try compute.check()
+    return try compute.run { try finetuneLoop(config: given, out: out, resume: resume, tensorboard: tensorboard, quiet: quiet) }
+}
+
+private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool, quiet: Bool) throws -> Finetuner {
     let world = World.current, root = world.isRoot, quiet = quiet || !root
     var config = given
     let configURL = out.appendingPathComponent("config.json")
@@ -223,10 +231,12 @@ struct Finetune: ParsableCommand {
         enableGracefulInterrupt()
         let world = try World.start()      // ended in FlowTune.main (finish, or abort on an error)
         var config = options.config
+        config.precision = threads.runPrecision
         var dir = try outputURL(out)
         if resume != nil || configFile != nil {
             // a resumed run keeps its configuration, a --config run takes the file's: only --steps
-            // (extend or shorten), --threads, --out (with --config) and --[no-]tensorboard apply
+            // (extend or shorten), --threads, --out (with --config) and --[no-]tensorboard apply; the
+            // file's precision too
             let url = resume.map { URL(fileURLWithPath: $0).appendingPathComponent("config.json") } ?? URL(fileURLWithPath: configFile!)
             if let resume { dir = URL(fileURLWithPath: resume) }
             var saved = try loadRunConfig(url, what: resume != nil ? "no run to resume (config.json missing)" : "cannot read the configuration", action: resume != nil ? "resume" : "read")

@@ -41,8 +41,15 @@ struct SweepCommand: ParsableCommand {
         try OptionCheck.positive("--jobs", jobs)
         _ = try gains()
         let points: [SweepPoint]
-        do { points = try sweepGrid(base: options.config, vary: axes, seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
+        var base = options.config
+        base.precision = threads.runPrecision
+        do { points = try sweepGrid(base: base, vary: axes, seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
         let total = try threads.compute().workers
+        for p in points {     // a precision this CPU cannot run is refused before any run starts
+            var cpu = try threads.compute()
+            cpu.precision = p.config.precision ?? .fp32
+            do { try cpu.check() } catch { throw CLIError("run \(p.name): \(error)") }
+        }
         let perJob = max(1, total / jobs)
         let dir = try outputURL(out)
         try makeFolder(dir)

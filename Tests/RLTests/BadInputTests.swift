@@ -24,6 +24,7 @@ struct BadInput: Sendable, CustomTestStringConvertible {
     let args: [String]
     let names: String
     var exitCode: Int32 = 1          // 64: a command line ArgumentParser rejects
+    var environment: [String: String] = [:]   // added to the test's own
     var testDescription: String { name }
 }
 
@@ -255,6 +256,13 @@ final class BadInputFixtures: @unchecked Sendable {
         BadInput(name: "lr NaN", args: finetune + ["--out", "run", "--lr", "nan"], names: "--lr must be a positive finite number, got nan"),
         BadInput(name: "negative lr", args: finetune + ["--out", "run", "--lr=-0.001"], names: "--lr must be a positive finite number"),
         BadInput(name: "threads 0", args: finetune + ["--out", "run", "--threads", "0"], names: "--threads must be at least 1"),
+        BadInput(name: "precision fp16", args: finetune + ["--out", "run", "--precision", "fp16"], names: "--precision", exitCode: 64),
+        BadInput(name: "bf16 on the OpenBLAS path", args: finetune + ["--out", "run", "--precision", "bf16"],
+                 names: "--precision bf16: the openblas kernels have no bf16 GEMM", environment: ["FLOWTUNE_KERNELS": "openblas"]),
+        BadInput(name: "bf16 pretraining on the AVX2 path", args: pretrain + ["--out", "m.safetensors", "--precision", "bf16"],
+                 names: "--precision bf16: the flowtune-avx2 kernels have no bf16 GEMM", environment: ["FLOWTUNE_KERNELS": "avx2"]),
+        BadInput(name: "a sweep over a precision the kernels lack", args: sweep + ["--vary", "precision=fp32,bf16"],
+                 names: "the openblas kernels have no bf16 GEMM", environment: ["FLOWTUNE_KERNELS": "openblas"]),
         BadInput(name: "ratio clip with the nft target", args: finetune + ["--out", "run", "--algo", "acflow", "--acflow-target", "nft", "--acflow-ratio-clip", "1e-3"],
                  names: "--acflow-ratio-clip clips the ratio of a transition's probability; it needs --acflow-target transition", exitCode: 64),
         BadInput(name: "negative ratio clip", args: finetune + ["--out", "run", "--algo", "acflow", "--acflow-ratio-clip=-1"], names: "--acflow-ratio-clip"),
@@ -353,7 +361,7 @@ final class BadInputFixtures: @unchecked Sendable {
 
     /// Runs `binary` with `args` in `cwd`; (exit status, stderr) with nil status after a signal.
     /// A command still running after 120 s is killed (and the case fails).
-    static func run(_ binary: URL, _ args: [String], in cwd: URL) throws -> (status: Int32?, stderr: String) {
+    static func run(_ binary: URL, _ args: [String], in cwd: URL, environment: [String: String] = [:]) throws -> (status: Int32?, stderr: String) {
         let errURL = cwd.deletingLastPathComponent().appendingPathComponent(cwd.lastPathComponent + ".stderr")
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errURL) }
@@ -361,6 +369,7 @@ final class BadInputFixtures: @unchecked Sendable {
         p.executableURL = binary
         p.arguments = args
         p.currentDirectoryURL = cwd
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.standardError = try FileHandle(forWritingTo: errURL)
         p.standardOutput = FileHandle.nullDevice
         try p.run()
@@ -380,7 +389,7 @@ final class BadInputFixtures: @unchecked Sendable {
         try FileManager.default.createDirectory(at: cwd, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: cwd) }
         let args = bad.args.map { $0.replacingOccurrences(of: "$F", with: fixtures.dir.path) }
-        let (status, stderr) = try Self.run(binary, args, in: cwd)
+        let (status, stderr) = try Self.run(binary, args, in: cwd, environment: bad.environment)
         let lines = stderr.split(separator: "\n")
         let kind = binary.deletingLastPathComponent().lastPathComponent
         #expect(status == bad.exitCode, "\(kind): \(bad.name): exit \(status.map(String.init) ?? "by a signal"); stderr: \(stderr.prefix(2000))")

@@ -26,20 +26,31 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
 }
 
 @Suite struct GRPOTests {
-    @Test(arguments: [Algorithm.grpo, .grpoGuard]) func onPolicyRatioIsOne(_ algo: Algorithm) throws {
-        let m = try randomTinyModel(seed: 11)
-        let r = try tinyRollout(m, batch: 4, config: SDEConfig(steps: 5), seed: 12)
-        let obj: PolicyObjective = algo == .grpo ? GRPOObjective(clipRange: 1e-4) : GRPOGuardObjective(clipRange: 3e-6)
-        // through the trainer: a training workspace of a different batch size, before the update
-        var opt = AdamW(count: m.parameterCount, lr: 1e-3)
-        let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
-        var rng = RNG(seed: 1)
-        let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: obj, rollout: r, advantages: adv,
-                                    microBatches: 2, epochs: 1, optimizer: &opt, ws: try m.makeWorkspace(batch: 2, training: true),
-                                    refWS: nil, rng: &rng)
-        #expect(stats.onPolicyMaxDeviation < 1e-6)
-        // the second micro-batch saw moved weights: its ratios are no longer all 1
-        #expect(stats.steps.contains { $0.ratioStd > 0 })
+    /// The precisions this CPU's best kernels run (bf16 where it has AVX512-BF16).
+    static let precisions = Precision.allCases.filter { KernelPath.best.runs($0) }
+
+    /// The rollout and the training pass run in one precision, so the first micro-batch's
+    /// probability ratios are 1 in bf16 as in fp32 (no log-probability mismatch between them).
+    @Test(arguments: [Algorithm.grpo, .grpoGuard], precisions) func onPolicyRatioIsOne(_ algo: Algorithm, _ precision: Precision) throws {
+        try Compute(precision: precision).run {
+            let m = try randomTinyModel(seed: 11)
+            let r = try tinyRollout(m, batch: 4, config: SDEConfig(steps: 5), seed: 12)
+            if precision != .fp32 {   // the precision is in effect: the rollout is not fp32's
+                let fp32 = try Compute(precision: .fp32).run { try tinyRollout(m, batch: 4, config: SDEConfig(steps: 5), seed: 12) }
+                #expect(fp32.means != r.means)
+            }
+            let obj: PolicyObjective = algo == .grpo ? GRPOObjective(clipRange: 1e-4) : GRPOGuardObjective(clipRange: 3e-6)
+            // through the trainer: a training workspace of a different batch size, before the update
+            var opt = AdamW(count: m.parameterCount, lr: 1e-3)
+            let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
+            var rng = RNG(seed: 1)
+            let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: obj, rollout: r, advantages: adv,
+                                        microBatches: 2, epochs: 1, optimizer: &opt, ws: try m.makeWorkspace(batch: 2, training: true),
+                                        refWS: nil, rng: &rng)
+            #expect(stats.onPolicyMaxDeviation < 1e-6, "\(precision): \(stats.onPolicyMaxDeviation)")
+            // the second micro-batch saw moved weights: its ratios are no longer all 1
+            #expect(stats.steps.contains { $0.ratioStd > 0 })
+        }
     }
 
     @Test func ratioNormIdentityHolds() throws {

@@ -220,6 +220,57 @@ import Foundation
         }
     }
 
+    /// x rounded to bfloat16 as the bf16 GEMM rounds its inputs (to nearest, ties to even).
+    static func bf16(_ x: Float) -> Float {
+        let b = x.bitPattern
+        return Float(bitPattern: (b &+ 0x7FFF &+ ((b >> 16) & 1)) & 0xFFFF_0000)
+    }
+
+    /// The bf16 GEMM is the double-precision product of its inputs rounded to bf16, to within fp32
+    /// accumulation, over every transposition and the shapes above (odd k: a half-filled last
+    /// pair; k past one block of 512; more columns than a column block), with bias and GELU; and
+    /// it is not the unrounded product (the rounding is done).
+    @Test(.enabled(if: Precision.cpuHasBF16), arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func bf16KernelMatchesRoundedReference(transposes: (Bool, Bool)) {
+        let (ta, tb) = transposes
+        var rng = RNG(seed: 23)
+        for s in Self.shapes + [(m: 30, n: 40, k: 1025)] {
+            let lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 3, ldc = s.n + 3
+            let a = rng.normals((ta ? s.k : s.m) * lda), b = rng.normals((tb ? s.n : s.k) * ldb)
+            let bias = rng.normals(s.n)
+            for (alpha, beta) in [(Float(0.7), Float(0)), (Float(-1.1), Float(1.3))] {
+                var c = rng.normals(s.m * ldc), g = [Float](repeating: .nan, count: s.m * ldc)
+                if beta == 0 { for i in 0..<s.m { c[i * ldc] = .nan } }
+                let rounded = Self.reference(ta, tb, s, alpha, a.map(Self.bf16), lda, b.map(Self.bf16), ldb, beta, c, ldc)
+                let exact = Self.reference(ta, tb, s, alpha, a, lda, b, ldb, beta, c, ldc)
+                let rc = ft_bf16_gemm_fused(ta ? 1 : 0, tb ? 1 : 0, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, &c, ldc, bias, &g, ldc)
+                #expect(rc == 0)
+                var worst = 0.0, far = 0.0, worstGelu = 0.0
+                for i in 0..<s.m { for j in 0..<s.n {
+                    let got = Double(c[i * ldc + j])
+                    worst = max(worst, abs(got - rounded[i * ldc + j] - Double(bias[j])))
+                    far = max(far, abs(got - exact[i * ldc + j] - Double(bias[j])))
+                    let gelu = 0.5 * got * (1 + tanh(0.797_884_560_8 * (got + 0.044715 * got * got * got)))
+                    worstGelu = max(worstGelu, abs(Double(g[i * ldc + j]) - gelu))
+                } }
+                #expect(worst < 1e-4 * Double(s.k).squareRoot() + 1e-5, "\(s) ta=\(ta) tb=\(tb) beta=\(beta): \(worst)")
+                #expect(worstGelu < 1e-4, "\(s): GELU \(worstGelu)")
+                if s.k >= 7 { #expect(far > 1e-3, "\(s): the bf16 product equals the fp32 one (\(far))") }
+            }
+        }
+    }
+
+    /// `--precision bf16` is refused where it cannot run: on the AVX2 and OpenBLAS paths always, on
+    /// the AVX-512 path when the CPU lacks AVX512-BF16; fp32 runs on every available path.
+    @Test func precisionNeedsItsKernels() {
+        for path in KernelPath.available {
+            #expect(path.runs(.fp32))
+            #expect(path.runs(.bf16) == (path == .avx512 && Precision.cpuHasBF16), "\(path)")
+            #expect((try? Compute(kernels: path, precision: .bf16).check()) != nil || !path.runs(.bf16))
+        }
+        #expect(throws: ComputeError.self) { try Compute(kernels: .openblas, precision: .bf16).check() }
+    }
+
     /// The dispatching wrapper agrees with OpenBLAS itself on every kernel path, 1 and 2 threads.
     @Test(arguments: KernelPath.available, [1, 2])
     func wrapperAgreesWithOpenBLAS(path: KernelPath, workers: Int) {

@@ -49,4 +49,15 @@ int ft_avx2_attention_forward(long T, long hd, float scale, const float *q, cons
 int ft_avx2_attention_backward(long T, long hd, float scale, const float *q, const float *k, const float *v, long ld,
                                const float *probs, const float *dout, long ldo, float *dq, float *dk, float *dv, long ldd);
 
+/// 1 when this CPU runs AVX-512F, AVX512BW and AVX512_BF16 (CPUID leaf 7 subleaves 0 and 1),
+/// so that ft_bf16_gemm_fused may be called; 0 otherwise.
+int ft_bf16_available(void);
+
+/// ft_sgemm_fused's contract with op(A) and op(B) rounded to bf16 (nearest even) as they are
+/// packed and every product accumulated in fp32 (vdpbf16ps); alpha, beta, bias and GELU in fp32.
+/// Only call it when ft_bf16_available() is 1.
+int ft_bf16_gemm_fused(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                       const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                       const float *bias, float *gelu_out, long ldg);
+
 #endif
