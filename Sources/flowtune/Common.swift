@@ -51,12 +51,12 @@ extension Precision: ExpressibleByArgument {}
 struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and for flowtune's own parallel loops (default: all cores).")
     var threads: Int?
-    @Option(help: "The matrix products' inputs: fp32, or bf16 (rounded to bfloat16 as they are multiplied, sums and everything else in fp32; needs a CPU with AVX512-BF16).")
-    var precision = Precision.fp32
+    @Option(help: "The matrix products' inputs: fp32 (the default), or bf16 (rounded to bfloat16 as they are multiplied, sums and everything else in fp32; needs a CPU with AVX512-BF16).")
+    var precision: Precision?
 
     /// The kernels, thread count and precision for this command, from the environment,
     /// --threads and --precision (a bad value, or bf16 where the CPU cannot run it, is an error).
-    func compute() throws -> Compute { try Compute.fromEnvironment(threads: threads, precision: precision) }
+    func compute() throws -> Compute { try Compute.fromEnvironment(threads: threads, precision: precision ?? .fp32) }
 
     /// --precision as a run's configuration stores it (nil: fp32, as runs without the field).
     var runPrecision: Precision? { precision == .fp32 ? nil : precision }
