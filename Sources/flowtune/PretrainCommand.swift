@@ -137,8 +137,8 @@ struct Pretrain: ParsableCommand {
                 let eta = Double(steps - trainer.step) / max(1e-9, Double(trainer.step - startStep) / (now() - runStart))
                 say(String(format: "step %ld/%ld  loss %.4f  lr %.2e  %.2f steps/s  ETA %@", trainer.step, steps, mean,
                            cfg.learningRate(at: trainer.step - 1), rate, formatDuration(eta)))
-                if root { try appendLine(String(format: "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f}",
-                                      trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate), to: logURL) }
+                if root { try appendLine(String(format: "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"steps_per_s\": %.3f, \"precision\": \"%@\"}",
+                                      trainer.step, mean, cfg.learningRate(at: trainer.step - 1), rate, Compute.current.precision.rawValue), to: logURL) }
                 window.removeAll(); t0 = now()
             }
             if trainer.step % checkpointEvery == 0 || trainer.step == steps {
