@@ -31,6 +31,27 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         enableGracefulInterrupt()
+        let (axes, points) = try grid()
+        let perJob = max(1, try threads.compute().workers / jobs)
+        let dir = try outputURL(out)
+        try makeFolder(dir)
+        log("sweep: \(points.count) runs (\(axes.map { "\($0.0.rawValue) x \($0.1.count)" }.joined(separator: ", "))\(axes.isEmpty ? "" : ", ")\(seeds) seed(s)), \(min(jobs, points.count)) at a time with \(perJob) thread(s) each; writing \(dir.path)")
+        let (queue, skipped) = try plan(points, in: dir, threadsPerRun: perJob)
+        try writeAtomically(JSONValue.array(points.map { p in .object(p.settings.map { ($0.0, .string($0.1)) } + [("run", .string(p.name))]) }).text + "\n",
+                            to: dir.appendingPathComponent("sweep-grid.json"))
+        if skipped > 0 { log("sweep: \(skipped) run(s) already finished, skipped") }
+        let failed = try runAll(queue, of: points, skipped: skipped, in: dir)
+        try writeTables(points: points, dir: dir)
+        log("sweep: wrote \(dir.appendingPathComponent("sweep.md").path), sweep.jsonl"
+            + (FileManager.default.fileExists(atPath: dir.appendingPathComponent("frontier.png").path) ? " and frontier.png" : ""))
+        if !failed.isEmpty {
+            throw CLIError("sweep: \(failed.count) of \(points.count) runs failed (their logs: RUN/finetune.log): " + failed.map { "\($0.0.name) (\($0.1))" }.joined(separator: "; "))
+        }
+    }
+
+    /// The --vary axes and every run of the grid, checked (a value an option would refuse, or a
+    /// precision this CPU cannot run, is an error before any run starts).
+    func grid() throws -> (axes: [(SweepAxis, [String])], points: [SweepPoint]) {
         let axes = try vary.map { spec -> (SweepAxis, [String]) in
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let axis = SweepAxis(rawValue: parts[0]) else {
@@ -40,23 +61,21 @@ struct SweepCommand: ParsableCommand {
         }
         try OptionCheck.positive("--jobs", jobs)
         _ = try gains()
-        let points: [SweepPoint]
         var base = options.config
         base.precision = threads.runPrecision
+        let points: [SweepPoint]
         do { points = try sweepGrid(base: base, vary: axes, seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
-        let total = try threads.compute().workers
-        for p in points {     // a precision this CPU cannot run is refused before any run starts
+        for p in points {
             var cpu = try threads.compute()
             cpu.precision = p.config.precision ?? .fp32
             do { try cpu.check() } catch { throw CLIError("run \(p.name): \(error)") }
         }
-        let perJob = max(1, total / jobs)
-        let dir = try outputURL(out)
-        try makeFolder(dir)
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        log("sweep: \(points.count) runs (\(axes.map { "\($0.0.rawValue) x \($0.1.count)" }.joined(separator: ", "))\(axes.isEmpty ? "" : ", ")\(seeds) seed(s)), \(min(jobs, points.count)) at a time with \(perJob) thread(s) each; writing \(dir.path)")
+        return (axes, points)
+    }
 
-        // what each run needs: nothing (finished), a resume, or a start
+    /// What each run needs: nothing (finished: counted as skipped), a resume, or a start (its
+    /// configuration written under .configs/); the finetune arguments of those to run.
+    func plan(_ points: [SweepPoint], in dir: URL, threadsPerRun: Int) throws -> (queue: [(SweepPoint, [String])], skipped: Int) {
         var queue: [(SweepPoint, [String])] = []
         var skipped = 0
         for p in points {
@@ -67,7 +86,7 @@ struct SweepCommand: ParsableCommand {
                 skipped += 1
                 continue
             }
-            var args = ["finetune", "--threads", String(perJob)] + (tensorboard ? [] : ["--no-tensorboard"])
+            var args = ["finetune", "--threads", String(threadsPerRun)] + (tensorboard ? [] : ["--no-tensorboard"])
             if FileManager.default.fileExists(atPath: runDir.appendingPathComponent("config.json").path),
                FileManager.default.fileExists(atPath: metrics.path) {
                 args += ["--resume", runDir.path, "--steps", String(p.config.steps)]
@@ -80,11 +99,15 @@ struct SweepCommand: ParsableCommand {
             }
             queue.append((p, args))
         }
-        try writeAtomically(JSONValue.array(points.map { p in .object(p.settings.map { ($0.0, .string($0.1)) } + [("run", .string(p.name))]) }).text + "\n",
-                            to: dir.appendingPathComponent("sweep-grid.json"))
-        if skipped > 0 { log("sweep: \(skipped) run(s) already finished, skipped") }
+        return (queue, skipped)
+    }
 
-        // the runs, --jobs at a time, each in its own process group with its output in RUN/finetune.log
+    /// The queued runs, --jobs at a time, each in its own process group with its output in
+    /// RUN/finetune.log; returns the failed ones with their exit and last log line. A signal
+    /// stops every run at its next checkpoint, writes the tables and throws.
+    func runAll(_ queued: [(SweepPoint, [String])], of points: [SweepPoint], skipped: Int, in dir: URL) throws -> [(SweepPoint, String)] {
+        var queue = queued
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         var running: [(pid: pid_t, point: SweepPoint, started: Date)] = []
         var failed: [(SweepPoint, String)] = []
         var done = 0, durations: [Double] = []
@@ -122,31 +145,23 @@ struct SweepCommand: ParsableCommand {
             var i = 0
             while i < running.count {
                 var status: Int32 = 0
-                if ft_group_leader_running(running[i].pid, &status) == 0 {
-                    let r = running.remove(at: i)
-                    _ = ft_stop_group(r.pid, 1000)     // reap whatever of its group is left
-                    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-                    if code == 0 {
-                        done += 1
-                        durations.append(Date().timeIntervalSince(r.started))
-                    } else {
-                        let logURL = dir.appendingPathComponent(r.point.name).appendingPathComponent("finetune.log")
-                        let lastLine = (try? String(contentsOf: logURL, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
-                        failed.append((r.point, "exit \(code): \(lastLine)"))
-                        log("sweep: \(r.point.name) failed (exit \(code)): \(lastLine)")
-                    }
-                    progress()
+                guard ft_group_leader_running(running[i].pid, &status) == 0 else { i += 1; continue }
+                let r = running.remove(at: i)
+                _ = ft_stop_group(r.pid, 1000)     // reap whatever of its group is left
+                let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                if code == 0 {
+                    done += 1
+                    durations.append(Date().timeIntervalSince(r.started))
                 } else {
-                    i += 1
+                    let logURL = dir.appendingPathComponent(r.point.name).appendingPathComponent("finetune.log")
+                    let lastLine = (try? String(contentsOf: logURL, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+                    failed.append((r.point, "exit \(code): \(lastLine)"))
+                    log("sweep: \(r.point.name) failed (exit \(code)): \(lastLine)")
                 }
+                progress()
             }
         }
-        try writeTables(points: points, dir: dir)
-        log("sweep: wrote \(dir.appendingPathComponent("sweep.md").path), sweep.jsonl"
-            + (FileManager.default.fileExists(atPath: dir.appendingPathComponent("frontier.png").path) ? " and frontier.png" : ""))
-        if !failed.isEmpty {
-            throw CLIError("sweep: \(failed.count) of \(points.count) runs failed (their logs: RUN/finetune.log): " + failed.map { "\($0.0.name) (\($0.1))" }.joined(separator: "; "))
-        }
+        return failed
     }
 
     /// A run folder the sweep finds is reused (skipped when finished, else resumed) only if it was
