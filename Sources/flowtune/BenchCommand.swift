@@ -106,7 +106,6 @@ struct Bench: ParsableCommand {
     /// Every wanted workload in the bound precision, names ending in `suffix`; false when this
     /// rank has nothing more to print (a worker rank under mpirun).
     func timeWorkloads(_ cfg: ModelConfig, suffix: String, world: World, want: (String) -> Bool) throws -> Bool {
-        let F = cfg.flopsPerImage
         var rng = RNG(seed: 1)
         let model = try DiT(config: cfg, seed: 1)
         for i in 0..<model.params.count { model.params[i] += rng.normal() * 0.02 }   // non-zero adaLN/final layers

@@ -80,14 +80,7 @@ struct Pretrain: ParsableCommand {
         let say: (String) -> Void = { if root { log($0) } }     // rank 0 prints
         try OptionCheck.positive("--checkpoint-every", checkpointEvery)
         try OptionCheck.positive("--log-every", logEvery)
-        var cfg = PretrainConfig()
-        cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
-        cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
-        cfg.tMean = tMean; cfg.tStd = tStd
-        cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
-        cfg.captionNoise = try CaptionNoise(parsing: captionNoise, named: "--caption-noise")
-        cfg.data = try folderOptions()
-        try cfg.validate()         // before the folder is read (and its cache written)
+        let cfg = try pretrainConfig()     // checked before the folder is read (and its cache written)
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
@@ -119,10 +112,33 @@ struct Pretrain: ParsableCommand {
         if resume && root { try truncateJSONLines(logURL, maxStep: trainer.step) }
         say("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps"
             + (world.isDistributed ? " (\(world.size) processes)" : ""))
+        try train(trainer, cfg, checkpoint: url, log: logURL, saved: resume, world: world, say: say)
+        say("done: \(out) at step \(trainer.step)")
+    }
+
+    /// The options as a pretraining configuration, checked.
+    func pretrainConfig() throws -> PretrainConfig {
+        var cfg = PretrainConfig()
+        cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
+        cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
+        cfg.tMean = tMean; cfg.tStd = tStd
+        cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
+        cfg.captionNoise = try CaptionNoise(parsing: captionNoise, named: "--caption-noise")
+        cfg.data = try folderOptions()
+        try cfg.validate()
+        return cfg
+    }
+
+    /// The steps up to --steps: progress and a log line every --log-every steps, a checkpoint
+    /// every --checkpoint-every and at the end (or at a signal, then the interruption is thrown).
+    /// `saved`: a checkpoint at the output already holds this run's last good state (a resume).
+    func train(_ trainer: Pretrainer, _ cfg: PretrainConfig, checkpoint url: URL, log logURL: URL, saved wasSaved: Bool,
+               world: World, say: (String) -> Void) throws {
+        let root = world.isRoot
+        var saved = wasSaved
         var window: [Float] = []
         var t0 = now()
         let startStep = trainer.step
-        var saved = resume      // a checkpoint at --out holds this run's last good state
         let runStart = now()
         while trainer.step < steps {
             let loss = trainer.trainStep()
@@ -157,7 +173,6 @@ struct Pretrain: ParsableCommand {
             // writes of the last save) ends as the state says
             try trainer.save(to: url)
         }
-        say("done: \(out) at step \(trainer.step)")
     }
 }
 

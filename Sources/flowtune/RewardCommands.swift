@@ -85,30 +85,8 @@ struct TrainReward: ParsableCommand {
         let excluded = Set(try PromptFile(path: exclude).prompts)
         let lock = try RunLock(file: url)
         defer { lock.release() }
-        // the data: read back when it exists, else drawn, labelled and written first
-        let everyPrompt = try RewardData.allPrompts(config: cfg, file: promptFile.entries, excluding: excluded)
-        var key = cfg.dataKey
-        key["base_checksum"] = SafeTensorsFile.checksum(of: baseData)
-        key["prompts_checksum"] = RewardData.checksum(of: everyPrompt)
-        let labelled: RewardData
-        if let stored = try RewardData.load(from: dataURL, key: key, prompts: everyPrompt) {
-            labelled = stored
-            log("data: \(stored.count) labelled images of \(everyPrompt.count) prompts from \(dataURL.path)")
-        } else {
-            let start = now()
-            log("drawing \(samplesPerPrompt) samples (SDE, \(sampleSteps) steps) and \(rendersPerPrompt) renderings for each of \(promptFile.entries.count) prompts from \(base)"
-                + (extraPrompts > 0 ? ", and \(rendersPerPrompt) renderings for each of \(extraPrompts) fresh prompts" : ""))
-            var last = 0.0
-            labelled = try RewardData.make(config: cfg, base: generator, prompts: promptFile.entries, excluding: excluded, gold: goldReward) { done, total in
-                let t = now() - start
-                guard t - last > 5 || done == total else { return }
-                last = t
-                let eta = Double(total - done) * t / Double(max(1, done))
-                log(String(format: "base samples %ld/%ld  %.0f s  ETA %@", done, total, t, formatDuration(eta)))
-            }
-            try labelled.save(to: dataURL, key: key)
-            log(String(format: "data: %ld images labelled by %@ in %.0f s, written to %@", labelled.count, gold, now() - start, dataURL.path))
-        }
+        let labelled = try labelledData(cfg, generator: generator, baseChecksum: SafeTensorsFile.checksum(of: baseData), prompts: promptFile,
+                                        excluding: excluded, gold: goldReward, at: dataURL)
         let trainer = try RewardTrainer(config: cfg, data: labelled, initFrom: initial)
         if resume {
             try trainer.resume(from: url)
@@ -119,13 +97,7 @@ struct TrainReward: ParsableCommand {
         log("training \(size) from \(backbone ?? "random weights") (\(trainer.model.parameterCount) parameters) on \(trainer.train.count) pairs"
             + (labelNoise > 0 ? " (labels flipped with probability \(labelNoise))" : "")
             + "; \(trainer.heldOut.count) held-out pairs of \(labelled.heldOut.filter { $0 }.count) prompts")
-        var metadata: [String: String] = [
-            RewardModel.Key.pairs: String(trainer.train.count), RewardModel.Key.heldOutPairs: String(trainer.heldOut.count),
-            RewardModel.Key.gold: gold, RewardModel.Key.loss: loss.rawValue, RewardModel.Key.labelNoise: "\(labelNoise)",
-            RewardModel.Key.base: base, RewardModel.Key.preset: size, "init_from": backbone ?? "none", RewardModel.Key.seed: String(seed), "data_seed": String(dataSeed),
-            "images": String(labelled.count), "prompts": prompts, "samples_per_prompt": String(samplesPerPrompt),
-            "renders_per_prompt": String(rendersPerPrompt), "extra_prompts": String(extraPrompts),
-        ]
+        var metadata = modelMetadata(trainer, labelled)
         func checkpoint() throws -> (all: Double, samples: Double) {
             let e = try trainer.evaluate()
             trainer.model.scoreMean = e.mean; trainer.model.scoreStd = e.std
@@ -164,6 +136,46 @@ struct TrainReward: ParsableCommand {
         if trainer.step == startStep { agreement = try checkpoint() }
         log(String(format: "done: %@ (%@, %ld parameters), held-out agreement with %@ %.3f on %ld pairs (%.3f on pairs of two base samples)", out, size,
                    trainer.model.parameterCount, gold, agreement.all, trainer.heldOut.count, agreement.samples))
+    }
+
+    /// The labelled images: read back from `url` when they were drawn for this configuration,
+    /// base model and prompts; else drawn from the base model and the renderer, labelled by the
+    /// gold and written there first (progress with ETA).
+    func labelledData(_ cfg: RewardTrainConfig, generator: DiT, baseChecksum: String, prompts promptFile: PromptFile,
+                      excluding excluded: Set<String>, gold goldReward: CombinedReward, at dataURL: URL) throws -> RewardData {
+        let everyPrompt = try RewardData.allPrompts(config: cfg, file: promptFile.entries, excluding: excluded)
+        var key = cfg.dataKey
+        key["base_checksum"] = baseChecksum
+        key["prompts_checksum"] = RewardData.checksum(of: everyPrompt)
+        if let stored = try RewardData.load(from: dataURL, key: key, prompts: everyPrompt) {
+            log("data: \(stored.count) labelled images of \(everyPrompt.count) prompts from \(dataURL.path)")
+            return stored
+        }
+        let start = now()
+        log("drawing \(samplesPerPrompt) samples (SDE, \(sampleSteps) steps) and \(rendersPerPrompt) renderings for each of \(promptFile.entries.count) prompts from \(base)"
+            + (extraPrompts > 0 ? ", and \(rendersPerPrompt) renderings for each of \(extraPrompts) fresh prompts" : ""))
+        var last = 0.0
+        let labelled = try RewardData.make(config: cfg, base: generator, prompts: promptFile.entries, excluding: excluded, gold: goldReward) { done, total in
+            let t = now() - start
+            guard t - last > 5 || done == total else { return }
+            last = t
+            let eta = Double(total - done) * t / Double(max(1, done))
+            log(String(format: "base samples %ld/%ld  %.0f s  ETA %@", done, total, t, formatDuration(eta)))
+        }
+        try labelled.save(to: dataURL, key: key)
+        log(String(format: "data: %ld images labelled by %@ in %.0f s, written to %@", labelled.count, gold, now() - start, dataURL.path))
+        return labelled
+    }
+
+    /// What the reward model's file says of its training (the agreement is added at each checkpoint).
+    func modelMetadata(_ trainer: RewardTrainer, _ labelled: RewardData) -> [String: String] {
+        [
+            RewardModel.Key.pairs: String(trainer.train.count), RewardModel.Key.heldOutPairs: String(trainer.heldOut.count),
+            RewardModel.Key.gold: gold, RewardModel.Key.loss: loss.rawValue, RewardModel.Key.labelNoise: "\(labelNoise)",
+            RewardModel.Key.base: base, RewardModel.Key.preset: size, "init_from": backbone ?? "none", RewardModel.Key.seed: String(seed), "data_seed": String(dataSeed),
+            "images": String(labelled.count), "prompts": prompts, "samples_per_prompt": String(samplesPerPrompt),
+            "renders_per_prompt": String(rendersPerPrompt), "extra_prompts": String(extraPrompts),
+        ]
     }
 }
 
