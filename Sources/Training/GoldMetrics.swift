@@ -82,11 +82,54 @@ public final class GoldMetrics {
     /// block of the images, rank 0 gathers them, scores them, writes the grid and returns the
     /// record; the others return nil.
     public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL, world: World = .single) throws -> EvalRecord? {
-        let S = policy.config.imageSize, n = policy.config.pixelsPerImage
-        let perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
+        let S = policy.config.imageSize, perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
+        let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
+        let drawn = try draw(policy, promptsPerImage, world: world)
+        guard world.isRoot else { return nil }
+        let batch = ImageBatch(pixels: drawn.pixels, size: S)
+        let images = batch.images
+        let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
+        let shape = checksShapes ? try byScorer["shape-eval"] ?? shapeEval.score(batch, prompts: promptsPerImage) : []
+        var byTask = TaskScores()
+        for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec!.task, s) }
+        let feats = images.map { ImageFeatures.extract($0, size: S) }, compact = feats.map(ImageFeatures.compact)
+        let diversityPerPrompt = diversity(feats)
+        try writeGrids(images, labels: total, size: S, title: "step \(step): proxy \(reward.spec)", to: gridURL)
+        let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
+        var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
+                                shapeEval: checksShapes ? mean(shape) : nil,
+                                shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }) : [:],
+                                fd: frechetDistance(feats, referenceFeatures),
+                                diversity: diversityPerPrompt.isEmpty ? 0 : diversityPerPrompt.reduce(0, +) / Double(diversityPerPrompt.count),
+                                w2: drawn.w2.reduce(0, +) / Double(max(N, 1)), grid: "grids/" + gridURL.lastPathComponent)
+        // standard errors: the spread over images (prompts, for diversity) over sqrt(n); the
+        // Frechet distance's: the spread of its value over bootstrap resamples of the images
+        var se: [String: Double] = ["proxy": standardError(total.map(Double.init)),
+                                    "diversity": standardError(diversityPerPrompt), "w2": standardError(drawn.w2),
+                                    "kl_base": standardError(drawn.kl)]
+        for name in reward.names { se["scores/" + name] = standardError(byScorer[name]!.map(Double.init)) }
+        if checksShapes { se["shape_eval"] = standardError(shape.map(Double.init)) }
+        for task in Task.allCases where checksShapes {
+            let scores = shape.indices.filter { prompts[$0 / perPrompt].spec!.task == task }.map { Double(shape[$0]) }
+            if !scores.isEmpty { se["shape_eval_by_task/" + task.rawValue] = standardError(scores) }
+        }
+        (se["fd"], se["fd21"]) = fdBootstrap(feats, compact)
+        record.fd21 = frechetDistance(compact, referenceCompact)
+        record.se = se
+        record.fdFloor = fdFloor
+        record.fd21Floor = fd21Floor
+        record.klBase = drawn.kl.reduce(0, +) / Double(max(N, 1))
+        return record
+    }
+
+    /// The eval images of `policy` from the fixed noise (Euler, as the grids are drawn), each
+    /// image's mean squared velocity difference to the base model along the way (w2), and the
+    /// exact path KL of SDE rollouts of the policy to the base model's; this process's block of
+    /// the images, gathered on rank 0 (which alone gets every image).
+    func draw(_ policy: DiT, _ promptsPerImage: [Prompt], world: World) throws -> (pixels: [Float], w2: [Double], kl: [Double]) {
+        let n = policy.config.pixelsPerImage, N = promptsPerImage.count
         let mine = world.block(of: N), Nl = mine.count
         if ws == nil { ws = try policy.makeWorkspace(batch: max(Nl, 1), training: false); refWS = try reference.makeWorkspace(batch: max(Nl, 1), training: false) }
-        let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
         let tokens = Array(promptsPerImage[mine]).tokens
         var x = Array(noise[(mine.lowerBound * n)..<(mine.upperBound * n)])
         var w2PerImage = [Double](repeating: 0, count: N), w2Steps = 0
@@ -118,16 +161,12 @@ public final class GoldMetrics {
         x = world.gather(x, counts: world.blockCounts(of: N).map { $0 * n })
         world.sum(&w2PerImage)
         world.sum(&klPerImage)
-        guard world.isRoot else { return nil }
-        let batch = ImageBatch(pixels: x, size: S)
-        let images = batch.images
-        let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
-        let shape = checksShapes ? try byScorer["shape-eval"] ?? shapeEval.score(batch, prompts: promptsPerImage) : []
-        var byTask = TaskScores()
-        for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec!.task, s) }
-        let feats = images.map { ImageFeatures.extract($0, size: S) }
-        let fd = frechetDistance(feats, referenceFeatures)
-        // diversity: the mean distance between a prompt's images, per prompt
+        return (x, w2PerImage, klPerImage)
+    }
+
+    /// Diversity: per prompt, the mean feature distance between its images.
+    func diversity(_ feats: [[Double]]) -> [Double] {
+        let perPrompt = config.evalPerPrompt
         var diversityPerPrompt: [Double] = []
         for p in 0..<prompts.count where perPrompt > 1 {
             var sum = 0.0, pairs = 0
@@ -137,36 +176,27 @@ public final class GoldMetrics {
             } }
             diversityPerPrompt.append(sum / Double(pairs))
         }
-        // the grid: one row per prompt, each image labelled with its proxy reward
+        return diversityPerPrompt
+    }
+
+    /// The grid (one row per prompt, each image labelled with its proxy reward) at `gridURL`, and
+    /// beside it the bare images (prompts x seeds, unscaled) and the prompts, for the report's
+    /// per-prompt strips.
+    func writeGrids(_ images: [[Float]], labels total: [Float], size S: Int, title: String, to gridURL: URL) throws {
+        let perPrompt = config.evalPerPrompt
         let rows = prompts.enumerated().map { p, prompt in
             GridRow(caption: prompt.text, images: (0..<perPrompt).map { RGBImage(signedUnit: images[p * perPrompt + $0], width: S, height: S) },
                     labels: (0..<perPrompt).map { String(format: "%.3g", total[p * perPrompt + $0]) })
         }
-        let grid = composeGrid(rows: rows, scale: 3, title: "step \(step): proxy \(reward.spec)")
-        try writeAtomically(try grid.pngData(), to: gridURL)
-        // the bare images (prompts x seeds, unscaled) and the prompts, for the report's per-prompt strips
-        let raw = tiled(rows.map(\.images))
+        try writeAtomically(try composeGrid(rows: rows, scale: 3, title: title).pngData(), to: gridURL)
         let gridsDir = gridURL.deletingLastPathComponent()
-        try writeAtomically(try raw.pngData(), to: gridsDir.appendingPathComponent("raw/" + gridURL.lastPathComponent))
+        try writeAtomically(try tiled(rows.map(\.images)).pngData(), to: gridsDir.appendingPathComponent("raw/" + gridURL.lastPathComponent))
         try writeAtomically(prompts.map { $0.text + "\n" }.joined(), to: gridsDir.appendingPathComponent("prompts.txt"))
-        let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
-        var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
-                                shapeEval: checksShapes ? mean(shape) : nil,
-                                shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }) : [:],
-                                fd: fd, diversity: diversityPerPrompt.isEmpty ? 0 : diversityPerPrompt.reduce(0, +) / Double(diversityPerPrompt.count),
-                                w2: w2PerImage.reduce(0, +) / Double(max(N, 1)), grid: "grids/" + gridURL.lastPathComponent)
-        // standard errors: the spread over images (prompts, for diversity) over sqrt(n); the
-        // Frechet distance's: the spread of its value over bootstrap resamples of the images
-        var se: [String: Double] = ["proxy": standardError(total.map(Double.init)),
-                                    "diversity": standardError(diversityPerPrompt), "w2": standardError(w2PerImage),
-                                    "kl_base": standardError(klPerImage)]
-        for name in reward.names { se["scores/" + name] = standardError(byScorer[name]!.map(Double.init)) }
-        if checksShapes { se["shape_eval"] = standardError(shape.map(Double.init)) }
-        for task in Task.allCases where checksShapes {
-            let scores = shape.indices.filter { prompts[$0 / perPrompt].spec!.task == task }.map { Double(shape[$0]) }
-            if !scores.isEmpty { se["shape_eval_by_task/" + task.rawValue] = standardError(scores) }
-        }
-        let compact = feats.map(ImageFeatures.compact)
+    }
+
+    /// The standard deviations of the Frechet distance (full and 21-feature) over bootstrap
+    /// resamples of the images.
+    func fdBootstrap(_ feats: [[Double]], _ compact: [[Double]]) -> (Double, Double) {
         var rng = RNG(seed: 0xFD5E)
         var resampled: [Double] = [], resampled21: [Double] = []
         for _ in 0..<Self.fdBootstrapResamples {
@@ -174,14 +204,7 @@ public final class GoldMetrics {
             resampled.append(frechetDistance(pick.map { feats[$0] }, referenceFeatures))
             resampled21.append(frechetDistance(pick.map { compact[$0] }, referenceCompact))
         }
-        se["fd"] = standardDeviation(resampled)
-        se["fd21"] = standardDeviation(resampled21)
-        record.fd21 = frechetDistance(compact, referenceCompact)
-        record.se = se
-        record.fdFloor = fdFloor
-        record.fd21Floor = fd21Floor
-        record.klBase = klPerImage.reduce(0, +) / Double(max(N, 1))
-        return record
+        return (standardDeviation(resampled), standardDeviation(resampled21))
     }
 }
 
