@@ -182,31 +182,63 @@ public final class ACFlow: FinetuneAlgorithm {
     }
 
     public func train(_ batch: RolloutBatch, _ run: TrainingState, _ record: inout MetricsRecord) throws {
-        let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, L = run.policy.config.textLength
-        let T = config.sde.steps, grid = config.sde.grid
-        let lay = batch.layout, world = lay.world, rollout = batch.rollout, Bl = rollout.batch
+        let B = batch.rewards.count, T = config.sde.steps
         let rt = shaped(batch.rewards)
         let stateTargets = (0..<T).flatMap { _ in rt }
+        // 1. the critic on the visited states: its values before its update, then its steps
+        let c = criticPhase(batch, rt: rt, stateTargets: stateTargets, iteration: run.iteration)
+        // 2. advantages and weights of every visited state (the same on every process)
+        let advantages: [Float]
+        if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
+        else if c.trusted { advantages = generalisedAdvantages(values: c.before, rewards: rt, lambda: options.lambda) }
+        else { advantages = stateTargets }                              // warm-up: V = 0
+        let (weights, clipped) = actorWeights(advantages, T: T, B: B)
+        lastShapedRewards = rt; lastAdvantages = advantages; lastWeights = weights
+        // 3. the actor's steps
+        let a = actorPhase(batch, run, weights: weights)
+        let steps = Double(options.actorSteps)
+        if options.target == .transition, options.ratioClip != nil {
+            var counts = [Double(a.ratioClipped), Double(a.trained)]
+            batch.layout.world.sum(&counts)
+            record.ratioClippedFraction = counts[1] > 0 ? counts[0] / counts[1] : 0
+            record.clipRange = options.ratioClip.map(Double.init)
+        }
+        record.criticMse = Double(c.mseBefore); record.criticExplainedVariance = Double(c.evAfter)
+        record.criticExplainedVarianceBefore = Double(c.evBefore)
+        record.criticInUse = c.trusted; record.warmup = options.useCritic && !c.trusted
+        record.advClippedFraction = Double(clipped) / Double(T * B)
+        record.weightMean = Double(weights.reduce(0, +) / Float(T * B)); record.weightMax = Double(weights.max() ?? 0)
+        record.covWRt = covariance(weights, stateTargets)
+        record.gradCosine = a.cosines.isEmpty ? nil : a.cosines.reduce(0, +) / Double(a.cosines.count)
+        record.actorSteps = options.actorSteps
+        if let (signal, trace) = noise.estimate(world: batch.layout.world) { record.gradSignal = signal; record.gradNoise = trace }
+        record.w2 = a.w2 / steps; record.loss = a.loss / steps; record.gradNorm = a.norm / steps
+    }
 
-        // 1. the critic on the visited states x_k (k = 0..<T, (T, B) order): values before its update
+    /// The critic's values of the visited states x_k (k = 0..<T, (T, B) order) before its update,
+    /// their explained variance and MSE, whether the critic is trusted (the warm-up latch), its
+    /// full-batch MSE steps over every process's states, and the explained variance after them.
+    func criticPhase(_ batch: RolloutBatch, rt: [Float], stateTargets: [Float], iteration: Int)
+        -> (before: [Float], evBefore: Float, evAfter: Float, mseBefore: Float, trusted: Bool) {
+        let T = config.sde.steps, grid = config.sde.grid
+        let lay = batch.layout, rollout = batch.rollout, Bl = rollout.batch
         let before = lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T)
         let evBefore = explainedVariance(before, stateTargets)
-        let trusted = options.useCritic && warmup.update(iteration: run.iteration, explainedVariance: evBefore)
+        let trusted = options.useCritic && warmup.update(iteration: iteration, explainedVariance: evBefore)
         let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
         for _ in 0..<options.criticSteps {
-            // one full-batch MSE step over every process's visited states
-            criticStep(count: T * B, world: world) { pass in
+            criticStep(count: T * batch.rewards.count, world: lay.world) { pass in
                 forEachCriticPass(rollout, grid: grid, T: T) { x, t, tok, idx in pass(x, t, tok, idx.map { rt[lay.samples[$0 % Bl]] }) }
             }
         }
         let evAfter = explainedVariance(lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T), stateTargets)
+        return (before, evBefore, evAfter, mseBefore, trusted)
+    }
 
-        // 2. advantages and weights of every visited state (the same on every process)
-        let advantages: [Float]
-        if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
-        else if trusted { advantages = generalisedAdvantages(values: before, rewards: rt, lambda: options.lambda) }
-        else { advantages = stateTargets }                              // warm-up: V = 0
-        // the transition target weighs each transition by its clipped advantage itself (a policy gradient)
+    /// Each visited state's weight in the actor's loss and how many advantages were clipped: the
+    /// transition target weighs each transition by its clipped advantage itself (a policy
+    /// gradient), nft by its optimality probability; exp weights normalised to mean 1 per step.
+    func actorWeights(_ advantages: [Float], T: Int, B: Int) -> (weights: [Float], clipped: Int) {
         let weighting = options.target == .transition ? ACFlowWeighting.signed : options.weighting
         var (weights, clipped) = advantageWeights(advantages, clip: options.advantageClip, tau: options.tau, weighting: weighting)
         if options.target == .nft { weights = advantages.map { optimalityProbability($0, clip: options.advantageClip) } }
@@ -216,89 +248,51 @@ public final class ACFlow: FinetuneAlgorithm {
                 if mean > 0 { for b in 0..<B { weights[k * B + b] /= mean } }
             }
         }
+        return (weights, clipped)
+    }
 
-        lastShapedRewards = rt; lastAdvantages = advantages; lastWeights = weights
+    /// One pass's samples of the actor's mini-batch: inputs, targets, times, weights, tokens,
+    /// and for the transition target each step's coefficients and the rollout's log-probability.
+    final class ActorPass {
+        var x: [Float], target: [Float], t: [Float], w: [Float], dv: [Float], tok: [Int32]
+        var coefficients: [StepCoefficients], oldLogps: [Float]
+        var count = 0
+        init(capacity u: Int, pixels n: Int, textLength L: Int, coefficient: StepCoefficients) {
+            x = [Float](repeating: 0, count: u * n); target = x; dv = x
+            t = [Float](repeating: 0, count: u); w = t; oldLogps = t
+            tok = [Int32](repeating: 0, count: u * L)
+            coefficients = [StepCoefficients](repeating: coefficient, count: u)
+        }
+    }
 
-        // 3. the actor: every process draws the whole mini-batch (the run's random stream stays
-        //    the same everywhere) and trains on the samples it holds, a pass at a time
+    /// The actor's steps: every process draws the whole mini-batch (the run's random stream
+    /// stays the same everywhere) and trains on the samples it holds, a pass at a time.
+    func actorPhase(_ batch: RolloutBatch, _ run: TrainingState, weights: [Float])
+        -> (loss: Double, w2: Double, norm: Double, cosines: [Double], ratioClipped: Int, trained: Int) {
+        let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, L = run.policy.config.textLength
+        let rollout = batch.rollout, world = batch.layout.world, rowOf = batch.layout.rowOf
         let mb = actorBatch, u = trainWS.batch
-        let rowOf = lay.rowOf
         var order: [Int] = [], next = 0                                  // visited (k, b) pairs as k * B + b, shuffled
         let previous = FloatBuffer(count: options.actorSteps > 1 ? run.policy.grads.count : 0)   // the last step's gradient
-        var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = []
-        let images = rollout.images
-        var x = [Float](repeating: 0, count: u * n), target = x, t = [Float](repeating: 0, count: u), w = t
-        let stepCoefficients = (0..<T).map(config.sde.coefficients)
-        var coefficients = [StepCoefficients](repeating: stepCoefficients[0], count: u)
-        var oldLogps = [Float](repeating: 0, count: u), ratioClipped = 0, trained = 0
-        // the visited pairs drawn from: every state, or (transition) the steps with a log-probability
-        let pairSteps = options.target == .transition ? config.sde.stochasticSteps : T
-        var tok = [Int32](repeating: 0, count: u * L), dv = x
+        var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = [], ratioClipped = 0, trained = 0
+        let pass = ActorPass(capacity: u, pixels: n, textLength: L, coefficient: config.sde.coefficients(0))
         noise.reset()                                                    // its pieces: the passes; a sample: a visited state
         if let old { old.params.assign(from: run.policy.params) }       // the policy that rolled this batch out
         for step in 0..<options.actorSteps {
             run.policy.grads.zero()
-            var c = 0, stepLoss = 0.0, stepW2 = 0.0
+            var stepLoss = 0.0, stepW2 = 0.0
             func flush() {
-                guard c > 0 else { return }
-                noise.beginPiece(run.policy.grads)
-                let v = run.policy.forward(trainWS, x: x, t: t, tokens: tok, batch: c)
-                let vRef = run.reference.forward(refWS, x: x, t: t, tokens: tok, batch: c)
-                let heads: (loss: Double, w2: Double)
-                switch options.target {
-                case .transition:
-                    let h = acflowTransitionLoss(v: v, x: x, xNext: target, steps: Array(coefficients[0..<c]), vRef: vRef, advantages: Array(w[0..<c]),
-                                                 alpha: options.alpha, pixels: n, dv: &dv, of: mb,
-                                                 ratio: options.ratioClip.map { (Array(oldLogps[0..<c]), $0) })
-                    heads = (h.loss, h.w2); ratioClipped += h.clipped
-                case .nft:
-                    let vOld = old!.forward(oldWS!, x: x, t: t, tokens: tok, batch: c)
-                    heads = acflowContrastLoss(v: v, vOld: vOld, xt: x, x0: target, t: t, r: Array(w[0..<c]), beta: options.nftBeta,
-                                               vRef: vRef, alpha: options.alpha, pixels: n, dv: &dv, of: mb)
-                case .visited, .fresh:
-                    heads = acflowActorLoss(v: v, target: target, vRef: vRef, weights: Array(w[0..<c]),
-                                            alpha: options.alpha, pixels: n, dv: &dv, of: mb)
-                }
-                run.policy.backward(trainWS, dv: dv, batch: c)
-                noise.endPiece(run.policy.grads, count: c, scale: Double(mb))
-                stepLoss += heads.loss; stepW2 += heads.w2; trained += c
-                c = 0
+                guard pass.count > 0 else { return }
+                let h = trainOn(pass, run, of: mb)
+                stepLoss += h.loss; stepW2 += h.w2; ratioClipped += h.clipped; trained += pass.count
+                pass.count = 0
             }
             for _ in 0..<mb {
-                let k: Int, b: Int
-                switch options.target {
-                case .visited, .transition:
-                    if next == order.count { order = Array(0..<(pairSteps * B)); run.rng.shuffle(&order); next = 0 }
-                    k = order[next] / B; b = order[next] % B; next += 1
-                    let row = rowOf[b]
-                    guard row >= 0 else { continue }                        // another process's sample
-                    t[c] = grid[k]
-                    let xk = (k * Bl + row) * n
-                    if options.target == .transition {
-                        // the transition x_k -> x_k+1 (target holds x_k+1)
-                        coefficients[c] = stepCoefficients[k]; oldLogps[c] = rollout.logps[k * Bl + row]
-                        for i in 0..<n { x[c * n + i] = rollout.states[xk + i]; target[c * n + i] = rollout.states[xk + Bl * n + i] }
-                    } else {
-                        let x0 = images.startIndex + row * n
-                        for i in 0..<n { x[c * n + i] = rollout.states[xk + i]; target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k] }
-                    }
-                case .fresh, .nft:
-                    b = run.rng.int(B)
-                    let tj = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
-                    k = (0..<T).min { abs(grid[$0] - tj) < abs(grid[$1] - tj) }!
-                    let row = rowOf[b]
-                    guard row >= 0 else { run.rng.skipNormals(n); continue }   // another process's sample: its draws, unused
-                    t[c] = tj
-                    images.withUnsafeBufferPointer { x0p in x.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
-                        flowMatchingPair(x0: x0p.baseAddress! + row * n, t: tj, n: n, rng: &run.rng, xt: xp.baseAddress! + c * n, target: tp.baseAddress! + c * n)
-                        // nft: the target is the final image itself
-                        if options.target == .nft { (tp.baseAddress! + c * n).update(from: x0p.baseAddress! + row * n, count: n) }
-                    } } }
-                }
-                w[c] = weights[k * B + b]
-                for i in 0..<L { tok[c * L + i] = rollout.tokens[rowOf[b] * L + i] }
-                c += 1
-                if c == u { flush() }
+                guard let (k, b) = drawSample(into: pass, batch, run, order: &order, next: &next) else { continue }
+                pass.w[pass.count] = weights[k * B + b]
+                for i in 0..<L { pass.tok[pass.count * L + i] = rollout.tokens[rowOf[b] * L + i] }
+                pass.count += 1
+                if pass.count == u { flush() }
             }
             flush()
             world.sum(run.policy.grads)
@@ -310,23 +304,80 @@ public final class ACFlow: FinetuneAlgorithm {
             world.sum(&sums)
             loss += sums[0]; w2 += sums[1]
         }
-        let steps = Double(options.actorSteps)
-        if options.target == .transition, options.ratioClip != nil {
-            var counts = [Double(ratioClipped), Double(trained)]
-            world.sum(&counts)
-            record.ratioClippedFraction = counts[1] > 0 ? counts[0] / counts[1] : 0
-            record.clipRange = options.ratioClip.map(Double.init)
+        return (loss, w2, norm, cosines, ratioClipped, trained)
+    }
+
+    /// Draws the next sample of the actor's mini-batch into `pass` (at pass.count) and returns
+    /// its visited state (k, b); nil when the sample is another process's (its random draws made
+    /// all the same). visited, transition: the next of the shuffled visited pairs (transition:
+    /// only the steps with a log-probability); fresh, nft: a new interpolant of a final image.
+    func drawSample(into pass: ActorPass, _ batch: RolloutBatch, _ run: TrainingState, order: inout [Int], next: inout Int) -> (Int, Int)? {
+        let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = config.sde.steps, grid = config.sde.grid
+        let rollout = batch.rollout, Bl = rollout.batch, rowOf = batch.layout.rowOf, c = pass.count
+        switch options.target {
+        case .visited, .transition:
+            let pairSteps = options.target == .transition ? config.sde.stochasticSteps : T
+            if next == order.count { order = Array(0..<(pairSteps * B)); run.rng.shuffle(&order); next = 0 }
+            let k = order[next] / B, b = order[next] % B
+            next += 1
+            let row = rowOf[b]
+            guard row >= 0 else { return nil }                           // another process's sample
+            pass.t[c] = grid[k]
+            let xk = (k * Bl + row) * n
+            if options.target == .transition {
+                // the transition x_k -> x_k+1 (target holds x_k+1)
+                pass.coefficients[c] = config.sde.coefficients(k); pass.oldLogps[c] = rollout.logps[k * Bl + row]
+                for i in 0..<n { pass.x[c * n + i] = rollout.states[xk + i]; pass.target[c * n + i] = rollout.states[xk + Bl * n + i] }
+            } else {
+                let images = rollout.images, x0 = images.startIndex + row * n
+                for i in 0..<n { pass.x[c * n + i] = rollout.states[xk + i]; pass.target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k] }
+            }
+            return (k, b)
+        case .fresh, .nft:
+            let b = run.rng.int(B)
+            let tj = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
+            let k = (0..<T).min { abs(grid[$0] - tj) < abs(grid[$1] - tj) }!
+            let row = rowOf[b]
+            guard row >= 0 else { run.rng.skipNormals(n); return nil }    // another process's sample: its draws, unused
+            pass.t[c] = tj
+            let nft = options.target == .nft
+            rollout.images.withUnsafeBufferPointer { x0p in pass.x.withUnsafeMutableBufferPointer { xp in pass.target.withUnsafeMutableBufferPointer { tp in
+                flowMatchingPair(x0: x0p.baseAddress! + row * n, t: tj, n: n, rng: &run.rng, xt: xp.baseAddress! + c * n, target: tp.baseAddress! + c * n)
+                // nft: the target is the final image itself
+                if nft { (tp.baseAddress! + c * n).update(from: x0p.baseAddress! + row * n, count: n) }
+            } } }
+            return (k, b)
         }
-        record.criticMse = Double(mseBefore); record.criticExplainedVariance = Double(evAfter)
-        record.criticExplainedVarianceBefore = Double(evBefore)
-        record.criticInUse = trusted; record.warmup = options.useCritic && !trusted
-        record.advClippedFraction = Double(clipped) / Double(T * B)
-        record.weightMean = Double(weights.reduce(0, +) / Float(T * B)); record.weightMax = Double(weights.max() ?? 0)
-        record.covWRt = covariance(weights, stateTargets)
-        record.gradCosine = cosines.isEmpty ? nil : cosines.reduce(0, +) / Double(cosines.count)
-        record.actorSteps = options.actorSteps
-        if let (signal, trace) = noise.estimate(world: world) { record.gradSignal = signal; record.gradNoise = trace }
-        record.w2 = w2 / steps; record.loss = loss / steps; record.gradNorm = norm / steps
+    }
+
+    /// The forward, the target's loss and its backward on one pass (gradients accumulated, the
+    /// gradient-noise piece recorded); the loss and w2 summed over the pass, and how many of its
+    /// ratios were clipped (transition with a ratio clip).
+    func trainOn(_ p: ActorPass, _ run: TrainingState, of mb: Int) -> (loss: Double, w2: Double, clipped: Int) {
+        let c = p.count, n = run.policy.config.pixelsPerImage
+        noise.beginPiece(run.policy.grads)
+        let v = run.policy.forward(trainWS, x: p.x, t: p.t, tokens: p.tok, batch: c)
+        let vRef = run.reference.forward(refWS, x: p.x, t: p.t, tokens: p.tok, batch: c)
+        var heads: (loss: Double, w2: Double, clipped: Int)
+        switch options.target {
+        case .transition:
+            let h = acflowTransitionLoss(v: v, x: p.x, xNext: p.target, steps: Array(p.coefficients[0..<c]), vRef: vRef, advantages: Array(p.w[0..<c]),
+                                         alpha: options.alpha, pixels: n, dv: &p.dv, of: mb,
+                                         ratio: options.ratioClip.map { (Array(p.oldLogps[0..<c]), $0) })
+            heads = (h.loss, h.w2, h.clipped)
+        case .nft:
+            let vOld = old!.forward(oldWS!, x: p.x, t: p.t, tokens: p.tok, batch: c)
+            let h = acflowContrastLoss(v: v, vOld: vOld, xt: p.x, x0: p.target, t: p.t, r: Array(p.w[0..<c]), beta: options.nftBeta,
+                                       vRef: vRef, alpha: options.alpha, pixels: n, dv: &p.dv, of: mb)
+            heads = (h.loss, h.w2, 0)
+        case .visited, .fresh:
+            let h = acflowActorLoss(v: v, target: p.target, vRef: vRef, weights: Array(p.w[0..<c]),
+                                    alpha: options.alpha, pixels: n, dv: &p.dv, of: mb)
+            heads = (h.loss, h.w2, 0)
+        }
+        run.policy.backward(trainWS, dv: p.dv, batch: c)
+        noise.endPiece(run.policy.grads, count: c, scale: Double(mb))
+        return heads
     }
 
     public func save(into f: inout SafeTensorsFile) {
