@@ -95,13 +95,7 @@ static inline void kernel_body(long kc, const float *restrict ap, const long a_r
         ap += a_cs;
         bp += NR;
     }
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++)
-        if (r < mr) store_row32(c + r * ldc, g ? g + r * ldg : NULL, acc0[r], acc1[r], alpha, beta, bias0, bias1, bias != NULL, m0, m1);
+    store_tile32(acc0, acc1, MR, mr, nr, c, ldc, alpha, beta, bias, g, ldg);
 }
 
 // The A panel k-major (from a transposed A) or row by row at stride KC (see pack_a).

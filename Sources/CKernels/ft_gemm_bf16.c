@@ -126,12 +126,7 @@ static inline void kernel_body(long kp, const uint32_t *restrict ap, const long 
         ap += a_cs;
         bp += NR;
     }
-    __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
-    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++)
-        if (r < mr) store_row32(c + r * ldc, g ? g + r * ldg : NULL, acc0[r], acc1[r], alpha, beta, bias0, bias1, bias != NULL, m0, m1);
+    store_tile32(acc0, acc1, MR, mr, nr, c, ldc, alpha, beta, bias, g, ldg);
 }
 
 // k == 0 or alpha == 0: no products, so the fp32 kernel's scaling of C is the answer.

@@ -113,6 +113,20 @@ static inline void store_row32(float *cr, float *g, __m512 acc0, __m512 acc1, fl
     }
 }
 
+// The epilogue of the AVX-512 kernels' tile of `rows` x 32 accumulators (acc0: columns 0..<16,
+// acc1: 16..<32): its first mr rows and nr columns stored by store_row32, the bias (or NULL) read
+// once for all of them.
+__attribute__((always_inline, target("avx512f")))
+static inline void store_tile32(const __m512 *acc0, const __m512 *acc1, const int rows, long mr, long nr, float *c, long ldc,
+                                float alpha, float beta, const float *bias, float *g, long ldg) {
+    __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int r = 0; r < rows; r++)
+        if (r < mr) store_row32(c + r * ldc, g ? g + r * ldg : NULL, acc0[r], acc1[r], alpha, beta, bias0, bias1, bias != NULL, m0, m1);
+}
+
 // --- AVX2 + FMA (8 lanes): the same helpers for the AVX2 kernels ---
 
 // A lane mask of the first n of 8 lanes (n clamped to 0...8), for maskload/maskstore.

@@ -23,6 +23,14 @@ public struct Compute: Sendable, Equatable, CustomStringConvertible {
         self.kernels = kernels; self.workers = max(1, workers); self.precision = precision
     }
 
+    /// This binding with its GEMMs in `precision`, checked (see `check`).
+    public func with(_ precision: Precision) throws -> Compute {
+        var c = self
+        c.precision = precision
+        try c.check()
+        return c
+    }
+
     /// Throws unless `kernels` runs `precision` on this CPU.
     public func check() throws {
         guard kernels.runs(precision) else {
@@ -72,9 +80,7 @@ public struct Compute: Sendable, Equatable, CustomStringConvertible {
             guard threads >= 1 else { throw ComputeError("--threads must be at least 1") }
             c.workers = threads
         }
-        c.precision = precision
-        try c.check()
-        return c
+        return try c.with(precision)
     }
 
     /// "flowtune-avx512", or "openblas-" and OpenBLAS's kernel family.

@@ -41,6 +41,12 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The run's precision: fp32 when `precision` is absent, and fp32 stored as absent (as in
+    /// the config.json of runs without the field).
+    public var runPrecision: Precision {
+        get { precision ?? .fp32 }
+        set { precision = newValue == .fp32 ? nil : newValue }
+    }
     public var batchSize: Int { promptsPerIteration * groupSize }
     public var ensembleCombine: EnsembleCombine { get throws { try rmCombine.map(EnsembleCombine.init(parsing:)) ?? .mean } }
     public var effectiveClipRange: Float { clipRange ?? algo.defaultClipRange }

@@ -55,9 +55,7 @@ public enum SweepAxis: String, CaseIterable, Sendable {
         case .rmCombine:
             do { _ = try EnsembleCombine(parsing: value) } catch { throw InvalidOption("--vary rm-combine: \(error)") }
             c.rmCombine = value
-        case .precision:
-            let p: Precision = try choice("precision")
-            c.precision = p == .fp32 ? nil : p
+        case .precision: c.runPrecision = try choice("precision")
         }
     }
 }

@@ -80,9 +80,7 @@ struct Bench: ParsableCommand {
             }
         }
         for precision in precisions {
-            var compute = Compute.current
-            compute.precision = precision
-            let done = try compute.run {
+            let done = try Compute.current.with(precision).run {
                 try timeWorkloads(cfg, suffix: precision == .fp32 ? "" : "_" + precision.rawValue, world: world, want: { wanted?.contains($0) ?? true })
             }
             if !done { return }
@@ -117,7 +115,7 @@ struct Bench: ParsableCommand {
         if want("sgemm") {
             // the model's shapes (the ceiling's), and 1024^3: the GEMM in use, and OpenBLAS alone
             var openblas = Compute.current
-            openblas.kernels = .openblas; openblas.precision = .fp32
+            openblas.kernels = .openblas      // OpenBLAS's products are fp32 whatever the precision
             for s in ceiling.shapes + [(m: 1024, k: 1024, n: 1024, seconds: 0)] {
                 let a = rng.normals(s.m * s.k), b = rng.normals(s.k * s.n)
                 var c = [Float](repeating: 0, count: s.m * s.n)
@@ -212,7 +210,7 @@ struct Bench: ParsableCommand {
         c.sde = SDEConfig(steps: 10, noiseLevel: 0.7, stochasticLastStep: true)   // the peer trains all 10 steps
         c.microBatches = 1
         let precision = Compute.current.precision
-        c.precision = precision == .fp32 ? nil : precision
+        c.runPrecision = precision
         if want("grpo") {
             c.algo = .grpo
             let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("grpo"))

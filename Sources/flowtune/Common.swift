@@ -56,10 +56,10 @@ struct ThreadOptions: ParsableArguments {
 
     /// The kernels, thread count and precision for this command, from the environment,
     /// --threads and --precision (a bad value, or bf16 where the CPU cannot run it, is an error).
-    func compute() throws -> Compute { try Compute.fromEnvironment(threads: threads, precision: precision ?? .fp32) }
+    func compute() throws -> Compute { try Compute.fromEnvironment(threads: threads, precision: chosenPrecision) }
 
-    /// --precision as a run's configuration stores it (nil: fp32, as runs without the field).
-    var runPrecision: Precision? { precision == .fp32 ? nil : precision }
+    /// --precision, fp32 when it is not given.
+    var chosenPrecision: Precision { precision ?? .fp32 }
 }
 
 func now() -> Double { Date().timeIntervalSince1970 }

@@ -138,10 +138,7 @@ func loadRunConfig(_ url: URL, what: String, action: String = "resume") throws -
 /// mpirun every rank runs this; rank 0 alone locks and writes the run folder and prints.
 func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
     // the run's precision (its config.json's on resume) serves its rollouts and training passes alike
-    var compute = Compute.current
-    compute.precision = given.precision ?? .fp32
-    try compute.check()
-    return try compute.run { try finetuneLoop(config: given, out: out, resume: resume, tensorboard: tensorboard, quiet: quiet) }
+    return try Compute.current.with(given.runPrecision).run { try finetuneLoop(config: given, out: out, resume: resume, tensorboard: tensorboard, quiet: quiet) }
 }
 
 private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool, quiet: Bool) throws -> Finetuner {
@@ -231,7 +228,7 @@ struct Finetune: ParsableCommand {
         enableGracefulInterrupt()
         let world = try World.start()      // ended in FlowTune.main (finish, or abort on an error)
         var config = options.config
-        config.precision = threads.runPrecision
+        config.runPrecision = threads.chosenPrecision
         var dir = try outputURL(out)
         if resume != nil || configFile != nil {
             // a resumed run keeps its configuration, a --config run takes the file's: only --steps

@@ -76,7 +76,7 @@ struct Compare: ParsableCommand {
             var runs: [[(String, Double)]] = []
             for s in 0..<seeds {
                 var c = options.config
-                c.precision = threads.runPrecision
+                c.runPrecision = threads.chosenPrecision
                 c.algo = algo
                 c.seed = options.seed &+ UInt64(s)
                 try c.validate()

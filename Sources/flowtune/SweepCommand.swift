@@ -62,13 +62,12 @@ struct SweepCommand: ParsableCommand {
         try OptionCheck.positive("--jobs", jobs)
         _ = try gains()
         var base = options.config
-        base.precision = threads.runPrecision
+        base.runPrecision = threads.chosenPrecision
         let points: [SweepPoint]
         do { points = try sweepGrid(base: base, vary: axes, seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
+        let cpu = try threads.compute()
         for p in points {
-            var cpu = try threads.compute()
-            cpu.precision = p.config.precision ?? .fp32
-            do { try cpu.check() } catch { throw CLIError("run \(p.name): \(error)") }
+            do { _ = try cpu.with(p.config.runPrecision) } catch { throw CLIError("run \(p.name): \(error)") }
         }
         return (axes, points)
     }

@@ -60,9 +60,9 @@ int ft_bf16_gemm_fused(int trans_a, int trans_b, long m, long n, long k, float a
                        const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
                        const float *bias, float *gelu_out, long ldg);
 
-/// Runs fn(ctx, i) for every i in 0..<n over the calling thread and up to threads - 1 of
-/// flowtune's worker threads (started on first use, spinning briefly between loops, then
-/// sleeping), and returns when all are done. Loops of one thread, of more than 65535 items,
+/// Runs fn(ctx, i) for every i in 0..<n over the calling thread and flowtune's worker threads
+/// (at least threads - 1 of them, started on first use; any idle one may claim an item; they
+/// spin briefly between loops, then sleep), and returns when all are done. Loops of one thread, of more than 65535 items,
 /// loops started inside a loop's item, and loops started while another thread's loop runs, run
 /// serially on the calling thread. Returns 0.
 int ft_parallel(long n, long threads, void (*fn)(void *ctx, long i), void *ctx);

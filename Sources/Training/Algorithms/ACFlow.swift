@@ -252,16 +252,20 @@ public final class ACFlow: FinetuneAlgorithm {
     }
 
     /// One pass's samples of the actor's mini-batch: inputs, targets, times, weights, tokens,
-    /// and for the transition target each step's coefficients and the rollout's log-probability.
+    /// and for the transition target each step's coefficients and the rollout's log-probability;
+    /// with the rollout's time grid and step coefficients, worked out once per batch.
     final class ActorPass {
         var x: [Float], target: [Float], t: [Float], w: [Float], dv: [Float], tok: [Int32]
         var coefficients: [StepCoefficients], oldLogps: [Float]
         var count = 0
-        init(capacity u: Int, pixels n: Int, textLength L: Int, coefficient: StepCoefficients) {
+        let grid: [Float], stepCoefficients: [StepCoefficients]
+        init(capacity u: Int, pixels n: Int, textLength L: Int, sde: SDEConfig) {
             x = [Float](repeating: 0, count: u * n); target = x; dv = x
             t = [Float](repeating: 0, count: u); w = t; oldLogps = t
             tok = [Int32](repeating: 0, count: u * L)
-            coefficients = [StepCoefficients](repeating: coefficient, count: u)
+            grid = sde.grid
+            stepCoefficients = (0..<sde.steps).map(sde.coefficients)
+            coefficients = [StepCoefficients](repeating: stepCoefficients[0], count: u)
         }
     }
 
@@ -275,7 +279,7 @@ public final class ACFlow: FinetuneAlgorithm {
         var order: [Int] = [], next = 0                                  // visited (k, b) pairs as k * B + b, shuffled
         let previous = FloatBuffer(count: options.actorSteps > 1 ? run.policy.grads.count : 0)   // the last step's gradient
         var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = [], ratioClipped = 0, trained = 0
-        let pass = ActorPass(capacity: u, pixels: n, textLength: L, coefficient: config.sde.coefficients(0))
+        let pass = ActorPass(capacity: u, pixels: n, textLength: L, sde: config.sde)
         noise.reset()                                                    // its pieces: the passes; a sample: a visited state
         if let old { old.params.assign(from: run.policy.params) }       // the policy that rolled this batch out
         for step in 0..<options.actorSteps {
@@ -312,7 +316,7 @@ public final class ACFlow: FinetuneAlgorithm {
     /// all the same). visited, transition: the next of the shuffled visited pairs (transition:
     /// only the steps with a log-probability); fresh, nft: a new interpolant of a final image.
     func drawSample(into pass: ActorPass, _ batch: RolloutBatch, _ run: TrainingState, order: inout [Int], next: inout Int) -> (Int, Int)? {
-        let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = config.sde.steps, grid = config.sde.grid
+        let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = config.sde.steps, grid = pass.grid
         let rollout = batch.rollout, Bl = rollout.batch, rowOf = batch.layout.rowOf, c = pass.count
         switch options.target {
         case .visited, .transition:
@@ -326,7 +330,7 @@ public final class ACFlow: FinetuneAlgorithm {
             let xk = (k * Bl + row) * n
             if options.target == .transition {
                 // the transition x_k -> x_k+1 (target holds x_k+1)
-                pass.coefficients[c] = config.sde.coefficients(k); pass.oldLogps[c] = rollout.logps[k * Bl + row]
+                pass.coefficients[c] = pass.stepCoefficients[k]; pass.oldLogps[c] = rollout.logps[k * Bl + row]
                 for i in 0..<n { pass.x[c * n + i] = rollout.states[xk + i]; pass.target[c * n + i] = rollout.states[xk + Bl * n + i] }
             } else {
                 let images = rollout.images, x0 = images.startIndex + row * n
