@@ -23,7 +23,7 @@ public enum ScorerRegistry {
 /// A reward spec, parsed once: "name[=weight],..." (a bare name has weight 1; weight 0 logs a
 /// scorer without optimising it). Every place that reads a run's reward reads it through this,
 /// so a bad spec is the same error wherever it is read.
-public struct RewardSpec: Equatable, Sendable {
+public struct RewardSpec: Equatable, Sendable, CustomStringConvertible {
     public struct Term: Equatable, Sendable {
         public var name: String
         public var weight: Float
@@ -32,6 +32,11 @@ public struct RewardSpec: Equatable, Sendable {
     public let terms: [Term]
     /// The scorers with a non-zero weight (the rest are gold metrics riding along).
     public var optimisedNames: Set<String> { Set(terms.filter { $0.weight != 0 }.map(\.name)) }
+
+    public init(terms: [Term]) { self.terms = terms }
+
+    /// The spec as written: "shape-eval=1,jpeg-compressibility=0".
+    public var description: String { terms.map { "\($0.name)=\($0.weight)" }.joined(separator: ",") }
 
     public init(parsing text: String) throws {
         var terms: [Term] = []
@@ -113,7 +118,7 @@ public final class CombinedReward {
     }
 
     /// The spec as written: "shape-eval=1,jpeg-compressibility=0".
-    public var spec: String { terms.map { "\($0.scorer.name)=\($0.weight)" }.joined(separator: ",") }
+    public var spec: String { RewardSpec(terms: terms.map { .init(name: $0.scorer.name, weight: $0.weight) }).description }
     public var names: [String] { terms.map(\.scorer.name) }
 
     /// Every scorer's values (by name) and the weighted total, per image.

@@ -4,13 +4,13 @@ import Tensor
 /// available: this is a reconstruction consistent with its abstract and with its published
 /// special case ORW-CFM-W2; every choice is a named option with the documented default.
 /// How AC-Flow turns a clipped advantage A into a regression weight.
-public enum ACFlowWeighting: String, Codable, CaseIterable, Sendable {
+public enum ACFlowWeighting: String, Codable, CaseIterable, Sendable, SettingChoice {
     case exp       // w = exp(tau A): always positive
     case signed    // w = A: negative weights push away (needs alpha > c_A)
 }
 
 /// What the actor regresses on.
-public enum ACFlowTarget: String, Codable, CaseIterable, Sendable {
+public enum ACFlowTarget: String, Codable, CaseIterable, Sendable, SettingChoice {
     case visited   // (a) the rollout's own states x_k at t_k, target (x_k - x0) / t_k
     case fresh     // (b) fresh interpolants (1 - t) x0 + t eps, target eps - x0
     case transition // (c) the rollout's own transitions x_k -> x_k+1: weight A times their negative log-likelihood
@@ -64,24 +64,51 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
         return c
     }
 
+    typealias C = OptionCheck
+
+    /// Every AC-Flow setting (lifted into the fine-tuning table; the defaults are version 2's).
+    typealias S = Setting<ACFlowConfig>
+
+    public static let table = SettingTable<ACFlowConfig>([
+        S.value(\.kappa, "acflow-kappa", "AC-Flow: tanh shaping temperature kappa.", check: C.positive),
+        S.flag(\.shaping, "acflow-no-shaping", "AC-Flow: no reward shaping (rt = R).", inverted: true),
+        S.value(\.statsEMA, "acflow-stats-ema", "AC-Flow: EMA of batch reward statistics (0: per-group statistics).",
+               check: { try C.within($0, $1, 0, 1, upperOpen: true) }),
+        S.flag(\.sdeRollouts, "acflow-ode-rollouts", "AC-Flow: deterministic ODE rollouts instead of SDE ones.", inverted: true),
+        S.flag(\.useCritic, "acflow-no-critic", "AC-Flow: no critic (V = 0, A = rt).", inverted: true),
+        S.value(\.criticWidth, "acflow-critic-width", "AC-Flow: critic hidden width.", check: C.positive),
+        S.flag(\.criticPositions, "acflow-no-positions", "AC-Flow: critic without position embeddings (a plain mean over patches).", inverted: true),
+        S.value(\.criticLR, "acflow-critic-lr", "AC-Flow: critic learning rate.", check: C.positive),
+        S.value(\.criticSteps, "acflow-critic-steps", "AC-Flow: critic AdamW steps per iteration.", check: C.positive),
+        S.value(\.warmupIterations, "acflow-warmup", "AC-Flow: warm-up iterations at least.", check: C.nonNegative),
+        S.optional(\.warmupExplainedVariance, "acflow-warmup-ev", "AC-Flow: the warm-up ends when the critic explains this fraction of the variance of rt (before its update; negative: the count alone).",
+                  none: "the count alone", isNone: { $0 < 0 }, check: { try C.within($0, $1, 0, 1) }),
+        S.value(\.lambda, "acflow-lambda", "AC-Flow: GAE lambda (1: A = rt - V(x_k); 0: A = V(x_k+1) - V(x_k)).", check: { try C.within($0, $1, 0, 1) }),
+        S.value(\.advantageClip, "acflow-adv-clip", "AC-Flow: advantage clip c_A.", check: C.positive),
+        S.flag(\.zeroAdvantages, "acflow-zero-advantages", "AC-Flow control run: every advantage 0 (weights 1 for the regression targets, 0 for transitions, r = 1/2 for nft): the drift of the actor's regression alone."),
+        S.value(\.target, "acflow-target", "AC-Flow: actor target: transition (each visited transition x_k -> x_k+1 weighted by its advantage), visited (regression at the rollout's states toward the final image), fresh (interpolants of the final images) or nft (DiffusionNFT's contrast of implicit positive and negative policies on fresh interpolants; r = 1/2 + A / 2 c_A)."),
+        S.optional(\.freshTMin, "acflow-fresh-t-min", "AC-Flow: fresh interpolants' t ~ U[t-min, 1) (negative: logit-normal over all t).",
+                  none: "logit-normal over all t", isNone: { $0 < 0 }, check: { try C.within($0, $1, 0, 1, upperOpen: true) }),
+        S.value(\.actorSteps, "acflow-actor-steps", "AC-Flow: actor AdamW steps per rollout batch.", check: C.positive),
+        S.optional(\.actorBatch, "acflow-actor-batch", "AC-Flow: samples per actor step.", none: "the rollout batch",
+                  check: { try C.positive($0, $1); try C.atMost($0, $1, C.maxBatch) }),
+        S.value(\.tau, "acflow-tau", "AC-Flow: weight temperature tau, w = exp(tau A) (the transition target weighs by A itself).", check: C.nonNegative),
+        S.value(\.weighting, "acflow-weighting", "AC-Flow: weighting of the visited/fresh targets (signed needs alpha > c_A)."),
+        S.flag(\.normaliseWeights, "acflow-no-normalise", "AC-Flow: weights not normalised to mean 1.", inverted: true),
+        S.optional(\.ratioClip, "acflow-ratio-clip", "AC-Flow: the transition target as PPO's clipped surrogate, each transition's probability ratio to the rollout's clipped to 1 +- EPS (0: no ratio, the weighted log-likelihood).",
+                  none: "no ratio", isNone: { $0 == 0 }, check: C.positive,
+                  whenGiven: { a in
+                      guard a.target == .transition else {
+                          throw InvalidOption("--acflow-ratio-clip clips the ratio of a transition's probability; it needs --acflow-target transition")
+                      }
+                  }),
+        S.value(\.nftBeta, "acflow-nft-beta", "AC-Flow: the nft target's beta, v+ = beta v + (1 - beta) v_old.", check: C.positive),
+        S.value(\.alpha, "acflow-alpha", "AC-Flow: Wasserstein regulariser weight alpha (version 1: 1).", check: C.nonNegative),
+    ], defaults: ACFlowConfig())
+
+    /// Every value checked, and the combinations that cannot work.
     public func validate() throws {
-        typealias C = OptionCheck
-        try C.positive("--acflow-kappa", kappa)
-        try C.within("--acflow-stats-ema", statsEMA, 0, 1, upperOpen: true)
-        try C.positive("--acflow-critic-width", criticWidth)
-        try C.positive("--acflow-critic-lr", criticLR)
-        try C.positive("--acflow-critic-steps", criticSteps)
-        try C.nonNegative("--acflow-warmup", warmupIterations)
-        if let ev = warmupExplainedVariance { try C.within("--acflow-warmup-ev", ev, 0, 1) }
-        try C.within("--acflow-lambda", lambda, 0, 1)
-        try C.positive("--acflow-adv-clip", advantageClip)
-        if let freshTMin { try C.within("--acflow-fresh-t-min", freshTMin, 0, 1, upperOpen: true) }
-        try C.positive("--acflow-actor-steps", actorSteps)
-        if let actorBatch { try C.positive("--acflow-actor-batch", actorBatch); try C.atMost("--acflow-actor-batch", actorBatch, C.maxBatch) }
-        try C.nonNegative("--acflow-tau", tau)
-        try C.nonNegative("--acflow-alpha", alpha)
-        try C.positive("--acflow-nft-beta", nftBeta)
-        if let ratioClip { try C.positive("--acflow-ratio-clip", ratioClip) }
+        try Self.table.validate(self)
         if target == .transition && !sdeRollouts {
             throw FinetuneError("AC-Flow: --acflow-target transition trains on the SDE rollouts' transitions; it cannot be combined with --acflow-ode-rollouts")
         }

@@ -5,7 +5,7 @@ import Shapes
 
 /// The fine-tuning algorithms. The raw values are the names on the command line and in
 /// config.json and metrics.jsonl.
-public enum Algorithm: String, Codable, CaseIterable, Sendable, CustomStringConvertible {
+public enum Algorithm: String, Codable, CaseIterable, Sendable, CustomStringConvertible, SettingChoice {
     case grpo
     case grpoGuard = "grpo-guard"
     case acflow

@@ -1,99 +1,139 @@
+import Foundation
 import Flow
 import Rewards
 import Tensor
 
-/// Every hyperparameter of a fine-tuning run; written to outputs/RUN/config.json.
+extension Precision: SettingChoice {}
+
+/// Every hyperparameter of a fine-tuning run; written to outputs/RUN/config.json. Each field's
+/// initial value is its default; `FinetuneConfig.table` declares each setting once (its option,
+/// JSON key, help, check, sweep axis and resume rule).
 public struct FinetuneConfig: Codable, Equatable, Sendable {
-    public var algo = Algorithm.grpoGuard  // grpo | grpo-guard | acflow
+    public var algo = Algorithm.grpoGuard
     public var model = "models/base-s32c-distilled.safetensors"
     public var prompts = "prompts/train.txt"
     public var evalPrompts = "prompts/eval.txt"
     /// Where the folder a data model was trained on is now (nil: the path in the model file).
     public var data: String? = nil
-    public var reward = "shape-eval"        // "name=weight,..." (weight 0: logged, not optimised)
-    public var steps = 100                  // RL iterations
-    public var promptsPerIteration = 4      // P
-    public var groupSize = 8                // G (samples per prompt)
-    public var sde = SDEConfig()            // T = 10, a = 0.7
-    public var sharedInitialNoise: Bool? = nil  // one initial noise x_1 per group (nil, false: one per sample)
-    public var microBatches = 2             // M optimiser steps per epoch (the first is on-policy)
-    public var microBatchSize: Int? = nil   // samples per forward/backward pass (nil: up to 32); bounds the activations' memory
-    public var innerEpochs = 1              // passes over each rollout batch
-    public var lr: Float = 1e-4             // AdamW learning rate
+    public var reward = "shape-eval"
+    public var steps = 100
+    public var promptsPerIteration = 4
+    public var groupSize = 8
+    public var sde = SDEConfig()
+    public var sharedInitialNoise = false
+    public var microBatches = 2
+    public var microBatchSize: Int? = nil   // nil: defaultPassSize
+    public var innerEpochs = 1
+    public var lr: Float = 1e-4
     public var weightDecay: Float = 1e-4
     public var gradClip: Float = 1.0
-    public var clipRange: Float? = nil      // PPO clip eps (nil: 1e-4 for grpo, 3e-6 for grpo-guard)
-    public var beta: Float = 0              // KL to the frozen base model
-    public var globalStd = false            // advantages normalised by the batch std instead of the group's
+    public var clipRange: Float? = nil      // nil: the algorithm's default
+    public var beta: Float = 0
+    public var globalStd = false
     public var advantageClip: Float = 5
     public var seed: UInt64 = 0
-    public var checkpointEvery = 10         // iterations between checkpoints
-    public var evalEvery = 10               // iterations between grids / gold metrics (0: never)
-    public var evalPerPrompt = 4            // seeds per eval prompt in grids and gold metrics
-    public var evalPrompts_limit = 16       // eval prompts used in grids and gold metrics
-    public var evalSteps = 20               // Euler steps for grids and gold metrics
-    public var externalTimeout: Double = 30 // seconds an external scorer may take per image
-    public var rmCombine: String? = nil     // how an rm:P1+P2 ensemble's members combine (nil: mean)
-    public var acflow = ACFlowConfig()      // AC-Flow options (used when algo == acflow)
-    public var precision: Precision? = nil  // the GEMMs' input format, rollouts and training passes alike (nil: fp32)
+    public var checkpointEvery = 10
+    public var evalEvery = 10
+    public var evalPerPrompt = 4
+    public var evalPromptCount = 16
+    public var evalSteps = 20
+    public var externalTimeout: Double = 30
+    public var rmCombine = "mean"
+    public var acflow = ACFlowConfig()
+    public var precision = Precision.fp32
     /// The base model file's CRC-32 when the run started (a resume refuses another file at `model`).
     public var modelChecksum: String? = nil
 
     public init() {}
 
-    /// The run's precision: fp32 when `precision` is absent, and fp32 stored as absent (as in
-    /// the config.json of runs without the field).
-    public var runPrecision: Precision {
-        get { precision ?? .fp32 }
-        set { precision = newValue == .fp32 ? nil : newValue }
-    }
     public var batchSize: Int { promptsPerIteration * groupSize }
-    public var ensembleCombine: EnsembleCombine { get throws { try rmCombine.map(EnsembleCombine.init(parsing:)) ?? .mean } }
+    public var ensembleCombine: EnsembleCombine { get throws { try EnsembleCombine(parsing: rmCombine) } }
     public var effectiveClipRange: Float { clipRange ?? algo.defaultClipRange }
     /// Samples per network pass: activations are kept for this many samples at a time.
     public var passSize: Int { microBatchSize ?? Self.defaultPassSize }
     public static let defaultPassSize = 32
 
+    typealias C = OptionCheck
+    typealias S = Setting<FinetuneConfig>
+
+    /// Every fine-tuning setting (the AC-Flow ones from `ACFlowConfig.table`).
+    public static let table = SettingTable<FinetuneConfig>(runSettings + trainingSettings + evaluationSettings + acflowSettings, defaults: FinetuneConfig())
+
+    static let runSettings: [S] = [
+        S.value(\.algo, "algo", "Algorithm."),
+        S.value(\.model, "model", "Base model checkpoint.", placeholder: "path"),
+        S.value(\.prompts, "prompts", "Training prompt list (data:train: a folder model's training captions, its default).", placeholder: "file"),
+        S.value(\.evalPrompts, "eval-prompts", "Held-out prompt list for grids and gold metrics (data:held-out: a folder model's held-out captions, its default).", placeholder: "file"),
+        S.optional(\.data, "data", "A model trained on a folder of images: where that folder is now. Such a model's prompts default to its training captions (data:train) and held-out captions (data:held-out).",
+                  none: "where the model file says it was", placeholder: "dir", sweep: false),
+        S.value(\.reward, "reward", "Reward: name[=weight],... (\(ScorerRegistry.names)); weight 0 is logged, not optimised.",
+               check: { _, spec in _ = try RewardSpec(parsing: spec) }, placeholder: "spec"),
+        S.value(\.steps, "steps", "RL iterations.", check: C.positive, sweep: false, resume: true),
+        S.value(\.promptsPerIteration, "prompts-per-iteration", "Prompts per iteration (P).", check: C.positive),
+        S.value(\.groupSize, "group-size", "Samples per prompt (G).", check: { try C.atLeast($0, $1, 2) }),
+        S.value(\.sde.steps, "sde-steps", "SDE steps per rollout (T).", check: { try C.atLeast($0, $1, 2); try C.atMost($0, $1, C.maxSteps) }),
+        S.value(\.sde.noiseLevel, "noise-level", "SDE noise level a.", check: C.positive),
+        S.value(\.sde.shift, "shift", "Time-grid shift of rollouts (1: uniform).", check: C.positive),
+        S.flag(\.sde.stochasticLastStep, "train-last-step", "Make the last rollout step stochastic and train it too (the peer benchmark's setting)."),
+        S.flag(\.sharedInitialNoise, "shared-initial-noise", "Start every sample of a group from the same initial noise (the group's spread then comes from the SDE's steps alone)."),
+        S.optional(\.sde.window, "sde-window", "Make only the first k rollout steps stochastic and train them; the later ones are deterministic Euler steps.",
+                  none: "every step but the last", check: C.positive, placeholder: "k"),
+    ]
+
+    static let trainingSettings: [S] = [
+        S.value(\.microBatches, "micro-batches", "Micro-batches per epoch, one optimiser step each (the first is on-policy).", check: C.positive),
+        S.optional(\.microBatchSize, "micro-batch-size", "Samples per network pass: each optimiser step's gradient is accumulated over passes of at most this many, and activations are kept for that many samples at a time, so memory does not grow with prompts x group size.",
+                  none: "\(defaultPassSize)", check: { try C.positive($0, $1); try C.atMost($0, $1, C.maxBatch) }),
+        S.value(\.innerEpochs, "inner-epochs", "Passes over each rollout batch.", check: C.positive),
+        S.value(\.lr, "lr", "Learning rate (AdamW).", check: C.positive),
+        S.value(\.weightDecay, "weight-decay", "AdamW weight decay.", check: C.nonNegative),
+        S.value(\.gradClip, "grad-clip", "Gradient-norm clip.", check: C.positive),
+        S.optional(\.clipRange, "clip-range", "PPO clip range eps.", none: "1e-4 for grpo, 3e-6 for grpo-guard", check: C.positive),
+        S.value(\.beta, "beta", "KL weight to the frozen base model.", check: C.nonNegative),
+        S.flag(\.globalStd, "global-std", "Normalise advantages by the whole batch's std instead of each group's."),
+        S.value(\.advantageClip, "advantage-clip", "Advantage clamp.", check: C.positive),
+    ]
+
+    static let evaluationSettings: [S] = [
+        S.value(\.seed, "seed", "Random seed.", sweep: false),
+        S.value(\.checkpointEvery, "checkpoint-every", "Checkpoint every N iterations.", check: C.positive, sweep: false),
+        S.value(\.evalEvery, "eval-every", "Grids and gold metrics every N iterations (0: never).", check: C.nonNegative),
+        S.value(\.evalPerPrompt, "eval-per-prompt", "Seeds per eval prompt in grids and gold metrics.", check: C.positive),
+        S.value(\.evalPromptCount, "eval-prompt-count", "Eval prompts used (spread over the list).",
+               check: { try C.positive($0, $1); try C.atMost($0, $1, C.maxBatch) }, legacy: "evalPrompts_limit"),
+        S.value(\.evalSteps, "eval-steps", "Euler steps for grids and gold metrics.", check: { try C.positive($0, $1); try C.atMost($0, $1, C.maxSteps) }),
+        S.value(\.externalTimeout, "external-timeout", "Seconds an external scorer may take per image.", check: C.positive, sweep: false),
+        S.value(\.rmCombine, "rm-combine", "How the members of an rm:P1+P2 ensemble combine: mean, min, or mean-std:LAMBDA (mean - LAMBDA x their std).",
+               check: { name, v in do { _ = try EnsembleCombine(parsing: v) } catch { throw InvalidOption("\(name): \(error)") } }, placeholder: "rule"),
+        // given by --precision (every command with --threads has it); stored and swept here
+        S.value(\.precision, "precision", "The matrix products' inputs (rollouts and training passes alike).", commandLine: false),
+        S.optional(\.modelChecksum, "model-checksum", "The base model file's CRC-32 when the run started.", none: "not recorded yet", sweep: false, commandLine: false),
+    ]
+
+    static let acflowSettings: [S] = [
+        S.preset("acflow-v1", "AC-Flow: start from version 1's recipe (ODE rollouts, one actor step on fresh logit-normal interpolants, raw weights, a counted warm-up); other --acflow options still apply.") {
+            $0.acflow = .version1(steps: $0.steps)
+        },
+    ] + ACFlowConfig.table.settings.map { $0.lifted(\FinetuneConfig.acflow) }
+
     /// Every value checked; the first bad one is an error naming its option and value.
     public func validate() throws {
-        typealias C = OptionCheck
-        try C.positive("--steps", steps)
-        try C.positive("--prompts-per-iteration", promptsPerIteration)
-        try C.atLeast("--group-size", groupSize, 2)
+        try Self.table.validate(self)
         let (samples, overflow) = promptsPerIteration.multipliedReportingOverflow(by: groupSize)
         guard !overflow, samples <= C.maxBatch else {
             throw InvalidOption("--prompts-per-iteration x --group-size must be at most \(C.maxBatch) samples per iteration, got \(promptsPerIteration) x \(groupSize)")
         }
-        try C.atLeast("--sde-steps", sde.steps, 2)
-        try C.atMost("--sde-steps", sde.steps, C.maxSteps)
-        if let w = sde.window { try C.positive("--sde-window", w); try C.atMost("--sde-window", w, sde.steps) }
-        try C.positive("--noise-level", sde.noiseLevel)
-        try C.positive("--shift", sde.shift)
-        try C.positive("--micro-batches", microBatches)
+        if let w = sde.window { try C.atMost("--sde-window", w, sde.steps) }
         guard batchSize % microBatches == 0 else {
             throw InvalidOption("--micro-batches (\(microBatches)) must divide the batch of \(batchSize) samples (--prompts-per-iteration x --group-size)")
         }
-        if let microBatchSize { try C.positive("--micro-batch-size", microBatchSize); try C.atMost("--micro-batch-size", microBatchSize, C.maxBatch) }
-        try C.positive("--inner-epochs", innerEpochs)
-        try C.positive("--lr", lr)
-        try C.nonNegative("--weight-decay", weightDecay)
-        try C.positive("--grad-clip", gradClip)
         try C.positive("--clip-range", effectiveClipRange)
-        try C.nonNegative("--beta", beta)
-        try C.positive("--advantage-clip", advantageClip)
-        try C.positive("--checkpoint-every", checkpointEvery)
-        try C.nonNegative("--eval-every", evalEvery)
-        try C.positive("--eval-per-prompt", evalPerPrompt)
-        try C.positive("--eval-prompt-count", evalPrompts_limit)
-        try C.positive("--eval-steps", evalSteps)
-        try C.atMost("--eval-steps", evalSteps, C.maxSteps)
-        try C.atMost("--eval-prompt-count", evalPrompts_limit, C.maxBatch)
-        try C.atMost("--eval-per-prompt", evalPerPrompt, C.maxBatch / evalPrompts_limit)
-        try C.positive("--external-timeout", externalTimeout)
-        _ = try RewardSpec(parsing: reward)
-        _ = try ensembleCombine
+        try C.atMost("--eval-per-prompt", evalPerPrompt, C.maxBatch / evalPromptCount)
         try acflow.validate()     // written to config.json whatever the algorithm
     }
+
+    public init(from decoder: Decoder) throws { self = try Self.table.decode(from: decoder) }
+    public func encode(to encoder: Encoder) throws { try Self.table.encode(self, to: encoder) }
 }
 
 public struct FinetuneError: Error, CustomStringConvertible {

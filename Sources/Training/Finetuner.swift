@@ -65,7 +65,7 @@ public final class Finetuner {
         self.config = config
         trainPrompts = try FolderData.promptFile(config.prompts, model: base, source: config.model, cached: folder)
         let evalFile = try FolderData.promptFile(config.evalPrompts, model: base, source: config.model, cached: folder)
-        let limit = min(config.evalPrompts_limit, evalFile.entries.count)
+        let limit = min(config.evalPromptCount, evalFile.entries.count)
         evalPrompts = (0..<limit).map { evalFile.entries[$0 * evalFile.entries.count / limit] }
         notes = [trainPrompts, evalFile].filter { $0.path != FolderData.trainCaptions }.compactMap(FolderData.unknownWordsNote)
         let optimizer = AdamW(count: policy.parameterCount, lr: config.lr, weightDecay: config.weightDecay,
@@ -111,7 +111,7 @@ public final class Finetuner {
             let chunk = Array(samples[start..<end])
             // the initial noise: each sample's own, or (shared) its group's: then a group's
             // spread comes from the SDE's steps alone, which the policy gradient can credit
-            let noiseStreams = config.sharedInitialNoise == true ? chunk.map { $0 / G } : chunk
+            let noiseStreams = config.sharedInitialNoise ? chunk.map { $0 / G } : chunk
             let noise = SDESampler.streams(noiseRNG, samples: noiseStreams).flatMap { r -> [Float] in var r = r; return r.normals(n) }
             var rngs = SDESampler.streams(stepRNG, samples: chunk)
             let tokens = prompts[start..<end].flatMap(\.tokens)

@@ -6,8 +6,9 @@ import Shapes
 import Dataset
 
 /// Pretraining on a folder of captioned images instead of the renderer: where the folder is,
-/// how its images are read, the held-out split, and the vocabulary built from the captions.
-public struct FolderTraining: Codable, Equatable, Sendable {
+/// how its images are read, the held-out split, and the vocabulary built from the captions
+/// (`PretrainConfig.folder`, made from its settings).
+public struct FolderTraining: Equatable, Sendable {
     public var folder: String
     public var heldOutFraction = 0.1       // images held out (never trained on) for the gold metrics
     public var splitSeed: UInt64 = 0
@@ -17,18 +18,55 @@ public struct FolderTraining: Codable, Equatable, Sendable {
     public var minWordCount = 1            // a word needs this many captions for an id of its own
     public var maxWords = 32               // the text length's cap
     public init(folder: String) { self.folder = folder }
-
-    public func validate() throws {
-        typealias C = OptionCheck
-        try C.within("--held-out", Float(heldOutFraction), 0, 1, upperOpen: true)
-        try C.positive("--min-word-count", minWordCount)
-        try C.positive("--max-words", maxWords)
-        try C.atMost("--max-words", maxWords, WordVocabulary.maxTextLength)
-        guard background.count == 3 else { throw InvalidOption("--background needs three channels") }
-    }
 }
 
-/// Flow-matching pretraining on freshly rendered shapes-world images, or on a folder of captioned images.
+/// An RGB colour setting: white, black, gray, or R,G,B with each 0...255 (JSON: its text, or
+/// the [R, G, B] array older files hold).
+public struct RGBColour: SettingValue, Sendable {
+    public var channels: [UInt8]
+    public init(_ channels: [UInt8]) { self.channels = channels }
+    public init?(settingText text: String) {
+        switch text.lowercased() {
+        case "white": channels = [255, 255, 255]
+        case "black": channels = [0, 0, 0]
+        case "gray", "grey": channels = [128, 128, 128]
+        default:
+            let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { UInt8($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 3, parts.allSatisfy({ $0 != nil }) else { return nil }
+            channels = parts.map { $0! }
+        }
+    }
+    public var settingText: String {
+        switch channels {
+        case [255, 255, 255]: return "white"
+        case [0, 0, 0]: return "black"
+        case [128, 128, 128]: return "gray"
+        default: return channels.map(String.init).joined(separator: ",")
+        }
+    }
+    public static var settingPlaceholder: String { "colour" }
+    public static var settingExpectation: String { "white, black, gray, or R,G,B with each 0-255 (e.g. 240,240,240)" }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let a = try? c.decode([UInt8].self), a.count == 3 { channels = a; return }
+        guard let v = RGBColour(settingText: try c.decode(String.self)) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a colour (\(Self.settingExpectation))")
+        }
+        self = v
+    }
+    public func encode(to encoder: Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(settingText) }
+}
+
+extension CaptionNoise: SettingValue {
+    public init?(settingText: String) { try? self.init(parsing: settingText) }
+    public var settingText: String { description.isEmpty ? "none" : description }
+    public static var settingPlaceholder: String { "spec" }
+    public static var settingExpectation: String { "KIND=PROBABILITY,..." }
+}
+
+/// Flow-matching pretraining on freshly rendered shapes-world images, or on a folder of captioned
+/// images. Each field's initial value is its default; `PretrainConfig.table` declares each
+/// setting once (option, JSON key of the model's state, help, check).
 public struct PretrainConfig: Codable, Equatable, Sendable {
     public var model = "s32"               // model configuration name
     public var steps = 20_000              // total optimiser steps
@@ -50,35 +88,86 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public var distillCFG: Float? = nil
     /// The prompt drawn for a caption is corrupted with these probabilities (empty: clean data).
     public var captionNoise = CaptionNoise()
-    /// Train on a folder of captioned images (nil: the shapes world's renderer).
-    public var data: FolderTraining? = nil
+    /// Train on this folder of captioned images (nil: the shapes world's renderer), and how.
+    public var data: String? = nil
+    public var heldOut = 0.1
+    public var splitSeed: UInt64 = 0
+    public var flip = false
+    public var background = RGBColour([255, 255, 255])
+    public var skipBad = false
+    public var minWordCount = 1
+    public var maxWords = 32
     public init() {}
+
+    /// The folder's options (nil: the shapes world).
+    public var folder: FolderTraining? {
+        data.map { d in
+            var f = FolderTraining(folder: d)
+            f.heldOutFraction = heldOut; f.splitSeed = splitSeed; f.flip = flip; f.background = background.channels
+            f.skipBad = skipBad; f.minWordCount = minWordCount; f.maxWords = maxWords
+            return f
+        }
+    }
+
+    typealias C = OptionCheck
+    typealias S = Setting<PretrainConfig>
+
+    /// Every pretraining setting.
+    public static let table = SettingTable<PretrainConfig>(schedule + world, defaults: PretrainConfig())
+
+    static let schedule: [S] = [
+        S.value(\.model, "config", "Model configuration: s32, s32c (s32 with a convolutional output head), small or tiny.", placeholder: "name", legacy: "model"),
+        S.value(\.steps, "steps", "Total optimiser steps.", check: C.positive, resume: true),
+        S.value(\.batch, "batch", "Images per step.", check: { try C.positive($0, $1); try C.atMost($0, $1, C.maxBatch) }),
+        S.value(\.lr, "lr", "Peak learning rate.", check: C.positive),
+        S.value(\.minLR, "min-lr", "Final learning rate of the cosine tail.", check: C.nonNegative),
+        S.value(\.warmup, "warmup", "Linear warm-up steps.", check: C.nonNegative),
+        S.value(\.decayFraction, "decay-fraction", "Fraction of the run (at its end) over which the learning rate decays.", check: { try C.within($0, $1, 0, 1) }),
+        S.value(\.weightDecay, "weight-decay", "AdamW decoupled weight decay of the linear weights.", check: C.nonNegative),
+        S.value(\.gradClip, "grad-clip", "Gradient-norm clip.", check: C.positive),
+        S.value(\.emaDecay, "ema-decay", "EMA decay of the weights used for sampling.", check: { try C.within($0, $1, 0, 1, upperOpen: true) }),
+        S.value(\.nullProbability, "null-probability", "The fraction of NULL prompts (classifier-free guidance).", check: { try C.within($0, $1, 0, 1) }),
+        S.value(\.tMean, "t-mean", "Training times t ~ logit-normal(mean, std): the mean (0: SD3's default; --t-mean=-1.2: EDM's noise levels).", check: C.finite),
+        S.value(\.tStd, "t-std", "Training times t ~ logit-normal(mean, std): the std.", check: C.positive),
+        S.value(\.seed, "seed", "Random seed."),
+        S.optional(\.distillFrom, "distill-from", "Guidance distillation: regress on this model's classifier-free-guided velocity instead of the data's (with --distill-cfg; usually with --init-from the same model).",
+                   none: "none", placeholder: "path"),
+        S.optional(\.distillCFG, "distill-cfg", "The guidance scale of --distill-from's velocity: the student draws without guidance what the teacher draws at this scale.",
+                   none: "none", check: { try C.within($0, $1, 0, 100) }),
+        S.value(\.captionNoise, "caption-noise", "Draw each image for a corrupted prompt under the original caption, e.g. count=0.3,relation=0.3,binding=0.3 (kinds: \(CaptionNoise.Kind.allCases.map(\.rawValue).joined(separator: ", "))).",
+                read: { try CaptionNoise(parsing: $0, named: "--caption-noise") }),
+    ]
+
+    static let world: [S] = [
+        S.optional(\.data, "data", "Train on this folder of captioned images instead of the renderer: PNG and JPEG files, each captioned by NAME.txt beside it or by a metadata.jsonl line {\"file_name\": ..., \"text\": ...}.",
+                   none: "the shapes world", placeholder: "dir", legacy: "data.folder"),
+        S.value(\.heldOut, "held-out", "With --data: the fraction of the images held out (never trained on; the gold metrics compare against them).",
+                check: { try C.within($0, Float($1), 0, 1, upperOpen: true) }, legacy: "data.heldOutFraction"),
+        S.value(\.splitSeed, "split-seed", "With --data: the seed of the held-out split.", legacy: "data.splitSeed"),
+        S.flag(\.flip, "flip", "With --data: flip half of the drawn images left to right.", legacy: "data.flip"),
+        S.value(\.background, "background", "With --data: the colour under transparent pixels.", legacy: "data.background"),
+        S.flag(\.skipBad, "skip-bad", "With --data: leave out images that do not decode or have no caption (each is named) instead of stopping.", legacy: "data.skipBad"),
+        S.value(\.minWordCount, "min-word-count", "With --data: a word needs this many training captions to get an id of its own (rarer ones read as unknown).",
+                check: C.positive, legacy: "data.minWordCount"),
+        S.value(\.maxWords, "max-words", "With --data: the most words of a caption the model reads (the text length is the longest caption's, up to this).",
+                check: { try C.positive($0, $1); try C.atMost($0, $1, WordVocabulary.maxTextLength) }, legacy: "data.maxWords"),
+    ]
 
     /// Every value checked; the first bad one is an error naming its option and value.
     public func validate() throws {
-        typealias C = OptionCheck
-        try C.positive("--steps", steps)
-        try C.positive("--batch", batch)
-        try C.atMost("--batch", batch, OptionCheck.maxBatch)
-        try C.positive("--lr", lr)
-        try C.nonNegative("--min-lr", minLR)
-        try C.nonNegative("--warmup", warmup)
-        try C.within("--decay-fraction", decayFraction, 0, 1)
-        try C.nonNegative("--weight-decay", weightDecay)
-        try C.positive("--grad-clip", gradClip)
-        try C.within("--ema-decay", emaDecay, 0, 1, upperOpen: true)
-        try C.within("--null-probability", nullProbability, 0, 1)
-        try C.finite("--t-mean", tMean)
-        try C.positive("--t-std", tStd)
+        try Self.table.validate(self)
         if (distillFrom == nil) != (distillCFG == nil) {
             throw InvalidOption("--distill-from and --distill-cfg go together: give the teacher and its guidance scale")
         }
-        if let distillCFG { try C.within("--distill-cfg", distillCFG, 0, 100) }
-        if let data {
-            try data.validate()
+        if data == nil {
+            for (flag, given) in [("--flip", flip), ("--skip-bad", skipBad)] where given { throw InvalidOption("\(flag) goes with --data (a folder of images)") }
+        } else {
             guard captionNoise.isEmpty else { throw InvalidOption("--caption-noise corrupts shapes-world prompts; a folder's captions are what they are (drop --caption-noise or --data)") }
         }
     }
+
+    public init(from decoder: Decoder) throws { self = try Self.table.decode(from: decoder) }
+    public func encode(to encoder: Encoder) throws { try Self.table.encode(self, to: encoder) }
 
     /// Constant after warm-up, then a cosine tail over the last `decayFraction` of the run.
     public func learningRate(at step: Int) -> Float {
@@ -122,12 +211,12 @@ public final class Pretrainer {
                 folder images: ImageFolder? = nil) throws {
         try config.validate()
         guard config.batch >= world.size else { throw ModelError("--batch \(config.batch) is smaller than the \(world.size) processes sharing it") }
-        guard (config.data == nil) == (images == nil) else { throw ModelError("pretraining on a folder needs its images read") }
+        guard (config.folder == nil) == (images == nil) else { throw ModelError("pretraining on a folder needs its images read") }
         self.config = config
         self.world = world
         var mc = try ModelConfig.named(config.model, vocabSize: Tokenizer.vocabularySize)
         var vocabulary = TextVocabulary.shapes, trainedOn: DataProvenance?
-        if let data = config.data, let images {
+        if let data = config.folder, let images {
             guard images.size == mc.imageSize else { throw ModelError("the folder was read at \(images.size) px, '\(mc.name)' draws \(mc.imageSize) px") }
             let (train, held) = try images.split(heldOutFraction: data.heldOutFraction, seed: data.splitSeed)
             let v = WordVocabulary.build(captions: train.map { images.entries[$0].caption }, minCount: data.minWordCount, maxLength: data.maxWords)
@@ -203,7 +292,7 @@ public final class Pretrainer {
     func folderBatch(_ folder: FolderSource, rng: inout RNG, rows: Range<Int>?) -> FlowMatchingBatch {
         let B = config.batch, n = model.config.pixelsPerImage
         let picks = (0..<B).map { _ in folder.train[rng.int(folder.train.count)] }
-        let flips = (0..<B).map { _ in config.data?.flip == true && rng.nextUInt64() & 1 == 1 }
+        let flips = (0..<B).map { _ in config.flip && rng.nextUInt64() & 1 == 1 }
         var x0 = [Float](repeating: 0, count: B * n)
         x0.withUnsafeMutableBufferPointer { xp in
             for b in rows ?? 0..<B { folder.images.copyImage(picks[b], into: xp.baseAddress! + b * n, flipped: flips[b]) }
@@ -256,6 +345,24 @@ public final class Pretrainer {
         try Checkpoint.save(model, to: url, params: ema, extra: extra)
     }
 
+    /// The run's options in its state must be `config`'s, but for those that may change on
+    /// resume (--steps): the schedule and the data depend on them.
+    static func checkResumeOptions(_ f: SafeTensorsFile, _ config: PretrainConfig, source: String) throws {
+        guard let text = f.metadata["pretrain_config"] else { return }
+        let stored: PretrainConfig
+        do { stored = try JSONDecoder().decode(PretrainConfig.self, from: Data(text.utf8)) } catch {
+            throw CheckpointError("\(source): its pretraining options are unreadable (\(error))")
+        }
+        let differing = PretrainConfig.table.differences(config, stored).filter { n in !PretrainConfig.table.changeableOnResume.contains { $0.name == n } }
+        guard differing.isEmpty else {
+            let list = differing.map { n in
+                let s = PretrainConfig.table[n]!
+                return "--\(n) \(s.text(of: config)) (the run has \(s.text(of: stored)))"
+            }.joined(separator: ", ")
+            throw CheckpointError("\(source): resumed with other options than the run was started with: \(list); resume with the run's options (only --steps may change)")
+        }
+    }
+
     /// Restores from MODEL.state.safetensors and MODEL (the EMA).
     public func resume(from url: URL) throws {
         let path = Self.statePath(url)
@@ -278,7 +385,7 @@ public final class Pretrainer {
         }
         // the run's options must be the ones it was started with (the schedule depends on them);
         // only --steps may change (extending or shortening the run)
-        _ = try f.checkResumeOptions(config, key: "pretrain_config", sharedOnly: true, source: path.path)
+        try Self.checkResumeOptions(f, config, source: path.path)
         model.params.assign(from: try Checkpoint.params(from: f, config: cfg, source: path.path))
         guard let s = f.metadata["step"].flatMap(Int.init) else { throw CheckpointError("\(path.path): the step is missing") }
         try f.restore(&optimizer, as: "adam", source: path.path)

@@ -3,60 +3,39 @@ import Rewards
 import Tensor
 import Imaging
 
-/// A setting a sweep varies, by its finetune option name.
-public enum SweepAxis: String, CaseIterable, Sendable {
-    case algo, lr, beta
-    case clipRange = "clip-range", noiseLevel = "noise-level", sdeWindow = "sde-window", groupSize = "group-size"
-    case microBatches = "micro-batches", innerEpochs = "inner-epochs"
-    case acflowTau = "acflow-tau", acflowAlpha = "acflow-alpha", acflowTarget = "acflow-target"
-    /// The reward model of the reward's rm: term (its path, or P1+P2 for an ensemble), and how an ensemble combines.
-    case rm, rmCombine = "rm-combine"
-    /// The matrix products' input format (fp32, bf16): one run against the other, seed for seed.
-    case precision
+/// A setting a sweep varies: any sweepable setting of `FinetuneConfig.table` by its name, or
+/// `rm`, the reward model of the reward's rm: term (its path, or P1+P2 for an ensemble).
+public struct SweepAxis: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
+    public var description: String { name }
+
+    /// The axis named `name`; an unknown one is an error naming the known ones.
+    public init(_ name: String) throws {
+        guard name == Self.rm || FinetuneConfig.table.sweepable.contains(where: { $0.name == name }) else {
+            throw InvalidOption("--vary \(name): not a setting a sweep can vary; axes: \(Self.names.joined(separator: ", "))")
+        }
+        self.name = name
+    }
+
+    static let rm = "rm"
+    /// Every axis a sweep can vary.
+    public static var names: [String] { FinetuneConfig.table.sweepable.map { $0.name } + [rm] }
 
     /// Sets this axis of `c` to `value`; a value the option would refuse is an error naming both.
     func apply(_ value: String, to c: inout FinetuneConfig) throws {
-        func number() throws -> Float {
-            guard let v = Float(value), v.isFinite else { throw InvalidOption("--vary \(rawValue): '\(value)' is not a number") }
-            return v
+        guard name == Self.rm else {
+            let s = FinetuneConfig.table[name]!
+            // (its range is checked with the whole point's configuration, which names the point)
+            do { try s.set(&c, value) } catch let e as InvalidOption { throw InvalidOption("--vary \(name): \(e.description)") }
+            return
         }
-        func integer() throws -> Int {
-            guard let v = Int(value) else { throw InvalidOption("--vary \(rawValue): '\(value)' is not a whole number") }
-            return v
+        var terms = try RewardSpec(parsing: c.reward).terms
+        guard let k = terms.firstIndex(where: { $0.name.hasPrefix(ScorerRegistry.learnedPrefix) }) else {
+            throw InvalidOption("--vary rm: the reward \"\(c.reward)\" has no rm: term whose model to vary (give e.g. --reward rm:RM.safetensors,shape-eval=0)")
         }
-        /// One of an option's named values; an unknown one is named with the known ones.
-        func choice<T: RawRepresentable & CaseIterable>(_ what: String) throws -> T where T.RawValue == String {
-            guard let v = T(rawValue: value) else {
-                throw InvalidOption("--vary \(rawValue): unknown \(what) '\(value)'; known: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return v
-        }
-        switch self {
-        case .algo: c.algo = try choice("algorithm")
-        case .lr: c.lr = try number()
-        case .beta: c.beta = try number()
-        case .clipRange: c.clipRange = try number()
-        case .noiseLevel: c.sde.noiseLevel = try number()
-        case .sdeWindow: c.sde.window = try integer()
-        case .groupSize: c.groupSize = try integer()
-        case .microBatches: c.microBatches = try integer()
-        case .innerEpochs: c.innerEpochs = try integer()
-        case .acflowTau: c.acflow.tau = try number()
-        case .acflowAlpha: c.acflow.alpha = try number()
-        case .acflowTarget: c.acflow.target = try choice("target")
-        case .rm:
-            var terms = try RewardSpec(parsing: c.reward).terms
-            guard let k = terms.firstIndex(where: { $0.name.hasPrefix(ScorerRegistry.learnedPrefix) }) else {
-                throw InvalidOption("--vary rm: the reward \"\(c.reward)\" has no rm: term whose model to vary (give e.g. --reward rm:RM.safetensors,shape-eval=0)")
-            }
-            guard !value.isEmpty else { throw InvalidOption("--vary rm: an empty path") }
-            terms[k].name = ScorerRegistry.learnedPrefix + value
-            c.reward = terms.map { "\($0.name)=\($0.weight)" }.joined(separator: ",")
-        case .rmCombine:
-            do { _ = try EnsembleCombine(parsing: value) } catch { throw InvalidOption("--vary rm-combine: \(error)") }
-            c.rmCombine = value
-        case .precision: c.runPrecision = try choice("precision")
-        }
+        guard !value.isEmpty else { throw InvalidOption("--vary rm: an empty path") }
+        terms[k].name = ScorerRegistry.learnedPrefix + value
+        c.reward = RewardSpec(terms: terms).description
     }
 }
 
@@ -79,9 +58,9 @@ public func sweepGrid(base: FinetuneConfig, vary: [(SweepAxis, [String])], seeds
     guard seeds >= 1 else { throw InvalidOption("--seeds must be at least 1, got \(seeds)") }
     var seen: Set<SweepAxis> = []
     for (axis, values) in vary {
-        guard seen.insert(axis).inserted else { throw InvalidOption("--vary \(axis.rawValue) is given twice") }
+        guard seen.insert(axis).inserted else { throw InvalidOption("--vary \(axis.name) is given twice") }
         guard !values.isEmpty, Set(values).count == values.count else {
-            throw InvalidOption("--vary \(axis.rawValue) needs distinct values, got '\(values.joined(separator: ","))'")
+            throw InvalidOption("--vary \(axis.name) needs distinct values, got '\(values.joined(separator: ","))'")
         }
     }
     var points = [SweepPoint(settings: [], config: base)]
@@ -90,7 +69,7 @@ public func sweepGrid(base: FinetuneConfig, vary: [(SweepAxis, [String])], seeds
             try values.map { v in
                 var q = p
                 try axis.apply(v, to: &q.config)
-                q.settings.append((axis.rawValue, v))
+                q.settings.append((axis.name, v))
                 return q
             }
         }

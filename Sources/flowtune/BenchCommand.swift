@@ -210,7 +210,7 @@ struct Bench: ParsableCommand {
         c.sde = SDEConfig(steps: 10, noiseLevel: 0.7, stochasticLastStep: true)   // the peer trains all 10 steps
         c.microBatches = 1
         let precision = Compute.current.precision
-        c.runPrecision = precision
+        c.precision = precision
         if want("grpo") {
             c.algo = .grpo
             let run = try Finetuner(config: c, runDir: dir.appendingPathComponent("grpo"))

@@ -6,117 +6,27 @@ import Flow
 import Rewards
 import Training
 
-extension Algorithm: ExpressibleByArgument {}
-extension ACFlowWeighting: ExpressibleByArgument {}
-extension ACFlowTarget: ExpressibleByArgument {}
-
-/// Flags for every fine-tuning hyperparameter (defaults documented in FinetuneConfig).
+/// The fine-tuning settings of a command line: every word ArgumentParser does not claim for the
+/// command's own options, read by `FinetuneConfig.table` (which also writes their help).
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "Algorithm.") var algo = Algorithm.grpoGuard
-    @Option(help: "Base model checkpoint.") var model = "models/base-s32c-distilled.safetensors"
-    @Option(help: "Training prompt list (data:train: a folder model's training captions, its default).") var prompts = "prompts/train.txt"
-    @Option(help: "Held-out prompt list for grids and gold metrics (data:held-out: a folder model's held-out captions, its default).") var evalPrompts = "prompts/eval.txt"
-    @Option(help: ArgumentHelp("A model trained on a folder of images: where that folder is now (default: where the model file says it was). Such a model's prompts default to its training captions (data:train) and held-out captions (data:held-out).", valueName: "dir"))
-    var data: String?
-    @Option(help: ArgumentHelp("Reward: name[=weight],... (\(ScorerRegistry.names)); weight 0 is logged, not optimised."))
-    var reward = "shape-eval"
-    @Option(help: "RL iterations.") var steps = 100
-    @Option(help: "Prompts per iteration (P).") var promptsPerIteration = 4
-    @Option(help: "Samples per prompt (G).") var groupSize = 8
-    @Option(help: "SDE steps per rollout (T).") var sdeSteps = 10
-    @Option(help: "SDE noise level a.") var noiseLevel: Float = 0.7
-    @Option(help: "Time-grid shift of rollouts (1: uniform).") var shift: Float = 1
-    @Flag(help: "Make the last rollout step stochastic and train it too (the peer benchmark's setting).") var trainLastStep = false
-    @Flag(help: "Start every sample of a group from the same initial noise (the group's spread then comes from the SDE's steps alone).") var sharedInitialNoise = false
-    @Option(help: "Make only the first k rollout steps stochastic and train them; the later ones are deterministic Euler steps (default: every step but the last).") var sdeWindow: Int?
-    @Option(help: "Micro-batches per epoch, one optimiser step each (the first is on-policy).") var microBatches = 2
-    @Option(help: "Samples per network pass (default 32): each optimiser step's gradient is accumulated over passes of at most this many, and activations are kept for that many samples at a time, so memory does not grow with prompts x group size.")
-    var microBatchSize: Int?
-    @Option(help: "Passes over each rollout batch.") var innerEpochs = 1
-    @Option(help: "Learning rate (AdamW).") var lr: Float = 1e-4
-    @Option(help: "AdamW weight decay.") var weightDecay: Float = 1e-4
-    @Option(help: "Gradient-norm clip.") var gradClip: Float = 1.0
-    @Option(help: "PPO clip range eps (default: 1e-4 for grpo, 3e-6 for grpo-guard).") var clipRange: Float?
-    @Option(help: "KL weight to the frozen base model.") var beta: Float = 0
-    @Flag(help: "Normalise advantages by the whole batch's std instead of each group's.") var globalStd = false
-    @Option(help: "Advantage clamp.") var advantageClip: Float = 5
-    @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Checkpoint every N iterations.") var checkpointEvery = 10
-    @Option(help: "Grids and gold metrics every N iterations (0: never).") var evalEvery = 10
-    @Option(help: "Seeds per eval prompt in grids.") var evalPerPrompt = 4
-    @Option(help: "Eval prompts used (spread over the list).") var evalPromptCount = 16
-    @Option(help: "Euler steps for grids and gold metrics.") var evalSteps = 20
-    @Option(help: "Seconds an external scorer may take per image.") var externalTimeout: Double = 30
-    @Option(help: "How the members of an rm:P1+P2 ensemble combine: mean, min, or mean-std:LAMBDA (mean - LAMBDA x their std).")
-    var rmCombine: String = "mean"
-    // AC-Flow (nil: the default of version 2, or of version 1 with --acflow-v1)
-    @Flag(help: "AC-Flow: start from version 1's recipe (ODE rollouts, one actor step on fresh logit-normal interpolants, raw weights, a counted warm-up); other --acflow options still apply.")
-    var acflowV1 = false
-    @Option(help: "AC-Flow: tanh shaping temperature kappa (default 1).") var acflowKappa: Float?
-    @Flag(help: "AC-Flow: no reward shaping (rt = R).") var acflowNoShaping = false
-    @Option(help: "AC-Flow: EMA of batch reward statistics (default 0: per-group statistics).") var acflowStatsEma: Float?
-    @Flag(help: "AC-Flow: deterministic ODE rollouts instead of SDE ones.") var acflowOdeRollouts = false
-    @Flag(help: "AC-Flow: no critic (V = 0, A = rt).") var acflowNoCritic = false
-    @Option(help: "AC-Flow: critic hidden width (default 64).") var acflowCriticWidth: Int?
-    @Flag(help: "AC-Flow: critic without position embeddings (a plain mean over patches).") var acflowNoPositions = false
-    @Option(help: "AC-Flow: critic learning rate (default 1e-3).") var acflowCriticLr: Float?
-    @Option(help: "AC-Flow: critic AdamW steps per iteration (default 4).") var acflowCriticSteps: Int?
-    @Option(help: "AC-Flow: warm-up iterations at least (default 3).") var acflowWarmup: Int?
-    @Option(help: "AC-Flow: the warm-up ends when the critic explains this fraction of the variance of rt (before its update; default 0.3; negative: the count alone).")
-    var acflowWarmupEv: Float?
-    @Option(help: "AC-Flow: GAE lambda (1: A = rt - V(x_k); 0: A = V(x_k+1) - V(x_k); default 1).") var acflowLambda: Float?
-    @Option(help: "AC-Flow: advantage clip c_A (default 1).") var acflowAdvClip: Float?
-    @Flag(help: "AC-Flow control run: every advantage 0 (weights 1 for the regression targets, 0 for transitions, r = 1/2 for nft): the drift of the actor's regression alone.") var acflowZeroAdvantages = false
-    @Option(help: "AC-Flow: actor target: transition (default: each visited transition x_k -> x_k+1 weighted by its advantage), visited (regression at the rollout's states toward the final image), fresh (interpolants of the final images) or nft (DiffusionNFT's contrast of implicit positive and negative policies on fresh interpolants; r = 1/2 + A / 2 c_A).")
-    var acflowTarget: ACFlowTarget?
-    @Option(help: "AC-Flow: fresh interpolants' t ~ U[t-min, 1) (default 0.5; negative: logit-normal over all t).") var acflowFreshTMin: Float?
-    @Option(help: "AC-Flow: actor AdamW steps per rollout batch (default 8).") var acflowActorSteps: Int?
-    @Option(help: "AC-Flow: samples per actor step (default: the rollout batch).") var acflowActorBatch: Int?
-    @Option(help: "AC-Flow: weight temperature tau, w = exp(tau A) (default 1; the transition target weighs by A itself).") var acflowTau: Float?
-    @Option(help: "AC-Flow: weighting of the visited/fresh targets, exp or signed (signed needs alpha > c_A).") var acflowWeighting: ACFlowWeighting?
-    @Flag(help: "AC-Flow: weights not normalised to mean 1.") var acflowNoNormalise = false
-    @Option(help: "AC-Flow: the transition target as PPO's clipped surrogate, each transition's probability ratio to the rollout's clipped to 1 +- EPS (default 1e-3; 0: no ratio, the weighted log-likelihood).") var acflowRatioClip: Float?
-    @Option(help: "AC-Flow: the nft target's beta, v+ = beta v + (1 - beta) v_old (default 1).") var acflowNftBeta: Float?
-    @Option(help: "AC-Flow: Wasserstein regulariser weight alpha (default 0.002; version 1: 1).") var acflowAlpha: Float?
+    @Argument(parsing: .allUnrecognized, help: .hidden) var words: [String] = []
 
-    func validate() throws {
-        if acflowRatioClip != nil, config.acflow.target != .transition {
-            throw ValidationError("--acflow-ratio-clip clips the ratio of a transition's probability; it needs --acflow-target transition")
+    /// The settings' help, for a command's discussion.
+    static func help(_ intro: String) -> String {
+        intro + "\n\nSETTINGS (each also a key of config.json):\n" + FinetuneConfig.table.help()
+    }
+
+    func validate() throws { _ = try settings() }
+
+    /// The configuration the command line gives, and the names of the settings it gives.
+    func settings() throws -> (config: FinetuneConfig, given: [String]) {
+        do { return try FinetuneConfig.table.parse(words, into: FinetuneConfig()) } catch let e as InvalidOption {
+            throw ValidationError(e.description)
         }
     }
 
-    var config: FinetuneConfig {
-        var c = FinetuneConfig()
-        c.algo = algo; c.model = model; c.prompts = prompts; c.evalPrompts = evalPrompts; c.data = data; c.reward = reward; c.steps = steps
-        c.promptsPerIteration = promptsPerIteration; c.groupSize = groupSize
-        c.sde = SDEConfig(steps: sdeSteps, noiseLevel: noiseLevel, shift: shift, stochasticLastStep: trainLastStep, window: sdeWindow)
-        c.sharedInitialNoise = sharedInitialNoise ? true : nil
-        c.microBatches = microBatches; c.microBatchSize = microBatchSize; c.innerEpochs = innerEpochs; c.lr = lr; c.weightDecay = weightDecay; c.gradClip = gradClip
-        c.clipRange = clipRange; c.beta = beta; c.globalStd = globalStd; c.advantageClip = advantageClip; c.seed = seed
-        c.checkpointEvery = checkpointEvery; c.evalEvery = evalEvery; c.evalPerPrompt = evalPerPrompt
-        c.evalPrompts_limit = evalPromptCount; c.evalSteps = evalSteps; c.externalTimeout = externalTimeout
-        c.rmCombine = rmCombine == "mean" ? nil : rmCombine
-        var a = acflowV1 ? ACFlowConfig.version1(steps: steps) : ACFlowConfig()
-        func set<T>(_ value: T?, _ path: WritableKeyPath<ACFlowConfig, T>) { if let value { a[keyPath: path] = value } }
-        set(acflowKappa, \.kappa); set(acflowStatsEma, \.statsEMA); set(acflowCriticWidth, \.criticWidth)
-        set(acflowCriticLr, \.criticLR); set(acflowCriticSteps, \.criticSteps); set(acflowWarmup, \.warmupIterations)
-        set(acflowLambda, \.lambda)
-        if let acflowWarmupEv { a.warmupExplainedVariance = acflowWarmupEv < 0 ? nil : acflowWarmupEv }
-        set(acflowAdvClip, \.advantageClip); set(acflowTarget, \.target); set(acflowActorSteps, \.actorSteps)
-        set(acflowTau, \.tau); set(acflowWeighting, \.weighting); set(acflowAlpha, \.alpha)
-        set(acflowNftBeta, \.nftBeta)
-        if let acflowRatioClip { a.ratioClip = acflowRatioClip == 0 ? nil : acflowRatioClip }
-        if let acflowFreshTMin { a.freshTMin = acflowFreshTMin < 0 ? nil : acflowFreshTMin }
-        if let acflowActorBatch { a.actorBatch = acflowActorBatch }
-        if acflowNoShaping { a.shaping = false }
-        if acflowOdeRollouts { a.sdeRollouts = false }
-        if acflowNoCritic { a.useCritic = false }
-        if acflowNoPositions { a.criticPositions = false }
-        if acflowZeroAdvantages { a.zeroAdvantages = true }
-        if acflowNoNormalise { a.normaliseWeights = false }
-        c.acflow = a
-        return c
-    }
+    /// The configuration the command line gives (checked by `validate` before the command runs).
+    var config: FinetuneConfig { get throws { try settings().config } }
 }
 
 /// A run configuration (config.json) read back, or an error naming the file and what is wrong.
@@ -138,7 +48,7 @@ func loadRunConfig(_ url: URL, what: String, action: String = "resume") throws -
 /// mpirun every rank runs this; rank 0 alone locks and writes the run folder and prints.
 func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
     // the run's precision (its config.json's on resume) serves its rollouts and training passes alike
-    return try Compute.current.with(given.runPrecision).run { try finetuneLoop(config: given, out: out, resume: resume, tensorboard: tensorboard, quiet: quiet) }
+    return try Compute.current.with(given.precision).run { try finetuneLoop(config: given, out: out, resume: resume, tensorboard: tensorboard, quiet: quiet) }
 }
 
 private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool, quiet: Bool) throws -> Finetuner {
@@ -211,9 +121,10 @@ func checkNewRunFolder(_ out: URL) throws {
 
 struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fine-tune a base model with RL (grpo, grpo-guard, acflow) and log every diagnostic.")
+        abstract: "Fine-tune a base model with RL (grpo, grpo-guard, acflow) and log every diagnostic.",
+        discussion: FinetuneOptions.help("With --resume or --config, only the settings marked so below (--steps) may be given again: the run keeps the rest."))
     @OptionGroup var options: FinetuneOptions
-    @Option(help: "Run folder (config.json, metrics.jsonl, grids/, checkpoints/).") var out = "outputs/run"
+    @Option(help: "Run folder (config.json, metrics.jsonl, grids/, checkpoints/; default: outputs/run).") var out: String?
     @Option(help: "Continue the run in this folder from its last checkpoint (its config.json is used; --steps may extend it).")
     var resume: String?
     @Option(name: .customLong("config"), help: "Take every hyperparameter from this config.json (as a run folder holds it; --steps may override).")
@@ -227,24 +138,28 @@ struct Finetune: ParsableCommand {
     func execute() throws {
         enableGracefulInterrupt()
         let world = try World.start()      // ended in FlowTune.main (finish, or abort on an error)
-        var config = options.config
-        config.runPrecision = threads.chosenPrecision
-        var dir = try outputURL(out)
+        let (given, names) = try options.settings()
+        var config = given
+        config.precision = threads.chosenPrecision
+        var dir = try outputURL(out ?? "outputs/run")
         if resume != nil || configFile != nil {
-            // a resumed run keeps its configuration, a --config run takes the file's: only --steps
-            // (extend or shorten), --threads, --out (with --config) and --[no-]tensorboard apply; the
-            // file's precision too
+            // a resumed run keeps its configuration, a --config run takes the file's: only the
+            // settings that may change on resume (--steps), --threads, --out (with --config) and
+            // --[no-]tensorboard apply; the file's precision too
+            guard !(resume != nil && configFile != nil) else {
+                throw CLIError("--resume and --config cannot be combined (a resumed run keeps its own config.json)")
+            }
             let url = resume.map { URL(fileURLWithPath: $0).appendingPathComponent("config.json") } ?? URL(fileURLWithPath: configFile!)
             if let resume { dir = URL(fileURLWithPath: resume) }
             var saved = try loadRunConfig(url, what: resume != nil ? "no run to resume (config.json missing)" : "cannot read the configuration", action: resume != nil ? "resume" : "read")
-            let given = CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) }
-            let allowed = ["--resume", "--config", "--steps", "--threads", "--tensorboard", "--no-tensorboard"] + (resume == nil ? ["--out"] : [])
-            let refused = given.filter { !allowed.contains($0) }
-            guard refused.isEmpty, !(resume != nil && configFile != nil) else {
-                throw CLIError(resume != nil && configFile != nil ? "--resume and --config cannot be combined (a resumed run keeps its own config.json)"
-                    : "\(resume != nil ? "--resume continues a run with its own config.json" : "--config takes every hyperparameter from the file"); \(refused.joined(separator: ", ")) would be ignored: give only --steps (and --threads, --[no-]tensorboard\(resume == nil ? ", --out" : "")), or start a new run with --out")
+            let changeable = FinetuneConfig.table.changeableOnResume
+            let refused = names.filter { n in !changeable.contains { $0.name == n } }.map { "--" + $0 } + (threads.precision != nil ? ["--precision"] : [])
+                + (resume != nil && out != nil ? ["--out"] : [])
+            guard refused.isEmpty else {
+                let allowed = changeable.map(\.option).joined(separator: ", ")
+                throw CLIError("\(resume != nil ? "--resume continues a run with its own config.json" : "--config takes every hyperparameter from the file"); \(refused.joined(separator: ", ")) would be ignored: give only \(allowed) (and --threads, --[no-]tensorboard\(resume == nil ? ", --out" : "")), or start a new run with --out")
             }
-            if given.contains("--steps") { saved.steps = options.steps }
+            for s in changeable where names.contains(s.name) { try s.set(&saved, s.text(of: given)) }
             config = saved
         }
         let run = try runFinetune(config: config, out: dir, resume: resume != nil, tensorboard: tensorboard)

@@ -9,19 +9,9 @@ import Training
 
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Pretrain the velocity network by flow matching on freshly rendered shapes-world images, or on a folder of captioned images (--data).")
+        abstract: "Pretrain the velocity network by flow matching on freshly rendered shapes-world images, or on a folder of captioned images (--data).",
+        discussion: "SETTINGS (each also a key of the run's state, MODEL.state.safetensors):\n" + PretrainConfig.table.help())
 
-    @Option(help: "Model configuration: s32, s32c (s32 with a convolutional output head), small or tiny.") var config = "s32"
-    @Option(help: "Total optimiser steps.") var steps = 20_000
-    @Option(help: "Images per step.") var batch = 64
-    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
-    @Option(help: "Final learning rate of the cosine tail.") var minLr: Float = 3e-5
-    @Option(help: "Linear warm-up steps.") var warmup = 500
-    @Option(help: "Fraction of the run (at its end) over which the learning rate decays.") var decayFraction: Float = 0.4
-    @Option(help: "EMA decay of the weights used for sampling.") var emaDecay: Float = 0.999
-    @Option(help: "Training times t ~ logit-normal(mean, std): the mean (0: SD3's default; --t-mean=-1.2: EDM's noise levels).") var tMean: Float = 0
-    @Option(help: "Training times t ~ logit-normal(mean, std): the std.") var tStd: Float = 1
-    @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Prompt list whose prompts are never drawn (held out).") var exclude = "prompts/eval.txt"
     @Option(help: "Checkpoint (EMA weights); its state goes beside it as NAME.state.safetensors.") var out = "models/base-s32.safetensors"
     @Option(help: "Write a checkpoint every N steps.") var checkpointEvery = 500
@@ -29,38 +19,17 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Continue from the checkpoint at --out.") var resume = false
     @Option(help: "Start from this model's weights (the same configuration, or an s32 model for s32c: the convolutional head starts as the identity, so the network starts as that model).")
     var initFrom: String?
-    @Option(help: "Guidance distillation: regress on this model's classifier-free-guided velocity instead of the data's (with --distill-cfg; usually with --init-from the same model).")
-    var distillFrom: String?
-    @Option(help: "The guidance scale of --distill-from's velocity: the student draws without guidance what the teacher draws at this scale.")
-    var distillCfg: Float?
-    @Option(help: ArgumentHelp("Draw each image for a corrupted prompt under the original caption, e.g. count=0.3,relation=0.3,binding=0.3 (kinds: \(CaptionNoise.Kind.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "spec"))
-    var captionNoise = ""
-    @Option(help: ArgumentHelp("Train on this folder of captioned images instead of the renderer: PNG and JPEG files, each captioned by NAME.txt beside it or by a metadata.jsonl line {\"file_name\": ..., \"text\": ...}.", valueName: "dir"))
-    var data: String?
-    @Option(help: "With --data: the fraction of the images held out (never trained on; the gold metrics compare against them).") var heldOut = 0.1
-    @Option(help: "With --data: the seed of the held-out split.") var splitSeed: UInt64 = 0
-    @Flag(help: "With --data: flip half of the drawn images left to right.") var flip = false
-    @Option(help: "With --data: the colour under transparent pixels: white, black, gray, or R,G,B (0-255).") var background = "white"
-    @Flag(help: "With --data: leave out images that do not decode or have no caption (each is named) instead of stopping.") var skipBad = false
-    @Option(help: "With --data: a word needs this many training captions to get an id of its own (rarer ones read as unknown).") var minWordCount = 1
-    @Option(help: "With --data: the most words of a caption the model reads (the text length is the longest caption's, up to this).") var maxWords = 32
+    @Argument(parsing: .allUnrecognized, help: .hidden) var words: [String] = []
     @OptionGroup var threads: ThreadOptions
 
-    func run() throws { try threads.compute().run { try execute() } }
+    func validate() throws { _ = try settings() }
 
-    /// The folder's options (nil: the shapes world), checked.
-    func folderOptions() throws -> FolderTraining? {
-        guard let data else {
-            for (flag, given) in [("--flip", flip), ("--skip-bad", skipBad)] where given { throw CLIError("\(flag) goes with --data (a folder of images)") }
-            return nil
-        }
-        var f = FolderTraining(folder: data)
-        f.heldOutFraction = heldOut; f.splitSeed = splitSeed; f.flip = flip; f.skipBad = skipBad
-        f.minWordCount = minWordCount; f.maxWords = maxWords
-        f.background = try parseColour(background, option: "--background")
-        try f.validate()
-        return f
+    /// The pretraining configuration the command line gives.
+    func settings() throws -> PretrainConfig {
+        do { return try PretrainConfig.table.parse(words, into: PretrainConfig()).0 } catch let e as InvalidOption { throw ValidationError(e.description) }
     }
+
+    func run() throws { try threads.compute().run { try execute() } }
 
     /// The folder's images, read through its cache.
     func readFolder(_ f: FolderTraining, imageSize: Int, say: (String) -> Void) throws -> ImageFolder {
@@ -80,15 +49,16 @@ struct Pretrain: ParsableCommand {
         let say: (String) -> Void = { if root { log($0) } }     // rank 0 prints
         try OptionCheck.positive("--checkpoint-every", checkpointEvery)
         try OptionCheck.positive("--log-every", logEvery)
-        let cfg = try pretrainConfig()     // checked before the folder is read (and its cache written)
+        let cfg = try settings()
+        do { try cfg.validate() } catch let e as InvalidOption { throw CLIError(e.description) }     // before the folder is read (and its cache written)
         if resume && initFrom != nil { throw CLIError("--init-from starts a new run; --resume continues one: give one of them") }
         if root, !resume, FileManager.default.fileExists(atPath: out) {
             throw CLIError("\(out) already exists; continue its run with --resume, or give another --out (nothing is overwritten)")
         }
         let excluded = cfg.data == nil ? Set(try PromptFile(path: exclude).prompts) : []
-        let images = try cfg.data.map { try readFolder($0, imageSize: try ModelConfig.named(config, vocabSize: Tokenizer.vocabularySize).imageSize, say: say) }
+        let images = try cfg.folder.map { try readFolder($0, imageSize: try ModelConfig.named(cfg.model, vocabSize: Tokenizer.vocabularySize).imageSize, say: say) }
         let start = try initFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
-        let teacher = try distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
+        let teacher = try cfg.distillFrom.map { path in try Checkpoint.load(URL(fileURLWithPath: path)) }
         let trainer = try Pretrainer(config: cfg, excluding: excluded, initFrom: start, teacher: teacher, world: world, folder: images)
         let url = try outputURL(out)
         // a resume is checked (configuration, options, state) before the lock is taken, so that a
@@ -99,7 +69,7 @@ struct Pretrain: ParsableCommand {
         let lock = root ? try RunLock(file: url) : nil
         defer { lock?.release() }
         if let initFrom { say("starting from the weights of \(initFrom)") }
-        if let distillFrom, let distillCfg { say("distilling \(distillFrom) guided at CFG \(distillCfg)") }
+        if let distillFrom = cfg.distillFrom, let distillCfg = cfg.distillCFG { say("distilling \(distillFrom) guided at CFG \(distillCfg)") }
         if !cfg.captionNoise.isEmpty { say("caption noise: \(cfg.captionNoise)") }
         if let v = trainer.model.trainedOn, case .words(let words) = trainer.model.vocabulary {
             say("\(v.images - v.heldOut.count) training images, \(v.heldOut.count) held out (seed \(v.splitSeed)); vocabulary of \(words.words.count) words (min count \(words.minCount)), \(words.textLength) tokens a caption")
@@ -110,23 +80,10 @@ struct Pretrain: ParsableCommand {
         }
         let logURL = url.deletingPathExtension().appendingPathExtension("pretrain.jsonl")
         if resume && root { try truncateJSONLines(logURL, maxStep: trainer.step) }
-        say("pretraining \(config) (\(trainer.model.parameterCount) parameters), batch \(batch), \(steps) steps"
+        say("pretraining \(cfg.model) (\(trainer.model.parameterCount) parameters), batch \(cfg.batch), \(cfg.steps) steps"
             + (world.isDistributed ? " (\(world.size) processes)" : ""))
         try train(trainer, cfg, checkpoint: url, log: logURL, saved: resume, world: world, say: say)
         say("done: \(out) at step \(trainer.step)")
-    }
-
-    /// The options as a pretraining configuration, checked.
-    func pretrainConfig() throws -> PretrainConfig {
-        var cfg = PretrainConfig()
-        cfg.model = config; cfg.steps = steps; cfg.batch = batch; cfg.lr = lr; cfg.minLR = minLr; cfg.warmup = warmup
-        cfg.decayFraction = decayFraction; cfg.emaDecay = emaDecay; cfg.seed = seed
-        cfg.tMean = tMean; cfg.tStd = tStd
-        cfg.distillFrom = distillFrom; cfg.distillCFG = distillCfg
-        cfg.captionNoise = try CaptionNoise(parsing: captionNoise, named: "--caption-noise")
-        cfg.data = try folderOptions()
-        try cfg.validate()
-        return cfg
     }
 
     /// The steps up to --steps: progress and a log line every --log-every steps, a checkpoint
@@ -140,6 +97,7 @@ struct Pretrain: ParsableCommand {
         var t0 = now()
         let startStep = trainer.step
         let runStart = now()
+        let steps = cfg.steps
         while trainer.step < steps {
             let loss = trainer.trainStep()
             guard loss.isFinite else {
@@ -173,21 +131,6 @@ struct Pretrain: ParsableCommand {
             // writes of the last save) ends as the state says
             try trainer.save(to: url)
         }
-    }
-}
-
-/// An RGB colour: white, black, gray, or R,G,B with each 0...255.
-func parseColour(_ text: String, option: String) throws -> [UInt8] {
-    switch text.lowercased() {
-    case "white": return [255, 255, 255]
-    case "black": return [0, 0, 0]
-    case "gray", "grey": return [128, 128, 128]
-    default:
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { UInt8($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 3, parts.allSatisfy({ $0 != nil }) else {
-            throw CLIError("\(option) \(text): give white, black, gray, or R,G,B with each 0-255 (e.g. 240,240,240)")
-        }
-        return parts.map { $0! }
     }
 }
 

@@ -47,7 +47,8 @@ struct TensorBoardCommand: ParsableCommand {
 
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run several algorithms on the same prompts, seeds and budget; write a table (markdown + JSON) and one chart.")
+        abstract: "Run several algorithms on the same prompts, seeds and budget; write a table (markdown + JSON) and one chart.",
+        discussion: FinetuneOptions.help("Every setting below applies to each algorithm's runs."))
     @Option(help: "Comma-separated algorithms.") var algos = "grpo,grpo-guard,acflow"
     @OptionGroup var options: FinetuneOptions
     @Option(help: "Output folder (one run folder per algorithm inside).") var out = "outputs/compare"
@@ -69,16 +70,17 @@ struct Compare: ParsableCommand {
         guard !list.isEmpty, Set(list).count == list.count else { throw CLIError("--algos needs distinct algorithm names") }
         try OptionCheck.positive("--seeds", seeds)
         let dir = try outputURL(out)
+        let base = try options.config
         var rows: [[(String, JSONValue)]] = []
         var curves: [Report.RunCurves] = []
         var perAlgo: [(Algorithm, [[(String, Double)]])] = []
         for (i, algo) in list.enumerated() {
             var runs: [[(String, Double)]] = []
             for s in 0..<seeds {
-                var c = options.config
-                c.runPrecision = threads.chosenPrecision
+                var c = base
+                c.precision = threads.chosenPrecision
                 c.algo = algo
-                c.seed = options.seed &+ UInt64(s)
+                c.seed = base.seed &+ UInt64(s)
                 try c.validate()
                 let runDir = dir.appendingPathComponent(seeds == 1 ? algo.rawValue : "\(algo.rawValue)-seed\(c.seed)")
                 log("== \(algo)\(seeds == 1 ? "" : ", seed \(c.seed)") ==")
@@ -128,7 +130,7 @@ struct Compare: ParsableCommand {
         // one chart: the proxy per algorithm on top, a panel per gold metric below, onsets marked
         let both = Report.metricPanels(curves, title: "eval proxy reward per algorithm (same prompts, seeds, budget; gold metrics below)")
         try writeAtomically(try both.pngData(), to: dir.appendingPathComponent("compare.png"))
-        md += "\nReward `\(options.reward)`, \(options.steps) iterations each, " + (seeds == 1 ? "seed \(options.seed)" : "seeds \(options.seed)...\(options.seed &+ UInt64(seeds - 1)) (mean [95% bootstrap interval of the mean])") + ". Chart: compare.png; runs: one folder per algorithm" + (seeds == 1 ? "" : " and seed") + ".\n"
+        md += "\nReward `\(base.reward)`, \(base.steps) iterations each, " + (seeds == 1 ? "seed \(base.seed)" : "seeds \(base.seed)...\(base.seed &+ UInt64(seeds - 1)) (mean [95% bootstrap interval of the mean])") + ". Chart: compare.png; runs: one folder per algorithm" + (seeds == 1 ? "" : " and seed") + ".\n"
         try writeAtomically(md, to: dir.appendingPathComponent("compare.md"))
         try writeAtomically(JSONValue.array(rows.map { .object($0) }).text + "\n", to: dir.appendingPathComponent("compare.json"))
         print(md)

@@ -11,17 +11,17 @@ struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
         abstract: "Run a grid of fine-tuning runs (algorithms, learning rates, KL weights, ... x seeds) and write sweep.jsonl, sweep.md and frontier.png.",
-        discussion: """
+        discussion: FinetuneOptions.help("""
         Every point of the grid is an ordinary run folder under --out (config.json, metrics.jsonl, \
         grids, report.html), run by a `flowtune finetune` process of its own, --jobs at a time, the \
         threads split between them. Run the same command again to go on after an interruption: \
         finished runs are skipped, interrupted ones resumed from their last checkpoint.
         Example: flowtune sweep --reward brightness=1,shape-eval=0 --steps 20 --vary algo=grpo,grpo-guard \
         --vary lr=1e-4,3e-4 --seeds 2 --jobs 2 --out outputs/sweep
-        """)
+        """))
     @OptionGroup var options: FinetuneOptions
     @Option(name: .customLong("vary"), help: ArgumentHelp("AXIS=V1,V2,...: a setting to vary (repeatable).",
-            discussion: "Axes: \(SweepAxis.allCases.map(\.rawValue).joined(separator: ", ")).")) var vary: [String] = []
+            discussion: "Axes: \(SweepAxis.names.joined(separator: ", ")).")) var vary: [String] = []
     @Option(help: "Seeds per grid point (--seed, --seed + 1, ...).") var seeds = 1
     @Option(help: "Runs at a time (each gets threads / jobs threads).") var jobs = 1
     @Option(help: "Proxy gains at which sweep.md compares the gold metrics (comma-separated).") var proxyGains = "0.05,0.1,0.2,0.3"
@@ -35,7 +35,7 @@ struct SweepCommand: ParsableCommand {
         let perJob = max(1, try threads.compute().workers / jobs)
         let dir = try outputURL(out)
         try makeFolder(dir)
-        log("sweep: \(points.count) runs (\(axes.map { "\($0.0.rawValue) x \($0.1.count)" }.joined(separator: ", "))\(axes.isEmpty ? "" : ", ")\(seeds) seed(s)), \(min(jobs, points.count)) at a time with \(perJob) thread(s) each; writing \(dir.path)")
+        log("sweep: \(points.count) runs (\(axes.map { "\($0.0.name) x \($0.1.count)" }.joined(separator: ", "))\(axes.isEmpty ? "" : ", ")\(seeds) seed(s)), \(min(jobs, points.count)) at a time with \(perJob) thread(s) each; writing \(dir.path)")
         let (queue, skipped) = try plan(points, in: dir, threadsPerRun: perJob)
         try writeAtomically(JSONValue.array(points.map { p in .object(p.settings.map { ($0.0, .string($0.1)) } + [("run", .string(p.name))]) }).text + "\n",
                             to: dir.appendingPathComponent("sweep-grid.json"))
@@ -54,20 +54,22 @@ struct SweepCommand: ParsableCommand {
     func grid() throws -> (axes: [(SweepAxis, [String])], points: [SweepPoint]) {
         let axes = try vary.map { spec -> (SweepAxis, [String]) in
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let axis = SweepAxis(rawValue: parts[0]) else {
-                throw CLIError("--vary '\(spec)': expected AXIS=V1,V2,... with AXIS one of \(SweepAxis.allCases.map(\.rawValue).joined(separator: ", "))")
+            guard parts.count == 2 else {
+                throw CLIError("--vary '\(spec)': expected AXIS=V1,V2,... with AXIS one of \(SweepAxis.names.joined(separator: ", "))")
             }
+            let axis: SweepAxis
+            do { axis = try SweepAxis(parts[0]) } catch { throw CLIError("\(error)") }
             return (axis, parts[1].split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) })
         }
         try OptionCheck.positive("--jobs", jobs)
         _ = try gains()
-        var base = options.config
-        base.runPrecision = threads.chosenPrecision
+        var base = try options.config
+        base.precision = threads.chosenPrecision
         let points: [SweepPoint]
         do { points = try sweepGrid(base: base, vary: axes, seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
         let cpu = try threads.compute()
         for p in points {
-            do { _ = try cpu.with(p.config.runPrecision) } catch { throw CLIError("run \(p.name): \(error)") }
+            do { _ = try cpu.with(p.config.precision) } catch { throw CLIError("run \(p.name): \(error)") }
         }
         return (axes, points)
     }
@@ -180,8 +182,10 @@ struct SweepCommand: ParsableCommand {
             }
         }
         guard saved != wanted else { return }
-        let a = jsonDictionary(saved) ?? [:], b = jsonDictionary(wanted) ?? [:]
-        let list = differingKeys(a, b).prefix(4).map { "\($0) \(jsonText(a[$0])) (the sweep's: \(jsonText(b[$0])))" }.joined(separator: ", ")
+        let list = FinetuneConfig.table.differences(saved, wanted).prefix(4).map { n in
+            let s = FinetuneConfig.table[n]!
+            return "--\(n) \(s.text(of: saved)) (the sweep's: \(s.text(of: wanted)))"
+        }.joined(separator: ", ")
         throw CLIError("sweep: \(runDir.path) holds a run made with other settings: \(list.isEmpty ? "its configuration differs" : list); give another --out, or move that run away (nothing is overwritten)")
     }
 
@@ -199,7 +203,7 @@ struct SweepCommand: ParsableCommand {
         let rows = try runs.map { try SweepRow(point: $0.point, metrics: $0.metrics) }
         guard !rows.isEmpty else { return }
         try writeAtomically(rows.map { $0.json.text + "\n" }.joined(), to: dir.appendingPathComponent("sweep.jsonl"))
-        try writeAtomically(SweepReport.markdown(rows, reward: options.reward, gains: try gains()), to: dir.appendingPathComponent("sweep.md"))
+        try writeAtomically(SweepReport.markdown(rows, reward: try options.config.reward, gains: try gains()), to: dir.appendingPathComponent("sweep.md"))
         // the chart needs gold metrics: runs that never evaluate (--eval-every 0) have none
         if rows.contains(where: { !$0.drift.gold.isEmpty }) {
             try writeAtomically(try SweepReport.frontier(rows).pngData(), to: dir.appendingPathComponent("frontier.png"))
@@ -208,7 +212,7 @@ struct SweepCommand: ParsableCommand {
         }
         // goodhart.png: the gold against sqrt(KL to the base model), one fit per configuration
         // (its seeds pooled), for the runs whose evaluations carry kl_base
-        let spec = try RewardSpec(parsing: options.reward)
+        let spec = try RewardSpec(parsing: try options.config.reward)
         if let gold = GoodhartChart.gold(optimised: spec.optimisedNames, scorers: spec.terms.map(\.name)) {
             var chart = GoodhartChart(gold: gold)
             for run in runs { chart.add(run: run.metrics, label: run.point.configurationKey.isEmpty ? "runs" : run.point.configurationKey) }

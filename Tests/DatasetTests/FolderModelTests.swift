@@ -22,9 +22,8 @@ struct FolderModel {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var c = PretrainConfig()
         c.model = "tiny"; c.steps = steps; c.batch = 4; c.warmup = 2; c.seed = 3
-        var data = FolderTraining(folder: folder.url.path)
-        data.heldOutFraction = 0.25; data.flip = true
-        c.data = data
+        c.data = folder.url.path
+        c.heldOut = 0.25; c.flip = true
         config = c
         let trainer = try Pretrainer(config: c, excluding: [], folder: try ImageFolder(path: folder.url.path, size: 16))
         for _ in 0..<steps { trainer.trainStep() }

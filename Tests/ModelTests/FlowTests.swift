@@ -229,7 +229,7 @@ import Training
         let c = try Pretrainer(config: other, excluding: [])
         let message: String
         do { try c.resume(from: url); message = "" } catch { message = "\(error)" }
-        #expect(message.contains("lr") && message.contains("tMean") && message.contains("only --steps may change"))
+        #expect(message.contains("--lr 0.0005 (the run has 0.001)") && message.contains("--t-mean -1.2") && message.contains("only --steps may change"))
         var longer = cfg
         longer.steps = 60
         try Pretrainer(config: longer, excluding: []).resume(from: url)

@@ -141,8 +141,8 @@ final class BadInputFixtures: @unchecked Sendable {
         }
         var fc = PretrainConfig()
         fc.model = "tiny"; fc.steps = 1; fc.batch = 2
-        fc.data = FolderTraining(folder: dir.appendingPathComponent("images").path)
-        fc.data!.heldOutFraction = 0.3
+        fc.data = dir.appendingPathComponent("images").path
+        fc.heldOut = 0.3
         let onFolder = try Pretrainer(config: fc, excluding: [], folder: try ImageFolder(path: dir.appendingPathComponent("images").path, size: 16))
         _ = onFolder.trainStep()
         try onFolder.save(to: dir.appendingPathComponent("folder-model.safetensors"))
@@ -287,7 +287,7 @@ final class BadInputFixtures: @unchecked Sendable {
         BadInput(name: "caption noise on a folder", args: pretrain + ["--data", "$F/images", "--caption-noise", "count=0.2", "--out", "p.safetensors"],
                  names: "--caption-noise corrupts shapes-world prompts"),
         BadInput(name: "flips without a folder", args: pretrain + ["--flip", "--out", "p.safetensors"], names: "--flip goes with --data"),
-        BadInput(name: "a background of four channels", args: pretrain + ["--data", "$F/images", "--background", "1,2,3,4", "--out", "p.safetensors"], names: "--background 1,2,3,4"),
+        BadInput(name: "a background of four channels", args: pretrain + ["--data", "$F/images", "--background", "1,2,3,4", "--out", "p.safetensors"], names: "--background '1,2,3,4': expected white, black, gray, or R,G,B", exitCode: 64),
         BadInput(name: "holding out every image", args: pretrain + ["--data", "$F/images", "--held-out", "1", "--out", "p.safetensors"], names: "--held-out"),
         BadInput(name: "the checker as the reward of a folder model", args: ["finetune", "--model", "$F/folder-model.safetensors", "--reward", "shape-eval", "--steps", "1", "--out", "run"],
                  names: "shape-eval reads shapes-world prompts"),
@@ -332,8 +332,8 @@ final class BadInputFixtures: @unchecked Sendable {
                  names: "torn-config/config.json: not a run configuration this flowtune can read"),
         BadInput(name: "--config with options it would ignore", args: ["finetune", "--config", "$F/run/config.json", "--lr", "0.1", "--out", "run"],
                  names: "--config takes every hyperparameter from the file; --lr would be ignored"),
-        BadInput(name: "sweep over an unknown setting", args: sweep + ["--vary", "colour=red,blue"], names: "--vary 'colour=red,blue': expected AXIS=V1,V2,..."),
-        BadInput(name: "sweep over a bad value", args: sweep + ["--vary", "lr=1e-4,fast"], names: "--vary lr: 'fast' is not a number"),
+        BadInput(name: "sweep over an unknown setting", args: sweep + ["--vary", "colour=red,blue"], names: "--vary colour: not a setting a sweep can vary; axes: algo, model"),
+        BadInput(name: "sweep over a bad value", args: sweep + ["--vary", "lr=1e-4,fast"], names: "--vary lr: --lr 'fast': expected a number"),
         BadInput(name: "sweep point the finetune checks refuse", args: sweep + ["--vary", "group-size=4,1"], names: "--group-size must be at least 2, got 1"),
         BadInput(name: "sweep with 0 jobs", args: sweep + ["--jobs", "0"], names: "--jobs must be positive, got 0"),
         BadInput(name: "sweep with bad proxy gains", args: sweep + ["--proxy-gains", "0.1,much"], names: "--proxy-gains needs comma-separated numbers"),

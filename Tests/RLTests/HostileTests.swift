@@ -181,9 +181,9 @@ import Shapes
         let before = try BadInputFixtures.contents(of: s.dir.appendingPathComponent("sw"))
         let other = sweep.map { $0 == "brightness" ? "saturation" : $0 }
         let (refused, refusedOut) = try s.sh("\"$F\" \(s.q(other))")
-        #expect(refused == 1 && refusedOut.contains("holds a run made with other settings: reward brightness (the sweep's: saturation)"), "\(refusedOut.suffix(600))")
+        #expect(refused == 1 && refusedOut.contains("holds a run made with other settings: --reward brightness (the sweep's: saturation)"), "\(refusedOut.suffix(600))")
         let (refused2, refused2Out) = try s.sh("\"$F\" \(s.q(sweep)) --group-size 4")
-        #expect(refused2 == 1 && refused2Out.contains("groupSize 2 (the sweep's: 4)"), "\(refused2Out.suffix(600))")
+        #expect(refused2 == 1 && refused2Out.contains("--group-size 2 (the sweep's: 4)"), "\(refused2Out.suffix(600))")
         var after = try BadInputFixtures.contents(of: s.dir.appendingPathComponent("sw"))
         after["/sweep-grid.json"] = before["/sweep-grid.json"]
         #expect(after == before, "a refused sweep changed the runs")
