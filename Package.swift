@@ -20,7 +20,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "flowtune", targets: ["flowtune"]),
-        .library(name: "FlowTune", targets: ["Tensor", "Imaging", "Shapes", "Dataset", "Model", "Flow", "Rewards", "Training"]),
+        .library(name: "FlowTune", targets: ["Tensor", "Imaging", "Shapes", "Dataset", "Model", "Flow", "Rewards", "Analysis", "Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,19 +52,31 @@ let package = Package(
         .target(name: "Dataset", dependencies: ["Tensor", "Imaging", "Shapes"], swiftSettings: swiftFlags),
         .target(name: "Flow", dependencies: ["Tensor", "Model"], swiftSettings: swiftFlags),
         .target(name: "Rewards", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "CProcess"], swiftSettings: swiftFlags),
-        .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Dataset"], swiftSettings: swiftFlags),
+        // What a run's numbers say: metrics.jsonl's records, statistics, image features and the
+        // Frechet distance, the drift analysis and run summaries, charts, the report page,
+        // TensorBoard's event files, the Goodhart fits.
+        .target(name: "Analysis", dependencies: ["Tensor", "Imaging", "Shapes"], swiftSettings: swiftFlags),
+        .target(name: "Training", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Dataset", "Analysis"], swiftSettings: swiftFlags),
         .executableTarget(name: "flowtune", dependencies: [
-            "Tensor", "CProcess", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Training", "Dataset",
+            "Tensor", "CProcess", "Imaging", "Shapes", "Model", "Flow", "Rewards", "Analysis", "Training", "Dataset",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftFlags),
 
+        // Test folders mirror the targets; TestSupport holds what several of them share (tiny
+        // models and runs, the command-line tool's path, test image folders).
+        .target(name: "TestSupport", dependencies: ["Tensor", "Imaging", "Shapes", "Model", "Flow", "Dataset", "Analysis", "Training"],
+                path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels", "CBLAS"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"]),
         .testTarget(name: "ShapesTests", dependencies: ["Shapes", "Tensor", "Imaging"]),
-        .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "Shapes", "Tensor", "Model", "Training", "Flow", "Rewards"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes"], exclude: ["Fixtures"]),
-        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Training", "Imaging", "Tensor", "Shapes", "Model"]),
-        .testTarget(name: "RLTests", dependencies: ["Model", "Flow", "Training", "Tensor", "Shapes", "Rewards", "Imaging", "Dataset"]),
+        .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "Shapes", "Tensor", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "Shapes", "Flow", "Imaging", "Training", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "FlowTests", dependencies: ["Flow", "Model", "Tensor", "Shapes", "TestSupport"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Imaging", "Tensor", "Shapes", "Model", "Training"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Tensor", "Imaging", "Shapes"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Analysis", "Model", "Flow", "Tensor", "Shapes", "Rewards", "Imaging", "Dataset", "CImageIO", "CProcess", "TestSupport"]),
+        // the command-line tool as a user runs it: bad input, faults, signals, MPI, sweeps
+        .testTarget(name: "CLITests", dependencies: ["Training", "Analysis", "Model", "Flow", "Tensor", "Shapes", "Rewards", "Imaging", "Dataset", "CImageIO", "CProcess", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

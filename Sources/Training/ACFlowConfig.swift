@@ -1,3 +1,4 @@
+import Analysis
 import Tensor
 
 /// AC-Flow options (docs/ARCHITECTURE.md says where AC-Flow plugs in). The method section of the paper was not

@@ -1,19 +1,17 @@
+import Analysis
 import Tensor
 import Model
 import Flow
 import Shapes
 
-/// The fine-tuning algorithms. The raw values are the names on the command line and in
-/// config.json and metrics.jsonl.
-public enum Algorithm: String, Codable, CaseIterable, Sendable, CustomStringConvertible, SettingChoice {
-    case grpo
-    case grpoGuard = "grpo-guard"
-    case acflow
-
-    public var description: String { rawValue }
-
-    /// The PPO clip range used when --clip-range is not given.
-    public var defaultClipRange: Float { self == .grpoGuard ? 3e-6 : 1e-4 }
+extension Algorithm {
+    /// The type that runs it.
+    public var type: FinetuneAlgorithm.Type {
+        switch self {
+        case .grpo, .grpoGuard: return ClippedRatioAlgorithm.self
+        case .acflow: return ACFlow.self
+        }
+    }
 
     /// A new instance of the algorithm for a run, with its own workspaces and state.
     public func make(config: FinetuneConfig, model: DiT) throws -> FinetuneAlgorithm {
@@ -55,13 +53,16 @@ public final class TrainingState {
 /// (`Finetuner`); each algorithm owns its workspaces and any state of its own (a critic).
 public protocol FinetuneAlgorithm: AnyObject {
     var kind: Algorithm { get }
+    /// The chart of its own metrics the report draws (diagnostics.png).
+    static var diagnostics: DiagnosticsChart { get }
     /// ODE rollouts (true) or SDE rollouts with log-probabilities (false).
     var deterministicRollout: Bool { get }
     /// One training workspace per SDE step for the rollout's first pass (whose activations the
     /// algorithm reuses), or none.
     var rolloutWorkspaces: [Workspace] { get }
-    /// Trains on the batch and fills in the record's fields of this algorithm.
-    func train(_ batch: RolloutBatch, _ state: TrainingState, _ record: inout MetricsRecord) throws
+    /// Trains on the batch and returns what it measured (metrics.jsonl writes it after the
+    /// loop's fields; TensorBoard and the report's table list it).
+    func train(_ batch: RolloutBatch, _ state: TrainingState) throws -> AlgorithmMetrics
     /// Extra state to checkpoint (e.g. a critic and its optimiser).
     func save(into f: inout SafeTensorsFile)
     func restore(from f: SafeTensorsFile, source: String) throws

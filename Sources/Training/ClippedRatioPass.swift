@@ -1,3 +1,4 @@
+import Analysis
 import Tensor
 import Model
 import Flow
@@ -33,22 +34,27 @@ public final class ClippedRatioAlgorithm: FinetuneAlgorithm {
         noise = GradientNoise(parameters: model.params.count, acrossSteps: false)
     }
 
-    public func train(_ batch: RolloutBatch, _ s: TrainingState, _ record: inout MetricsRecord) throws {
+    /// The report's chart of this family: the log-ratio the loss used, per trained SDE step.
+    public static let diagnostics = DiagnosticsChart.perStep(key: "logratio_mean", title: "mean log-ratio used in the loss, per SDE step k (t)", yLabel: "log r")
+
+    public func train(_ batch: RolloutBatch, _ s: TrainingState) throws -> AlgorithmMetrics {
         let c = config
         let adv = Advantages(rewards: batch.rewards, groupSize: c.groupSize, globalStd: c.globalStd, clip: c.advantageClip)
         noise.reset()
-        let stats = clippedRatioPass(policy: s.policy, reference: s.reference, beta: c.beta, objective: objective,
-                                     rollout: batch.rollout, advantages: adv, microBatches: c.microBatches, epochs: c.innerEpochs,
-                                     optimizer: &s.optimizer, ws: trainWS, refWS: c.beta > 0 ? refWS : nil, rng: &s.rng,
-                                     rolloutWorkspaces: rolloutWorkspaces, layout: batch.layout, noise: noise)
-        if let (signal, trace) = noise.estimate(world: batch.layout.world) { record.gradSignal = signal; record.gradNoise = trace }
-        record.onpolicyRatioMaxDev = stats.onPolicyMaxDeviation
-        record.loss = stats.loss
-        record.gradNorm = Double(stats.gradNorms.max() ?? 0)
-        record.keptFraction = Double(stats.kept) / Double(batch.rewards.count)
-        record.clipRange = Double(objective.clipRange)
-        record.klRef = stats.steps.map { $0.sumKL / Double(max($0.count, 1)) }.reduce(0, +) / Double(max(stats.steps.count, 1))
-        record.timesteps = stats.steps.map(\.record)
+        let pass = ClippedRatioPass(policy: s.policy, reference: s.reference, beta: c.beta, objective: objective,
+                                    workspaces: RatioPassWorkspaces(train: trainWS, reference: c.beta > 0 ? refWS : nil, rollout: rolloutWorkspaces))
+        let stats = pass.run(rollout: batch.rollout, advantages: adv, layout: batch.layout, microBatches: c.microBatches, epochs: c.innerEpochs,
+                             optimizer: &s.optimizer, rng: &s.rng, noise: noise)
+        var m = AlgorithmMetrics()
+        m["onpolicy_ratio_max_dev"] = stats.onPolicyMaxDeviation
+        m["loss"] = stats.loss
+        m["grad_norm"] = Double(stats.gradNorms.max() ?? 0)
+        m["kept_fraction"] = Double(stats.kept) / Double(batch.rewards.count)
+        m["clip_range"] = Double(objective.clipRange)
+        m["kl_ref"] = stats.steps.map { $0.sumKL / Double(max($0.count, 1)) }.reduce(0, +) / Double(max(stats.steps.count, 1))
+        if let (signal, trace) = noise.estimate(world: batch.layout.world) { m["grad_signal"] = signal; m["grad_noise"] = trace }
+        m.steps = stats.steps.map(\.scalars)
+        return m
     }
     public func save(into f: inout SafeTensorsFile) {}
     public func restore(from f: SafeTensorsFile, source: String) throws {}
@@ -83,11 +89,12 @@ public struct StepStats {
     public var ratioStd: Double { count == 0 ? 0 : max(0, sumR2 / Double(count) - ratioMean * ratioMean).squareRoot() }
     public var logRatioMean: Double { count == 0 ? 0 : sumLogR / Double(count) }
 
-    public var record: TimestepRecord {
+    /// The step's statistics as metrics.jsonl's "timesteps" entries hold them.
+    public var scalars: Scalars {
         let n = Double(max(count, 1))
-        return TimestepRecord(k: k, t: Double(t), ratioMean: ratioMean, ratioStd: ratioStd, logratioMean: logRatioMean,
-                              plainLogratioMean: sumPlainLogR / n, clipHigh: Double(clipHigh) / n, clipLow: Double(clipLow) / n,
-                              absAdvMean: sumAbsA / n, klRef: sumKL / n)
+        return ["k": Double(k), "t": Double(t), "ratio_mean": ratioMean, "ratio_std": ratioStd, "logratio_mean": logRatioMean,
+                "plain_logratio_mean": sumPlainLogR / n, "clip_high": Double(clipHigh) / n, "clip_low": Double(clipLow) / n,
+                "abs_adv_mean": sumAbsA / n, "kl_ref": sumKL / n]
     }
 }
 
@@ -153,121 +160,171 @@ public struct PassLayout {
     }
 }
 
+/// The workspaces a clipped-ratio pass runs in: a training workspace for its passes, the base
+/// model's (for the KL term; nil without one), and the rollout's per-step training workspaces,
+/// whose activations the first on-policy pass reuses (empty: none to reuse).
+public struct RatioPassWorkspaces {
+    public var train: Workspace
+    public var reference: Workspace?
+    public var rollout: [Workspace]
+    public init(train: Workspace, reference: Workspace? = nil, rollout: [Workspace] = []) {
+        self.train = train; self.reference = reference; self.rollout = rollout
+    }
+}
+
+/// The per-pass arrays of the clipped-ratio objective (at most `u` samples a pass).
+final class RatioPassBuffers {
+    var x: [Float], xNext: [Float], muOld: [Float], mu: [Float], dv: [Float], muRef: [Float]
+    var t: [Float], tokens: [Int32], advantages: [Float], keep: [Bool]
+    init(samples u: Int, pixels n: Int, textLength L: Int) {
+        x = [Float](repeating: 0, count: u * n); xNext = x; muOld = x; mu = x; dv = x; muRef = x
+        t = [Float](repeating: 0, count: u); tokens = [Int32](repeating: 0, count: u * L)
+        advantages = t; keep = [Bool](repeating: false, count: u)
+    }
+}
+
 /// The clipped-ratio pass of Flow-GRPO and GRPO-Guard (which differ only in their
 /// `PolicyObjective`). Trains `policy` on a rollout with a clipped-ratio objective: the batch is
 /// split into `microBatches` optimiser batches (in rollout order in the first epoch, whole
-/// groups each; shuffled in later epochs); for each, the log-probabilities of the stored
-/// transitions are recomputed with the current weights at every trained step, the clipped loss
-/// (+ beta KL to `reference`) is back-propagated through v pass by pass (`layout`), the
-/// gradients are summed over the world's processes, and one AdamW step is taken.
+/// groups each; shuffled in later epochs); for each (`microBatch`), the log-probabilities of the
+/// stored transitions are recomputed with the current weights at every trained step, the
+/// clipped loss (+ beta KL to `reference`) is back-propagated through v pass by pass
+/// (`layout`), the gradients are summed over the world's processes, and one AdamW step is taken.
 ///
-/// `rolloutWorkspaces` (one training workspace per SDE step, filled by the rollout) lets the
-/// first pass skip its forward passes: before the first update the policy IS the rollout
+/// The rollout's workspaces (one training workspace per SDE step, filled by the rollout) let
+/// the first pass skip its forward passes: before the first update the policy IS the rollout
 /// policy, so the rollout's activations are exactly the ones its backward needs.
-/// `noise` measures the gradient noise scale of the first (on-policy) micro-batch from its
-/// passes (a trajectory a sample): it needs passes smaller than the micro-batch.
-public func clippedRatioPass(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective,
-                            rollout r: Rollout, advantages: Advantages, microBatches M: Int, epochs: Int,
-                            optimizer: inout AdamW, ws: Workspace, refWS: Workspace?, rng: inout RNG,
-                            rolloutWorkspaces: [Workspace]? = nil, layout: PassLayout? = nil,
-                            noise: GradientNoise? = nil) -> PolicyPassStats {
-    let lay = layout ?? PassLayout(total: r.batch, microBatchSize: ws.batch,
-                                   reusableRows: rolloutWorkspaces?.first?.batch ?? 0, world: .single)
-    let world = lay.world, rowOf = lay.rowOf
-    let B = lay.total, Bl = r.batch, n = r.pixels, cfg = r.config, K = cfg.stochasticSteps, L = r.tokens.count / max(Bl, 1)
-    let mb = B / M, u = lay.microBatchSize
-    precondition(Bl == lay.samples.count && ws.batch >= u && ws.training)
-    let canReuse = (rolloutWorkspaces?.count ?? 0) == cfg.steps && rolloutWorkspaces!.allSatisfy { $0.training }
-    let coefficients = (0..<K).map(cfg.coefficients)
-    var steps = (0..<K).map { k -> StepStats in var s = StepStats(); s.k = k; s.t = coefficients[k].t; return s }
-    var onPolicy = 0.0, totalLoss = 0.0, norms: [Float] = []
-    var x = [Float](repeating: 0, count: u * n), xNext = x, muOld = x, mu = x, dv = x, muRef = x
-    var tt = [Float](repeating: 0, count: u), tok = [Int32](repeating: 0, count: u * L)
-    var adv = [Float](repeating: 0, count: u), keep = [Bool](repeating: false, count: u)
-    let kept = advantages.keep.filter { $0 }.count
-    for epoch in 0..<epochs {
-        // later epochs shuffle the samples (Fisher-Yates) before cutting mini-batches
-        var order = Array(0..<B)
-        if epoch > 0 { for i in stride(from: B - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) } }
-        for m in 0..<M {
-            let idx = order[(m * mb)..<((m + 1) * mb)]
-            let nKept = idx.filter { advantages.keep[$0] }.count
-            policy.grads.zero()
-            // the on-policy step (the policy gradient) is measured when it has pieces to pair:
-            // several passes, or one on each of several processes
-            let passes = lay.passes(idx, rowOf: rowOf)
-            let measure = epoch == 0 && m == 0 && (passes.count > 1 || world.isDistributed) ? noise : nil
-            for (p, rows) in passes.enumerated() {
-                let c = rows.count
-                measure?.beginPiece(policy.grads)
-                for (j, row) in rows.enumerated() {
-                    let b = lay.samples[row]
-                    adv[j] = advantages.values[b]; keep[j] = advantages.keep[b]
-                    for l in 0..<L { tok[j * L + l] = r.tokens[row * L + l] }
-                }
-                // reuse the rollout's activations (same weights, same inputs: rows 0..<c of step k)
-                let reuse = canReuse && epoch == 0 && m == 0 && p == 0 && rows == Array(0..<c) && c <= lay.reusableRows
-                for k in 0..<K {
-                    let cf = coefficients[k]
-                    for (j, row) in rows.enumerated() {
-                        let src = (k * Bl + row) * n, dst = j * n
-                        for i in 0..<n {
-                            x[dst + i] = r.states[src + i]
-                            xNext[dst + i] = r.states[src + Bl * n + i]
-                            muOld[dst + i] = r.means[src + i]
-                        }
-                        tt[j] = cf.t
-                    }
-                    let stepWS = reuse ? rolloutWorkspaces![k] : ws
-                    let v = reuse ? UnsafeMutablePointer(stepWS.v.pointer) : policy.forward(ws, x: x, t: tt, tokens: tok, batch: c)
-                    for i in 0..<(c * n) { mu[i] = cf.cx * x[i] + cf.cv * v[i] }
-                    if beta > 0, let reference, let refWS {
-                        let vr = reference.forward(refWS, x: x, t: tt, tokens: tok, batch: c)
-                        for i in 0..<(c * n) { muRef[i] = cf.cx * x[i] + cf.cv * vr[i] }
-                    }
-                    let weight = objective.stepWeight(cf) / Float(K) / Float(max(nKept, 1))
-                    for j in 0..<c {
-                        let o = j * n
-                        let s = xNext.withUnsafeBufferPointer { xp in muOld.withUnsafeBufferPointer { op in mu.withUnsafeBufferPointer { mp in
-                            dv.withUnsafeMutableBufferPointer { dp in
-                                objective.sampleLoss(cf, xNext: xp.baseAddress! + o, muOld: op.baseAddress! + o, mu: mp.baseAddress! + o,
-                                                     n: n, advantage: adv[j], dmu: dp.baseAddress! + o)
-                            }
-                        } } }
-                        steps[k].add(s, advantage: adv[j], eps: objective.clipRange)
-                        if epoch == 0 && m == 0 { onPolicy = max(onPolicy, abs(Double(s.ratio) - 1)) }
-                        // dL/dv = w * dL/dmu * dmu/dv  (+ beta KL)
-                        var klGrad: Float = 0, kl = 0.0
-                        if beta > 0 {
-                            kl = mu.withUnsafeBufferPointer { mp in muRef.withUnsafeBufferPointer { rp in
-                                stepKL(cf, mu: mp.baseAddress! + o, muRef: rp.baseAddress! + o, n: n)
-                            } }
-                            klGrad = stepKLGradientScale(cf, n: n, beta: beta) / Float(K) / Float(mb)
-                            steps[k].sumKL += kl
-                        }
-                        if keep[j] {
-                            totalLoss += Double(s.loss * weight) + Double(beta) * kl / Double(K) / Double(mb)
-                            for i in 0..<n { dv[o + i] = (weight * dv[o + i] + klGrad * (mu[o + i] - muRef[o + i])) * cf.cv }
-                        } else {
-                            totalLoss += Double(beta) * kl / Double(K) / Double(mb)
-                            for i in 0..<n { dv[o + i] = klGrad * (mu[o + i] - muRef[o + i]) * cf.cv }
-                        }
-                    }
-                    policy.backward(stepWS, dv: dv, batch: c)
-                }
-                measure?.endPiece(policy.grads, count: keep[0..<c].reduce(0) { $0 + ($1 ? 1 : 0) }, scale: Double(max(nKept, 1)))
-            }
-            world.sum(policy.grads)
-            measure?.endStep(policy.grads, scale: Double(max(nKept, 1)))
-            norms.append(optimizer.update(params: policy.params.buffer, grads: policy.grads.buffer))
+public struct ClippedRatioPass {
+    public let policy: DiT, reference: DiT?
+    public let beta: Float
+    public let objective: PolicyObjective
+    public let workspaces: RatioPassWorkspaces
+
+    public init(policy: DiT, reference: DiT?, beta: Float, objective: PolicyObjective, workspaces: RatioPassWorkspaces) {
+        self.policy = policy; self.reference = reference; self.beta = beta; self.objective = objective; self.workspaces = workspaces
+    }
+
+    /// What one call trains on, and what it accumulates.
+    final class Run {
+        let r: Rollout, advantages: Advantages, layout: PassLayout, rowOf: [Int]
+        let coefficients: [StepCoefficients], mb: Int
+        let buffers: RatioPassBuffers
+        var steps: [StepStats]
+        var onPolicy = 0.0, totalLoss = 0.0
+        init(_ r: Rollout, _ advantages: Advantages, _ layout: PassLayout, microBatch mb: Int) {
+            self.r = r; self.advantages = advantages; self.layout = layout; rowOf = layout.rowOf; self.mb = mb
+            let K = r.config.stochasticSteps, cf = (0..<K).map(r.config.coefficients)
+            coefficients = cf
+            steps = (0..<K).map { k -> StepStats in var s = StepStats(); s.k = k; s.t = cf[k].t; return s }
+            buffers = RatioPassBuffers(samples: layout.microBatchSize, pixels: r.pixels, textLength: r.tokens.count / max(r.batch, 1))
         }
     }
-    // every process's share of the statistics
-    var sums = [totalLoss] + steps.flatMap(\.sums)
-    world.sum(&sums)
-    totalLoss = sums[0]
-    for k in 0..<K { steps[k].sums = Array(sums[(1 + k * StepStats.sumCount)..<(1 + (k + 1) * StepStats.sumCount)]) }
-    onPolicy = world.max(onPolicy)
-    return PolicyPassStats(steps: steps, onPolicyMaxDeviation: onPolicy, loss: totalLoss / Double(M * epochs),
-                           gradNorms: norms, kept: kept)
+
+    /// `epochs` passes over the rollout in `microBatches` optimiser steps. `noise` measures the
+    /// gradient noise scale of the first (on-policy) micro-batch from its passes (a trajectory a
+    /// sample): it needs passes smaller than the micro-batch.
+    public func run(rollout r: Rollout, advantages: Advantages, layout: PassLayout, microBatches M: Int, epochs: Int,
+                    optimizer: inout AdamW, rng: inout RNG, noise: GradientNoise? = nil) -> PolicyPassStats {
+        let B = layout.total, world = layout.world
+        precondition(r.batch == layout.samples.count && workspaces.train.batch >= layout.microBatchSize && workspaces.train.training)
+        let state = Run(r, advantages, layout, microBatch: B / M)
+        var norms: [Float] = []
+        for epoch in 0..<epochs {
+            // later epochs shuffle the samples (Fisher-Yates) before cutting mini-batches
+            var order = Array(0..<B)
+            if epoch > 0 { for i in stride(from: B - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) } }
+            for m in 0..<M {
+                microBatch(order[(m * state.mb)..<((m + 1) * state.mb)], state, onPolicy: epoch == 0 && m == 0, noise: noise)
+                norms.append(optimizer.update(params: policy.params.buffer, grads: policy.grads.buffer))
+            }
+        }
+        // every process's share of the statistics
+        let K = state.steps.count
+        var sums = [state.totalLoss] + state.steps.flatMap(\.sums)
+        world.sum(&sums)
+        for k in 0..<K { state.steps[k].sums = Array(sums[(1 + k * StepStats.sumCount)..<(1 + (k + 1) * StepStats.sumCount)]) }
+        return PolicyPassStats(steps: state.steps, onPolicyMaxDeviation: world.max(state.onPolicy), loss: sums[0] / Double(M * epochs),
+                               gradNorms: norms, kept: advantages.keep.filter { $0 }.count)
+    }
+
+    /// One optimiser batch's gradient (batch indices `idx`), accumulated pass by pass and summed
+    /// over the world's processes. The on-policy one (the first of the first epoch) may reuse
+    /// the rollout's activations, gives the on-policy ratio check, and is the one `noise` measures
+    /// when it has pieces to pair (several passes, or one on each of several processes).
+    func microBatch(_ idx: ArraySlice<Int>, _ s: Run, onPolicy first: Bool, noise: GradientNoise?) {
+        let lay = s.layout, world = lay.world
+        let nKept = idx.filter { s.advantages.keep[$0] }.count
+        policy.grads.zero()
+        let passes = lay.passes(idx, rowOf: s.rowOf)
+        let measure = first && (passes.count > 1 || world.isDistributed) ? noise : nil
+        let canReuse = workspaces.rollout.count == s.r.config.steps && workspaces.rollout.allSatisfy(\.training)
+        for (p, rows) in passes.enumerated() {
+            measure?.beginPiece(policy.grads)
+            // reuse the rollout's activations (same weights, same inputs: rows 0..<c of step k)
+            let reuse = canReuse && first && p == 0 && rows == Array(0..<rows.count) && rows.count <= lay.reusableRows
+            pass(rows, s, onPolicy: first, reuse: reuse, kept: nKept)
+            measure?.endPiece(policy.grads, count: s.buffers.keep[0..<rows.count].reduce(0) { $0 + ($1 ? 1 : 0) }, scale: Double(max(nKept, 1)))
+        }
+        world.sum(policy.grads)
+        measure?.endStep(policy.grads, scale: Double(max(nKept, 1)))
+    }
+
+    /// One pass (local rows `rows`): at every trained step, the policy's means, the objective's
+    /// loss and dL/dmu per sample, the KL to the base model, and the backward through v.
+    func pass(_ rows: [Int], _ s: Run, onPolicy first: Bool, reuse: Bool, kept nKept: Int) {
+        let r = s.r, b = s.buffers, c = rows.count, n = r.pixels, Bl = r.batch, K = s.coefficients.count, L = b.tokens.count / max(b.t.count, 1)
+        for (j, row) in rows.enumerated() {
+            let i = s.layout.samples[row]
+            b.advantages[j] = s.advantages.values[i]; b.keep[j] = s.advantages.keep[i]
+            for l in 0..<L { b.tokens[j * L + l] = r.tokens[row * L + l] }
+        }
+        for k in 0..<K {
+            let cf = s.coefficients[k]
+            for (j, row) in rows.enumerated() {
+                let src = (k * Bl + row) * n, dst = j * n
+                for i in 0..<n {
+                    b.x[dst + i] = r.states[src + i]
+                    b.xNext[dst + i] = r.states[src + Bl * n + i]
+                    b.muOld[dst + i] = r.means[src + i]
+                }
+                b.t[j] = cf.t
+            }
+            let stepWS = reuse ? workspaces.rollout[k] : workspaces.train
+            let v = reuse ? UnsafeMutablePointer(stepWS.v.pointer) : policy.forward(workspaces.train, x: b.x, t: b.t, tokens: b.tokens, batch: c)
+            for i in 0..<(c * n) { b.mu[i] = cf.cx * b.x[i] + cf.cv * v[i] }
+            if beta > 0, let reference, let refWS = workspaces.reference {
+                let vr = reference.forward(refWS, x: b.x, t: b.t, tokens: b.tokens, batch: c)
+                for i in 0..<(c * n) { b.muRef[i] = cf.cx * b.x[i] + cf.cv * vr[i] }
+            }
+            let weight = objective.stepWeight(cf) / Float(K) / Float(max(nKept, 1))
+            for j in 0..<c {
+                let o = j * n
+                let sl = b.xNext.withUnsafeBufferPointer { xp in b.muOld.withUnsafeBufferPointer { op in b.mu.withUnsafeBufferPointer { mp in
+                    b.dv.withUnsafeMutableBufferPointer { dp in
+                        objective.sampleLoss(cf, xNext: xp.baseAddress! + o, muOld: op.baseAddress! + o, mu: mp.baseAddress! + o,
+                                             n: n, advantage: b.advantages[j], dmu: dp.baseAddress! + o)
+                    }
+                } } }
+                s.steps[k].add(sl, advantage: b.advantages[j], eps: objective.clipRange)
+                if first { s.onPolicy = max(s.onPolicy, abs(Double(sl.ratio) - 1)) }
+                // dL/dv = w * dL/dmu * dmu/dv  (+ beta KL)
+                var klGrad: Float = 0, kl = 0.0
+                if beta > 0 {
+                    kl = b.mu.withUnsafeBufferPointer { mp in b.muRef.withUnsafeBufferPointer { rp in
+                        stepKL(cf, mu: mp.baseAddress! + o, muRef: rp.baseAddress! + o, n: n)
+                    } }
+                    klGrad = stepKLGradientScale(cf, n: n, beta: beta) / Float(K) / Float(s.mb)
+                    s.steps[k].sumKL += kl
+                }
+                if b.keep[j] {
+                    s.totalLoss += Double(sl.loss * weight) + Double(beta) * kl / Double(K) / Double(s.mb)
+                    for i in 0..<n { b.dv[o + i] = (weight * b.dv[o + i] + klGrad * (b.mu[o + i] - b.muRef[o + i])) * cf.cv }
+                } else {
+                    s.totalLoss += Double(beta) * kl / Double(K) / Double(s.mb)
+                    for i in 0..<n { b.dv[o + i] = klGrad * (b.mu[o + i] - b.muRef[o + i]) * cf.cv }
+                }
+            }
+            policy.backward(stepWS, dv: b.dv, batch: c)
+        }
+    }
 }

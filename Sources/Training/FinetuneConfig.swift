@@ -1,6 +1,7 @@
 import Foundation
 import Flow
 import Rewards
+import Analysis
 import Tensor
 
 extension Precision: SettingChoice {}

@@ -1,4 +1,5 @@
 import Foundation
+import Analysis
 import Tensor
 import Imaging
 import Model
@@ -32,8 +33,10 @@ public final class Finetuner {
     public var stateURL: URL { runDir.appendingPathComponent("checkpoints/state.safetensors") }
 
     /// Sets up a run. With `resume`, the run's checkpoint and state are loaded and metrics.jsonl
-    /// is cut back to the checkpoint's iteration.
-    public init(config given: FinetuneConfig, runDir: URL, resume: Bool = false, world: World = .current) throws {
+    /// is cut back to the checkpoint's iteration. `tensorboard`: an event file beside
+    /// metrics.jsonl. `algorithm`: made from the configuration unless given (a test's own).
+    public init(config given: FinetuneConfig, runDir: URL, resume: Bool = false, world: World = .current, tensorboard: Bool = true,
+                algorithm: ((FinetuneConfig, DiT) throws -> FinetuneAlgorithm)? = nil) throws {
         var config = given
         try config.validate()
         guard config.promptsPerIteration % world.size == 0 else {
@@ -71,7 +74,8 @@ public final class Finetuner {
         let optimizer = AdamW(count: policy.parameterCount, lr: config.lr, weightDecay: config.weightDecay,
                               maxGradNorm: config.gradClip, decayMask: policy.layout.decayMask)
         state = TrainingState(policy: policy, reference: base, optimizer: optimizer, rng: RNG(seed: config.seed).split(0xF17E))
-        algorithm = try config.algo.make(config: config, model: policy)
+        self.algorithm = try algorithm?(config, policy) ?? config.algo.make(config: config, model: policy)
+        self.tensorboard = tensorboard
         gold = try GoldMetrics(config: config, reference: base, evalPrompts: evalPrompts, against: folder.map(GoldReference.folder) ?? .rendered)
         if resume { try restore() }
     }
@@ -146,15 +150,13 @@ public final class Finetuner {
         let B = config.batchSize
         let batch = try rolloutBatch()
         let (mean, std) = meanAndStd(batch.rewards[...])
-        var record = MetricsRecord(step: iteration + 1, algo: algorithm.kind.rawValue)
-        try algorithm.train(batch, state, &record)
+        var record = MetricsRecord(step: iteration + 1, algo: algorithm.kind)
+        record.algorithm = try algorithm.train(batch, state)
         _ = state.rng.nextUInt64()      // advance the run's stream once per iteration
         state.iteration += 1
         let tTrain = Date()
-        for (name, v) in [("loss", record.loss), ("gradient norm", record.gradNorm), ("critic MSE", record.criticMse)] {
-            if let v, !v.isFinite {
-                throw FinetuneError("iteration \(iteration): the \(name) became \(v); the run stops, \(checkpointNote)")
-            }
+        if let (name, v) = record.algorithm.scalars.first(where: { !$0.value.isFinite }) {
+            throw FinetuneError("iteration \(iteration): the \(name.replacingOccurrences(of: "_", with: " ")) became \(v); the run stops, \(checkpointNote)")
         }
         guard policy.params.buffer.allSatisfy({ $0.isFinite }) else {
             throw FinetuneError("iteration \(iteration): the weights became non-finite; the run stops, \(checkpointNote)")
@@ -181,13 +183,13 @@ public final class Finetuner {
     /// The step-0 evaluation (the base model), written before the first iteration of a new run.
     public func evaluateBase() throws {
         guard config.evalEvery > 0, iteration == 0 else { return }
-        var record = MetricsRecord(step: 0, algo: algorithm.kind.rawValue)
+        var record = MetricsRecord(step: 0, algo: algorithm.kind)
         record.eval = try evaluate()
         try write(record)
     }
 
-    /// Writes TensorBoard event files beside metrics.jsonl (set before the first iteration).
-    public var tensorboard = true
+    /// Writes TensorBoard event files beside metrics.jsonl.
+    public let tensorboard: Bool
     private var tensorboardLog: TensorBoardLog?
 
     /// Appends a metrics line, and its events to the run's TensorBoard file (rebuilt from
@@ -199,10 +201,11 @@ public final class Finetuner {
         try tensorboardLog?.append(record)
     }
 
-    /// Gold metrics and the grid for the current weights (nil on every process but rank 0).
+    /// Gold metrics for the current weights, their grid written (nil on every process but rank 0).
     public func evaluate() throws -> EvalRecord? {
-        try gold.evaluate(policy: policy, reward: reward, step: iteration, gridURL: runDir.appendingPathComponent(String(format: "grids/step-%05ld.png", iteration)),
-                          world: world)
+        guard let e = try gold.evaluate(policy: policy, reward: reward, step: iteration, grid: String(format: "grids/step-%05ld.png", iteration), world: world) else { return nil }
+        try gold.save(e, in: runDir)
+        return e.record
     }
 
     // MARK: - checkpoints

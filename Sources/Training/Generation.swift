@@ -1,3 +1,4 @@
+import Analysis
 import Tensor
 import Model
 import Flow

@@ -1,4 +1,5 @@
 import Foundation
+import Analysis
 import Tensor
 import Imaging
 import Model
@@ -78,10 +79,19 @@ public final class GoldMetrics {
     /// Bootstrap resamples behind the Frechet distance's standard error.
     static let fdBootstrapResamples = 30
 
-    /// The evaluation of the current weights. Spread over a world's processes: each samples a
-    /// block of the images, rank 0 gathers them, scores them, writes the grid and returns the
-    /// record; the others return nil.
-    public func evaluate(policy: DiT, reward: CombinedReward, step: Int, gridURL: URL, world: World = .single) throws -> EvalRecord? {
+    /// An evaluation: its numbers and the images they were measured on, with each image's proxy
+    /// reward (what the grid shows); `save` writes the grids.
+    public struct Evaluation {
+        public var record: EvalRecord
+        public var images: [[Float]]
+        public var proxy: [Float]
+        public var title: String
+    }
+
+    /// The evaluation of the current weights at `step`, its grid to be saved as `grid` (relative
+    /// to the run folder). Spread over a world's processes: each samples a block of the images,
+    /// rank 0 gathers them, scores them and returns the evaluation; the others return nil.
+    public func evaluate(policy: DiT, reward: CombinedReward, step: Int, grid: String, world: World = .single) throws -> Evaluation? {
         let S = policy.config.imageSize, perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
         let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
         let drawn = try draw(policy, promptsPerImage, world: world)
@@ -94,14 +104,13 @@ public final class GoldMetrics {
         for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec!.task, s) }
         let feats = images.map { ImageFeatures.extract($0, size: S) }, compact = feats.map(ImageFeatures.compact)
         let diversityPerPrompt = diversity(feats)
-        try writeGrids(images, labels: total, size: S, title: "step \(step): proxy \(reward.spec)", to: gridURL)
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
         var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
                                 shapeEval: checksShapes ? mean(shape) : nil,
                                 shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }) : [:],
                                 fd: frechetDistance(feats, referenceFeatures),
                                 diversity: diversityPerPrompt.isEmpty ? 0 : diversityPerPrompt.reduce(0, +) / Double(diversityPerPrompt.count),
-                                w2: drawn.w2.reduce(0, +) / Double(max(N, 1)), grid: "grids/" + gridURL.lastPathComponent)
+                                w2: drawn.w2.reduce(0, +) / Double(max(N, 1)), grid: grid)
         // standard errors: the spread over images (prompts, for diversity) over sqrt(n); the
         // Frechet distance's: the spread of its value over bootstrap resamples of the images
         var se: [String: Double] = ["proxy": standardError(total.map(Double.init)),
@@ -119,7 +128,7 @@ public final class GoldMetrics {
         record.fdFloor = fdFloor
         record.fd21Floor = fd21Floor
         record.klBase = drawn.kl.reduce(0, +) / Double(max(N, 1))
-        return record
+        return Evaluation(record: record, images: images, proxy: total, title: "step \(step): proxy \(reward.spec)")
     }
 
     /// The eval images of `policy` from the fixed noise (Euler, as the grids are drawn), each
@@ -179,10 +188,12 @@ public final class GoldMetrics {
         return diversityPerPrompt
     }
 
-    /// The grid (one row per prompt, each image labelled with its proxy reward) at `gridURL`, and
-    /// beside it the bare images (prompts x seeds, unscaled) and the prompts, for the report's
-    /// per-prompt strips.
-    func writeGrids(_ images: [[Float]], labels total: [Float], size S: Int, title: String, to gridURL: URL) throws {
+    /// Writes an evaluation's grid (one row per prompt, each image labelled with its proxy
+    /// reward) at its path in `runDir`, and beside it the bare images (prompts x seeds, unscaled)
+    /// and the prompts, for the report's per-prompt strips.
+    public func save(_ e: Evaluation, in runDir: URL) throws {
+        let images = e.images, total = e.proxy, title = e.title, S = reference.config.imageSize
+        let gridURL = runDir.appendingPathComponent(e.record.grid)
         let perPrompt = config.evalPerPrompt
         let rows = prompts.enumerated().map { p, prompt in
             GridRow(caption: prompt.text, images: (0..<perPrompt).map { RGBImage(signedUnit: images[p * perPrompt + $0], width: S, height: S) },
@@ -207,13 +218,3 @@ public final class GoldMetrics {
         return (standardDeviation(resampled), standardDeviation(resampled21))
     }
 }
-
-/// The sample standard deviation (0 for fewer than two values).
-public func standardDeviation(_ x: [Double]) -> Double {
-    guard x.count > 1 else { return 0 }
-    let m = x.reduce(0, +) / Double(x.count)
-    return (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)).squareRoot()
-}
-
-/// The standard error of the mean of `x`: its standard deviation over sqrt(n).
-public func standardError(_ x: [Double]) -> Double { x.isEmpty ? 0 : standardDeviation(x) / Double(x.count).squareRoot() }

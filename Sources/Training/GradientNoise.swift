@@ -1,3 +1,4 @@
+import Analysis
 import Tensor
 
 /// The gradient noise scale of McCandlish et al. 2018 ("An empirical model of large-batch
@@ -90,18 +91,4 @@ public final class GradientNoise {
         let signal = cross / pairs
         return (signal, (S1 - S2 * signal) / N)
     }
-}
-
-/// The gradient noise scale of a run: the ratio of the mean noise to the mean signal over its
-/// iterations (McCandlish et al.'s estimator of the ratio of expectations; nil when the mean
-/// signal is not positive: the gradient is not told from its noise), and a lower bound, the
-/// ratio with the signal two standard errors (over iterations) higher (nil when even that is not
-/// positive, or with one iteration).
-public func gradientNoiseScale(signal: [Double], noise: [Double]) -> (estimate: Double?, atLeast: Double?) {
-    guard !signal.isEmpty, signal.count == noise.count else { return (nil, nil) }
-    let n = Double(signal.count)
-    let g = signal.reduce(0, +) / n, s = noise.reduce(0, +) / n
-    let se = signal.count > 1 ? (signal.reduce(0) { $0 + ($1 - g) * ($1 - g) } / (n - 1) / n).squareRoot() : Double.infinity
-    let high = g + 2 * se
-    return (g > 0 ? s / g : nil, high > 0 && high.isFinite ? s / high : nil)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Flow

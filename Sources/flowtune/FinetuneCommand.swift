@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Flow
@@ -66,11 +67,10 @@ private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, 
     var lock = root && FileManager.default.fileExists(atPath: out.path) ? try RunLock(out) : nil
     defer { lock?.release() }
     // set everything up (and fail on bad input) before writing anything into the run folder
-    let run = try Finetuner(config: config, runDir: out, resume: resume, world: world)
+    let run = try Finetuner(config: config, runDir: out, resume: resume, world: world, tensorboard: tensorboard)
     config = run.config        // a folder model's prompts resolved to its captions
     if !quiet { for note in run.notes { log("note: " + note) } }
     if root && lock == nil { lock = try RunLock(out) }
-    run.tensorboard = tensorboard
     if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }
     if config.modelChecksum == nil { config.modelChecksum = run.modelChecksum }
     if root { try writeAtomically(try enc.encode(config), to: configURL) }
@@ -85,17 +85,17 @@ private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, 
     let start = Date(), first = run.iteration
     while run.iteration < config.steps {
         let s = try run.step()
-        // every rank stops after the same iteration: a signal seen by any of them counts
-        if let sig = interruptSignal(in: world) {
-            try run.save()
-            if root { writeReportIfPossible(out) }
-            throw CLIError.interrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")
-        }
         let done = run.iteration - first
         let eta = Date().timeIntervalSince(start) / Double(done) * Double(config.steps - run.iteration)
         if !quiet {
             log(String(format: "iter %ld/%ld  reward %.4f  %.2f s  ETA %@  peak %.0f MiB%@", s.iteration, config.steps, s.rewardMean, s.seconds,
                        formatDuration(eta), s.peakRSSMB, s.evaluated ? "  (grid + gold metrics)" : ""))
+        }
+        // every rank stops after the same iteration: a signal seen by any of them counts
+        if let sig = interruptSignal(in: world) {
+            try run.save()
+            if root { writeReportIfPossible(out) }
+            throw CLIError.interrupted(sig, "interrupted (signal \(sig)) after iteration \(run.iteration): checkpoint written; continue with: flowtune finetune --resume \(out.path)")
         }
         // the live report: rewritten at every evaluation before the last (the finished run writes its own)
         if root && s.evaluated && run.iteration < config.steps {

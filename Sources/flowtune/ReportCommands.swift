@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Analysis
 import Tensor
 import Imaging
 import Training
@@ -7,11 +8,20 @@ import Training
 /// Writes the report of a run; a failure is reported but does not fail the run that made it.
 func writeReportIfPossible(_ dir: URL, progress: RunProgress? = nil) {
     do {
-        let url = try Report.write(runDir: dir, progress: progress)
+        let url = try writeReport(dir, progress: progress)
         if progress == nil { log("wrote \(url.path) and \(dir.appendingPathComponent("drift.png").path)") }
     } catch {
         log("warning: no report for \(dir.path): \(error)")
     }
+}
+
+/// The report of the run in `dir`, described by its config.json (a run without one, or with one
+/// this flowtune cannot read, is reported from its metrics alone).
+func writeReport(_ dir: URL, progress: RunProgress? = nil) throws -> URL {
+    let configURL = dir.appendingPathComponent("config.json")
+    let description = FileManager.default.fileExists(atPath: configURL.path)
+        ? try RunDescription(try loadRunConfig(configURL, what: "cannot read the configuration", action: "report")) : nil
+    return try Report.write(runDir: dir, description: description, progress: progress)
 }
 
 struct ReportCommand: ParsableCommand {
@@ -21,7 +31,7 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Run folder (holding metrics.jsonl).") var runFolder: String
 
     func run() throws {
-        let url = try Report.write(runDir: URL(fileURLWithPath: runFolder))
+        let url = try writeReport(URL(fileURLWithPath: runFolder))
         log("wrote \(url.path)")
     }
 }
@@ -45,13 +55,15 @@ struct TensorBoardCommand: ParsableCommand {
     }
 }
 
+/// Several algorithms on the same prompts, seeds and budget: a grid of the sweep's with the
+/// algorithm as its one axis, run here one after the other, and summarised by the sweep's tables.
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run several algorithms on the same prompts, seeds and budget; write a table (markdown + JSON) and one chart.",
-        discussion: FinetuneOptions.help("Every setting below applies to each algorithm's runs."))
+        discussion: FinetuneOptions.help("Every setting below applies to each algorithm's runs; each run is a folder algo=ALGO_seed=S under --out."))
     @Option(help: "Comma-separated algorithms.") var algos = "grpo,grpo-guard,acflow"
     @OptionGroup var options: FinetuneOptions
-    @Option(help: "Output folder (one run folder per algorithm inside).") var out = "outputs/compare"
+    @Option(help: "Output folder (one run folder per algorithm and seed inside).") var out = "outputs/compare"
     @Flag(inversion: .prefixedNo, help: "Write TensorBoard event files into each run folder.") var tensorboard = true
     @Option(help: "Runs per algorithm (seeds --seed, --seed + 1, ...); with more than one, means with 95% bootstrap intervals.") var seeds = 1
     @OptionGroup var threads: ThreadOptions
@@ -61,78 +73,35 @@ struct Compare: ParsableCommand {
     func execute() throws {
         enableGracefulInterrupt()
         let names = algos.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let list = try names.map { name -> Algorithm in
-            guard let a = Algorithm(rawValue: name) else {
-                throw CLIError("--algos: unknown algorithm '\(name)'; known: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return a
+        for name in names where Algorithm(rawValue: name) == nil {
+            throw CLIError("--algos: unknown algorithm '\(name)'; known: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard !list.isEmpty, Set(list).count == list.count else { throw CLIError("--algos needs distinct algorithm names") }
+        guard !names.isEmpty, Set(names).count == names.count else { throw CLIError("--algos needs distinct algorithm names") }
         try OptionCheck.positive("--seeds", seeds)
+        var base = try options.config
+        base.precision = threads.chosenPrecision
+        let points: [SweepPoint]
+        do { points = try sweepGrid(base: base, vary: [(try SweepAxis("algo"), names)], seeds: seeds) } catch let e as InvalidOption { throw CLIError(e.description) }
         let dir = try outputURL(out)
-        let base = try options.config
-        var rows: [[(String, JSONValue)]] = []
-        var curves: [Report.RunCurves] = []
-        var perAlgo: [(Algorithm, [[(String, Double)]])] = []
-        for (i, algo) in list.enumerated() {
-            var runs: [[(String, Double)]] = []
-            for s in 0..<seeds {
-                var c = base
-                c.precision = threads.chosenPrecision
-                c.algo = algo
-                c.seed = base.seed &+ UInt64(s)
-                try c.validate()
-                let runDir = dir.appendingPathComponent(seeds == 1 ? algo.rawValue : "\(algo.rawValue)-seed\(c.seed)")
-                log("== \(algo)\(seeds == 1 ? "" : ", seed \(c.seed)") ==")
-                let t0 = Date()
-                _ = try runFinetune(config: c, out: runDir, resume: false, tensorboard: tensorboard)
-                let seconds = Date().timeIntervalSince(t0)
-                writeReportIfPossible(runDir)
-                let m = try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))
-                let d = DriftAnalysis(m, optimised: try optimisedScorers(c.reward))
-                var row: [(String, Double)] = [("proxy_gain", (d.proxy.last?.y ?? 0) - (d.proxy.first?.y ?? 0))]
-                for g in d.gold { row.append((g.name + " change", (g.points.last?.y ?? 0) - (g.points.first?.y ?? 0))) }
-                row.append(("onset_step", d.onset.map(Double.init) ?? .nan))
-                row.append(("seconds", seconds))
-                runs.append(row)
-                curves.append(Report.RunCurves(name: seeds == 1 ? algo.rawValue : "\(algo.rawValue) seed \(c.seed)",
-                                               color: LineChart.palette[i % LineChart.palette.count], drift: d))
-            }
-            perAlgo.append((algo, runs))
+        var rows: [SummaryRow] = []
+        for p in points {
+            log("== \(p.name) ==")
+            let runDir = dir.appendingPathComponent(p.name)
+            _ = try runFinetune(config: p.config, out: runDir, resume: false, tensorboard: tensorboard)
+            writeReportIfPossible(runDir)
+            rows.append(try SummaryRow(point: p, metrics: try RunMetrics(url: runDir.appendingPathComponent("metrics.jsonl"))))
         }
-        // one row per algorithm: the value (one seed), or the mean with a 95% bootstrap interval over seeds
-        var md = ""
-        for (algo, runs) in perAlgo {
-            var row: [(String, JSONValue)] = [("algo", .string(algo.rawValue))]
-            var cells = [algo.rawValue]
-            for (k, key) in runs[0].map(\.0).enumerated() {
-                let values = runs.map { $0[k].1 }
-                if key == "onset_step" {
-                    let onsets = values.filter { !$0.isNaN }
-                    row.append((key, seeds == 1 ? (onsets.first.map { .int(Int($0)) } ?? .null) : .array(values.map { $0.isNaN ? .null : .int(Int($0)) })))
-                    cells.append(seeds == 1 ? (onsets.first.map { String(Int($0)) } ?? "-") : "\(onsets.count)/\(seeds) runs" + (onsets.isEmpty ? "" : String(format: ", median %.0f", onsets.sorted()[onsets.count / 2])))
-                } else if seeds == 1 {
-                    row.append((key, .double(values[0])))
-                    cells.append(JSONValue.double(values[0]).text)
-                } else if let ci = bootstrapMeanInterval(values) {
-                    row.append((key, .object([("mean", .double(ci.mean)), ("low", .double(ci.low)), ("high", .double(ci.high)),
-                                              ("values", .array(values.map { .double($0) }))])))
-                    cells.append(String(format: "%.4g [%.4g, %.4g]", ci.mean, ci.low, ci.high))
-                }
-            }
-            rows.append(row)
-            if md.isEmpty {
-                let keys = ["algo"] + runs[0].map(\.0)
-                md = "| " + keys.joined(separator: " | ") + " |\n|" + keys.map { _ in "---" }.joined(separator: "|") + "|\n"
-            }
-            md += "| " + cells.joined(separator: " | ") + " |\n"
+        let groups = SweepReport.groups(rows)
+        // one chart: the proxy per run on top, a panel per gold metric below, onsets marked
+        let curves = rows.enumerated().map { i, r in
+            Report.RunCurves(name: r.settings.map { "\($0.0)=\($0.1)" }.joined(separator: " "), color: LineChart.palette[i % LineChart.palette.count], drift: r.summary.drift)
         }
-        // one chart: the proxy per algorithm on top, a panel per gold metric below, onsets marked
-        let both = Report.metricPanels(curves, title: "eval proxy reward per algorithm (same prompts, seeds, budget; gold metrics below)")
-        try writeAtomically(try both.pngData(), to: dir.appendingPathComponent("compare.png"))
-        md += "\nReward `\(base.reward)`, \(base.steps) iterations each, " + (seeds == 1 ? "seed \(base.seed)" : "seeds \(base.seed)...\(base.seed &+ UInt64(seeds - 1)) (mean [95% bootstrap interval of the mean])") + ". Chart: compare.png; runs: one folder per algorithm" + (seeds == 1 ? "" : " and seed") + ".\n"
+        let chart = Report.metricPanels(curves, title: "eval proxy reward per algorithm (same prompts, seeds, budget; gold metrics below)")
+        try writeAtomically(try chart.pngData(), to: dir.appendingPathComponent("compare.png"))
+        var md = ConfigurationTable.markdown(groups)
+        md += "\nReward `\(base.reward)`, \(base.steps) iterations each, " + (seeds == 1 ? "seed \(base.seed)" : "seeds \(base.seed)...\(base.seed &+ UInt64(seeds - 1)) (mean [95% bootstrap interval of the mean])") + ". Chart: compare.png; runs: one folder per algorithm and seed.\n"
         try writeAtomically(md, to: dir.appendingPathComponent("compare.md"))
-        try writeAtomically(JSONValue.array(rows.map { .object($0) }).text + "\n", to: dir.appendingPathComponent("compare.json"))
+        try writeAtomically(ConfigurationTable.json(groups).text + "\n", to: dir.appendingPathComponent("compare.json"))
         print(md)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Analysis
 import Tensor
 import Imaging
 import Model
@@ -200,12 +201,12 @@ struct SweepCommand: ParsableCommand {
     /// sweep.jsonl, sweep.md and frontier.png from every run folder that has metrics.
     func writeTables(points: [SweepPoint], dir: URL) throws {
         let runs = points.compactMap { p in (try? RunMetrics(url: dir.appendingPathComponent(p.name).appendingPathComponent("metrics.jsonl"))).map { (point: p, metrics: $0) } }
-        let rows = try runs.map { try SweepRow(point: $0.point, metrics: $0.metrics) }
+        let rows = try runs.map { try SummaryRow(point: $0.point, metrics: $0.metrics) }
         guard !rows.isEmpty else { return }
-        try writeAtomically(rows.map { $0.json.text + "\n" }.joined(), to: dir.appendingPathComponent("sweep.jsonl"))
+        try writeAtomically(zip(rows, runs).map { $0.json(run: $1.point.name).text + "\n" }.joined(), to: dir.appendingPathComponent("sweep.jsonl"))
         try writeAtomically(SweepReport.markdown(rows, reward: try options.config.reward, gains: try gains()), to: dir.appendingPathComponent("sweep.md"))
         // the chart needs gold metrics: runs that never evaluate (--eval-every 0) have none
-        if rows.contains(where: { !$0.drift.gold.isEmpty }) {
+        if rows.contains(where: { !$0.summary.golds.isEmpty }) {
             try writeAtomically(try SweepReport.frontier(rows).pngData(), to: dir.appendingPathComponent("frontier.png"))
         } else {
             log("sweep: no run has gold metrics (--eval-every 0), so no frontier.png")
@@ -215,7 +216,7 @@ struct SweepCommand: ParsableCommand {
         let spec = try RewardSpec(parsing: try options.config.reward)
         if let gold = GoodhartChart.gold(optimised: spec.optimisedNames, scorers: spec.terms.map(\.name)) {
             var chart = GoodhartChart(gold: gold)
-            for run in runs { chart.add(run: run.metrics, label: run.point.configurationKey.isEmpty ? "runs" : run.point.configurationKey) }
+            for (run, row) in zip(runs, rows) { chart.add(run: run.metrics, label: row.configurationKey.isEmpty ? "runs" : row.configurationKey) }
             if !chart.groups.isEmpty {
                 let (image, fits) = chart.render()
                 try writeAtomically(try image.pngData(), to: dir.appendingPathComponent("goodhart.png"))

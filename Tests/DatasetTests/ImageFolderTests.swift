@@ -1,5 +1,7 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Imaging
 import Shapes
@@ -7,71 +9,6 @@ import Dataset
 
 /// A folder the tests make: PNG and JPEG of odd sizes, grey and RGBA, captions from .txt and
 /// metadata.jsonl, and (when asked) one corrupt image and one without a caption.
-struct TestFolder {
-    let url: URL
-    init(bad: Bool = false) throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("flowtune-folder-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url.appendingPathComponent("sub"), withIntermediateDirectories: true)
-        // a 37x23 RGB gradient (PNG), caption from a .txt
-        try write("red-wide.png", try Self.gradient(width: 37, height: 23).pngData(), caption: "A red, wide thing!")
-        // a 20x20 grey PNG, written by hand as 8-bit greyscale
-        try write("sub/grey.png", Self.greyPNG(side: 20, value: 90), caption: "grey square")
-        // a 16x16 RGBA PNG: a half-transparent blue over the background
-        try write("blue-alpha.png", Self.rgbaPNG(side: 16, rgba: (0, 0, 255, 128)), caption: nil)
-        // a 41x41 JPEG, captioned by metadata.jsonl
-        try write("photo.JPG", try Self.gradient(width: 41, height: 41).jpegData(quality: 90), caption: nil)
-        let meta = #"{"file_name": "blue-alpha.png", "text": "blue glass"}"# + "\n" + #"{"file_name": "./photo.JPG", "caption": "a photo"}"# + "\n"
-        try Data(meta.utf8).write(to: url.appendingPathComponent("metadata.jsonl"))
-        if bad {
-            try write("broken.png", [0x89, 0x50, 0x4E, 0x47, 1, 2, 3, 4, 5], caption: "broken")
-            try write("silent.png", try Self.gradient(width: 8, height: 8).pngData(), caption: nil)
-            try write("empty.png", try Self.gradient(width: 8, height: 8).pngData(), caption: " ,,, \n")
-        }
-    }
-    func write(_ name: String, _ bytes: [UInt8], caption: String?) throws {
-        try Data(bytes).write(to: url.appendingPathComponent(name))
-        if let caption {
-            try Data(caption.utf8).write(to: url.appendingPathComponent((name as NSString).deletingPathExtension + ".txt"))
-        }
-    }
-    func remove() { try? FileManager.default.removeItem(at: url) }
-
-    static func gradient(width: Int, height: Int) -> RGBImage {
-        var img = RGBImage(width: width, height: height)
-        for y in 0..<height { for x in 0..<width { img.setPixel(x, y, (UInt8(x * 255 / max(width - 1, 1)), UInt8(y * 255 / max(height - 1, 1)), 40)) } }
-        return img
-    }
-
-    /// A PNG by hand: IHDR, one IDAT of stored (uncompressed) zlib blocks, IEND.
-    static func png(width: Int, height: Int, colorType: UInt8, rows: [[UInt8]], palette: [UInt8]? = nil) -> [UInt8] {
-        func be(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 255), UInt8(v >> 16 & 255), UInt8(v >> 8 & 255), UInt8(v & 255)] }
-        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
-            let body = Array(type.utf8) + data
-            return be(data.count) + body + be(Int(crc32(body)))
-        }
-        let raw: [UInt8] = rows.flatMap { [UInt8(0)] + $0 }
-        var a: UInt32 = 1, b: UInt32 = 0
-        for v in raw { a = (a + UInt32(v)) % 65521; b = (b + a) % 65521 }
-        var z: [UInt8] = [0x78, 0x01]
-        var i = 0
-        repeat {
-            let n = min(65535, raw.count - i)
-            z += [i + n == raw.count ? 1 : 0, UInt8(n & 255), UInt8(n >> 8), UInt8(~n & 255), UInt8((~n >> 8) & 255)]
-            z += raw[i..<(i + n)]
-            i += n
-        } while i < raw.count
-        z += be(Int(b << 16 | a))
-        return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", be(width) + be(height) + [8, colorType, 0, 0, 0])
-            + (palette.map { chunk("PLTE", $0) } ?? []) + chunk("IDAT", z) + chunk("IEND", [])
-    }
-    static func greyPNG(side: Int, value: UInt8) -> [UInt8] {
-        png(width: side, height: side, colorType: 0, rows: Array(repeating: Array(repeating: value, count: side), count: side))
-    }
-    static func rgbaPNG(side: Int, rgba: (UInt8, UInt8, UInt8, UInt8)) -> [UInt8] {
-        png(width: side, height: side, colorType: 6, rows: Array(repeating: Array((0..<side).flatMap { _ in [rgba.0, rgba.1, rgba.2, rgba.3] }), count: side))
-    }
-}
-
 @Suite struct ImageFolderTests {
     /// A reference area resize, written as the 2-D integral it is: each output pixel is the
     /// mean over its square of the piecewise-constant source (overlap areas computed per pair).

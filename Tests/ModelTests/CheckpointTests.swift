@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Shapes

@@ -1,20 +1,12 @@
 import Testing
+import TestSupport
+import Analysis
 import Tensor
 import Model
 import Shapes
 
 /// Finite-difference checks of the whole network's backward pass on the tiny configuration.
 @Suite struct ModelGradientTests {
-    /// A tiny model with every parameter random (adaLN-Zero would otherwise zero most paths).
-    static func randomModel(seed: UInt64 = 1, convHead: Bool = false) throws -> DiT {
-        var c = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)
-        if convHead { c.name = "tinyc"; c.headChannels = 5 }
-        let m = try DiT(config: c, seed: seed)
-        var rng = RNG(seed: seed + 100)
-        for i in 0..<m.params.count { m.params[i] = rng.normal() * 0.15 }
-        return m
-    }
-
     static func inputs(_ m: DiT, batch B: Int, seed: UInt64) throws -> ([Float], [Float], [Int32]) {
         var rng = RNG(seed: seed)
         let x = rng.normals(B * m.config.pixelsPerImage)
@@ -40,7 +32,7 @@ import Shapes
     }
 
     static func fullNetworkGradient(convHead: Bool) throws {
-        let m = try Self.randomModel(convHead: convHead)
+        let m = try randomModel(convHead: convHead)
         let B = 3
         let (x, t, tok) = try Self.inputs(m, batch: B, seed: 7)
         var rng = RNG(seed: 9)
@@ -77,7 +69,7 @@ import Shapes
     @Test func padTokensDoNotChangeTheOutput() throws {
         // The same prompt with a different token in a PAD slot's embedding row must give the same v:
         // pads are masked out of attention keys and of the pooled text.
-        let m = try Self.randomModel(seed: 3)
+        let m = try randomModel(seed: 3)
         let (x, t, tok) = try Self.inputs(m, batch: 2, seed: 5)
         let ws = try m.makeWorkspace(batch: 2, training: false)
         let v1 = Array(UnsafeBufferPointer(start: m.forward(ws, x: x, t: t, tokens: tok, batch: 2), count: 2 * m.config.pixelsPerImage))
@@ -95,7 +87,7 @@ import Shapes
     @Test(arguments: KernelPath.available)
     func samplesOfDifferentLengthsInOneBatchAreIndependent(path: KernelPath) throws {
         try Compute(kernels: path).run {
-            let m = try Self.randomModel(seed: 8)
+            let m = try randomModel(seed: 8)
             let (x, t, _) = try Self.inputs(m, batch: 4, seed: 9)
             var inner = try Tokenizer.encode("a red circle on a blue background")
             inner.insert(Tokenizer.pad, at: 2); inner.removeLast()          // a PAD inside the prompt
@@ -171,7 +163,7 @@ import Shapes
 
     /// A convolutional-head network initialised from a plain one computes the same velocity.
     @Test func convolutionalHeadInitialisedFromAPlainNetworkComputesTheSameVelocity() throws {
-        let plain = try Self.randomModel(seed: 31)
+        let plain = try randomModel(seed: 31)
         var c = plain.config
         c.name = "tinyc"; c.headChannels = 6
         let conv = try DiT(config: c, seed: 2)

@@ -1,4 +1,5 @@
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Flow
@@ -83,8 +84,8 @@ public final class ACFlow: FinetuneAlgorithm {
     let config: FinetuneConfig
     public let rolloutWorkspaces: [Workspace]
     let trainWS: Workspace, refWS: Workspace
-    /// The nft target's sampling policy v_old: the policy as it rolled out this iteration's batch.
-    let old: DiT?, oldWS: Workspace?
+    /// What the actor regresses on (`--acflow-target`).
+    let target: ActorTarget
     let actorBatch: Int
     public let critic: Critic
     public var criticOptimizer: AdamW
@@ -105,8 +106,7 @@ public final class ACFlow: FinetuneAlgorithm {
         let u = min(config.passSize, actorBatch)
         trainWS = try model.makeWorkspace(batch: u, training: true)
         refWS = try model.makeWorkspace(batch: u, training: false)
-        old = options.target == .nft ? model.clone() : nil
-        oldWS = try old?.makeWorkspace(batch: u, training: false)
+        target = try makeActorTarget(options, sde: config.sde, model: model, passSize: u)
         critic = Critic(model: model.config, width: options.criticWidth, positions: options.criticPositions, seed: config.seed ^ 0xC817)
         criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
         warmup = WarmupLatch(minimumIterations: options.warmupIterations, threshold: options.warmupExplainedVariance)
@@ -181,7 +181,10 @@ public final class ACFlow: FinetuneAlgorithm {
         }
     }
 
-    public func train(_ batch: RolloutBatch, _ run: TrainingState, _ record: inout MetricsRecord) throws {
+    /// The report's chart of AC-Flow: the critic's error and explained variance, and the actor's W2 term.
+    public static let diagnostics = DiagnosticsChart.scalars(["critic_mse", "critic_explained_variance", "w2"], title: "critic: MSE and explained variance")
+
+    public func train(_ batch: RolloutBatch, _ run: TrainingState) throws -> AlgorithmMetrics {
         let B = batch.rewards.count, T = config.sde.steps
         let rt = shaped(batch.rewards)
         let stateTargets = (0..<T).flatMap { _ in rt }
@@ -192,27 +195,30 @@ public final class ACFlow: FinetuneAlgorithm {
         if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
         else if c.trusted { advantages = generalisedAdvantages(values: c.before, rewards: rt, lambda: options.lambda) }
         else { advantages = stateTargets }                              // warm-up: V = 0
-        let (weights, clipped) = actorWeights(advantages, T: T, B: B)
+        let (weights, clipped) = target.weights(advantages, T: T, B: B)
         lastShapedRewards = rt; lastAdvantages = advantages; lastWeights = weights
         // 3. the actor's steps
         let a = actorPhase(batch, run, weights: weights)
         let steps = Double(options.actorSteps)
+        var m = AlgorithmMetrics()
+        m["critic_mse"] = Double(c.mseBefore); m["critic_explained_variance"] = Double(c.evAfter)
+        m["critic_explained_variance_before"] = Double(c.evBefore)
+        m.set("critic_in_use", c.trusted); m.set("warmup", options.useCritic && !c.trusted)
+        m["adv_clipped_fraction"] = Double(clipped) / Double(T * B)
         if options.target == .transition, options.ratioClip != nil {
             var counts = [Double(a.ratioClipped), Double(a.trained)]
             batch.layout.world.sum(&counts)
-            record.ratioClippedFraction = counts[1] > 0 ? counts[0] / counts[1] : 0
-            record.clipRange = options.ratioClip.map(Double.init)
+            m["ratio_clipped_fraction"] = counts[1] > 0 ? counts[0] / counts[1] : 0
         }
-        record.criticMse = Double(c.mseBefore); record.criticExplainedVariance = Double(c.evAfter)
-        record.criticExplainedVarianceBefore = Double(c.evBefore)
-        record.criticInUse = c.trusted; record.warmup = options.useCritic && !c.trusted
-        record.advClippedFraction = Double(clipped) / Double(T * B)
-        record.weightMean = Double(weights.reduce(0, +) / Float(T * B)); record.weightMax = Double(weights.max() ?? 0)
-        record.covWRt = covariance(weights, stateTargets)
-        record.gradCosine = a.cosines.isEmpty ? nil : a.cosines.reduce(0, +) / Double(a.cosines.count)
-        record.actorSteps = options.actorSteps
-        if let (signal, trace) = noise.estimate(world: batch.layout.world) { record.gradSignal = signal; record.gradNoise = trace }
-        record.w2 = a.w2 / steps; record.loss = a.loss / steps; record.gradNorm = a.norm / steps
+        m["weight_mean"] = Double(weights.reduce(0, +) / Float(T * B)); m["weight_max"] = Double(weights.max() ?? 0)
+        m["w2"] = a.w2 / steps
+        m["cov_w_rt"] = covariance(weights, stateTargets)
+        if !a.cosines.isEmpty { m["grad_cosine"] = a.cosines.reduce(0, +) / Double(a.cosines.count) }
+        m["actor_steps"] = Double(options.actorSteps)
+        m["loss"] = a.loss / steps; m["grad_norm"] = a.norm / steps
+        if options.target == .transition, let clip = options.ratioClip { m["clip_range"] = Double(clip) }
+        if let (signal, trace) = noise.estimate(world: batch.layout.world) { m["grad_signal"] = signal; m["grad_noise"] = trace }
+        return m
     }
 
     /// The critic's values of the visited states x_k (k = 0..<T, (T, B) order) before its update,
@@ -235,40 +241,6 @@ public final class ACFlow: FinetuneAlgorithm {
         return (before, evBefore, evAfter, mseBefore, trusted)
     }
 
-    /// Each visited state's weight in the actor's loss and how many advantages were clipped: the
-    /// transition target weighs each transition by its clipped advantage itself (a policy
-    /// gradient), nft by its optimality probability; exp weights normalised to mean 1 per step.
-    func actorWeights(_ advantages: [Float], T: Int, B: Int) -> (weights: [Float], clipped: Int) {
-        let weighting = options.target == .transition ? ACFlowWeighting.signed : options.weighting
-        var (weights, clipped) = advantageWeights(advantages, clip: options.advantageClip, tau: options.tau, weighting: weighting)
-        if options.target == .nft { weights = advantages.map { optimalityProbability($0, clip: options.advantageClip) } }
-        else if options.normaliseWeights && weighting == .exp {
-            for k in 0..<T {
-                let mean = weights[(k * B)..<((k + 1) * B)].reduce(0, +) / Float(B)
-                if mean > 0 { for b in 0..<B { weights[k * B + b] /= mean } }
-            }
-        }
-        return (weights, clipped)
-    }
-
-    /// One pass's samples of the actor's mini-batch: inputs, targets, times, weights, tokens,
-    /// and for the transition target each step's coefficients and the rollout's log-probability;
-    /// with the rollout's time grid and step coefficients, worked out once per batch.
-    final class ActorPass {
-        var x: [Float], target: [Float], t: [Float], w: [Float], dv: [Float], tok: [Int32]
-        var coefficients: [StepCoefficients], oldLogps: [Float]
-        var count = 0
-        let grid: [Float], stepCoefficients: [StepCoefficients]
-        init(capacity u: Int, pixels n: Int, textLength L: Int, sde: SDEConfig) {
-            x = [Float](repeating: 0, count: u * n); target = x; dv = x
-            t = [Float](repeating: 0, count: u); w = t; oldLogps = t
-            tok = [Int32](repeating: 0, count: u * L)
-            grid = sde.grid
-            stepCoefficients = (0..<sde.steps).map(sde.coefficients)
-            coefficients = [StepCoefficients](repeating: stepCoefficients[0], count: u)
-        }
-    }
-
     /// The actor's steps: every process draws the whole mini-batch (the run's random stream
     /// stays the same everywhere) and trains on the samples it holds, a pass at a time.
     func actorPhase(_ batch: RolloutBatch, _ run: TrainingState, weights: [Float])
@@ -276,12 +248,11 @@ public final class ACFlow: FinetuneAlgorithm {
         let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, L = run.policy.config.textLength
         let rollout = batch.rollout, world = batch.layout.world, rowOf = batch.layout.rowOf
         let mb = actorBatch, u = trainWS.batch
-        var order: [Int] = [], next = 0                                  // visited (k, b) pairs as k * B + b, shuffled
         let previous = FloatBuffer(count: options.actorSteps > 1 ? run.policy.grads.count : 0)   // the last step's gradient
         var loss = 0.0, w2 = 0.0, norm = 0.0, cosines: [Double] = [], ratioClipped = 0, trained = 0
         let pass = ActorPass(capacity: u, pixels: n, textLength: L, sde: config.sde)
         noise.reset()                                                    // its pieces: the passes; a sample: a visited state
-        if let old { old.params.assign(from: run.policy.params) }       // the policy that rolled this batch out
+        target.begin(run)
         for step in 0..<options.actorSteps {
             run.policy.grads.zero()
             var stepLoss = 0.0, stepW2 = 0.0
@@ -292,7 +263,7 @@ public final class ACFlow: FinetuneAlgorithm {
                 pass.count = 0
             }
             for _ in 0..<mb {
-                guard let (k, b) = drawSample(into: pass, batch, run, order: &order, next: &next) else { continue }
+                guard let (k, b) = target.draw(into: pass, batch, run) else { continue }
                 pass.w[pass.count] = weights[k * B + b]
                 for i in 0..<L { pass.tok[pass.count * L + i] = rollout.tokens[rowOf[b] * L + i] }
                 pass.count += 1
@@ -311,49 +282,6 @@ public final class ACFlow: FinetuneAlgorithm {
         return (loss, w2, norm, cosines, ratioClipped, trained)
     }
 
-    /// Draws the next sample of the actor's mini-batch into `pass` (at pass.count) and returns
-    /// its visited state (k, b); nil when the sample is another process's (its random draws made
-    /// all the same). visited, transition: the next of the shuffled visited pairs (transition:
-    /// only the steps with a log-probability); fresh, nft: a new interpolant of a final image.
-    func drawSample(into pass: ActorPass, _ batch: RolloutBatch, _ run: TrainingState, order: inout [Int], next: inout Int) -> (Int, Int)? {
-        let B = batch.rewards.count, n = run.policy.config.pixelsPerImage, T = config.sde.steps, grid = pass.grid
-        let rollout = batch.rollout, Bl = rollout.batch, rowOf = batch.layout.rowOf, c = pass.count
-        switch options.target {
-        case .visited, .transition:
-            let pairSteps = options.target == .transition ? config.sde.stochasticSteps : T
-            if next == order.count { order = Array(0..<(pairSteps * B)); run.rng.shuffle(&order); next = 0 }
-            let k = order[next] / B, b = order[next] % B
-            next += 1
-            let row = rowOf[b]
-            guard row >= 0 else { return nil }                           // another process's sample
-            pass.t[c] = grid[k]
-            let xk = (k * Bl + row) * n
-            if options.target == .transition {
-                // the transition x_k -> x_k+1 (target holds x_k+1)
-                pass.coefficients[c] = pass.stepCoefficients[k]; pass.oldLogps[c] = rollout.logps[k * Bl + row]
-                for i in 0..<n { pass.x[c * n + i] = rollout.states[xk + i]; pass.target[c * n + i] = rollout.states[xk + Bl * n + i] }
-            } else {
-                let images = rollout.images, x0 = images.startIndex + row * n
-                for i in 0..<n { pass.x[c * n + i] = rollout.states[xk + i]; pass.target[c * n + i] = (rollout.states[xk + i] - images[x0 + i]) / grid[k] }
-            }
-            return (k, b)
-        case .fresh, .nft:
-            let b = run.rng.int(B)
-            let tj = options.freshTMin.map { run.rng.uniform($0, 1) } ?? logitNormal(&run.rng)
-            let k = (0..<T).min { abs(grid[$0] - tj) < abs(grid[$1] - tj) }!
-            let row = rowOf[b]
-            guard row >= 0 else { run.rng.skipNormals(n); return nil }    // another process's sample: its draws, unused
-            pass.t[c] = tj
-            let nft = options.target == .nft
-            rollout.images.withUnsafeBufferPointer { x0p in pass.x.withUnsafeMutableBufferPointer { xp in pass.target.withUnsafeMutableBufferPointer { tp in
-                flowMatchingPair(x0: x0p.baseAddress! + row * n, t: tj, n: n, rng: &run.rng, xt: xp.baseAddress! + c * n, target: tp.baseAddress! + c * n)
-                // nft: the target is the final image itself
-                if nft { (tp.baseAddress! + c * n).update(from: x0p.baseAddress! + row * n, count: n) }
-            } } }
-            return (k, b)
-        }
-    }
-
     /// The forward, the target's loss and its backward on one pass (gradients accumulated, the
     /// gradient-noise piece recorded); the loss and w2 summed over the pass, and how many of its
     /// ratios were clipped (transition with a ratio clip).
@@ -362,23 +290,7 @@ public final class ACFlow: FinetuneAlgorithm {
         noise.beginPiece(run.policy.grads)
         let v = run.policy.forward(trainWS, x: p.x, t: p.t, tokens: p.tok, batch: c)
         let vRef = run.reference.forward(refWS, x: p.x, t: p.t, tokens: p.tok, batch: c)
-        var heads: (loss: Double, w2: Double, clipped: Int)
-        switch options.target {
-        case .transition:
-            let h = acflowTransitionLoss(v: v, x: p.x, xNext: p.target, steps: Array(p.coefficients[0..<c]), vRef: vRef, advantages: Array(p.w[0..<c]),
-                                         alpha: options.alpha, pixels: n, dv: &p.dv, of: mb,
-                                         ratio: options.ratioClip.map { (Array(p.oldLogps[0..<c]), $0) })
-            heads = (h.loss, h.w2, h.clipped)
-        case .nft:
-            let vOld = old!.forward(oldWS!, x: p.x, t: p.t, tokens: p.tok, batch: c)
-            let h = acflowContrastLoss(v: v, vOld: vOld, xt: p.x, x0: p.target, t: p.t, r: Array(p.w[0..<c]), beta: options.nftBeta,
-                                       vRef: vRef, alpha: options.alpha, pixels: n, dv: &p.dv, of: mb)
-            heads = (h.loss, h.w2, 0)
-        case .visited, .fresh:
-            let h = acflowActorLoss(v: v, target: p.target, vRef: vRef, weights: Array(p.w[0..<c]),
-                                    alpha: options.alpha, pixels: n, dv: &p.dv, of: mb)
-            heads = (h.loss, h.w2, 0)
-        }
+        let heads = target.loss(p, v: v, vRef: vRef, pixels: n, of: mb)
         run.policy.backward(trainWS, dv: p.dv, batch: c)
         noise.endPiece(run.policy.grads, count: c, scale: Double(mb))
         return heads

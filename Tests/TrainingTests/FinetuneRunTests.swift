@@ -1,57 +1,12 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Flow
 import Shapes
 import Training
-
-/// A temporary folder with a random tiny base model and small prompt lists.
-struct TinySetup {
-    let dir: URL
-    let model: URL, prompts: URL, evalPrompts: URL
-
-    init(seed: UInt64 = 5, at folder: URL? = nil) throws {
-        dir = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("ft-rl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let m = try randomTinyModel(seed: seed, scale: 0.05)
-        model = dir.appendingPathComponent("tiny.safetensors")
-        try Checkpoint.save(m, to: model)
-        prompts = dir.appendingPathComponent("train.txt")
-        try "a red circle on a blue background\na green square on a black background\nthree yellow triangles on a gray background\na pink circle above a cyan square on a white background\n"
-            .write(to: prompts, atomically: true, encoding: .utf8)
-        evalPrompts = dir.appendingPathComponent("eval.txt")
-        try "a blue triangle on a red background\ntwo white circles on a purple background\n".write(to: evalPrompts, atomically: true, encoding: .utf8)
-    }
-
-    func config(_ algo: Algorithm, steps: Int) -> FinetuneConfig {
-        var c = FinetuneConfig()
-        c.algo = algo; c.model = model.path; c.prompts = prompts.path; c.evalPrompts = evalPrompts.path
-        c.reward = "brightness"; c.steps = steps; c.promptsPerIteration = 2; c.groupSize = 4
-        c.sde = SDEConfig(steps: 4); c.seed = 7; c.evalEvery = 0; c.checkpointEvery = 5
-        c.evalPerPrompt = 2; c.evalSteps = 4
-        return c
-    }
-
-    /// A run of `c` from the step-0 evaluation to its last iteration, in the folder `name`.
-    func uninterruptedRun(_ c: FinetuneConfig, _ name: String) throws -> Finetuner {
-        let run = try Finetuner(config: c, runDir: dir.appendingPathComponent(name))
-        try run.evaluateBase()
-        while run.iteration < c.steps { try run.step() }
-        return run
-    }
-
-    func cleanUp() { try? FileManager.default.removeItem(at: dir) }
-}
-
-func metricLines(_ url: URL) throws -> [[String: Any]] {
-    try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
-        try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-    }
-}
-
-/// Long tests (tens of RL iterations) run when FLOWTUNE_SLOW_TESTS=1 (CI sets it).
-let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"] == "1"
 
 @Suite struct FinetuneRunTests {
     /// ~30 iterations of a tiny model with the brightness reward raise the mean reward (fixed seed).
@@ -326,8 +281,7 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
             let tokens = (0..<T).flatMap { _ in batch.rollout.tokens }
             let before = ac.critic.forward(x: states, t: t, tokens: tokens).value
             let weightsBefore = run.policy.params.array
-            var record = MetricsRecord(step: 1, algo: "acflow")
-            try ac.train(batch, run.state, &record)
+            let record = try ac.train(batch, run.state)
             let moved = zip(weightsBefore, run.policy.params.array).map { abs($0 - $1) }.max() ?? 0
             let after = ac.critic.forward(x: states, t: t, tokens: tokens).value
             #expect(zip(before, after).contains { abs($0 - $1) > 1e-3 })     // the critic did move
@@ -344,8 +298,8 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
                 #expect(zip(ac.lastAdvantages, expected).allSatisfy { abs($0 - $1) < 1e-6 })
                 #expect(zip(ac.lastAdvantages, postUpdate).contains { abs($0 - $1) > 1e-4 })
             }
-            #expect(record.actorSteps == 2 && record.gradCosine != nil && record.criticExplainedVarianceBefore != nil)
-            #expect((record.ratioClippedFraction != nil) == (target == .transition))
+            #expect(record["actor_steps"] == 2 && record["grad_cosine"] != nil && record["critic_explained_variance_before"] != nil)
+            #expect((record["ratio_clipped_fraction"] != nil) == (target == .transition))
         }
     }
 
@@ -461,12 +415,12 @@ let slowTestsEnabled = ProcessInfo.processInfo.environment["FLOWTUNE_SLOW_TESTS"
             #expect(x.rewardMean == y.rewardMean)     // the same samples: per-sample noise streams
             // the gradient noise is measured from passes smaller than a step (and, for AC-Flow,
             // from its several steps)
-            #expect(y.gradNoise.map { $0 > 0 } == true && y.gradSignal != nil)
-            #expect((x.gradNoise != nil) == (algo == .acflow))
-            let gx = try #require(x.gradNorm), gy = try #require(y.gradNorm)
+            #expect(y["grad_noise"].map { $0 > 0 } == true && y["grad_signal"] != nil)
+            #expect((x["grad_noise"] != nil) == (algo == .acflow))
+            let gx = try #require(x["grad_norm"]), gy = try #require(y["grad_norm"])
             #expect(abs(gx - gy) <= 1e-4 * gx, "grad norm \(gx) vs \(gy)")
-            if let kx = x.klRef, let ky = y.klRef { #expect(abs(kx - ky) <= 1e-4 * max(kx, 1e-9) + 1e-9, "KL \(kx) vs \(ky)") }
-            if let wx = x.w2, let wy = y.w2 { #expect(abs(wx - wy) <= 1e-4 * wx + 1e-9, "w2 \(wx) vs \(wy)") }
+            if let kx = x["kl_ref"], let ky = y["kl_ref"] { #expect(abs(kx - ky) <= 1e-4 * max(kx, 1e-9) + 1e-9, "KL \(kx) vs \(ky)") }
+            if let wx = x["w2"], let wy = y["w2"] { #expect(abs(wx - wy) <= 1e-4 * wx + 1e-9, "w2 \(wx) vs \(wy)") }
         }
         var worst: Float = 0
         for i in 0..<a.policy.params.count { worst = max(worst, abs(a.policy.params[i] - b.policy.params[i])) }

@@ -100,8 +100,9 @@ public enum TensorBoardEvents {
     }
 }
 
-/// The TensorBoard view of a run: every scalar of metrics.jsonl (training as "train/...",
-/// evaluations as "eval/...", their standard errors as "eval_se/..."), the per-SDE-step ratio statistics as "timesteps/STAT/kNN", and
+/// The TensorBoard view of a run: every scalar of metrics.jsonl (the loop's and the algorithm's
+/// as "train/...", evaluations as "eval/...", their standard errors as "eval_se/..."), the
+/// algorithm's per-SDE-step statistics as "timesteps/STAT/kNN", and
 /// each evaluation's grid as the image "eval/grid". The event file is derived data: it is
 /// rebuilt from metrics.jsonl and the grids when a run starts or resumes (so the steps a
 /// resume redoes appear once), then appended to with every metrics line.
@@ -148,18 +149,14 @@ public final class TensorBoardLog {
 
     func events(_ line: MetricsRecord, wallTime: Double) throws -> [UInt8] {
         var values: [SummaryValue] = line.scalars.map { .scalar("train/" + $0.0, $0.1) }
-        for ts in line.timesteps ?? [] {
-            let k = String(format: "k%02ld", ts.k)
-            for (name, v) in [("ratio_mean", ts.ratioMean), ("ratio_std", ts.ratioStd), ("logratio_mean", ts.logratioMean),
-                              ("plain_logratio_mean", ts.plainLogratioMean), ("clip_high", ts.clipHigh), ("clip_low", ts.clipLow),
-                              ("abs_adv_mean", ts.absAdvMean), ("kl_ref", ts.klRef)] {
-                values.append(.scalar("timesteps/\(name)/\(k)", v))
-            }
+        for s in line.algorithm.steps ?? [] {
+            let k = String(format: "k%02ld", Int(s["k"] ?? 0))
+            for (name, v) in s where name != "k" && name != "t" { values.append(.scalar("timesteps/\(name)/\(k)", v)) }
         }
         var out: [UInt8] = []
         if let eval = line.eval {
             values += eval.scalars.map { .scalar("eval/" + $0.0, $0.1) }
-            values += eval.scalars.compactMap { k, _ in eval.se?[k].map { .scalar("eval_se/" + k, $0) } }
+            values += eval.scalars.compactMap { k, _ in eval.se[k].map { .scalar("eval_se/" + k, $0) } }
             if let floor = eval.fdFloor { values.append(.scalar("eval/fd_floor", floor)) }
             if let floor = eval.fd21Floor { values.append(.scalar("eval/fd21_floor", floor)) }
             if let png = try? [UInt8](Data(contentsOf: runDir.appendingPathComponent(eval.grid))), let size = TensorBoardEvents.pngSize(png) {

@@ -1,21 +1,13 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Training
 import Shapes
 import Imaging
 import Dataset
-
-/// The command-line tools the bad-input corpus runs: the debug build beside this test bundle and
-/// the release build (scripts/test.sh builds both, `swift build -c release` first). The release
-/// one is where a missing check would read or write out of bounds instead of trapping.
-let cliBinaries: [URL] = {
-    guard let debug = cliBinary else { return [] }
-    // .build/<triple>/debug/flowtune -> .build/<triple>/release/flowtune
-    let release = debug.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("release/flowtune")
-    return FileManager.default.isExecutableFile(atPath: release.path) ? [debug, release] : [debug]
-}()
 
 /// One bad input: the command line (`$F` stands for the fixture folder; outputs go to the
 /// current folder, a fresh one per case) and what the one error line must name.

@@ -1,9 +1,6 @@
 import Foundation
 import Tensor
 import Imaging
-import Model
-import Rewards
-import Shapes
 
 /// Best-of-n from the base model (Gao, Schulman and Hilton 2022): for every prompt N candidates;
 /// for n = 1, 2, 4, ..., N the candidate the proxy likes best among n, and its gold. Each n uses
@@ -181,22 +178,22 @@ public struct GoodhartChart {
 
     public mutating func addRun(label: String, folder: URL) throws {
         guard add(run: try RunMetrics(url: folder.appendingPathComponent("metrics.jsonl")), label: label) else {
-            throw FinetuneError("\(folder.path): fewer than two evaluations with kl_base and \(gold) (give the gold as a weight-0 scorer of the run, or shape-eval)")
+            throw AnalysisError("\(folder.path): fewer than two evaluations with kl_base and \(gold) (give the gold as a weight-0 scorer of the run, or shape-eval)")
         }
     }
 
     public mutating func addBestOfN(label: String, folder: URL) throws {
         let path = folder.appendingPathComponent("bon.jsonl")
-        guard let text = try? String(contentsOf: path, encoding: .utf8) else { throw FinetuneError("\(path.path): cannot read it (run flowtune best-of-n first)") }
+        guard let text = try? String(contentsOf: path, encoding: .utf8) else { throw AnalysisError("\(path.path): cannot read it (run flowtune best-of-n first)") }
         var points: [Point] = []
         for (n, line) in text.split(separator: "\n").enumerated() {
             guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let d = o["d"] as? Double,
                   let p = o["proxy"] as? Double, let g = (o["gold"] as? [String: Any])?[gold] as? Double else {
-                throw FinetuneError("\(path.path) line \(n + 1): not a best-of-n row with the gold \(gold)")
+                throw AnalysisError("\(path.path) line \(n + 1): not a best-of-n row with the gold \(gold)")
             }
             points.append(Point(d: d, gold: g, proxy: p))
         }
-        guard points.count >= 2 else { throw FinetuneError("\(path.path): fewer than two rows") }
+        guard points.count >= 2 else { throw AnalysisError("\(path.path): fewer than two rows") }
         add(label, .bestOfN, points)
     }
 

@@ -1,5 +1,7 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Flow
@@ -68,8 +70,9 @@ import Training
         func pass(_ a: Advantages, _ noise: GradientNoise? = nil) -> [Float] {
             var opt = AdamW(count: m.parameterCount, lr: 0)          // the weights stay: every pass is on-policy
             var prng = RNG(seed: 73)
-            _ = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4), rollout: r,
-                                 advantages: a, microBatches: 1, epochs: 1, optimizer: &opt, ws: ws, refWS: nil, rng: &prng, noise: noise)
+            _ = ClippedRatioPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4), workspaces: RatioPassWorkspaces(train: ws))
+                .run(rollout: r, advantages: a, layout: PassLayout(total: B, microBatchSize: 1, world: .single), microBatches: 1, epochs: 1,
+                     optimizer: &opt, rng: &prng, noise: noise)
             return m.grads.array
         }
         let noise = GradientNoise(parameters: m.parameterCount, acrossSteps: false)

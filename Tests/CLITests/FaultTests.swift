@@ -1,21 +1,10 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Training
-
-/// The real command-line tool, built beside this test bundle by `swift build --build-tests`.
-let cliBinary: URL? = {
-    let url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var dir = url.deletingLastPathComponent()
-    // the test runner is .build/<config>/flowtunePackageTests.xctest (a file on Linux)
-    for _ in 0..<3 {
-        let candidate = dir.appendingPathComponent("flowtune")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return nil
-}()
 
 @Suite struct FaultTests {
     /// Runs the CLI; kills it with SIGKILL after `killAfter` seconds if given. Returns the exit

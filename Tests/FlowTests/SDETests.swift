@@ -1,27 +1,12 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Flow
 import Shapes
 import Training
-
-/// A tiny model with random weights everywhere (so v depends on everything).
-func randomTinyModel(seed: UInt64, scale: Float = 0.1) throws -> DiT {
-    let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: seed)
-    var rng = RNG(seed: seed &+ 1000)
-    for i in 0..<m.params.count { m.params[i] = rng.normal() * scale }
-    return m
-}
-
-func tinyRollout(_ m: DiT, batch B: Int, config: SDEConfig, seed: UInt64) throws -> Rollout {
-    var rng = RNG(seed: seed)
-    let noise = rng.normals(B * m.config.pixelsPerImage)
-    let prompts = ["a red circle on a blue background", "two green squares on a black background"]
-    let tokens = try (0..<B).flatMap { try Tokenizer.encode(prompts[$0 % 2]) }
-    let ws = try m.makeWorkspace(batch: B, training: false)
-    return SDESampler(config: config).rollout(model: m, ws: ws, noise: noise, tokens: tokens, rng: &rng)
-}
 
 @Suite struct SDETests {
     @Test func logProbabilityIsTheClosedFormGaussianDensity() throws {

@@ -1,6 +1,8 @@
 import Testing
+import TestSupport
 import Foundation
 @testable import Training
+import Analysis
 import Tensor
 
 /// AC-Flow's nft target (DiffusionNFT's contrast of implicit positive and negative policies).

@@ -1,5 +1,7 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Imaging
 import Shapes
@@ -95,21 +97,6 @@ import Training
         #expect(d.trainingPairs(limit: 50, labelNoise: 0, seed: 5).count == 50)
         #expect(clean.allSatisfy { !d.heldOut[d.prompt[$0.i]] })
         #expect(d.pairs(heldOut: true).allSatisfy { d.heldOut[d.prompt[$0.i]] && d.prompt[$0.i] == d.prompt[$0.j] })
-    }
-
-    @Test func ensembleCombinationsOnKnownScores() throws {
-        let s: [Float] = [1, 2, 6]
-        #expect(EnsembleCombine.mean.combine(s) == 3)
-        #expect(EnsembleCombine.min.combine(s) == 1)
-        // population std of (1, 2, 6) = sqrt(14/3)
-        let std = Float((14.0 / 3.0).squareRoot())
-        #expect(abs(EnsembleCombine.meanMinusStd(0.5).combine(s) - (3 - 0.5 * std)) < 1e-5)
-        #expect(EnsembleCombine.meanMinusStd(0).combine(s) == 3)
-        #expect(try EnsembleCombine(parsing: "mean-std:0.5") == .meanMinusStd(0.5))
-        #expect(try EnsembleCombine(parsing: "min") == .min)
-        for bad in ["max", "mean-std:", "mean-std:-1", "mean-std:nan", ""] {
-            #expect(throws: RewardError.self) { try EnsembleCombine(parsing: bad) }
-        }
     }
 
     @Test func aTinyRewardModelLearnsSeparableDataToNearPerfectAgreement() throws {
@@ -237,65 +224,4 @@ import Training
         #expect(throws: RewardError.self) { try RewardSpec(parsing: "rm:\(missing)").makeReward() }
     }
 
-    /// Two velocity fields that differ by a constant c: on every stochastic step the KL of the
-    /// transitions is D (h (1 + a^2/2) c)^2 / (2 s_k^2); deterministic steps are left out.
-    @Test func pathKLMatchesTheClosedFormForAConstantVelocityDifference() throws {
-        let base = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 3)
-        let policy = base.clone()
-        let c: Float = 0.05
-        let bias = policy.layout.entry("final.linear.bias")!
-        for i in 0..<bias.count { policy.params.pointer[bias.offset + i] += c }
-        let sde = SDESampler(config: SDEConfig(steps: 5, noiseLevel: 0.7))
-        let n = base.config.pixelsPerImage, B = 3
-        var rng = RNG(seed: 8)
-        let noise = rng.normals(B * n)
-        let tokens = (0..<B).flatMap { _ in try! Tokenizer.encode("a red circle on a blue background") }
-        let ws = try base.makeWorkspace(batch: B, training: false)
-        let r = sde.rollout(model: policy, ws: ws, noise: noise, tokens: tokens, rng: &rng)
-        let kl = sde.pathKL(r, base: base, ws: try base.makeWorkspace(batch: B, training: false))
-        var expected = 0.0
-        for k in 0..<sde.config.stochasticSteps {
-            let co = sde.config.coefficients(k)
-            // d mu / d v = -h (1 + a^2/2) (but at t = 1, where 1 - t_1 stands in for 1 - t)
-            if k > 0 { #expect(abs(co.cv + co.h * (1 + 0.7 * 0.7 / 2)) < 1e-5) }
-            expected += Double(n) * pow(Double(co.cv * c), 2) / (2 * Double(co.s) * Double(co.s))
-        }
-        #expect(sde.config.stochasticSteps == 4)
-        for v in kl { #expect(abs(v - expected) < 1e-3 * expected, "KL \(v), closed form \(expected)") }
-        // the same field: zero
-        #expect(sde.pathKL(r, base: policy, ws: ws).allSatisfy { abs($0) < 1e-6 })
-    }
-
-    @Test func bestOfNSelectsTheProxysFavouriteAndHasTheAnalyticKL() {
-        #expect(BestOfN.kl(n: 1) == 0)
-        #expect(abs(BestOfN.kl(n: 2) - (log(2) - 0.5)) < 1e-12)
-        #expect(abs(BestOfN.kl(n: 64) - (log(64) - 63.0 / 64)) < 1e-12)
-        #expect(BestOfN.sizes(maxN: 8) == [1, 2, 4, 8])
-        #expect(BestOfN.sizes(maxN: 6) == [1, 2, 4, 6])
-        let proxy: [Float] = [0.1, 0.9, 0.5, 0.2, 0.7, 0.7, 0.0, 0.3]
-        #expect(BestOfN.selections(proxy: proxy, n: 1) == Array(0..<8))
-        #expect(BestOfN.selections(proxy: proxy, n: 2) == [1, 2, 4, 7])      // a tie goes to the first
-        #expect(BestOfN.selections(proxy: proxy, n: 4) == [1, 4])
-        #expect(BestOfN.selections(proxy: proxy, n: 8) == [1])
-        let gold: [Float] = [1, 0, 1, 1, 0.5, 1, 1, 1]
-        let rows = BestOfN.rows(proxy: [proxy], gold: ["g": [gold]], maxN: 8)
-        #expect(rows.map(\.n) == [1, 2, 4, 8])
-        #expect(abs(rows[0].gold["g"]! - 6.5 / 8) < 1e-9)
-        #expect(abs(rows[1].gold["g"]! - (0 + 1 + 0.5 + 1) / 4) < 1e-9)
-        #expect(abs(rows[3].gold["g"]! - 0) < 1e-9)
-        #expect(abs(rows[3].proxy - 0.9) < 1e-6)
-    }
-
-    @Test func gaoFormsAreRecoveredFromExactPoints() throws {
-        let ds = [0.2, 0.5, 1, 1.5, 2, 3]
-        for form in GoodhartForm.allCases {
-            let pts = ds.map { (d: $0, gain: form.value($0, alpha: 0.4, beta: 0.15)) }
-            let f = try #require(form.fit(pts))
-            #expect(abs(f.alpha - 0.4) < 1e-9 && abs(f.beta - 0.15) < 1e-9)
-            let groups = [Array(pts.prefix(3)), Array(pts.suffix(3)), pts]
-            let w = try #require(form.fitWithIntervals(groups, resamples: 50))
-            #expect(w.alphaCI.0 <= 0.4 + 1e-9 && w.alphaCI.1 >= 0.4 - 1e-9)
-        }
-        #expect(GoodhartForm.rl.fit([(1, 0.1)]) == nil)
-    }
 }

@@ -1,5 +1,7 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Model
 import Flow
@@ -44,9 +46,10 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
             var opt = AdamW(count: m.parameterCount, lr: 1e-3)
             let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
             var rng = RNG(seed: 1)
-            let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: obj, rollout: r, advantages: adv,
-                                        microBatches: 2, epochs: 1, optimizer: &opt, ws: try m.makeWorkspace(batch: 2, training: true),
-                                        refWS: nil, rng: &rng)
+            let stats = ClippedRatioPass(policy: m, reference: nil, beta: 0, objective: obj,
+                                         workspaces: RatioPassWorkspaces(train: try m.makeWorkspace(batch: 2, training: true)))
+                .run(rollout: r, advantages: adv, layout: PassLayout(total: 4, microBatchSize: 2, world: .single), microBatches: 2, epochs: 1,
+                     optimizer: &opt, rng: &rng)
             #expect(stats.onPolicyMaxDeviation < 1e-6, "\(precision): \(stats.onPolicyMaxDeviation)")
             // the second micro-batch saw moved weights: its ratios are no longer all 1
             #expect(stats.steps.contains { $0.ratioStd > 0 })
@@ -184,10 +187,11 @@ func lossAt(_ obj: PolicyObjective, _ r: Rollout, _ mu: [Float], step k: Int, sa
             var opt = AdamW(count: m.parameterCount, lr: 1e-3)
             let adv = Advantages(rewards: [0.1, 0.5, 0.2, 0.9], groupSize: 2, globalStd: false, clip: 5)
             var prng = RNG(seed: 63)
-            let stats = clippedRatioPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4), rollout: r,
-                                        advantages: adv, microBatches: microBatches, epochs: 1, optimizer: &opt,
-                                        ws: try m.makeWorkspace(batch: B / microBatches, training: true), refWS: nil, rng: &prng,
-                                        rolloutWorkspaces: reuse ? wss : nil)
+            let u = B / microBatches
+            let stats = ClippedRatioPass(policy: m, reference: nil, beta: 0, objective: GRPOObjective(clipRange: 1e-4),
+                                         workspaces: RatioPassWorkspaces(train: try m.makeWorkspace(batch: u, training: true), rollout: reuse ? wss : []))
+                .run(rollout: r, advantages: adv, layout: PassLayout(total: B, microBatchSize: u, reusableRows: reuse ? B : 0, world: .single),
+                     microBatches: microBatches, epochs: 1, optimizer: &opt, rng: &prng)
             results.append(m.params.array); devs.append(stats.onPolicyMaxDeviation)
         }
         var worst: Float = 0

@@ -1,5 +1,7 @@
 import Testing
+import TestSupport
 import Foundation
+import Analysis
 import Tensor
 import Imaging
 import Shapes
@@ -8,38 +10,6 @@ import Model
 import Flow
 import Training
 import Rewards
-
-/// A tiny model pretrained a few steps on the test folder, and its files.
-struct FolderModel {
-    let folder: TestFolder
-    let dir: URL
-    let model: URL
-    let config: PretrainConfig
-
-    init(steps: Int = 4) throws {
-        folder = try TestFolder()
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowtune-fm-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var c = PretrainConfig()
-        c.model = "tiny"; c.steps = steps; c.batch = 4; c.warmup = 2; c.seed = 3
-        c.data = folder.url.path
-        c.heldOut = 0.25; c.flip = true
-        config = c
-        let trainer = try Pretrainer(config: c, excluding: [], folder: try ImageFolder(path: folder.url.path, size: 16))
-        for _ in 0..<steps { trainer.trainStep() }
-        model = dir.appendingPathComponent("m.safetensors")
-        try trainer.save(to: model)
-    }
-    func remove() { folder.remove(); try? FileManager.default.removeItem(at: dir) }
-
-    func finetuneConfig(steps: Int) -> FinetuneConfig {
-        var c = FinetuneConfig()
-        c.algo = .grpoGuard; c.model = model.path; c.reward = "saturation"; c.steps = steps
-        c.promptsPerIteration = 2; c.groupSize = 2; c.sde = SDEConfig(steps: 4); c.seed = 7
-        c.evalEvery = 2; c.checkpointEvery = 2; c.evalPerPrompt = 2; c.evalSteps = 4
-        return c
-    }
-}
 
 @Suite struct FolderModelTests {
     @Test func theVocabularyAndTheSplitAreStoredAndRead() throws {

@@ -1,0 +1,69 @@
+import Testing
+import TestSupport
+import Foundation
+import Analysis
+import Tensor
+import Imaging
+import Model
+import Shapes
+import Training
+
+@Suite struct GoldMetricsTests {
+
+    @Test func evaluationOfTheBaseModelItself() throws {
+        let setup = try TinySetupForGold()
+        defer { try? FileManager.default.removeItem(at: setup.dir) }
+        let run = try Finetuner(config: setup.config, runDir: setup.dir.appendingPathComponent("run"))
+        try run.evaluateBase()
+        let m = try RunMetrics(url: run.metricsURL)
+        #expect(m.lines.count == 1 && m.lines[0].step == 0 && m.lines[0].rewardMean == nil)
+        let e = try #require(m.lines[0].eval)
+        #expect(e.w2 == 0)          // the policy is the base model at step 0
+        #expect(e.klBase == 0)      // and its path measure is the base model's
+        for (key, v) in e.scalars { #expect(v.isFinite, "\(key)") }
+        #expect(Set(e.scores.keys) == ["brightness", "jpeg-compressibility"])
+        // a standard error for every gold scalar: the per-image spread over sqrt(n) (shape-eval
+        // scores each image 0...1, so its error is at most 0.5 / sqrt(n - 1)); the FD's floor is
+        // positive (two finite renderings differ) and its own error finite
+        let se = try #require(e.se)
+        for (key, _) in e.scalars { #expect(se[key].map { $0.isFinite && $0 >= 0 } == true, "\(key)") }
+        let n = Double(run.evalPrompts.count * setup.config.evalPerPrompt)
+        #expect(se["shape_eval"]! <= 0.5 / (n - 1).squareRoot() + 1e-9)
+        #expect(se["w2"] == 0)      // every image's W2 is 0 at step 0
+        #expect(try #require(e.fdFloor) > 0)
+        // the 21-value Frechet distance: its own floor, smaller than the 57-value one's (the bias
+        // of a covariance estimated from 2 x 6 samples shrinks with the dimension)
+        #expect(try #require(e.fd21Floor) > 0 && e.fd21Floor! < e.fdFloor!)
+        #expect(try #require(e.fd21) >= 0)
+        let grid = try RGBImage(pngData: [UInt8](Data(contentsOf: setup.dir.appendingPathComponent("run/grids/step-00000.png"))))
+        #expect(grid.width > 16 * 3 * 2)
+        // the same noise at every evaluation: evaluating again gives identical numbers
+        let first = try #require(try run.evaluate()), again = try run.evaluate()
+        #expect(first == again)
+        #expect(abs(first.proxy - e.proxy) <= 1e-5 * max(1, abs(e.proxy)))   // the file keeps 6 digits
+        // a policy moved off the base model: a positive KL, with its standard error
+        for i in 0..<run.state.policy.params.count { run.state.policy.params[i] *= 1.05 }
+        let moved = try #require(try run.evaluate())
+        #expect(try #require(moved.klBase) > 0 && moved.se["kl_base"].map { $0 > 0 } == true)
+    }
+
+}
+
+struct TinySetupForGold {
+    let dir: URL
+    var config = FinetuneConfig()
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-gold-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: 1)
+        var rng = RNG(seed: 2)
+        for i in 0..<m.params.count { m.params[i] = rng.normal() * 0.05 }
+        try Checkpoint.save(m, to: dir.appendingPathComponent("m.safetensors"))
+        try "a red circle on a blue background\nthree green squares on a gray background\n".write(to: dir.appendingPathComponent("p.txt"), atomically: true, encoding: .utf8)
+        config.model = dir.appendingPathComponent("m.safetensors").path
+        config.prompts = dir.appendingPathComponent("p.txt").path
+        config.evalPrompts = config.prompts
+        config.reward = "brightness=1,jpeg-compressibility=0"
+        config.evalPerPrompt = 3; config.evalSteps = 3; config.steps = 2; config.sde.steps = 3
+    }
+}
