@@ -1,5 +1,10 @@
 import Tensor
 import Model
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// The Flow-GRPO SDE sampler for RL rollouts: the ODE's marginals with noise level a,
 ///
@@ -210,9 +215,3 @@ public struct SDESampler {
         return kl
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

@@ -1,4 +1,9 @@
 import Tensor
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// AC-Flow's lightweight critic V_phi(x_t, t, prompt) in (-1, 1):
 ///
@@ -128,9 +133,3 @@ public final class Critic {
                        n: B * P, inFeatures: pp, outFeatures: W)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

@@ -1,4 +1,9 @@
 import Tensor
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 // adaLN modulation and gated residuals, per sample b over its rows of tokens.
 // mod (B, modStride) holds the sample's chunks; shift/scale/gate are offsets into it.
@@ -159,11 +164,6 @@ func timestepFeatures(out: UnsafeMutablePointer<Float>, t: UnsafePointer<Float>,
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
 
 /// The pooled prompt: the mean of the embedding rows of a prompt's non-PAD tokens (no position),
 /// written to out + b * outStride for each of the B prompts; `counts` receives each prompt's

@@ -1,4 +1,9 @@
 import Flow
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// What a clipped-ratio objective returns for one sample at one step.
 public struct SampleLoss {
@@ -161,9 +166,3 @@ public func acflowContrastLoss(v: UnsafePointer<Float>, vOld: UnsafePointer<Floa
 /// DiffusionNFT's optimality probability of an advantage: r = 1/2 + clamp(A / c, -1, 1) / 2.
 @inline(__always)
 public func optimalityProbability(_ advantage: Float, clip c: Float) -> Float { 0.5 + 0.5 * min(max(advantage / c, -1), 1) }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

@@ -1,5 +1,8 @@
 import Testing
 import Tensor
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Finite-difference checks of every differentiable kernel: loss = sum(out * R) for a fixed
 /// random R, so dL/dout = R; the analytic input/parameter gradients from each backward must
@@ -197,7 +200,6 @@ import Tensor
 }
 
 #if canImport(Glibc)
-import Glibc
 func _tanh(_ x: Double) -> Double { Glibc.tanh(x) }
 func _exp(_ x: Double) -> Double { Glibc.exp(x) }
 #endif

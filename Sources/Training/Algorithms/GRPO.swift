@@ -1,4 +1,9 @@
 import Flow
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// Flow-GRPO: r = exp(logp_theta - logp_old), PPO clip, every step weighted equally.
 public struct GRPOObjective: PolicyObjective {
@@ -17,9 +22,3 @@ public struct GRPOObjective: PolicyObjective {
         return SampleLoss(loss: loss, ratio: r, logRatio: Float(lr), plainLogRatio: Float(lr), clipped: clipped)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

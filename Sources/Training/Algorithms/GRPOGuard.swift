@@ -1,4 +1,9 @@
 import Flow
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// GRPO-Guard: RatioNorm, rhat = exp(s (logp_theta - logp_old + b)), b = ||mu - mu_old||^2 / (2 n s^2)
 /// per sample (= exp(<z, dmu>/n), centred on 1), and the step's loss divided by h.
@@ -27,9 +32,3 @@ public struct GRPOGuardObjective: PolicyObjective {
         return SampleLoss(loss: loss, ratio: r, logRatio: Float(logHat), plainLogRatio: Float(lr), clipped: clipped)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
