@@ -48,20 +48,7 @@ public final class GoldMetrics {
         switch gold {
         case .rendered:
             let specs = try evalPrompts.map { try $0.shapesSpec(for: "the rendered reference of the Frechet distance") }
-            let renderer = Renderer(size: S)
-            func rendered(_ seed: UInt64) -> [[Double]] {
-                var feats: [[Double]] = []
-                let base = RNG(seed: seed)
-                for (i, spec) in specs.enumerated() {
-                    for j in 0..<config.evalPerPrompt {
-                        var r = base.split(UInt64(i)).split(UInt64(j))
-                        feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
-                    }
-                }
-                return feats
-            }
-            referenceFeatures = rendered(0x5EED_DA7A)
-            second = rendered(0x5EED_DA7B)
+            (referenceFeatures, second) = Self.renderedReference(specs, perPrompt: config.evalPerPrompt, size: S)
         case .folder(let f):
             guard !f.heldOut.isEmpty, !f.train.isEmpty else { throw FinetuneError("the gold metrics need held-out and training images of the folder") }
             referenceFeatures = f.heldOut.map { ImageFeatures.extract(f.images.image($0), size: S) }
@@ -74,6 +61,24 @@ public final class GoldMetrics {
         noise = (0..<evalPrompts.count).flatMap { i in
             (0..<config.evalPerPrompt).flatMap { j in Generator.noise(seed: config.seed ^ 0xE7A1, prompt: i, image: j, count: n) }
         }
+    }
+
+    /// The features of two independent renderings of `perPrompt` images of each prompt: the
+    /// Frechet distance's reference (the first) and the rendering its floor compares with it.
+    public static func renderedReference(_ specs: [PromptSpec], perPrompt: Int, size S: Int) -> (reference: [[Double]], second: [[Double]]) {
+        let renderer = Renderer(size: S)
+        func rendered(_ seed: UInt64) -> [[Double]] {
+            var feats: [[Double]] = []
+            let base = RNG(seed: seed)
+            for (i, spec) in specs.enumerated() {
+                for j in 0..<perPrompt {
+                    var r = base.split(UInt64(i)).split(UInt64(j))
+                    feats.append(ImageFeatures.extract(renderer.render(spec, rng: &r), size: S))
+                }
+            }
+            return feats
+        }
+        return (rendered(0x5EED_DA7A), rendered(0x5EED_DA7B))
     }
 
     /// Bootstrap resamples behind the Frechet distance's standard error.

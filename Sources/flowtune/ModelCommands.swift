@@ -108,7 +108,7 @@ struct Sample: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall (a model trained on a folder: the Frechet distance of its samples to the held-out images).")
+        abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall, and the Frechet distance to renderings of the same prompts beside its floor (a model trained on a folder: the Frechet distance of its samples to the held-out images).")
     @OptionGroup var options: SamplingOptions
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
@@ -135,12 +135,19 @@ struct Evaluate: ParsableCommand {
                 }
             }
         }
+        // image quality: the Frechet distance of the samples to renderings of the same prompts,
+        // beside its floor (two independent renderings against each other)
+        let (reference, second) = GoldMetrics.renderedReference(f.specs, perPrompt: options.perPrompt, size: m.config.imageSize)
+        let feats = images.flatMap { $0 }.map { ImageFeatures.extract($0, size: m.config.imageSize) }
+        let fd = feats.count > 1 ? frechetDistance(feats, reference) : 0, floor = feats.count > 1 ? frechetDistance(second, reference) : 0
         if json {
             // the noise a model was pretrained with, as the first key (clean models: the same object as always)
-            print(noise.map { "{\"caption_noise\": \(jsonQuote($0)), " + scores.json.dropFirst() } ?? scores.json)
+            let fields = String(scores.json.dropLast()) + String(format: ", \"fd\": %.6g, \"fd_floor\": %.6g}", fd, floor)
+            print(noise.map { "{\"caption_noise\": \(jsonQuote($0)), " + fields.dropFirst() } ?? fields)
         } else {
             if let noise { print("pretrained with caption noise \(noise)") }
             print(scores.table)
+            print(String(format: "Frechet distance to renderings of the prompts  %.3f   (floor: two renderings against each other, %.3f)", fd, floor))
         }
         try printDetails(kinds)
     }
