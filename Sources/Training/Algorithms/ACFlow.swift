@@ -181,8 +181,9 @@ public final class ACFlow: FinetuneAlgorithm {
         }
     }
 
-    /// The report's chart of AC-Flow: the critic's error and explained variance, and the actor's W2 term.
-    public static let diagnostics = DiagnosticsChart.scalars(["critic_mse", "critic_explained_variance", "w2"], title: "critic: MSE and explained variance")
+    /// The report's chart of AC-Flow: how much of rt the critic predicts at each visited step
+    /// (before its update), where per-state credit can come from.
+    public static let diagnostics = DiagnosticsChart.perStep(key: "critic_explained_variance", title: "critic's explained variance of rt per visited step k (t), before its update", yLabel: "explained variance")
 
     public func train(_ batch: RolloutBatch, _ run: TrainingState) throws -> AlgorithmMetrics {
         let B = batch.rewards.count, T = config.sde.steps
@@ -218,6 +219,14 @@ public final class ACFlow: FinetuneAlgorithm {
         m["loss"] = a.loss / steps; m["grad_norm"] = a.norm / steps
         if options.target == .transition, let clip = options.ratioClip { m["clip_range"] = Double(clip) }
         if let (signal, trace) = noise.estimate(world: batch.layout.world) { m["grad_signal"] = signal; m["grad_noise"] = trace }
+        // per visited step: how much of rt the critic predicted there (before its update), and
+        // the spread of the advantages the actor used
+        let grid = config.sde.grid
+        m.steps = (0..<T).map { k in
+            let at = (k * B)..<((k + 1) * B)
+            return ["k": Double(k), "t": Double(grid[k]), "critic_explained_variance": Double(explainedVariance(Array(c.before[at]), Array(stateTargets[at]))),
+                    "advantage_std": Double(meanAndStd(advantages[at]).std)]
+        }
         return m
     }
 
