@@ -60,6 +60,9 @@ public struct Rollout {
     public var means: [Float]              // (T, B, n): mu_old of every step
     public var logps: [Float]              // (T, B): logp_old (0 for a deterministic step)
     public var tokens: [Int32]             // (B, L)
+    /// The policy's image features at every visited state (T, B, D) when the rollout kept them
+    /// (DiT.imageFeatures; empty otherwise).
+    public var features: [Float] = []
 
     public init(batch: Int, pixels: Int, config: SDEConfig, states: [Float], means: [Float], logps: [Float], tokens: [Int32]) {
         self.batch = batch; self.pixels = pixels; self.config = config
@@ -85,6 +88,11 @@ public struct Rollout {
         }
         let L = chunk.tokens.count / max(c, 1)
         tokens.replaceSubrange((row * L)..<((row + c) * L), with: chunk.tokens)
+        if !chunk.features.isEmpty {
+            let D = chunk.features.count / max(T * c, 1)
+            if features.isEmpty { features = [Float](repeating: 0, count: T * B * D) }
+            for k in 0..<T { features.replaceSubrange(((k * B + row) * D)..<((k * B + row + c) * D), with: chunk.features[(k * c * D)..<((k + 1) * c * D)]) }
+        }
     }
 
     /// x_{t_k} of sample b.
@@ -118,8 +126,9 @@ public struct SDESampler {
     /// log-probabilities). `workspaces` holds one workspace for all steps, or one per step:
     /// training workspaces then keep each step's activations, so the on-policy training pass can
     /// reuse them.
+    /// `features`: keep the policy's image features at every visited state (`Rollout.features`).
     public func rollout(model: DiT, workspaces: [Workspace], noise: [Float], tokens: [Int32], rngs: inout [RNG],
-                        deterministic: Bool = false) -> Rollout {
+                        deterministic: Bool = false, features: Bool = false) -> Rollout {
         precondition(workspaces.count == 1 || workspaces.count == config.steps, "one workspace, or one per step")
         let n = model.config.pixelsPerImage, B = noise.count / n, T = config.steps
         precondition(rngs.count == B, "one random stream per sample")
@@ -128,6 +137,8 @@ public struct SDESampler {
                         means: [Float](repeating: 0, count: T * B * n),
                         logps: [Float](repeating: 0, count: T * B), tokens: tokens)
         r.states.replaceSubrange(0..<(B * n), with: noise)
+        let D = model.config.width
+        if features { r.features = [Float](repeating: 0, count: T * B * D) }
         var tt = [Float](repeating: 0, count: B)
         for k in 0..<T {
             let c = config.coefficients(k)
@@ -140,6 +151,11 @@ public struct SDESampler {
                     let v = tt.withUnsafeBufferPointer { tp in
                         tokens.withUnsafeBufferPointer { kp in
                             model.forward(workspaces[workspaces.count == 1 ? 0 : k], x: x, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: B)
+                        }
+                    }
+                    if features {
+                        r.features.withUnsafeMutableBufferPointer { fp in
+                            model.imageFeatures(workspaces[workspaces.count == 1 ? 0 : k], batch: B, into: fp.baseAddress! + k * B * D)
                         }
                     }
                     if stochastic {

@@ -133,3 +133,91 @@ public final class Critic {
                        n: B * P, inFeatures: pp, outFeatures: W)
     }
 }
+
+/// AC-Flow's feature critic V_phi(h, t) in (-1, 1), read from the policy's own image features h
+/// of a visited state (DiT.imageFeatures: the residual stream after its last block, averaged over
+/// the image rows, where the network has already joined the state, its time and its prompt):
+///
+///     concat(h (D), Linear(sinusoidal(1000 t), W)) -> LayerNorm -> Linear(D + W, W) -> GELU -> Linear(W, 1) -> tanh
+///
+/// A pretrained network's features say what is being drawn for which words; the pixel critic
+/// above has to learn that from the rollouts alone.
+public final class FeatureCritic {
+    public let width: Int, features: Int
+    public let freqDim = 32
+    public let params: FloatBuffer
+    public let grads: FloatBuffer
+    public let layout: ParamLayout
+
+    public init(features D: Int, width W: Int, seed: UInt64) {
+        width = W; features = D
+        layout = ParamLayout([("time.weight", [W, freqDim]), ("time.bias", [W]), ("hidden.weight", [W, D + W]), ("hidden.bias", [W]),
+                              ("out.weight", [1, W]), ("out.bias", [1])])
+        params = FloatBuffer(count: layout.total); grads = FloatBuffer(count: layout.total)
+        var rng = RNG(seed: seed)
+        for e in layout.entries where e.shape.count == 2 {
+            let p = params.pointer + e.offset
+            let bound = (6 / Float(e.shape[0] + e.shape[1])).squareRoot()
+            for i in 0..<e.count { p[i] = rng.uniform(-bound, bound) }
+        }
+    }
+
+    @inline(__always) func p(_ n: String) -> UnsafeMutablePointer<Float> { params.pointer + layout.offset(n) }
+    @inline(__always) func g(_ n: String) -> UnsafeMutablePointer<Float> { grads.pointer + layout.offset(n) }
+
+    /// Saved activations for one batch.
+    public final class Activations {
+        let B: Int
+        var tf, cat, ln, mean, rstd, h, g2, o: [Float]
+        public var value: [Float]
+        init(B: Int, c: FeatureCritic) {
+            self.B = B
+            let W = c.width, C = c.features + W
+            tf = [Float](repeating: 0, count: B * c.freqDim)
+            cat = [Float](repeating: 0, count: B * C); ln = cat
+            mean = [Float](repeating: 0, count: B); rstd = mean
+            h = [Float](repeating: 0, count: B * W); g2 = h
+            o = [Float](repeating: 0, count: B); value = o
+        }
+    }
+
+    /// V for features h (B, D) and times t (B).
+    public func forward(features h: ArraySlice<Float>, t: [Float]) -> Activations {
+        let B = t.count, W = width, D = features, C = D + W
+        precondition(h.count == B * D, "FeatureCritic: \(h.count) feature values for \(B) states of \(D)")
+        let a = Activations(B: B, c: self)
+        timestepFeatures(out: &a.tf, t: t, batch: B, dim: freqDim)
+        var te = [Float](repeating: 0, count: B * W)
+        linearForward(out: &te, inp: a.tf, weight: p("time.weight"), bias: p("time.bias"), n: B, inFeatures: freqDim, outFeatures: W)
+        for b in 0..<B {
+            for i in 0..<D { a.cat[b * C + i] = h[h.startIndex + b * D + i] }
+            for i in 0..<W { a.cat[b * C + D + i] = te[b * W + i] }
+        }
+        layerNormForward(out: &a.ln, mean: &a.mean, rstd: &a.rstd, inp: a.cat, n: B, c: C)
+        linearForward(out: &a.h, inp: a.ln, weight: p("hidden.weight"), bias: p("hidden.bias"), n: B, inFeatures: C, outFeatures: W)
+        geluForward(out: &a.g2, inp: a.h, count: B * W)
+        linearForward(out: &a.o, inp: a.g2, weight: p("out.weight"), bias: p("out.bias"), n: B, inFeatures: W, outFeatures: 1)
+        for b in 0..<B { a.value[b] = Float(tanh(Double(a.o[b]))) }
+        return a
+    }
+
+    /// Accumulates dL/dphi given dL/dV (B).
+    public func backward(_ a: Activations, dValue: [Float]) {
+        let B = a.B, W = width, C = features + W
+        let dO = (0..<B).map { dValue[$0] * (1 - a.value[$0] * a.value[$0]) }
+        var dg2 = [Float](repeating: 0, count: B * W)
+        linearBackward(dinp: &dg2, dweight: g("out.weight"), dbias: g("out.bias"), dout: dO, inp: a.g2, weight: p("out.weight"),
+                       n: B, inFeatures: W, outFeatures: 1)
+        var dh = [Float](repeating: 0, count: B * W)
+        geluBackward(dinp: &dh, dout: dg2, inp: a.h, count: B * W)
+        var dln = [Float](repeating: 0, count: B * C)
+        linearBackward(dinp: &dln, dweight: g("hidden.weight"), dbias: g("hidden.bias"), dout: dh, inp: a.ln, weight: p("hidden.weight"),
+                       n: B, inFeatures: C, outFeatures: W)
+        var dcat = [Float](repeating: 0, count: B * C)
+        layerNormBackward(dinp: &dcat, dout: dln, inp: a.cat, mean: a.mean, rstd: a.rstd, n: B, c: C)
+        var dte = [Float](repeating: 0, count: B * W)
+        for b in 0..<B { for i in 0..<W { dte[b * W + i] = dcat[b * C + features + i] } }
+        linearBackward(dinp: nil, dweight: g("time.weight"), dbias: g("time.bias"), dout: dte, inp: a.tf, weight: p("time.weight"),
+                       n: B, inFeatures: freqDim, outFeatures: W)
+    }
+}

@@ -131,6 +131,20 @@ public final class DiT {
         return n
     }
 
+    /// After a forward of `B` samples in `ws`: each sample's residual stream after the last block,
+    /// averaged over its image rows (D values a sample, written to out + b * D): what the network
+    /// made of the state, its time and its prompt together (AC-Flow's feature critic reads it).
+    public func imageFeatures(_ ws: Workspace, batch B: Int, into out: UnsafeMutablePointer<Float>) {
+        let P = config.imageTokens, D = config.width, h = ws.hOut.pointer
+        for b in 0..<B {
+            let o = out + b * D
+            o.update(repeating: 0, count: D)
+            let r0 = ws.rows.first[b]
+            for r in r0..<(r0 + P) { for i in 0..<D { o[i] += h[r * D + i] } }
+            for i in 0..<D { o[i] /= Float(P) }
+        }
+    }
+
     /// v (B, S, S, C) for inputs x (B, S, S, C), t (B) and token ids (B, L). Returns ws.v's pointer.
     @discardableResult
     public func forward(_ ws: Workspace, x: UnsafePointer<Float>, t: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,

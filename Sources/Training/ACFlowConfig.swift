@@ -10,6 +10,19 @@ public enum ACFlowWeighting: String, Codable, CaseIterable, Sendable, SettingCho
     case signed    // w = A: negative weights push away (needs alpha > c_A)
 }
 
+/// What AC-Flow's critic reads of a visited state.
+public enum ACFlowCriticInput: String, Codable, CaseIterable, Sendable, SettingChoice {
+    case pixels     // x_k, t_k and the prompt, through its own small network
+    case features   // the policy's own image features of the state (DiT.imageFeatures) and t_k
+    case lookahead  // no network: the reward of the policy's prediction of the final image at x_k, x_k - t_k v_k, shaped as rt
+}
+
+/// Where AC-Flow trusts its critic once the warm-up is over.
+public enum ACFlowCriticTrust: String, Codable, CaseIterable, Sendable, SettingChoice {
+    case all        // every visited step, from the iteration the warm-up latch opens (its explained variance over all steps)
+    case perStep = "per-step"   // the steps whose own explained variance (a running mean over iterations) reaches the threshold; V = 0 at the others
+}
+
 /// What the actor regresses on.
 public enum ACFlowTarget: String, Codable, CaseIterable, Sendable, SettingChoice {
     case visited   // (a) the rollout's own states x_k at t_k, target (x_k - x0) / t_k
@@ -30,6 +43,8 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public var statsEMA: Float = 0              // 0: per-group statistics; in (0,1): EMA of batch mean/std (small G)
     // critic: trained by MSE on the visited states -> rt; its values for the advantages are read before its update
     public var useCritic = true                 // false: V = 0 (A = rt)
+    public var criticInput = ACFlowCriticInput.pixels
+    public var criticTrust = ACFlowCriticTrust.all
     public var criticWidth = 64                 // hidden width of the critic
     public var criticPositions = true           // patch features keep a learned 2-D position embedding before pooling
     public var criticLR: Float = 1e-3           // critic AdamW learning rate
@@ -77,6 +92,8 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
                check: { try C.within($0, $1, 0, 1, upperOpen: true) }),
         S.flag(\.sdeRollouts, "acflow-ode-rollouts", "AC-Flow: deterministic ODE rollouts instead of SDE ones.", inverted: true),
         S.flag(\.useCritic, "acflow-no-critic", "AC-Flow: no critic (V = 0, A = rt).", inverted: true),
+        S.value(\.criticInput, "acflow-critic-input", "AC-Flow: the critic: pixels (x_k, t_k and the prompt, through a small network of its own), features (a head on the policy's own image features of the state) or lookahead (no network: the reward of the policy's one-step prediction of the final image, x_k - t_k v_k, shaped as rt)."),
+        S.value(\.criticTrust, "acflow-critic-trust", "AC-Flow: where the critic is trusted after the warm-up: all (every visited step, once its explained variance over all of them reaches --acflow-warmup-ev) or per-step (each step whose own explained variance, a running mean over iterations, reaches it; V = 0 at the others)."),
         S.value(\.criticWidth, "acflow-critic-width", "AC-Flow: critic hidden width.", check: C.positive),
         S.flag(\.criticPositions, "acflow-no-positions", "AC-Flow: critic without position embeddings (a plain mean over patches).", inverted: true),
         S.value(\.criticLR, "acflow-critic-lr", "AC-Flow: critic learning rate.", check: C.positive),

@@ -3,6 +3,7 @@ import Tensor
 import Model
 import Flow
 import Shapes
+import Imaging
 
 extension Algorithm {
     /// The type that runs it.
@@ -32,6 +33,10 @@ public struct RolloutBatch {
     public var rewards: [Float]             // weighted total, per sample of the whole batch
     public var byScorer: [String: [Float]]  // every scorer's values, per sample of the whole batch
     public var rolloutSeconds = 0.0, rewardSeconds = 0.0
+    /// The reward (its weighted total) of other images of this process's samples, each with the
+    /// prompt of its sample: what an algorithm asks of the reward beyond the final images (AC-Flow's
+    /// lookahead critic scores the predicted final image of every visited state).
+    public var score: (_ images: ImageBatch, _ prompts: [Prompt]) throws -> [Float] = { images, _ in [Float](repeating: 0, count: images.count) }
 }
 
 /// What every algorithm trains and advances: the policy, the frozen reference (the base model),
@@ -60,10 +65,16 @@ public protocol FinetuneAlgorithm: AnyObject {
     /// One training workspace per SDE step for the rollout's first pass (whose activations the
     /// algorithm reuses), or none.
     var rolloutWorkspaces: [Workspace] { get }
+    /// Whether the rollout keeps the policy's image features of every visited state.
+    var rolloutFeatures: Bool { get }
     /// Trains on the batch and returns what it measured (metrics.jsonl writes it after the
     /// loop's fields; TensorBoard and the report's table list it).
     func train(_ batch: RolloutBatch, _ state: TrainingState) throws -> AlgorithmMetrics
     /// Extra state to checkpoint (e.g. a critic and its optimiser).
     func save(into f: inout SafeTensorsFile)
     func restore(from f: SafeTensorsFile, source: String) throws
+}
+
+extension FinetuneAlgorithm {
+    public var rolloutFeatures: Bool { false }
 }

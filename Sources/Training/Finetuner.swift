@@ -120,7 +120,8 @@ public final class Finetuner {
             var rngs = SDESampler.streams(stepRNG, samples: chunk)
             let tokens = prompts[start..<end].flatMap(\.tokens)
             let part = sampler.rollout(model: policy, workspaces: start == 0 && reusable > 0 ? algorithm.rolloutWorkspaces : [inferenceWS!],
-                                       noise: noise, tokens: tokens, rngs: &rngs, deterministic: algorithm.deterministicRollout)
+                                       noise: noise, tokens: tokens, rngs: &rngs, deterministic: algorithm.deterministicRollout,
+                                       features: algorithm.rolloutFeatures)
             rollout.place(part, at: start)
             start = end
         }
@@ -137,6 +138,7 @@ public final class Finetuner {
         }
         layout.reusableRows = reusable
         var batch = RolloutBatch(rollout: rollout, layout: layout, prompts: prompts, rewards: total, byScorer: byScorer)
+        batch.score = { [reward] images, prompts in try reward.evaluate(images, prompts: prompts).total }
         var slowest = [tRollout.timeIntervalSince(t0), tReward.timeIntervalSince(tRollout)]
         world.max(&slowest)
         batch.rolloutSeconds = slowest[0]; batch.rewardSeconds = slowest[1]

@@ -3,6 +3,7 @@ import Analysis
 import Tensor
 import Model
 import Flow
+import Imaging
 
 /// Reward shaping: z = (R - mean) / (std + 1e-6) per group (or with running batch statistics),
 /// rt = tanh(z / kappa), in (-1, 1). Without shaping rt = R.
@@ -87,15 +88,22 @@ public final class ACFlow: FinetuneAlgorithm {
     /// What the actor regresses on (`--acflow-target`).
     let target: ActorTarget
     let actorBatch: Int
+    /// The critic of x_k, t_k and the prompt (`--acflow-critic-input pixels`).
     public let critic: Critic
+    /// The critic of the policy's image features (`--acflow-critic-input features`; nil otherwise).
+    public let featureCritic: FeatureCritic?
     public var criticOptimizer: AdamW
     public var warmup: WarmupLatch
     public var criticInUse: Bool { warmup.passed }
+    /// Per visited step: a running mean of the critic's explained variance there (per-step trust).
+    public private(set) var stepExplainedVariance: [Float] = []
     var runningMean: Float = 0, runningStd: Float = 1, statsInitialised = false
     let noise: GradientNoise
     /// The last iteration's shaped rewards (B), advantages and weights ((T, B) visited states).
     public private(set) var lastShapedRewards: [Float] = [], lastAdvantages: [Float] = [], lastWeights: [Float] = []
     public var deterministicRollout: Bool { !options.sdeRollouts }
+    /// The feature critic reads the policy's image features of the visited states.
+    public var rolloutFeatures: Bool { featureCritic != nil && options.useCritic }
 
     public init(config: FinetuneConfig, model: DiT) throws {
         options = config.acflow
@@ -108,36 +116,48 @@ public final class ACFlow: FinetuneAlgorithm {
         refWS = try model.makeWorkspace(batch: u, training: false)
         target = try makeActorTarget(options, sde: config.sde, model: model, passSize: u)
         critic = Critic(model: model.config, width: options.criticWidth, positions: options.criticPositions, seed: config.seed ^ 0xC817)
-        criticOptimizer = AdamW(count: critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
+        featureCritic = options.criticInput == .features ? FeatureCritic(features: model.config.width, width: options.criticWidth, seed: config.seed ^ 0xC817) : nil
+        criticOptimizer = AdamW(count: featureCritic?.params.count ?? critic.params.count, lr: options.criticLR, weightDecay: 1e-4, maxGradNorm: 1.0)
         warmup = WarmupLatch(minimumIterations: options.warmupIterations, threshold: options.warmupExplainedVariance)
         noise = GradientNoise(parameters: model.params.count, acrossSteps: true)
     }
 
-    /// Trains the critic by MSE to `target` on (x, t, tokens); returns the MSE before the update.
+    /// Trains the pixel critic by MSE to `target` on (x, t, tokens); returns the MSE before the update.
     @discardableResult
     public func trainCritic(x: [Float], t: [Float], tokens: [Int32], target: [Float]) -> Float {
-        criticStep(count: target.count) { pass in pass(x, t, tokens, target) }
+        criticStep(count: target.count) { pass in
+            let a = critic.forward(x: x, t: t, tokens: tokens)
+            pass((a.value, { self.critic.backward(a, dValue: $0) }), target)
+        }
+    }
+
+    /// One pass of the critic: its values of some visited states, and the backward of dL/dV.
+    typealias CriticPass = (value: [Float], backward: ([Float]) -> Void)
+
+    /// The critic in use: the feature critic's parameters and gradients, or the pixel critic's.
+    var criticParams: (params: FloatBuffer, grads: FloatBuffer) {
+        featureCritic.map { ($0.params, $0.grads) } ?? (critic.params, critic.grads)
     }
 
     /// One critic AdamW step by MSE, its gradient accumulated over passes and summed over
-    /// `world`: `passes` hands each pass's (x, t, tokens, targets) to its argument; `count` is the
-    /// number of states in every pass of every process. Returns this process's part of the MSE
-    /// before the update.
+    /// `world`: `passes` hands each pass and its targets to its argument; `count` is the number of
+    /// states in every pass of every process. Returns this process's part of the MSE before the
+    /// update.
     @discardableResult
-    func criticStep(count: Int, world: World = .single, passes: (_ pass: ([Float], [Float], [Int32], [Float]) -> Void) -> Void) -> Float {
+    func criticStep(count: Int, world: World = .single, passes: (_ pass: (CriticPass, [Float]) -> Void) -> Void) -> Float {
         var mse: Float = 0
-        critic.grads.zero()
-        passes { x, t, tokens, target in
-            let a = critic.forward(x: x, t: t, tokens: tokens)
-            let dV = zip(a.value, target).map { v, y -> Float in
+        let net = criticParams
+        net.grads.zero()
+        passes { forward, target in
+            let dV = zip(forward.value, target).map { v, y -> Float in
                 let e = v - y
                 mse += e * e / Float(count)
                 return 2 * e / Float(count)
             }
-            critic.backward(a, dValue: dV)
+            forward.backward(dV)
         }
-        world.sum(critic.grads)
-        criticOptimizer.update(params: critic.params.buffer, grads: critic.grads.buffer)
+        world.sum(net.grads)
+        criticOptimizer.update(params: net.params.buffer, grads: net.grads.buffer)
         return mse
     }
 
@@ -162,21 +182,32 @@ public final class ACFlow: FinetuneAlgorithm {
     func criticValues(_ r: Rollout, grid: [Float], T: Int) -> [Float] {
         var out: [Float] = []
         out.reserveCapacity(T * r.batch)
-        forEachCriticPass(r, grid: grid, T: T) { x, t, tok, _ in out += critic.forward(x: x, t: t, tokens: tok).value }
+        forEachCriticPass(r, T: T) { out += criticForward(r, grid: grid, states: $0).value }
         return out
     }
 
-    /// Calls body(x, t, tokens, indices) for passes of at most `criticPass` of the visited states
-    /// (k, row) of this process (indices: k * Bl + row).
-    func forEachCriticPass(_ r: Rollout, grid: [Float], T: Int, _ body: ([Float], [Float], [Int32], Range<Int>) -> Void) {
+    /// The critic on the visited states `states` ((k, row) indices k * Bl + row): from the
+    /// policy's image features the rollout kept (the feature critic), or from x_k, t_k and the prompt.
+    func criticForward(_ r: Rollout, grid: [Float], states idx: Range<Int>) -> CriticPass {
         let Bl = r.batch, n = r.pixels, L = r.tokens.count / max(Bl, 1)
+        let t = idx.map { grid[$0 / Bl] }
+        if let fc = featureCritic {
+            let a = fc.forward(features: r.features[(idx.lowerBound * fc.features)..<(idx.upperBound * fc.features)], t: t)
+            return (a.value, { fc.backward(a, dValue: $0) })
+        }
+        let x = Array(r.states[(idx.lowerBound * n)..<(idx.upperBound * n)])     // states (k, row) are contiguous in k * Bl + row order
+        let tok = idx.flatMap { r.tokens[(($0 % Bl) * L)..<((($0 % Bl) + 1) * L)] }
+        let a = critic.forward(x: x, t: t, tokens: tok)
+        return (a.value, { self.critic.backward(a, dValue: $0) })
+    }
+
+    /// Calls body(indices) for passes of at most `criticPass` of the visited states (k, row) of
+    /// this process (indices: k * Bl + row).
+    func forEachCriticPass(_ r: Rollout, T: Int, _ body: (Range<Int>) -> Void) {
         var start = 0
-        while start < T * Bl {
-            let end = min(T * Bl, start + Self.criticPass)
-            let x = Array(r.states[(start * n)..<(end * n)])        // states (k, row) are contiguous in k * Bl + row order
-            let t = (start..<end).map { grid[$0 / Bl] }
-            let tok = (start..<end).flatMap { r.tokens[(($0 % Bl) * L)..<((($0 % Bl) + 1) * L)] }
-            body(x, t, tok, start..<end)
+        while start < T * r.batch {
+            let end = min(T * r.batch, start + Self.criticPass)
+            body(start..<end)
             start = end
         }
     }
@@ -190,12 +221,17 @@ public final class ACFlow: FinetuneAlgorithm {
         let rt = shaped(batch.rewards)
         let stateTargets = (0..<T).flatMap { _ in rt }
         // 1. the critic on the visited states: its values before its update, then its steps
-        let c = criticPhase(batch, rt: rt, stateTargets: stateTargets, iteration: run.iteration)
+        let c = try criticPhase(batch, rt: rt, stateTargets: stateTargets, iteration: run.iteration)
         // 2. advantages and weights of every visited state (the same on every process)
+        let stepEV = (0..<T).map { k in explainedVariance(Array(c.before[(k * B)..<((k + 1) * B)]), Array(stateTargets[(k * B)..<((k + 1) * B)])) }
+        let trustedSteps = trust(stepEV, iteration: run.iteration, latch: c.trusted)
         let advantages: [Float]
         if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
-        else if c.trusted { advantages = generalisedAdvantages(values: c.before, rewards: rt, lambda: options.lambda) }
-        else { advantages = stateTargets }                              // warm-up: V = 0
+        else if trustedSteps.contains(true) {
+            // V = 0 where the critic is not trusted (as in the warm-up)
+            let values = (0..<(T * B)).map { trustedSteps[$0 / B] ? c.before[$0] : 0 }
+            advantages = generalisedAdvantages(values: values, rewards: rt, lambda: options.lambda)
+        } else { advantages = stateTargets }                              // warm-up: V = 0
         let (weights, clipped) = target.weights(advantages, T: T, B: B)
         lastShapedRewards = rt; lastAdvantages = advantages; lastWeights = weights
         // 3. the actor's steps
@@ -204,7 +240,7 @@ public final class ACFlow: FinetuneAlgorithm {
         var m = AlgorithmMetrics()
         m["critic_mse"] = Double(c.mseBefore); m["critic_explained_variance"] = Double(c.evAfter)
         m["critic_explained_variance_before"] = Double(c.evBefore)
-        m.set("critic_in_use", c.trusted); m.set("warmup", options.useCritic && !c.trusted)
+        m.set("critic_in_use", trustedSteps.contains(true)); m.set("warmup", options.useCritic && !trustedSteps.contains(true))
         m["adv_clipped_fraction"] = Double(clipped) / Double(T * B)
         if options.target == .transition, options.ratioClip != nil {
             var counts = [Double(a.ratioClipped), Double(a.trained)]
@@ -224,30 +260,84 @@ public final class ACFlow: FinetuneAlgorithm {
         let grid = config.sde.grid
         m.steps = (0..<T).map { k in
             let at = (k * B)..<((k + 1) * B)
-            return ["k": Double(k), "t": Double(grid[k]), "critic_explained_variance": Double(explainedVariance(Array(c.before[at]), Array(stateTargets[at]))),
-                    "advantage_std": Double(meanAndStd(advantages[at]).std)]
+            return ["k": Double(k), "t": Double(grid[k]), "critic_explained_variance": Double(stepEV[k]),
+                    "critic_trusted": trustedSteps[k] ? 1 : 0, "advantage_std": Double(meanAndStd(advantages[at]).std)]
         }
         return m
+    }
+
+    /// The steps at which the critic's values are used this iteration: every step once the
+    /// warm-up latch is open (`all`), or (`per-step`) after the warm-up's iterations each step whose
+    /// running mean of explained variance (decay 0.8) reaches the threshold.
+    func trust(_ stepEV: [Float], iteration: Int, latch: Bool) -> [Bool] {
+        guard options.useCritic else { return stepEV.map { _ in false } }
+        guard options.criticTrust == .perStep else { return stepEV.map { _ in latch } }
+        stepExplainedVariance = stepExplainedVariance.count == stepEV.count ? zip(stepExplainedVariance, stepEV).map { 0.8 * $0 + 0.2 * $1 } : stepEV
+        let threshold = options.warmupExplainedVariance ?? 0
+        return stepExplainedVariance.map { iteration >= options.warmupIterations && $0 >= threshold }
     }
 
     /// The critic's values of the visited states x_k (k = 0..<T, (T, B) order) before its update,
     /// their explained variance and MSE, whether the critic is trusted (the warm-up latch), its
     /// full-batch MSE steps over every process's states, and the explained variance after them.
-    func criticPhase(_ batch: RolloutBatch, rt: [Float], stateTargets: [Float], iteration: Int)
+    func criticPhase(_ batch: RolloutBatch, rt: [Float], stateTargets: [Float], iteration: Int) throws
         -> (before: [Float], evBefore: Float, evAfter: Float, mseBefore: Float, trusted: Bool) {
         let T = config.sde.steps, grid = config.sde.grid
         let lay = batch.layout, rollout = batch.rollout, Bl = rollout.batch
+        if options.criticInput == .lookahead {
+            // no network to train: the values are the reward of each state's predicted final image
+            let before = shapedLike(lay.gather(try lookaheadScores(batch), blocks: T), rewards: batch.rewards, steps: T)
+            let ev = explainedVariance(before, stateTargets)
+            let mse = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
+            return (before, ev, ev, mse, options.useCritic && warmup.update(iteration: iteration, explainedVariance: ev))
+        }
         let before = lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T)
         let evBefore = explainedVariance(before, stateTargets)
         let trusted = options.useCritic && warmup.update(iteration: iteration, explainedVariance: evBefore)
         let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
         for _ in 0..<options.criticSteps {
             criticStep(count: T * batch.rewards.count, world: lay.world) { pass in
-                forEachCriticPass(rollout, grid: grid, T: T) { x, t, tok, idx in pass(x, t, tok, idx.map { rt[lay.samples[$0 % Bl]] }) }
+                forEachCriticPass(rollout, T: T) { idx in pass(criticForward(rollout, grid: grid, states: idx), idx.map { rt[lay.samples[$0 % Bl]] }) }
             }
         }
         let evAfter = explainedVariance(lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T), stateTargets)
         return (before, evBefore, evAfter, mseBefore, trusted)
+    }
+
+    /// The lookahead critic's raw values: the reward of the policy's one-step prediction of the
+    /// final image at each of this process's visited states, x0hat = x_k - t_k v_k (v_k read back
+    /// from the rollout's mean: mu = cx x + cv v at a stochastic step, x - h v at an Euler step),
+    /// with the prompt of its sample; (T, Bl).
+    func lookaheadScores(_ batch: RolloutBatch) throws -> [Float] {
+        let r = batch.rollout, Bl = r.batch, n = r.pixels, T = config.sde.steps
+        let stochastic = options.sdeRollouts ? config.sde.stochasticSteps : 0
+        let side = Int(Double(n / 3).squareRoot().rounded())
+        var out: [Float] = []
+        out.reserveCapacity(T * Bl)
+        for k in 0..<T {
+            let c = config.sde.coefficients(k)
+            var x0 = [Float](repeating: 0, count: Bl * n)
+            for i in 0..<(Bl * n) {
+                let x = r.states[k * Bl * n + i], mu = r.means[k * Bl * n + i]
+                let v = k < stochastic ? (mu - c.cx * x) / c.cv : (x - mu) / c.h
+                x0[i] = max(-1, min(1, x - c.t * v))
+            }
+            out += try batch.score(ImageBatch(pixels: x0, size: side), batch.prompts)
+        }
+        return out
+    }
+
+    /// Values (T, B) in rt's units: each sample's value shaped with its group's statistics of the
+    /// final rewards (or the running ones), as rt is from its reward.
+    func shapedLike(_ values: [Float], rewards: [Float], steps T: Int) -> [Float] {
+        guard options.shaping else { return values }
+        let B = rewards.count
+        var out = values
+        for group in groupStatistics(rewards, groupSize: config.groupSize) {
+            let mean = options.statsEMA > 0 ? runningMean : group.mean, std = options.statsEMA > 0 ? runningStd : group.std
+            for k in 0..<T { for b in group.range { out[k * B + b] = tanhf((values[k * B + b] - mean) / (std + 1e-6) / options.kappa) } }
+        }
+        return out
     }
 
     /// The actor's steps: every process draws the whole mini-batch (the run's random stream
@@ -306,19 +396,21 @@ public final class ACFlow: FinetuneAlgorithm {
     }
 
     public func save(into f: inout SafeTensorsFile) {
-        f.add("critic.params", shape: [critic.params.count], values: critic.params.array)
+        f.add("critic.params", shape: [criticParams.params.count], values: criticParams.params.array)
         f.add(criticOptimizer, as: "critic.adam")
         f.metadata["critic_in_use"] = warmup.passed ? "1" : "0"
+        f.metadata["critic_step_ev"] = stepExplainedVariance.map { "\($0)" }.joined(separator: ",")
         f.metadata["reward_stats"] = "\(statsInitialised ? 1 : 0),\(runningMean),\(runningStd)"
     }
 
     public func restore(from f: SafeTensorsFile, source: String) throws {
-        guard let p = f.tensors["critic.params"], p.values.count == critic.params.count else {
-            throw FinetuneError("\(source): the AC-Flow critic state is missing or does not match --acflow-critic-width")
+        guard let p = f.tensors["critic.params"], p.values.count == criticParams.params.count else {
+            throw FinetuneError("\(source): the AC-Flow critic state is missing or does not match --acflow-critic-width and --acflow-critic-input")
         }
         try f.restore(&criticOptimizer, as: "critic.adam", source: source)
-        critic.params.assign(from: FloatBuffer(p.values))
+        criticParams.params.assign(from: FloatBuffer(p.values))
         warmup.passed = f.metadata["critic_in_use"] == "1"
+        stepExplainedVariance = (f.metadata["critic_step_ev"] ?? "").split(separator: ",").compactMap { Float($0) }
         let s = (f.metadata["reward_stats"] ?? "0,0,1").split(separator: ",").compactMap { Float($0) }
         if s.count == 3 { statsInitialised = s[0] == 1; runningMean = s[1]; runningStd = s[2] }
     }
