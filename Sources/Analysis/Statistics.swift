@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import Shapes
 
 /// The sample standard deviation (0 for fewer than two values).
 public func standardDeviation(_ x: [Double]) -> Double {
@@ -55,4 +56,17 @@ public func gradientNoiseScale(signal: [Double], noise: [Double]) -> (estimate: 
     let se = signal.count > 1 ? (signal.reduce(0) { $0 + ($1 - g) * ($1 - g) } / (n - 1) / n).squareRoot() : Double.infinity
     let high = g + 2 * se
     return (g > 0 ? s / g : nil, high > 0 && high.isFinite ? s / high : nil)
+}
+
+extension CheckerTally {
+    /// The change from `base` to these verdicts of the mean score, over all prompts or those of
+    /// one task, with its 95% interval: a percentile bootstrap over the prompts of their paired
+    /// differences (both tallies of the same prompts in the same order, each prompt's images drawn
+    /// from the same noise, as `evaluate --against` draws them). Nil when no prompt is of `task`.
+    public func change(from base: CheckerTally, task: Task? = nil) -> (mean: Double, low: Double, high: Double)? {
+        precondition(prompts.count == base.prompts.count && zip(prompts, base.prompts).allSatisfy { $0.0.task == $0.1.task },
+                     "a paired change needs the same prompts in both tallies")
+        let pairs = zip(prompts, base.prompts).filter { task == nil || $0.0.task == task }
+        return bootstrapMeanInterval(pairs.map { $0.0.mean - $0.1.mean })
+    }
 }

@@ -35,3 +35,36 @@ public struct TaskScores: Sendable {
         return lines.joined(separator: "\n")
     }
 }
+
+/// The checker's verdicts on a set of samples, prompt by prompt: the mean per task type and
+/// overall (`scores`), the pass rate of each kind of requirement per task type, and each prompt's
+/// mean score (the unit a paired comparison of two models resamples).
+public struct CheckerTally: Sendable {
+    public private(set) var scores = TaskScores()
+    /// "task / kind" (e.g. "counting / count") -> (passed, checked).
+    public private(set) var requirements: [String: (passed: Int, checked: Int)] = [:]
+    /// Each prompt's task and mean score, in the order the prompts were added.
+    public private(set) var prompts: [(task: Task, mean: Double)] = []
+
+    /// Checks every image of every prompt (`images[i]` are the samples of `specs[i]`).
+    public init(checker: Checker, specs: [PromptSpec], images: [[[Float]]]) {
+        for (spec, imgs) in zip(specs, images) {
+            var sum = 0.0
+            for img in imgs {
+                let r = checker.check(img, spec: spec)
+                scores.add(spec.task, r.score)
+                sum += Double(r.score)
+                for q in r.requirements {
+                    let key = "\(spec.task.rawValue) / \(q.kind)"
+                    requirements[key, default: (0, 0)].passed += q.passed ? 1 : 0
+                    requirements[key, default: (0, 0)].checked += 1
+                }
+            }
+            prompts.append((spec.task, imgs.isEmpty ? 0 : sum / Double(imgs.count)))
+        }
+    }
+
+    public func passRate(_ key: String) -> Double? {
+        requirements[key].flatMap { $0.checked > 0 ? Double($0.passed) / Double($0.checked) : nil }
+    }
+}

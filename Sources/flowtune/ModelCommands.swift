@@ -108,48 +108,111 @@ struct Sample: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall, and the Frechet distance to renderings of the same prompts beside its floor (a model trained on a folder: the Frechet distance of its samples to the held-out images).")
+        abstract: "Score a checkpoint's samples with the rule-based checker: mean per task type and overall, and the Frechet distance to renderings of the same prompts beside its floor (a model trained on a folder: the Frechet distance of its samples to the held-out images).",
+        discussion: "With --against BASE, the same prompts and initial noise are drawn by a second model too (a fine-tuned policy against its base, say), and each mean is printed beside BASE's with the change and its 95% interval: a paired bootstrap over the prompts, which share their noise between the two models.")
     @OptionGroup var options: SamplingOptions
+    @Option(help: "A second shapes-world model to compare with, drawn with the same prompts, seeds and sampler.") var against: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
 
+    /// One model's samples checked, and their Frechet distance to renderings of the prompts.
+    struct Checked {
+        var model: String
+        var noise: String?
+        var tally: CheckerTally
+        var fd: Double
+    }
+
     func execute() throws {
         let (m, f, metadata, folder) = try options.loadWithMetadata()
-        if let folder { return try evaluateOnFolder(m, f, folder) }
-        let noise = metadata[Checkpoint.captionNoiseKey]
-        let images = try options.generate(m, f)
-        let checker = Checker(size: m.config.imageSize)
-        var scores = TaskScores()
-        var kinds: [String: (Int, Int)] = [:]
-        for (spec, imgs) in zip(f.specs, images) {
-            for img in imgs {
-                let r = checker.check(img, spec: spec)
-                scores.add(spec.task, r.score)
-                for q in r.requirements {
-                    let key = "\(spec.task.rawValue) / \(q.kind)"
-                    kinds[key, default: (0, 0)].0 += q.passed ? 1 : 0
-                    kinds[key, default: (0, 0)].1 += 1
-                }
-            }
+        if let folder {
+            if against != nil { throw CLIError("--against compares two shapes-world models with the checker; \(options.model) was trained on a folder") }
+            return try evaluateOnFolder(m, f, folder)
         }
         // image quality: the Frechet distance of the samples to renderings of the same prompts,
         // beside its floor (two independent renderings against each other)
         let (reference, second) = GoldMetrics.renderedReference(f.specs, perPrompt: options.perPrompt, size: m.config.imageSize)
-        let feats = images.flatMap { $0 }.map { ImageFeatures.extract($0, size: m.config.imageSize) }
-        let fd = feats.count > 1 ? frechetDistance(feats, reference) : 0, floor = feats.count > 1 ? frechetDistance(second, reference) : 0
-        if json {
-            // the noise a model was pretrained with, as the first key (clean models: the same object as always)
-            let fields = String(scores.json.dropLast()) + String(format: ", \"fd\": %.6g, \"fd_floor\": %.6g}", fd, floor)
-            print(noise.map { "{\"caption_noise\": \(jsonQuote($0)), " + fields.dropFirst() } ?? fields)
-        } else {
-            if let noise { print("pretrained with caption noise \(noise)") }
-            print(scores.table)
-            print(String(format: "Frechet distance to renderings of the prompts  %.3f   (floor: two renderings against each other, %.3f)", fd, floor))
+        let floor = reference.count > 1 ? frechetDistance(second, reference) : 0
+        func check(_ model: DiT, _ path: String, _ noise: String?) throws -> Checked {
+            let images = try options.generate(model, f)
+            let feats = images.flatMap { $0 }.map { ImageFeatures.extract($0, size: model.config.imageSize) }
+            let tally = CheckerTally(checker: Checker(size: model.config.imageSize), specs: f.specs, images: images)
+            return Checked(model: path, noise: noise, tally: tally, fd: feats.count > 1 ? frechetDistance(feats, reference) : 0)
         }
-        try printDetails(kinds)
+        let main = try check(m, options.model, metadata[Checkpoint.captionNoiseKey])
+        var base: Checked?
+        if let against {
+            var other = options
+            other.model = against
+            let (b, _, bMeta, bFolder) = try other.loadWithMetadata()
+            if bFolder != nil { throw CLIError("--against \(against) was trained on a folder; the checker compares shapes-world models") }
+            guard b.config.imageSize == m.config.imageSize else {
+                throw CLIError("--against \(against) draws \(b.config.imageSize) px images, \(options.model) \(m.config.imageSize) px: the checker compares models of one size")
+            }
+            base = try check(b, against, bMeta[Checkpoint.captionNoiseKey])
+        }
+        if json { print(jsonReport(main, base, floor).text) } else { print(table(main, base, floor)) }
+        if details {
+            let text = detailsTable(main, base)
+            if json { log(text) } else { print(text) }
+        }
+    }
+
+    func table(_ main: Checked, _ base: Checked?, _ floor: Double) -> String {
+        var lines: [String] = []
+        for c in [main] + (base.map { [$0] } ?? []) where c.noise != nil {
+            lines.append("\(c.model): pretrained with caption noise \(c.noise!)")
+        }
+        guard let base else {
+            lines.append(main.tally.scores.table)
+            lines.append(String(format: "Frechet distance to renderings of the prompts  %.3f   (floor: two renderings against each other, %.3f)", main.fd, floor))
+            return lines.joined(separator: "\n")
+        }
+        func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: n, withPad: " ", startingAt: 0) }
+        func row(_ name: String, _ task: Task?) -> String {
+            let a = task.map { main.tally.scores.mean($0) } ?? main.tally.scores.overall
+            let b = task.map { base.tally.scores.mean($0) } ?? base.tally.scores.overall
+            guard let a, let b, let d = main.tally.change(from: base.tally, task: task) else { return pad(name, 14) + "  -" }
+            return pad(name, 14) + String(format: "%.3f   %.3f    %+.3f   [%+.3f, %+.3f]", a, b, d.mean, d.low, d.high)
+        }
+        lines.append("model:   \(main.model)\nagainst: \(base.model)")
+        lines.append("task          model   against  change   95% interval (paired, over prompts)")
+        lines += Task.allCases.map { row($0.rawValue, $0) }
+        lines.append(row("overall", nil) + "   (\(main.tally.scores.images) images each)")
+        lines.append(String(format: "Frechet distance to renderings of the prompts  %.3f   against %.3f   (floor: two renderings against each other, %.3f)", main.fd, base.fd, floor))
+        return lines.joined(separator: "\n")
+    }
+
+    func jsonReport(_ main: Checked, _ base: Checked?, _ floor: Double) -> JSONValue {
+        func scores(_ c: Checked) -> [(String, JSONValue)] {
+            let s = c.tally.scores
+            let byTask = Task.allCases.map { t in (t.rawValue, s.mean(t).map(JSONValue.double) ?? .null) }
+            return (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? [])
+                + [("overall", .double(s.overall)), ("by_task", .object(byTask)), ("images", .int(s.images)), ("fd", .double(c.fd))]
+        }
+        var fields = scores(main) + [("fd_floor", .double(floor))]
+        if let base {
+            func interval(_ task: Task?) -> JSONValue {
+                guard let d = main.tally.change(from: base.tally, task: task) else { return .null }
+                return .object([("mean", .double(d.mean)), ("low", .double(d.low)), ("high", .double(d.high))])
+            }
+            fields.append(("against", .object([("model", .string(base.model))] + scores(base))))
+            fields.append(("change", .object([("overall", interval(nil)), ("by_task", .object(Task.allCases.map { ($0.rawValue, interval($0)) }))])))
+        }
+        return .object(fields)
+    }
+
+    func detailsTable(_ main: Checked, _ base: Checked?) -> String {
+        var lines = ["requirement                 pass rate (checked)" + (base == nil ? "" : "  against  change")]
+        for (k, v) in main.tally.requirements.sorted(by: { $0.key < $1.key }) {
+            var line = k.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f  (%ld)", Double(v.passed) / Double(v.checked), v.checked)
+            if let b = base?.tally.passRate(k), let a = main.tally.passRate(k) { line += String(format: "  %.3f    %+.3f", b, a - b) }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// A folder model: the Frechet distance (57 and 21 features) of its samples for the prompts to
@@ -182,17 +245,6 @@ struct Evaluate: ParsableCommand {
             print(String(format: "  21 features     %.3f   (floor %.3f)", values[2].1, values[3].1))
             print(String(format: "two halves of the folder's %ld images against each other: %.3f (21 features %.3f)", all.count, values[4].1, values[5].1))
             print(String(format: "%.1f s", now() - t0))
-        }
-    }
-
-    func printDetails(_ kinds: [String: (Int, Int)]) throws {
-        if details {
-            var lines = ["requirement                 pass rate"]
-            for (k, v) in kinds.sorted(by: { $0.key < $1.key }) {
-                lines.append(k.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f  (%ld)", Double(v.0) / Double(v.1), v.1))
-            }
-            let text = lines.joined(separator: "\n")
-            if json { log(text) } else { print(text) }
         }
     }
 }

@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import Tensor
 import Analysis
+import Shapes
 
 @Suite struct StatisticsTests {
     /// The gold metric where the proxy gain first reaches a value: linear between the two
@@ -32,5 +33,35 @@ import Analysis
         let constant = try #require(bootstrapMeanInterval([2, 2, 2]))
         #expect(constant.low == 2 && constant.high == 2)
         #expect(bootstrapMeanInterval([]) == nil)
+    }
+}
+
+@Suite struct CheckerTallyTests {
+    /// Renderings of prompts (the checker passes them) against blank images (it fails their
+    /// objects): the per-task means, the pass rates, and the paired change with its interval.
+    @Test func theChangeFromBlankImagesToRenderingsIsTheirPairedDifference() throws {
+        let gen = PromptGenerator(), renderer = Renderer(size: 32), checker = Checker(size: 32)
+        var rng = RNG(seed: 31)
+        let specs = (0..<24).map { gen.draw(task: Task.allCases[$0 % 4], rng: &rng) }
+        let drawn = specs.map { s in (0..<3).map { _ in renderer.render(s, rng: &rng) } }
+        let blank = specs.map { _ in (0..<3).map { _ in [Float](repeating: 0, count: 3 * 32 * 32) } }
+        let good = CheckerTally(checker: checker, specs: specs, images: drawn)
+        let bad = CheckerTally(checker: checker, specs: specs, images: blank)
+        #expect(good.scores.images == 72 && good.prompts.count == 24)
+        #expect(good.scores.overall > 0.9 && bad.scores.overall < 0.5, "\(good.scores.overall) \(bad.scores.overall)")
+        #expect(bad.passRate("counting / count") == 0 && good.passRate("counting / count")! > 0.8)
+        #expect(good.passRate("single / relation") == nil)
+        // the overall change is the difference of the means (equal images per prompt), its
+        // interval around it and clear of zero; each task's the difference of that task's means
+        let d = try #require(good.change(from: bad))
+        #expect(abs(d.mean - (good.scores.overall - bad.scores.overall)) < 1e-12)
+        #expect(d.low <= d.mean && d.mean <= d.high && d.low > 0)
+        for t in Task.allCases {
+            let dt = try #require(good.change(from: bad, task: t))
+            #expect(abs(dt.mean - (good.scores.mean(t)! - bad.scores.mean(t)!)) < 1e-12)
+        }
+        // against itself: zero, with a zero-width interval
+        let same = try #require(good.change(from: good))
+        #expect(same.mean == 0 && same.low == 0 && same.high == 0)
     }
 }

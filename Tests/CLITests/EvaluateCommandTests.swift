@@ -1,0 +1,69 @@
+import Testing
+import Foundation
+import Model
+import TestSupport
+
+/// `evaluate --against`: two models drawn from the same prompts and noise, compared pair by pair.
+@Suite struct EvaluateCommandTests {
+    func evaluate(_ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = cliBinary!
+        p.arguments = ["evaluate", "--per-prompt", "3", "--steps", "2", "--cfg", "1", "--threads", "1", "--json"] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, o, e)
+    }
+
+    func object(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func againstItselfChangesNothingAndAgainstAnotherGivesThePairedDifference() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let other = setup.dir.appendingPathComponent("other.safetensors")
+        try Checkpoint.save(try randomTinyModel(seed: 6, scale: 0.05), to: other)
+        let common = ["--model", setup.model.path, "--prompts", setup.prompts.path]
+
+        // the same model: the same images, so every change is exactly zero
+        let (s1, o1, e1) = try evaluate(common + ["--against", setup.model.path])
+        #expect(s1 == 0, "\(e1)")
+        let same = try object(o1)
+        let change = try #require(same["change"] as? [String: Any])
+        let overall = try #require(change["overall"] as? [String: Double])
+        #expect(overall["mean"] == 0 && overall["low"] == 0 && overall["high"] == 0)
+        #expect((same["against"] as? [String: Any])?["overall"] as? Double == same["overall"] as? Double)
+
+        // another model: its figures are what evaluate alone prints for it, and the change is
+        // the difference of the two means, inside its interval
+        let (s2, o2, e2) = try evaluate(common + ["--against", other.path])
+        #expect(s2 == 0, "\(e2)")
+        let (s3, o3, _) = try evaluate(["--model", other.path, "--prompts", setup.prompts.path])
+        #expect(s3 == 0)
+        let pair = try object(o2), alone = try object(o3)
+        let against = try #require(pair["against"] as? [String: Any])
+        #expect(against["overall"] as? Double == alone["overall"] as? Double)
+        #expect(against["fd"] as? Double == alone["fd"] as? Double)
+        let main = try #require(pair["overall"] as? Double), base = try #require(alone["overall"] as? Double)
+        let d = try #require((pair["change"] as? [String: Any])?["overall"] as? [String: Double])
+        #expect(abs(d["mean"]! - (main - base)) < 1e-5)
+        #expect(d["low"]! <= d["mean"]! && d["mean"]! <= d["high"]!)
+        print("evaluate --against: \(main) vs \(base), change \(d)")
+    }
+
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func againstAMissingModelIsAOneLineError() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let missing = setup.dir.appendingPathComponent("missing.safetensors").path
+        let (status, out, err) = try evaluate(["--model", setup.model.path, "--prompts", setup.prompts.path, "--against", missing])
+        #expect(status != 0 && out.isEmpty)
+        #expect(err.contains("missing.safetensors") && err.split(separator: "\n").count == 1, "\(err)")
+    }
+}
