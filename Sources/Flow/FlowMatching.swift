@@ -93,6 +93,10 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     let drawn = teacher == nil ? nil : batch.teacherTokens
     var teacherTokens = drawn == nil ? [] : [Int32](repeating: 0, count: R * L)
     let null = c.nullTokens
+    // the draws in the stream's order (each image: t, the NULL coin, its n noise values); the
+    // noise itself, most of the work (a logarithm and a cosine per value), is drawn afterwards
+    // on every worker from each image's own place in the stream: the same values, in parallel
+    var noiseFrom = [(row: Int, image: Int, rng: RNG)]()
     for b in 0..<B {
         let tb = logitNormal(&rng, mean: tMean, std: tStd)
         let isNull = rng.uniform() < nullProbability
@@ -101,10 +105,18 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
         t[r] = tb
         for j in 0..<L { tokens[r * L + j] = isNull ? null[j] : batch.tokens[b * L + j] }
         if let drawn { for j in 0..<L { teacherTokens[r * L + j] = isNull ? null[j] : drawn[b * L + j] } }
-        batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
-            flowMatchingPair(x0: x0.baseAddress! + b * n, t: tb, n: n, rng: &rng, xt: xp.baseAddress! + r * n, target: tp.baseAddress! + r * n)
-        } } }
+        noiseFrom.append((r, b, rng))
+        rng.skipNormals(n)
     }
+    batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
+        let (x0, xp, tp) = (x0.baseAddress!, xp.baseAddress!, tp.baseAddress!)
+        parallelFor(noiseFrom.count) { images in
+            for (r, b, start) in noiseFrom[images] {
+                var stream = start
+                flowMatchingPair(x0: x0 + b * n, t: t[r], n: n, rng: &stream, xt: xp + r * n, target: tp + r * n)
+            }
+        }
+    } } }
     if let teacher {
         (teacherTokens.isEmpty ? tokens : teacherTokens).withUnsafeBufferPointer { kp in xt.withUnsafeBufferPointer { xp in t.withUnsafeBufferPointer { tp in
             target.withUnsafeMutableBufferPointer { teacher.target(xt: xp.baseAddress!, t: tp.baseAddress!, tokens: kp.baseAddress!, batch: R, into: $0.baseAddress!) }

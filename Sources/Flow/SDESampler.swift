@@ -159,17 +159,23 @@ public struct SDESampler {
                         }
                     }
                     if stochastic {
-                        // one pass per image: the mean, the sample, and its log-probability
-                        // (the same arithmetic as meanLogProb, accumulated on the way)
-                        for b in 0..<B {
-                            var ss: Double = 0
-                            for i in (b * n)..<((b + 1) * n) {
-                                mu[i] = c.cx * x[i] + c.cv * v[i]
-                                xNext[i] = mu[i] + c.s * rngs[b].normal()
-                                let d = Double(xNext[i] - mu[i]); ss += d * d
+                        // one pass per image, the images spread over the workers (each has
+                        // its own stream): the mean, the sample, and its log-probability (the
+                        // same arithmetic as meanLogProb, accumulated on the way)
+                        rngs.withUnsafeMutableBufferPointer { streams in r.logps.withUnsafeMutableBufferPointer { lp in
+                            let (streams, lp) = (streams, lp)
+                            parallelFor(B) { images in
+                                for b in images {
+                                    var ss: Double = 0
+                                    for i in (b * n)..<((b + 1) * n) {
+                                        mu[i] = c.cx * x[i] + c.cv * v[i]
+                                        xNext[i] = mu[i] + c.s * streams[b].normal()
+                                        let d = Double(xNext[i] - mu[i]); ss += d * d
+                                    }
+                                    lp[k * B + b] = logProb(squaredDistance: ss, n: n, c: c)
+                                }
                             }
-                            r.logps[k * B + b] = logProb(squaredDistance: ss, n: n, c: c)
-                        }
+                        } }
                     } else {
                         eulerStep(mu, x: x, v: v, h: c.h, count: B * n)     // deterministic: the ODE's step
                         xNext.update(from: mu, count: B * n)
