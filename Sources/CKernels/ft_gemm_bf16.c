@@ -65,8 +65,13 @@ static void pack_a(int trans, const float *a, long lda, long i0, long p0, long m
         } else {                // op(A)[i][p] = a[i * lda + p]
             for (long r = 0; r < MR; r++) {
                 const float *s = a + (i0 + ir + r) * lda + p0;
-                for (long p = 0; p < kc; p += 32)
-                    _mm512_mask_storeu_epi32(d + r * KP + p / 2, lanes((kc - p + 1) / 2),
+                uint32_t *dr = d + r * KP;
+                long p = 0;
+                if (r < mr)             // whole 32-value chunks without masks, then the rest
+                    for (; p + 32 <= kc; p += 32)
+                        _mm512_storeu_si512(dr + p / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + p + 16), _mm512_loadu_ps(s + p)));
+                for (; p < kc; p += 32)
+                    _mm512_mask_storeu_epi32(dr + p / 2, lanes((kc - p + 1) / 2),
                                              r < mr ? row_pairs(s + p, kc - p) : _mm512_setzero_si512());
             }
         }
