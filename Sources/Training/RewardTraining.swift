@@ -17,13 +17,13 @@ public struct RewardTrainConfig: Codable, Equatable, Sendable {
     public var gold = "shape-eval"                       // the labelling scorer (a reward spec: its weighted total)
     public var samplesPerPrompt = 8                      // base-model SDE samples per prompt
     public var rendersPerPrompt = 4                      // rendered images per prompt (the first clean, the others of a corrupted prompt)
-    public var extraPrompts = 4000                          // fresh grammar prompts with renderings only (training data)
+    public var extraPrompts = 12_000                     // fresh grammar prompts with renderings only (training data)
     public var sampleSteps = 10                          // SDE steps of the base samples (the rollouts' sampler)
     public var heldOutFraction: Float = 0.2              // prompts never trained on, for the agreement
     public var pairs: Int? = nil                         // labelled training pairs (nil: every pair of differing gold)
     public var labelNoise: Float = 0                     // probability a training pair's label is flipped
     public var loss = RewardLoss.bradleyTerry
-    public var steps = 1500
+    public var steps = 6000
     public var batch = 16                                // pairs per step (regression: their images)
     public var lr: Float = 3e-4
     public var warmup = 100

@@ -23,14 +23,14 @@ struct TrainReward: ParsableCommand {
     @Option(help: "The gold scorer that labels the images (a reward spec: its weighted total).") var gold = "shape-eval"
     @Option(help: "Base-model SDE samples per prompt.") var samplesPerPrompt = 8
     @Option(help: "Rendered images per prompt (the first of the prompt, the others of the prompt with one requirement broken).") var rendersPerPrompt = 4
-    @Option(help: "Fresh prompts of the grammar (never one of --prompts or --exclude) with renderings only, added to the training data.") var extraPrompts = 4000
+    @Option(help: "Fresh prompts of the grammar (never one of --prompts or --exclude) with renderings only, added to the training data.") var extraPrompts = RewardTrainConfig().extraPrompts
     @Option(help: "Prompt list never drawn as an extra prompt (held out from the reward model as from pretraining).") var exclude = "prompts/eval.txt"
     @Option(help: "SDE steps of the base samples.") var sampleSteps = 10
     @Option(help: "Fraction of the prompts held out (never trained on) for the agreement.") var heldOutFraction: Float = 0.2
     @Option(help: "Labelled training pairs (default: every pair of one prompt whose gold differs).") var pairs: Int?
     @Option(help: "Probability that a training pair's label is flipped.") var labelNoise: Float = 0
     @Option(help: "bradley-terry (pairs) or regression (MSE on the gold score).") var loss: RewardLoss = .bradleyTerry
-    @Option(help: "Optimiser steps.") var steps = 1500
+    @Option(help: "Optimiser steps.") var steps = RewardTrainConfig().steps
     @Option(help: "Pairs per step.") var batch = 16
     @Option(help: "Peak learning rate (linear warm-up, cosine decay to 5%).") var lr: Float = 3e-4
     @Option(help: "Random seed of the training: initialisation, the order of the pairs, their label noise (members of an ensemble differ by it).") var seed: UInt64 = 0
