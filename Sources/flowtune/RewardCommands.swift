@@ -14,27 +14,27 @@ struct TrainReward: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train-reward",
         abstract: "Train a learned reward model r(image, prompt) on a gold scorer's labels of a base model's samples (Bradley-Terry on pairs of one prompt).")
 
-    @Option(help: "Prompts whose images are labelled; a fraction is held out for the agreement.") var prompts = "prompts/train.txt"
+    @Option(help: "Prompts whose images are labelled; a fraction is held out for the agreement.") var prompts = RewardTrainConfig().prompts
     @Option(help: "The reward model written (its state and data go beside it: NAME.state.safetensors, NAME.data.safetensors).") var out: String
-    @Option(help: ArgumentHelp("Network size: \(RewardModel.presetNames).", valueName: "size")) var size = "rm-large"
+    @Option(help: ArgumentHelp("Network size: \(RewardModel.presetNames).", valueName: "size")) var size = RewardTrainConfig().preset
     @Option(help: "The pretrained generator of the size's configuration to start from (a pretrained start, as the field's reward models start from CLIP or BLIP); 'auto': the size's shipped backbone; 'none': random weights.")
     var initFrom = "auto"
-    @Option(help: "The generator whose samples are labelled.") var base = "models/base-s32c-captions.safetensors"
-    @Option(help: "The gold scorer that labels the images (a reward spec: its weighted total).") var gold = "shape-eval"
-    @Option(help: "Base-model SDE samples per prompt.") var samplesPerPrompt = 8
-    @Option(help: "Rendered images per prompt (the first of the prompt, the others of the prompt with one requirement broken).") var rendersPerPrompt = 4
+    @Option(help: "The generator whose samples are labelled.") var base = RewardTrainConfig().base
+    @Option(help: "The gold scorer that labels the images (a reward spec: its weighted total).") var gold = RewardTrainConfig().gold
+    @Option(help: "Base-model SDE samples per prompt.") var samplesPerPrompt = RewardTrainConfig().samplesPerPrompt
+    @Option(help: "Rendered images per prompt (the first of the prompt, the others of the prompt with one requirement broken).") var rendersPerPrompt = RewardTrainConfig().rendersPerPrompt
     @Option(help: "Fresh prompts of the grammar (never one of --prompts or --exclude) with renderings only, added to the training data.") var extraPrompts = RewardTrainConfig().extraPrompts
     @Option(help: "Prompt list never drawn as an extra prompt (held out from the reward model as from pretraining).") var exclude = "prompts/eval.txt"
-    @Option(help: "SDE steps of the base samples.") var sampleSteps = 10
-    @Option(help: "Fraction of the prompts held out (never trained on) for the agreement.") var heldOutFraction: Float = 0.2
+    @Option(help: "SDE steps of the base samples.") var sampleSteps = RewardTrainConfig().sampleSteps
+    @Option(help: "Fraction of the prompts held out (never trained on) for the agreement.") var heldOutFraction = RewardTrainConfig().heldOutFraction
     @Option(help: "Labelled training pairs (default: every pair of one prompt whose gold differs).") var pairs: Int?
-    @Option(help: "Probability that a training pair's label is flipped.") var labelNoise: Float = 0
-    @Option(help: "bradley-terry (pairs) or regression (MSE on the gold score).") var loss: RewardLoss = .bradleyTerry
+    @Option(help: "Probability that a training pair's label is flipped.") var labelNoise = RewardTrainConfig().labelNoise
+    @Option(help: "bradley-terry (pairs) or regression (MSE on the gold score).") var loss = RewardTrainConfig().loss
     @Option(help: "Optimiser steps.") var steps = RewardTrainConfig().steps
-    @Option(help: "Pairs per step.") var batch = 16
-    @Option(help: "Peak learning rate (linear warm-up, cosine decay to 5%).") var lr: Float = 3e-4
-    @Option(help: "Random seed of the training: initialisation, the order of the pairs, their label noise (members of an ensemble differ by it).") var seed: UInt64 = 0
-    @Option(help: "Random seed of the data: the samples, renderings, extra prompts and the held-out split.") var dataSeed: UInt64 = 0
+    @Option(help: "Pairs per step.") var batch = RewardTrainConfig().batch
+    @Option(help: "Peak learning rate (linear warm-up, cosine decay to 5%).") var lr = RewardTrainConfig().lr
+    @Option(help: "Random seed of the training: initialisation, the order of the pairs, their label noise (members of an ensemble differ by it).") var seed = RewardTrainConfig().seed
+    @Option(help: "Random seed of the data: the samples, renderings, extra prompts and the held-out split.") var dataSeed = RewardTrainConfig().dataSeed
     @Option(help: "The labelled images (default: NAME.data.safetensors beside --out); reused when it exists and was made with the same data options.")
     var data: String?
     @Option(help: "Write a checkpoint (and measure the held-out agreement) every N steps.") var checkpointEvery = 250
