@@ -10,6 +10,26 @@ import Training
 
 // Helpers the test targets share: tiny models and runs, the command-line tool, test folders.
 
+/// Central differences (step +-h) of `loss` at `perEntry` values of every entry of `layout` in
+/// `params` (indices k * 7919 mod the entry's size) against the `analytic` gradient: one line for
+/// each value whose error, relative to max(1, |numeric|), reaches `tolerance` (none: they agree).
+public func gradientMismatches(params: FloatBuffer, layout: ParamLayout, analytic: FloatBuffer, perEntry: Int,
+                               h: Double = 1e-2, tolerance: Float = 2e-2, loss: () -> Double) -> [String] {
+    var out: [String] = []
+    for e in layout.entries {
+        for k in 0..<min(e.count, perEntry) {
+            let i = e.offset + (k * 7919) % e.count
+            let orig = params[i]
+            params[i] = orig + Float(h); let lp = loss()
+            params[i] = orig - Float(h); let lm = loss()
+            params[i] = orig
+            let numeric = Float((lp - lm) / (2 * h))
+            if !(abs(numeric - analytic[i]) / max(1, abs(numeric)) < tolerance) { out.append("\(e.name): \(analytic[i]) vs \(numeric)") }
+        }
+    }
+    return out
+}
+
 /// A tiny model with random weights everywhere (so v depends on everything).
 public func randomTinyModel(seed: UInt64, scale: Float = 0.1) throws -> DiT {
     let m = try DiT(config: .tiny(vocabSize: Tokenizer.vocabularySize), seed: seed)

@@ -20,18 +20,8 @@ import Analysis
         func loss() -> Double { zip(critic.forward(features: h[...], t: t).value, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
         critic.grads.zero()
         critic.backward(critic.forward(features: h[...], t: t), dValue: r)
-        let analytic = critic.grads.copy()
-        for e in critic.layout.entries {
-            for k in 0..<min(e.count, 4) {
-                let i = e.offset + (k * 7919) % e.count
-                let orig = critic.params[i]
-                critic.params[i] = orig + 1e-2; let lp = loss()
-                critic.params[i] = orig - 1e-2; let lm = loss()
-                critic.params[i] = orig
-                let numeric = Float((lp - lm) / 2e-2)
-                #expect(abs(numeric - analytic[i]) / max(1, abs(numeric)) < 2e-2, "\(e.name): \(analytic[i]) vs \(numeric)")
-            }
-        }
+        let mismatches = gradientMismatches(params: critic.params, layout: critic.layout, analytic: critic.grads.copy(), perEntry: 4, loss: loss)
+        #expect(mismatches.isEmpty, "\(mismatches)")
     }
 
     /// The rollout keeps the policy's image features: the mean of the last block's output over a

@@ -365,19 +365,8 @@ import Training
         func loss() -> Double { zip(critic.forward(x: x, t: t, tokens: tok).value, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
         critic.grads.zero()
         critic.backward(critic.forward(x: x, t: t, tokens: tok), dValue: r)
-        let analytic = critic.grads.copy()
-        for e in critic.layout.entries {
-            let name = e.name, count = e.count
-            for k in 0..<min(count, 3) {
-                let i = e.offset + (k * 7919) % count
-                let orig = critic.params[i]
-                critic.params[i] = orig + 1e-2; let lp = loss()
-                critic.params[i] = orig - 1e-2; let lm = loss()
-                critic.params[i] = orig
-                let numeric = Float((lp - lm) / 2e-2)
-                #expect(abs(numeric - analytic[i]) / max(1, abs(numeric)) < 2e-2, "\(name): \(analytic[i]) vs \(numeric)")
-            }
-        }
+        let mismatches = gradientMismatches(params: critic.params, layout: critic.layout, analytic: critic.grads.copy(), perEntry: 3, loss: loss)
+        #expect(mismatches.isEmpty, "\(mismatches)")
     }
 
     @Test func warmupSwitchesAtExactlyTheConfiguredIteration() throws {

@@ -25,7 +25,7 @@ import Training
         // a standard error for every gold scalar: the per-image spread over sqrt(n) (shape-eval
         // scores each image 0...1, so its error is at most 0.5 / sqrt(n - 1)); the FD's floor is
         // positive (two finite renderings differ) and its own error finite
-        let se = try #require(e.se)
+        let se = e.se
         for (key, _) in e.scalars { #expect(se[key].map { $0.isFinite && $0 >= 0 } == true, "\(key)") }
         let n = Double(run.evalPrompts.count * setup.config.evalPerPrompt)
         #expect(se["shape_eval"]! <= 0.5 / (n - 1).squareRoot() + 1e-9)

@@ -8,11 +8,22 @@ import Imaging
 /// Reward shaping: z = (R - mean) / (std + 1e-6) per group (or with running batch statistics),
 /// rt = tanh(z / kappa), in (-1, 1). Without shaping rt = R.
 public func shapeRewards(_ r: [Float], groupSize G: Int, kappa: Float, shaping: Bool, stats: (mean: Float, std: Float)? = nil) -> [Float] {
-    guard shaping else { return r }
-    var out = [Float](repeating: 0, count: r.count)
+    shapeValues(r, like: r, groupSize: G, kappa: kappa, shaping: shaping, stats: stats)
+}
+
+/// Values in rt's units: each block of r.count values ((T, B) order: a visited step's values of
+/// every sample) shaped as rt is from r, with the statistics of the sample's group of rewards r
+/// (or `stats`).
+public func shapeValues(_ values: [Float], like r: [Float], groupSize G: Int, kappa: Float, shaping: Bool,
+                        stats: (mean: Float, std: Float)? = nil) -> [Float] {
+    guard shaping else { return values }
+    let B = r.count
+    var out = [Float](repeating: 0, count: values.count)
     for group in groupStatistics(r, groupSize: G) {
         let mean = stats?.mean ?? group.mean, std = stats?.std ?? group.std
-        for i in group.range { out[i] = tanhf((r[i] - mean) / (std + 1e-6) / kappa) }
+        for k in 0..<(values.count / max(B, 1)) {
+            for i in group.range { out[k * B + i] = tanhf((values[k * B + i] - mean) / (std + 1e-6) / kappa) }
+        }
     }
     return out
 }
@@ -88,6 +99,8 @@ public final class ACFlow: FinetuneAlgorithm {
     /// What the actor regresses on (`--acflow-target`).
     let target: ActorTarget
     let actorBatch: Int
+    /// The policy's images (the lookahead critic scores its predictions).
+    let image: (size: Int, channels: Int)
     /// The critic of x_k, t_k and the prompt (`--acflow-critic-input pixels`).
     public let critic: Critic
     /// The critic of the policy's image features (`--acflow-critic-input features`; nil otherwise).
@@ -110,6 +123,7 @@ public final class ACFlow: FinetuneAlgorithm {
         self.config = config
         let B = config.batchSize
         actorBatch = options.actorBatch ?? B
+        image = (model.config.imageSize, model.config.channels)
         rolloutWorkspaces = []                      // rolled out a pass at a time for inference only
         let u = min(config.passSize, actorBatch)
         trainWS = try model.makeWorkspace(batch: u, training: true)
@@ -163,16 +177,21 @@ public final class ACFlow: FinetuneAlgorithm {
 
     /// rt in (-1, 1): per-group z-scores (or running batch statistics) through tanh(z / kappa).
     func shaped(_ rewards: [Float]) -> [Float] {
-        var stats: (Float, Float)? = nil
         if options.statsEMA > 0 {
             let (m, s) = meanAndStd(rewards[...])
             if !statsInitialised { runningMean = m; runningStd = s; statsInitialised = true } else {
                 runningMean = options.statsEMA * runningMean + (1 - options.statsEMA) * m
                 runningStd = options.statsEMA * runningStd + (1 - options.statsEMA) * s
             }
-            stats = (runningMean, runningStd)
         }
-        return shapeRewards(rewards, groupSize: config.groupSize, kappa: options.kappa, shaping: options.shaping, stats: stats)
+        return shaped(rewards, like: rewards)
+    }
+
+    /// `values` ((T, B) or (B)) shaped as this iteration's rt is from `rewards` (the running
+    /// statistics as `shaped(_:)` left them, or the groups').
+    func shaped(_ values: [Float], like rewards: [Float]) -> [Float] {
+        shapeValues(values, like: rewards, groupSize: config.groupSize, kappa: options.kappa, shaping: options.shaping,
+                    stats: options.statsEMA > 0 ? (runningMean, runningStd) : nil)
     }
 
     /// The critic's states per pass: it is small (its activations ~32 KB a state).
@@ -225,9 +244,10 @@ public final class ACFlow: FinetuneAlgorithm {
         // 2. advantages and weights of every visited state (the same on every process)
         let stepEV = (0..<T).map { k in explainedVariance(Array(c.before[(k * B)..<((k + 1) * B)]), Array(stateTargets[(k * B)..<((k + 1) * B)])) }
         let trustedSteps = trust(stepEV, iteration: run.iteration, latch: c.trusted)
+        let anyTrusted = trustedSteps.contains(true)
         let advantages: [Float]
         if options.zeroAdvantages { advantages = [Float](repeating: 0, count: T * B) }
-        else if trustedSteps.contains(true) {
+        else if anyTrusted {
             // V = 0 where the critic is not trusted (as in the warm-up)
             let values = (0..<(T * B)).map { trustedSteps[$0 / B] ? c.before[$0] : 0 }
             advantages = generalisedAdvantages(values: values, rewards: rt, lambda: options.lambda)
@@ -240,7 +260,7 @@ public final class ACFlow: FinetuneAlgorithm {
         var m = AlgorithmMetrics()
         m["critic_mse"] = Double(c.mseBefore); m["critic_explained_variance"] = Double(c.evAfter)
         m["critic_explained_variance_before"] = Double(c.evBefore)
-        m.set("critic_in_use", trustedSteps.contains(true)); m.set("warmup", options.useCritic && !trustedSteps.contains(true))
+        m.set("critic_in_use", anyTrusted); m.set("warmup", options.useCritic && !anyTrusted)
         m["adv_clipped_fraction"] = Double(clipped) / Double(T * B)
         if options.target == .transition, options.ratioClip != nil {
             var counts = [Double(a.ratioClipped), Double(a.trained)]
@@ -284,17 +304,15 @@ public final class ACFlow: FinetuneAlgorithm {
         -> (before: [Float], evBefore: Float, evAfter: Float, mseBefore: Float, trusted: Bool) {
         let T = config.sde.steps, grid = config.sde.grid
         let lay = batch.layout, rollout = batch.rollout, Bl = rollout.batch
-        if options.criticInput == .lookahead {
-            // no network to train: the values are the reward of each state's predicted final image
-            let before = shapedLike(lay.gather(try lookaheadScores(batch), blocks: T), rewards: batch.rewards, steps: T)
-            let ev = explainedVariance(before, stateTargets)
-            let mse = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
-            return (before, ev, ev, mse, options.useCritic && warmup.update(iteration: iteration, explainedVariance: ev))
-        }
-        let before = lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T)
+        // the lookahead critic has no network: its values are the reward of each state's
+        // predicted final image, in rt's units, and nothing is trained
+        let lookahead = options.criticInput == .lookahead
+        let before = lookahead ? shaped(lay.gather(try lookaheadScores(batch), blocks: T), like: batch.rewards)
+                               : lay.gather(criticValues(rollout, grid: grid, T: T), blocks: T)
         let evBefore = explainedVariance(before, stateTargets)
         let trusted = options.useCritic && warmup.update(iteration: iteration, explainedVariance: evBefore)
         let mseBefore = zip(before, stateTargets).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(before.count)
+        if lookahead { return (before, evBefore, evBefore, mseBefore, trusted) }
         for _ in 0..<options.criticSteps {
             criticStep(count: T * batch.rewards.count, world: lay.world) { pass in
                 forEachCriticPass(rollout, T: T) { idx in pass(criticForward(rollout, grid: grid, states: idx), idx.map { rt[lay.samples[$0 % Bl]] }) }
@@ -311,7 +329,6 @@ public final class ACFlow: FinetuneAlgorithm {
     func lookaheadScores(_ batch: RolloutBatch) throws -> [Float] {
         let r = batch.rollout, Bl = r.batch, n = r.pixels, T = config.sde.steps
         let stochastic = options.sdeRollouts ? config.sde.stochasticSteps : 0
-        let side = Int(Double(n / 3).squareRoot().rounded())
         var out: [Float] = []
         out.reserveCapacity(T * Bl)
         for k in 0..<T {
@@ -322,20 +339,7 @@ public final class ACFlow: FinetuneAlgorithm {
                 let v = k < stochastic ? (mu - c.cx * x) / c.cv : (x - mu) / c.h
                 x0[i] = max(-1, min(1, x - c.t * v))
             }
-            out += try batch.score(ImageBatch(pixels: x0, size: side), batch.prompts)
-        }
-        return out
-    }
-
-    /// Values (T, B) in rt's units: each sample's value shaped with its group's statistics of the
-    /// final rewards (or the running ones), as rt is from its reward.
-    func shapedLike(_ values: [Float], rewards: [Float], steps T: Int) -> [Float] {
-        guard options.shaping else { return values }
-        let B = rewards.count
-        var out = values
-        for group in groupStatistics(rewards, groupSize: config.groupSize) {
-            let mean = options.statsEMA > 0 ? runningMean : group.mean, std = options.statsEMA > 0 ? runningStd : group.std
-            for k in 0..<T { for b in group.range { out[k * B + b] = tanhf((values[k * B + b] - mean) / (std + 1e-6) / options.kappa) } }
+            out += try batch.score(ImageBatch(pixels: x0, size: image.size, channels: image.channels), batch.prompts)
         }
         return out
     }
