@@ -5,20 +5,30 @@
 # gold against sqrt(KL to the base model) with Gao et al.'s forms fitted.
 #
 #   bash scripts/goodhart.sh [--stage rm|bon|rl|chart|all] [--sizes "rm-tiny rm-small rm-large"]
-#                            [--rl-size rm-large] [--algo grpo] [--seed 1] [--steps 100] [--out outputs/goodhart]
+#        [--pairs N] [--rm-seed S]            reward models of N labelled pairs / training seed S
+#        [--rl-rm NAME[+NAME...]] [--rm-combine mean|min|mean-std:L]  the RL run's reward model(s)
+#        [--algo grpo] [--seed 1] [--beta 0] [--steps 100] [--threads T] [--out outputs/goodhart]
 #
-# Every stage skips what is already there (a reward model, a best-of-n folder, a finished run),
-# so running it again continues; a stopped RL run is resumed. Timings and results: docs/GOODHART.md.
+# A reward model is named after its size and knobs: rm-large, rm-large-p6000 (--pairs 6000),
+# rm-large-seed1 (--rm-seed 1); --rl-rm takes such names (rm-large by default), joined by + for an
+# ensemble. Every stage skips what is already there (a reward model, a best-of-n folder, a finished
+# run), so running it again continues; a stopped RL run is resumed. The whole study, two jobs at a
+# time: scripts/goodhart-study.sh. Timings and results: docs/GOODHART.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stage=all sizes="rm-tiny rm-small rm-large" rlsize=rm-large algo=grpo seed=1 steps=100 out=outputs/goodhart threads=""
+stage=all sizes="rm-tiny rm-small rm-large" pairs="" rmseed=0 rlrm=rm-large combine=mean algo=grpo seed=1 beta=0
+steps=100 out=outputs/goodhart threads=""
 while (($#)); do
   case $1 in
     --stage) stage=$2; shift 2 ;;
     --sizes) sizes=$2; shift 2 ;;
-    --rl-size) rlsize=$2; shift 2 ;;
+    --pairs) pairs=$2; shift 2 ;;
+    --rm-seed) rmseed=$2; shift 2 ;;
+    --rl-rm|--rl-size) rlrm=$2; shift 2 ;;
+    --rm-combine) combine=$2; shift 2 ;;
     --algo) algo=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --beta) beta=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
@@ -32,35 +42,46 @@ ft=.build/release/flowtune
 mkdir -p "$out/rm"
 thr=(); [[ -n $threads ]] && thr=(--threads "$threads")
 run() { [[ $stage == all || $stage == "$1" ]]; }
+# the name of a size's reward model under this invocation's knobs
+name() { local n=$1; [[ -n $pairs ]] && n+=-p$pairs; [[ $rmseed != 0 ]] && n+=-seed$rmseed; echo "$n"; }
 
-# 1. reward models: one labelling of the data (written once, shared by every size)
+# 1. reward models: one labelling of the data (written once, shared by every size and knob)
 if run rm; then
   for size in $sizes; do
-    [[ -f $out/rm/$size.safetensors ]] && continue
+    rm=$(name "$size")
+    [[ -f $out/rm/$rm.safetensors ]] && continue
+    knobs=(--seed "$rmseed"); [[ -n $pairs ]] && knobs+=(--pairs "$pairs")
     $ft train-reward --prompts prompts/train.txt --base "$base" --size "$size" --data "$out/rm/data.safetensors" \
-      --out "$out/rm/$size.safetensors" "${thr[@]}"
+      "${knobs[@]}" --out "$out/rm/$rm.safetensors" "${thr[@]}"
   done
 fi
 
-# 2. best-of-n from the base model against each reward model, gold = the checker
+# the folder label and the rm: paths of a reward model name, or of an ensemble A+B+C (combined by --rm-combine)
+label() { local l=${1//+/-}; [[ $1 == *+* ]] && l+=-$combine; echo "$l"; }
+paths() { local p="" m; IFS=+ read -ra ms <<<"$1"; for m in "${ms[@]}"; do p+=${p:++}$out/rm/$m.safetensors; done; echo "$p"; }
+
+# 2. best-of-n from the base model against each reward model (or ensemble), gold = the checker
 if run bon; then
   for size in $sizes; do
-    [[ -f $out/bon-$size/bon.jsonl ]] && continue
-    $ft best-of-n --reward "rm:$out/rm/$size.safetensors,shape-eval=0" --model "$base" --prompts prompts/eval.txt \
-      --max-n 32 --out "$out/bon-$size" "${thr[@]}"
+    rm=$size; [[ $size != *+* ]] && rm=$(name "$size")
+    dir=$out/bon-$(label "$rm")
+    [[ -f $dir/bon.jsonl ]] && continue
+    $ft best-of-n --reward "rm:$(paths "$rm"),shape-eval=0" --rm-combine "$combine" --model "$base" \
+      --prompts prompts/eval.txt --max-n 32 --out "$dir" "${thr[@]}"
   done
 fi
 
-# 3. RL against one reward model, every held-out prompt x 4 seeds evaluated every 10 iterations
+# 3. RL against one reward model (or an ensemble), every held-out prompt x 4 seeds evaluated every 10 iterations
 if run rl; then
-  dir=$out/rl-$algo-$rlsize-$seed
+  l=$(label "$rlrm"); [[ $beta != 0 ]] && l+=-beta$beta
+  dir=$out/rl-$algo-$l-$seed
   count=$(grep -cvE '^[[:space:]]*(#|$)' prompts/eval.txt)
   if [[ -f $dir/checkpoints/state.safetensors ]]; then
     # a stopped run continues (with its own options; only the budget may change)
     $ft finetune --resume "$dir" --steps "$steps" "${thr[@]}"
   else
     $ft finetune --model "$base" --prompts prompts/train.txt --eval-prompts prompts/eval.txt --algo "$algo" \
-      --reward "rm:$out/rm/$rlsize.safetensors,shape-eval=0" --seed "$seed" --steps "$steps" \
+      --reward "rm:$(paths "$rlrm"),shape-eval=0" --rm-combine "$combine" --beta "$beta" --seed "$seed" --steps "$steps" \
       --prompts-per-iteration 8 --group-size 16 --lr 3e-4 --eval-every 10 --eval-prompt-count "$count" --eval-per-prompt 4 \
       --checkpoint-every 10 "${thr[@]}" --out "$dir"
   fi
@@ -69,7 +90,8 @@ fi
 # 4. the chart: every RL run of the study folder and every best-of-n folder
 if run chart; then
   args=()
-  for d in "$out"/rl-*/; do [[ -f $d/metrics.jsonl ]] && args+=("$(basename "$d")=$d"); done
-  for size in $sizes; do [[ -f $out/bon-$size/bon.jsonl ]] && args+=(--bon "best-of-n $size=$out/bon-$size"); done
+  # the seeds of one configuration (rl-ALGO-RM-SEED) share a label and are fitted together
+  for d in "$out"/rl-*/; do [[ -f $d/metrics.jsonl ]] && { b=$(basename "$d"); args+=("${b%-*}=$d"); }; done
+  for d in "$out"/bon-*/; do [[ -f $d/bon.jsonl ]] && args+=(--bon "best-of-n ${d#"$out"/bon-}=$d"); done
   $ft goodhart "${args[@]}" --gold shape-eval --out "$out/goodhart.png"
 fi

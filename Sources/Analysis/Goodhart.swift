@@ -116,11 +116,16 @@ public enum GoodhartForm: String, CaseIterable, Sendable {
 /// model), every RL run's evaluations (their kl_base) and best-of-n's rows, Gao et al.'s form of
 /// each group fitted to the gold's change from each run's start (bootstrap over the group's runs).
 public struct GoodhartChart {
-    public struct Point { public var d, gold, proxy: Double }
+    public struct Point {
+        public var d, gold, proxy: Double
+        public var goldSE: Double? = nil     // the evaluation's standard error of the gold, where known
+        public init(d: Double, gold: Double, proxy: Double, goldSE: Double? = nil) { self.d = d; self.gold = gold; self.proxy = proxy; self.goldSE = goldSE }
+    }
     public struct Group {
         public var label: String
         public var form: GoodhartForm
         public var runs: [[Point]] = []
+        public init(label: String, form: GoodhartForm, runs: [[Point]] = []) { self.label = label; self.form = form; self.runs = runs }
         public var name: String { "\(label) (\(form == .rl ? "RL" : "best-of-n"), \(runs.count) run\(runs.count == 1 ? "" : "s"))" }
     }
     public struct Fit {
@@ -157,7 +162,8 @@ public struct GoodhartChart {
     public static func points(of m: RunMetrics, gold: String) -> [Point] {
         m.evals.compactMap { e in
             guard let kl = e.eval.klBase, let g = e.eval.scores[gold] ?? (gold == "shape-eval" ? e.eval.shapeEval : nil) else { return nil }
-            return Point(d: max(kl, 0).squareRoot(), gold: g, proxy: e.eval.proxy)
+            let se = e.eval.se[gold == "shape-eval" && e.eval.scores[gold] == nil ? GoldMetric.shapeEval.id : "scores/" + gold]
+            return Point(d: max(kl, 0).squareRoot(), gold: g, proxy: e.eval.proxy, goldSE: se)
         }
     }
 
@@ -191,7 +197,7 @@ public struct GoodhartChart {
                   let p = o["proxy"] as? Double, let g = (o["gold"] as? [String: Any])?[gold] as? Double else {
                 throw AnalysisError("\(path.path) line \(n + 1): not a best-of-n row with the gold \(gold)")
             }
-            points.append(Point(d: d, gold: g, proxy: p))
+            points.append(Point(d: d, gold: g, proxy: p, goldSE: (o["gold_se"] as? [String: Any])?[gold] as? Double))
         }
         guard points.count >= 2 else { throw AnalysisError("\(path.path): fewer than two rows") }
         add(label, .bestOfN, points)
@@ -241,5 +247,87 @@ public struct GoodhartChart {
         var img = RGBImage(width: a.width + b.width, height: max(a.height, b.height), fill: (255, 255, 255))
         img.blit(a, x: 0, y: 0); img.blit(b, x: a.width, y: 0)
         return (img, fitted.compactMap { $0 })
+    }
+}
+
+/// The study's numbers of one group of the chart: how far its gold rose above the start, where
+/// it peaked, how far it fell from the peak by the end, and its gold at equal distance (d) and at
+/// equal proxy, so that groups can be compared at the same KL or the same proxy score. With
+/// several runs each number is the mean over runs with a 95% bootstrap interval over runs; with
+/// one, the value with +-1.96 of the evaluations' standard errors (those of the two evaluations
+/// a difference is taken between, as if independent). A run's peak is its best evaluation, which
+/// the noise of the evaluations biases upward.
+public struct GoodhartSummary {
+    public struct Estimate {
+        public var mean, low, high: Double
+        public var text: String { low.isNaN ? String(format: "%+.3f", mean) : String(format: "%+.3f [%+.3f, %+.3f]", mean, low, high) }
+    }
+    public var label: String, form: GoodhartForm, runs: Int
+    public var goldStart: Double
+    public var peakGain: Estimate, peakD: Double
+    public var endGain: Estimate, fall: Estimate, endD: Double, endProxy: Double
+    /// The gold's gain over the start where the run first reaches each d, or each proxy score
+    /// (linear between evaluations); nil where a run of the group does not reach it.
+    public var atD: [(d: Double, gain: Estimate?)], atProxy: [(proxy: Double, gain: Estimate?)]
+
+    /// The mean and interval of per-run values (value, its standard error if known).
+    static func estimate(_ perRun: [(value: Double, se: Double?)]) -> Estimate {
+        if perRun.count > 1, let b = bootstrapMeanInterval(perRun.map(\.value)) { return Estimate(mean: b.mean, low: b.low, high: b.high) }
+        let v = perRun[0].value
+        guard let se = perRun[0].se else { return Estimate(mean: v, low: .nan, high: .nan) }
+        return Estimate(mean: v, low: v - 1.96 * se, high: v + 1.96 * se)
+    }
+
+    /// The standard error of the difference of two evaluations (nil when one is unknown; 0 for one with itself).
+    static func seOfDifference(_ a: GoodhartChart.Point, _ b: GoodhartChart.Point, same: Bool) -> Double? {
+        if same { return 0 }
+        guard let x = a.goldSE, let y = b.goldSE else { return nil }
+        return (x * x + y * y).squareRoot()
+    }
+
+    public init(group g: GoodhartChart.Group, atD ds: [Double] = [], atProxy ps: [Double] = []) {
+        label = g.label; form = g.form; runs = g.runs.count
+        goldStart = g.runs.map { $0[0].gold }.reduce(0, +) / Double(g.runs.count)
+        var peak: [(value: Double, se: Double?)] = [], end: [(value: Double, se: Double?)] = [], falls: [(value: Double, se: Double?)] = []
+        var peakDs: [Double] = []
+        for run in g.runs {
+            let k = run.indices.max { run[$0].gold < run[$1].gold }!
+            let first = run[0], best = run[k], last = run[run.count - 1]
+            peak.append((best.gold - first.gold, Self.seOfDifference(best, first, same: k == 0)))
+            end.append((last.gold - first.gold, Self.seOfDifference(last, first, same: run.count == 1)))
+            falls.append((last.gold - best.gold, Self.seOfDifference(last, best, same: k == run.count - 1)))
+            peakDs.append(best.d)
+        }
+        let mean: ([Double]) -> Double = { $0.reduce(0, +) / Double($0.count) }
+        peakGain = Self.estimate(peak); endGain = Self.estimate(end); fall = Self.estimate(falls); peakD = mean(peakDs)
+        endD = mean(g.runs.map { $0[$0.count - 1].d }); endProxy = mean(g.runs.map { $0[$0.count - 1].proxy })
+        /// the gain (and its standard error) where `axis` first reaches `level` in every run, else nil
+        func gain(at level: Double, _ axis: (GoodhartChart.Point) -> Double) -> Estimate? {
+            var perRun: [(value: Double, se: Double?)] = []
+            for run in g.runs {
+                guard let gold = goldAtProxyGain(run.map { (axis($0), $0.gold) }, gain: level) else { return nil }
+                let se0 = run[0].goldSE
+                let se = run.allSatisfy { $0.goldSE != nil } ? goldAtProxyGain(run.map { (axis($0), $0.goldSE!) }, gain: level) : nil
+                perRun.append((gold - run[0].gold, se.flatMap { s in se0.map { (s * s + $0 * $0).squareRoot() } }))
+            }
+            return Self.estimate(perRun)
+        }
+        atD = ds.map { ($0, gain(at: $0, \.d)) }
+        atProxy = ps.map { ($0, gain(at: $0, \.proxy)) }
+    }
+
+    /// A Markdown table of summaries (one row each).
+    public static func markdown(_ rows: [GoodhartSummary], gold: String) -> String {
+        guard let first = rows.first else { return "" }
+        var head = ["group", "runs", "\(gold) at d = 0", "peak gain", "d at peak", "gain at the end", "end minus peak", "d at the end", "proxy at the end"]
+        head += first.atD.map { String(format: "gain at d = %g", $0.d) } + first.atProxy.map { String(format: "gain at proxy %g", $0.proxy) }
+        var out = "| " + head.joined(separator: " | ") + " |\n|" + String(repeating: "---|", count: head.count) + "\n"
+        for r in rows {
+            var cells = ["\(r.label) (\(r.form == .rl ? "RL" : "best-of-n"))", "\(r.runs)", String(format: "%.3f", r.goldStart), r.peakGain.text,
+                         String(format: "%.2f", r.peakD), r.endGain.text, r.fall.text, String(format: "%.2f", r.endD), String(format: "%.3f", r.endProxy)]
+            cells += r.atD.map { $0.gain?.text ?? "not reached" } + r.atProxy.map { $0.gain?.text ?? "not reached" }
+            out += "| " + cells.joined(separator: " | ") + " |\n"
+        }
+        return out
     }
 }

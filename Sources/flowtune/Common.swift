@@ -122,3 +122,14 @@ func outputURL(_ path: String, option: String = "--out") throws -> URL {
     guard !path.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIError("\(option) is empty: give a path") }
     return URL(fileURLWithPath: path)
 }
+
+/// The numbers of a comma-separated option value (none when the option is absent); anything
+/// else is a one-line error naming the option.
+func parseNumbers(_ text: String?, option: String) throws -> [Double] {
+    guard let text else { return [] }
+    let values = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0!.isFinite }) else {
+        throw CLIError("\(option) needs comma-separated numbers, got '\(text)'")
+    }
+    return values.map { $0! }
+}

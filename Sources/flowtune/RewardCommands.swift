@@ -266,10 +266,13 @@ struct GoodhartCommand: ParsableCommand {
     @Argument(help: "Run folders (metrics.jsonl with kl_base), each optionally LABEL=FOLDER: runs of one label are fitted together.") var runs: [String] = []
     @Option(help: "A best-of-n folder (bon.jsonl), optionally LABEL=FOLDER; may repeat.") var bon: [String] = []
     @Option(help: "The gold scorer's name (a weight-0 scorer of the runs, or shape-eval).") var gold = "shape-eval"
-    @Option(help: "Output PNG (the fits go beside it as NAME.json).") var out: String
+    @Option(help: "Output PNG (the fits go beside it as NAME.json, the table of each group's gain, peak and fall as NAME.md).") var out: String
+    @Option(name: .customLong("at-d"), help: "Comma-separated distances d at which the table gives each group's gold gain (equal KL).") var atD: String?
+    @Option(help: "Comma-separated proxy scores at which the table gives each group's gold gain (equal proxy).") var atProxy: String?
 
     func run() throws {
         guard !runs.isEmpty || !bon.isEmpty else { throw CLIError("give run folders and/or --bon folders") }
+        let levels = (try parseNumbers(atD, option: "--at-d"), try parseNumbers(atProxy, option: "--at-proxy"))
         let url = try outputURL(out)
         var chart = GoodhartChart(gold: gold)
         func split(_ arg: String, _ fallback: String) -> (String, String) {
@@ -287,7 +290,10 @@ struct GoodhartCommand: ParsableCommand {
         let (image, fits) = chart.render()
         try writeAtomically(try image.pngData(), to: url)
         try writeAtomically(GoodhartChart.json(fits), to: url.deletingPathExtension().appendingPathExtension("json"))
+        let table = GoodhartSummary.markdown(chart.groups.map { GoodhartSummary(group: $0, atD: levels.0, atProxy: levels.1) }, gold: gold)
+        try writeAtomically(table, to: url.deletingPathExtension().appendingPathExtension("md"))
+        print(table, terminator: "")
         for f in fits { log(f.summary) }
-        log("wrote \(url.path) and its fits")
+        log("wrote \(url.path), its fits (.json) and its table (.md)")
     }
 }

@@ -190,13 +190,7 @@ struct SweepCommand: ParsableCommand {
         throw CLIError("sweep: \(runDir.path) holds a run made with other settings: \(list.isEmpty ? "its configuration differs" : list); give another --out, or move that run away (nothing is overwritten)")
     }
 
-    func gains() throws -> [Double] {
-        let g = proxyGains.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard !g.isEmpty, g.allSatisfy({ $0 != nil && $0!.isFinite }) else {
-            throw CLIError("--proxy-gains needs comma-separated numbers, got '\(proxyGains)'")
-        }
-        return g.map { $0! }
-    }
+    func gains() throws -> [Double] { try parseNumbers(proxyGains, option: "--proxy-gains") }
 
     /// sweep.jsonl, sweep.md and frontier.png from every run folder that has metrics.
     func writeTables(points: [SweepPoint], dir: URL) throws {

@@ -36,4 +36,26 @@ import Analysis
         }
         #expect(GoodhartForm.rl.fit([(1, 0.1)]) == nil)
     }
+
+    @Test func summaryFindsPeakFallAndGainAtEqualDistanceAndProxy() throws {
+        typealias P = GoodhartChart.Point
+        let run = [P(d: 0, gold: 0.70, proxy: 0, goldSE: 0.01), P(d: 10, gold: 0.80, proxy: 0.5, goldSE: 0.01),
+                   P(d: 20, gold: 0.75, proxy: 1, goldSE: 0.01)]
+        var one = GoodhartChart.Group(label: "a", form: .rl); one.runs = [run]
+        let s = GoodhartSummary(group: one, atD: [5, 15, 30], atProxy: [0.25])
+        let se2 = 1.96 * (2 * 0.01 * 0.01).squareRoot()
+        #expect(abs(s.peakGain.mean - 0.10) < 1e-12 && abs(s.peakGain.high - (0.10 + se2)) < 1e-12 && s.peakD == 10)
+        #expect(abs(s.fall.mean + 0.05) < 1e-12 && abs(s.endGain.mean - 0.05) < 1e-12 && s.endD == 20 && s.endProxy == 1)
+        #expect(abs(s.atD[0].gain!.mean - 0.05) < 1e-12 && abs(s.atD[1].gain!.mean - 0.075) < 1e-12)
+        #expect(s.atD[2].gain == nil)                                   // the run never reaches d = 30
+        #expect(abs(s.atProxy[0].gain!.mean - 0.05) < 1e-12)
+        // two runs: the mean over runs, the interval from a bootstrap over them
+        var two = one
+        two.runs.append(run.map { P(d: $0.d, gold: $0.d == 10 ? 0.90 : $0.gold, proxy: $0.proxy, goldSE: 0.01) })
+        let t = GoodhartSummary(group: two)
+        #expect(abs(t.peakGain.mean - 0.15) < 1e-12 && t.peakGain.low >= 0.10 - 1e-12 && t.peakGain.high <= 0.20 + 1e-12)
+        #expect(t.peakGain.low < t.peakGain.high)
+        let table = GoodhartSummary.markdown([s, t], gold: "shape-eval")
+        #expect(table.contains("| a (RL) | 1 | 0.700 | +0.100 [") && table.contains("not reached"))
+    }
 }

@@ -347,6 +347,7 @@ final class BadInputFixtures: @unchecked Sendable {
                  names: "--max-n must be at least 2"),
         BadInput(name: "goodhart of a folder without a run", args: ["goodhart", "$F/folder", "--out", "g.png"], names: "folder/metrics.jsonl"),
         BadInput(name: "goodhart of nothing", args: ["goodhart", "--out", "g.png"], names: "give run folders and/or --bon folders"),
+        BadInput(name: "goodhart at a distance that is not a number", args: ["goodhart", "$F/folder", "--at-d", "5,far", "--out", "g.png"], names: "--at-d needs comma-separated numbers"),
         BadInput(name: "sample images into a file", args: ["sample", "--model", "$F/tiny.safetensors", "--prompts", "$F/eval.txt", "--per-prompt", "1", "--steps", "2",
                                                           "--out-dir", "$F/a-file"], names: "a-file is a file, not a folder"),
     ]
