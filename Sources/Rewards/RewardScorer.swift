@@ -50,17 +50,19 @@ public final class SaturationScorer: RewardScorer {
 /// The rule-based checker's GenEval-style score in [0, 1] (`shape-eval`: the fraction of
 /// requirements met), or (`shape-soft`) the mean of its requirements' margin scores: the same
 /// checks, scored by how far each image is from each threshold, so that a group's samples
-/// spread on it where they all pass or all fail.
+/// spread on it where they all pass or all fail; or (`shape-eval-strict`) the fraction met of the
+/// strict checker's requirements, which add that nothing but the asked objects is drawn.
 public final class ShapeEvalScorer: RewardScorer {
+    public enum Variant: String, Sendable { case eval = "shape-eval", soft = "shape-soft", strict = "shape-eval-strict" }
     public let name: String
-    let soft: Bool
+    let variant: Variant
     public let readsShapesPrompts = true
-    public init(soft: Bool = false) { self.soft = soft; name = soft ? "shape-soft" : "shape-eval" }
+    public init(_ variant: Variant = .eval) { self.variant = variant; name = variant.rawValue }
     public func score(_ images: ImageBatch, prompts: [Prompt]) throws -> [Float] {
-        let checker = Checker(size: images.size)
+        let checker = Checker(size: images.size, strict: variant == .strict)
         return try zip(images.images, prompts).map { img, prompt in
             let r = checker.check(img, spec: try prompt.shapesSpec(for: name))
-            return soft ? r.softScore : r.score
+            return variant == .soft ? r.softScore : r.score
         }
     }
 }

@@ -8,7 +8,8 @@ public enum ScorerRegistry {
         ("brightness", { BrightnessScorer() }),
         ("saturation", { SaturationScorer() }),
         ("shape-eval", { ShapeEvalScorer() }),
-        ("shape-soft", { ShapeEvalScorer(soft: true) }),
+        ("shape-soft", { ShapeEvalScorer(.soft) }),
+        ("shape-eval-strict", { ShapeEvalScorer(.strict) }),
         ("jpeg-compressibility", { JPEGScorer(compressible: true) }),
         ("jpeg-incompressibility", { JPEGScorer(compressible: false) }),
     ]

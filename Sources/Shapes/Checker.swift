@@ -15,8 +15,13 @@ public struct Requirement: Sendable, Codable, Equatable {
     public var name: String
     public var passed: Bool
 
-    /// The kind of requirement: object, size, placement, count, relation or background.
+    /// The name of the strict checker's requirement that nothing but the asked objects is drawn.
+    public static let nothingElse = "no other objects"
+
+    /// The kind of requirement: object, size, placement, count, relation, background, or (the
+    /// strict checker's) extra.
     public var kind: String {
+        if name == Self.nothingElse { return "extra" }
         if name.hasSuffix("present") { return "object" }
         if name.hasPrefix("size") { return "size" }
         if name.hasPrefix("at the") { return "placement" }
@@ -53,8 +58,12 @@ public struct Checker: Sendable {
     public var foregroundThreshold: Float = 40    // RGB distance, 0...255 units
     public var minArea: Int                        // smaller regions are noise
     public var marginScale: Float = 1.5            // pixels (at 32 px) of the margin scores' logistic
-    public init(size: Int = 32) {
-        self.size = size
+    /// Also require that nothing but the asked objects is drawn (the requirement "no other
+    /// objects"; margin 1 / (1 + the number of extra objects)). The lenient checker takes the
+    /// best match of each asked object and ignores the rest, so extra copies cost nothing there.
+    public var strict: Bool
+    public init(size: Int = 32, strict: Bool = false) {
+        self.size = size; self.strict = strict
         minArea = max(3, Int((6 * Float(size * size) / 1024).rounded()))
     }
 
@@ -108,6 +117,7 @@ public struct Checker: Sendable {
             let o = spec.objects[0]
             let n = objects.filter { $0.color == o.color && $0.shape == o.shape }.count
             present(o, found: n >= 1)                                  // (nothing taken: the pool is every object)
+            pool.removeAll { $0.color == o.color && $0.shape == o.shape }   // the counted ones are asked for
             add("exactly \(spec.count)", passed: n == spec.count, margin: max(0, 1 - Float(abs(n - spec.count)) / Float(spec.count)))
         case .position:
             let a = take(spec.objects[0]), b = take(spec.objects[1])
@@ -127,6 +137,7 @@ public struct Checker: Sendable {
             add(spec.relation!.rawValue, passed: past.map { $0 > 0 } ?? false, margin: past.map(logistic))
         }
         add("\(spec.background.rawValue) background", passed: bgColor == spec.background, margin: bgColor == spec.background ? 1 : 0)
+        if strict { add(Requirement.nothingElse, passed: pool.isEmpty, margin: 1 / Float(1 + pool.count)) }
         let score = Float(reqs.filter(\.passed).count) / Float(reqs.count)
         return CheckResult(score: score, requirements: reqs, margins: margins, objects: objects, background: bgColor)
     }

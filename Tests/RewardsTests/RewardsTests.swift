@@ -36,6 +36,15 @@ func prompts(_ n: Int, _ text: String = "a red circle on a blue background") -> 
         let spec = try PromptSpec(parsing: "a red circle on a blue background")
         let img = Renderer(size: 32).render(spec, rng: &rng)
         #expect(try ShapeEvalScorer().score(batch([img, white]), prompts: prompts(2, spec.text)) == [1, 0])
+        // strict: a red circle and a blue square, asked for the red circle alone, loses the one
+        // requirement of five that nothing else is there (when the checker separates the two)
+        let one = try PromptSpec(parsing: "a red circle on a white background")
+        let two = Renderer(size: 32).render(try PromptSpec(parsing: "a red circle and a green square on a white background"), rng: &rng)
+        let alone = Renderer(size: 32).render(one, rng: &rng)
+        let lenient = try ShapeEvalScorer().score(batch([two, alone]), prompts: prompts(2, one.text))
+        let strict = try ShapeEvalScorer(.strict).score(batch([two, alone]), prompts: prompts(2, one.text))
+        #expect(lenient == [1, 1] && strict[1] == 1)
+        #expect(strict[0] == 2.0 / 3 || Checker(size: 32).check(two, spec: one).objects.count != 2)
     }
 
     /// The spec is parsed once into a value; every built-in name of the registry parses and makes

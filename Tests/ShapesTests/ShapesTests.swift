@@ -158,6 +158,41 @@ import Shapes
         #expect(r4.requirements.first { $0.name == "on the right of" }?.passed == false)
     }
 
+    /// The strict checker adds one requirement, that nothing but the asked objects is there: the
+    /// renderer's images of their own prompts meet it; an image with an object more than the
+    /// prompt asks for fails it (and only it), where the lenient checker gives full marks.
+    @Test func strictCheckerFailsExtraObjectsOnly() throws {
+        let renderer = Renderer(size: 32), lenient = Checker(size: 32), strict = Checker(size: 32, strict: true)
+        let gen = PromptGenerator()
+        var rng = RNG(seed: 12)
+        var met = 0, n = 0
+        for task in Task.allCases {
+            for _ in 0..<60 {
+                let spec = gen.draw(task: task, rng: &rng)
+                let r = strict.check(renderer.render(spec, rng: &rng), spec: spec)
+                #expect(r.requirements.last?.name == Requirement.nothingElse && r.requirements.last?.kind == "extra")
+                met += r.requirements.last!.passed ? 1 : 0; n += 1
+            }
+        }
+        #expect(Double(met) / Double(n) >= 0.97, "\(met) of \(n) renderings have nothing extra")
+        var found = false
+        for _ in 0..<20 where !found {   // a draw whose two objects the checker separates
+            let two = renderer.render(try PromptSpec(parsing: "a red circle and a blue square on a white background"), rng: &rng)
+            for asked in ["a red circle on a white background", "three blue squares on a white background"] {
+                let spec = try PromptSpec(parsing: asked)
+                let l = lenient.check(two, spec: spec), s = strict.check(two, spec: spec)
+                guard l.objects.count == 2 else { continue }
+                found = true
+                #expect(s.requirements.count == l.requirements.count + 1)
+                #expect(s.requirements.last?.name == Requirement.nothingElse && s.requirements.last?.passed == false)
+                #expect(Array(s.requirements.dropLast()) == l.requirements)          // the rest are the lenient checker's
+                #expect(abs(s.margins.last! - 0.5) < 1e-6)                          // one extra object
+                if asked.hasPrefix("a red") { #expect(l.score == 1 && s.score < 1) }
+            }
+        }
+        #expect(found)
+    }
+
     /// The margin scores agree with pass or fail on every requirement (a met one scores above
     /// 0.5, exactly 1 where it is not a distance; an unmet one below, or a partial credit), on
     /// the renderer's images checked against their own prompts and against other prompts.
