@@ -114,6 +114,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "A second shapes-world model to compare with, drawn with the same prompts, seeds and sampler.") var against: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
+    @Flag(help: "Score with the strict checker (the shape-eval-strict scorer): one more requirement, that nothing but the asked objects is drawn (its pass rate is the 'extra' row of --details).")
+    var strict = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws { try threads.compute().run { try execute() } }
@@ -139,7 +141,7 @@ struct Evaluate: ParsableCommand {
         func check(_ model: DiT, _ path: String, _ noise: String?) throws -> Checked {
             let images = try options.generate(model, f)
             let feats = images.flatMap { $0 }.map { ImageFeatures.extract($0, size: model.config.imageSize) }
-            let tally = CheckerTally(checker: Checker(size: model.config.imageSize), specs: f.specs, images: images)
+            let tally = CheckerTally(checker: Checker(size: model.config.imageSize, strict: strict), specs: f.specs, images: images)
             return Checked(model: path, noise: noise, tally: tally, fd: feats.count > 1 ? frechetDistance(feats, reference) : 0)
         }
         let main = try check(m, options.model, metadata[Checkpoint.captionNoiseKey])
@@ -166,6 +168,7 @@ struct Evaluate: ParsableCommand {
         for c in [main] + (base.map { [$0] } ?? []) where c.noise != nil {
             lines.append("\(c.model): pretrained with caption noise \(c.noise!)")
         }
+        if strict { lines.append("checker: strict (shape-eval-strict: nothing but the asked objects may be drawn)") }
         guard let base else {
             lines.append(main.tally.scores.table)
             lines.append(String(format: "Frechet distance to renderings of the prompts  %.3f   (floor: two renderings against each other, %.3f)", main.fd, floor))
@@ -193,7 +196,7 @@ struct Evaluate: ParsableCommand {
             return (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? [])
                 + [("overall", .double(s.overall)), ("by_task", .object(byTask)), ("images", .int(s.images)), ("fd", .double(c.fd))]
         }
-        var fields = scores(main) + [("fd_floor", .double(floor))]
+        var fields = scores(main) + [("fd_floor", .double(floor)), ("checker", .string(strict ? "shape-eval-strict" : "shape-eval"))]
         if let base {
             func interval(_ task: Task?) -> JSONValue {
                 guard let d = main.tally.change(from: base.tally, task: task) else { return .null }
@@ -219,6 +222,7 @@ struct Evaluate: ParsableCommand {
     /// the folder's held-out images, beside the floor: as many of its training images against them.
     func evaluateOnFolder(_ m: DiT, _ f: PromptFile, _ folder: FolderData) throws {
         if details { throw CLIError("--details lists the checker's requirements; a model trained on a folder has no checker") }
+        if strict { throw CLIError("--strict scores with the checker; a model trained on a folder has no checker") }
         let t0 = now()
         let images = try options.generate(m, f).flatMap { $0 }
         let S = m.config.imageSize

@@ -66,4 +66,19 @@ import TestSupport
         #expect(status != 0 && out.isEmpty)
         #expect(err.contains("missing.safetensors") && err.split(separator: "\n").count == 1, "\(err)")
     }
+
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func strictAddsTheNothingElseRequirement() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let common = ["--model", setup.model.path, "--prompts", setup.prompts.path, "--details"]
+        let (s1, o1, e1) = try evaluate(common)
+        let (s2, o2, e2) = try evaluate(common + ["--strict"])
+        #expect(s1 == 0 && s2 == 0, "\(e1)\(e2)")
+        #expect(try object(o1)["checker"] as? String == "shape-eval" && (try object(o2)["checker"] as? String) == "shape-eval-strict")
+        #expect(!e1.contains("/ extra") && e2.contains("/ extra"), "\(e2)")
+        // the requirements both checkers have are checked alike: their rows are the same
+        let rows = { (text: String) in Set(text.split(separator: "\n").filter { $0.contains(" / ") && !$0.contains("/ extra") }) }
+        #expect(rows(e1) == rows(e2) && !rows(e1).isEmpty)
+    }
 }
