@@ -12,6 +12,9 @@ public struct BestOfN {
         public var kl: Double
         public var proxy: Double, proxySE: Double
         public var gold: [String: Double], goldSE: [String: Double]
+        /// The standard error of the gold's gain over n = 1 (the mean of all candidates), paired
+        /// over prompts: the same candidates enter every n, so it is smaller than goldSE's.
+        public var goldGainSE: [String: Double] = [:]
         public var d: Double { kl.squareRoot() }
     }
 
@@ -38,22 +41,29 @@ public struct BestOfN {
     /// candidate c. Standard errors are over prompts (each prompt's mean over its groups).
     public static func rows(proxy: [[Float]], gold: [String: [[Float]]], maxN: Int) -> [Row] {
         sizes(maxN: maxN).map { n in
-            var proxyPerPrompt: [Double] = [], goldPerPrompt: [String: [Double]] = [:]
+            var proxyPerPrompt: [Double] = [], goldPerPrompt: [String: [Double]] = [:], gainPerPrompt: [String: [Double]] = [:]
             for p in proxy.indices {
                 let picks = selections(proxy: proxy[p], n: n)
                 proxyPerPrompt.append(picks.reduce(0.0) { $0 + Double(proxy[p][$1]) } / Double(picks.count))
-                for (name, g) in gold { goldPerPrompt[name, default: []].append(picks.reduce(0.0) { $0 + Double(g[p][$1]) } / Double(picks.count)) }
+                for (name, g) in gold {
+                    let picked = picks.reduce(0.0) { $0 + Double(g[p][$1]) } / Double(picks.count)
+                    let all = g[p].reduce(0.0) { $0 + Double($1) } / Double(max(1, g[p].count))
+                    goldPerPrompt[name, default: []].append(picked)
+                    gainPerPrompt[name, default: []].append(picked - all)
+                }
             }
             let mean: ([Double]) -> Double = { $0.reduce(0, +) / Double(max(1, $0.count)) }
-            return Row(n: n, kl: kl(n: n), proxy: mean(proxyPerPrompt), proxySE: standardError(proxyPerPrompt),
-                       gold: goldPerPrompt.mapValues(mean), goldSE: goldPerPrompt.mapValues(standardError))
+            var row = Row(n: n, kl: kl(n: n), proxy: mean(proxyPerPrompt), proxySE: standardError(proxyPerPrompt),
+                          gold: goldPerPrompt.mapValues(mean), goldSE: goldPerPrompt.mapValues(standardError))
+            row.goldGainSE = gainPerPrompt.mapValues(standardError)
+            return row
         }
     }
 
     public static func jsonLine(_ r: Row) -> String {
         func obj(_ d: [String: Double]) -> JSONValue { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }) }
         return jsonObject(["n": .int(r.n), "kl": .double(r.kl), "d": .double(r.d), "proxy": .double(r.proxy), "proxy_se": .double(r.proxySE),
-                           "gold": obj(r.gold), "gold_se": obj(r.goldSE)])
+                           "gold": obj(r.gold), "gold_se": obj(r.goldSE), "gold_gain_se": obj(r.goldGainSE)])
     }
 }
 
@@ -119,7 +129,12 @@ public struct GoodhartChart {
     public struct Point {
         public var d, gold, proxy: Double
         public var goldSE: Double? = nil     // the evaluation's standard error of the gold, where known
-        public init(d: Double, gold: Double, proxy: Double, goldSE: Double? = nil) { self.d = d; self.gold = gold; self.proxy = proxy; self.goldSE = goldSE }
+        /// The standard error of the gold's gain over the run's first point, where it is known
+        /// paired (best-of-n: the same candidates at every n); else the two goldSEs combine.
+        public var gainSE: Double? = nil
+        public init(d: Double, gold: Double, proxy: Double, goldSE: Double? = nil, gainSE: Double? = nil) {
+            self.d = d; self.gold = gold; self.proxy = proxy; self.goldSE = goldSE; self.gainSE = gainSE
+        }
     }
     public struct Group {
         public var label: String
@@ -197,7 +212,8 @@ public struct GoodhartChart {
                   let p = o["proxy"] as? Double, let g = (o["gold"] as? [String: Any])?[gold] as? Double else {
                 throw AnalysisError("\(path.path) line \(n + 1): not a best-of-n row with the gold \(gold)")
             }
-            points.append(Point(d: d, gold: g, proxy: p, goldSE: (o["gold_se"] as? [String: Any])?[gold] as? Double))
+            points.append(Point(d: d, gold: g, proxy: p, goldSE: (o["gold_se"] as? [String: Any])?[gold] as? Double,
+                                gainSE: (o["gold_gain_se"] as? [String: Any])?[gold] as? Double))
         }
         guard points.count >= 2 else { throw AnalysisError("\(path.path): fewer than two rows") }
         add(label, .bestOfN, points)
@@ -254,8 +270,10 @@ public struct GoodhartChart {
 /// it peaked, how far it fell from the peak by the end, and its gold at equal distance (d) and at
 /// equal proxy, so that groups can be compared at the same KL or the same proxy score. With
 /// several runs each number is the mean over runs with a 95% bootstrap interval over runs; with
-/// one, the value with +-1.96 of the evaluations' standard errors (those of the two evaluations
-/// a difference is taken between, as if independent). A run's peak is its best evaluation, which
+/// one, the value +-1.96 standard errors: of a gain over the start, the paired one where the
+/// points have it (best-of-n), else the two evaluations' combined as if independent (RL: an
+/// overestimate, since the evaluations share their prompts and noise); of the fall from the
+/// peak, always the combined one. A run's peak is its best evaluation, which
 /// the noise of the evaluations biases upward.
 public struct GoodhartSummary {
     public struct Estimate {
@@ -278,9 +296,12 @@ public struct GoodhartSummary {
         return Estimate(mean: v, low: v - 1.96 * se, high: v + 1.96 * se)
     }
 
-    /// The standard error of the difference of two evaluations (nil when one is unknown; 0 for one with itself).
-    static func seOfDifference(_ a: GoodhartChart.Point, _ b: GoodhartChart.Point, same: Bool) -> Double? {
+    /// The standard error of the difference of two evaluations (nil when one is unknown; 0 for
+    /// one with itself): the paired one of a gain over the start where it is known, else the two
+    /// standard errors combined as if independent.
+    static func seOfDifference(_ a: GoodhartChart.Point, _ b: GoodhartChart.Point, same: Bool, fromStart: Bool = false) -> Double? {
         if same { return 0 }
+        if fromStart, let g = a.gainSE { return g }
         guard let x = a.goldSE, let y = b.goldSE else { return nil }
         return (x * x + y * y).squareRoot()
     }
@@ -293,8 +314,8 @@ public struct GoodhartSummary {
         for run in g.runs {
             let k = run.indices.max { run[$0].gold < run[$1].gold }!
             let first = run[0], best = run[k], last = run[run.count - 1]
-            peak.append((best.gold - first.gold, Self.seOfDifference(best, first, same: k == 0)))
-            end.append((last.gold - first.gold, Self.seOfDifference(last, first, same: run.count == 1)))
+            peak.append((best.gold - first.gold, Self.seOfDifference(best, first, same: k == 0, fromStart: true)))
+            end.append((last.gold - first.gold, Self.seOfDifference(last, first, same: run.count == 1, fromStart: true)))
             falls.append((last.gold - best.gold, Self.seOfDifference(last, best, same: k == run.count - 1)))
             peakDs.append(best.d)
         }
@@ -306,9 +327,10 @@ public struct GoodhartSummary {
             var perRun: [(value: Double, se: Double?)] = []
             for run in g.runs {
                 guard let gold = goldAtProxyGain(run.map { (axis($0), $0.gold) }, gain: level) else { return nil }
-                let se0 = run[0].goldSE
-                let se = run.allSatisfy { $0.goldSE != nil } ? goldAtProxyGain(run.map { (axis($0), $0.goldSE!) }, gain: level) : nil
-                perRun.append((gold - run[0].gold, se.flatMap { s in se0.map { (s * s + $0 * $0).squareRoot() } }))
+                // the standard error of the gain there, interpolated like the gold (paired where known)
+                let gainSEs = run.enumerated().map { k, p in Self.seOfDifference(p, run[0], same: k == 0, fromStart: true) }
+                let se = gainSEs.allSatisfy { $0 != nil } ? goldAtProxyGain(zip(run, gainSEs).map { (axis($0), $1!) }, gain: level) : nil
+                perRun.append((gold - run[0].gold, se))
             }
             return Self.estimate(perRun)
         }

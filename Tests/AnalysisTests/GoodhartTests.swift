@@ -58,4 +58,23 @@ import Analysis
         let table = GoodhartSummary.markdown([s, t], gold: "shape-eval")
         #expect(table.contains("| a (RL) | 1 | 0.700 | +0.100 [") && table.contains("not reached"))
     }
+
+    /// Best-of-n's gain over n = 1 has a paired standard error over prompts (the same candidates
+    /// at every n), and the summary takes it for the gains of a best-of-n group.
+    @Test func bestOfNGainHasAPairedStandardError() throws {
+        let proxy: [[Float]] = [[0.1, 0.9, 0.5, 0.2], [0.3, 0.2, 0.8, 0.1]]
+        let gold: [[Float]] = [[0, 1, 0, 0], [1, 0, 0, 1]]
+        let rows = BestOfN.rows(proxy: proxy, gold: ["g": gold], maxN: 4)
+        // n = 4 picks candidate 1 (gold 1, mean 0.25) and candidate 2 (gold 0, mean 0.5)
+        let gains = [1 - 0.25, 0 - 0.5]
+        #expect(abs(rows[2].gold["g"]! - 0.5) < 1e-12)
+        #expect(abs(rows[2].goldGainSE["g"]! - standardError(gains)) < 1e-12)
+        #expect(rows[0].goldGainSE["g"] == 0)                              // n = 1 is the mean: no gain
+        #expect(BestOfN.jsonLine(rows[2]).contains("\"gold_gain_se\""))
+        typealias P = GoodhartChart.Point
+        let g = GoodhartChart.Group(label: "b", form: .bestOfN, runs: [[P(d: 0, gold: 0.5, proxy: 0, goldSE: 0.1, gainSE: 0),
+                                                                        P(d: 1, gold: 0.6, proxy: 1, goldSE: 0.1, gainSE: 0.02)]])
+        let s = GoodhartSummary(group: g)
+        #expect(abs(s.peakGain.high - (0.1 + 1.96 * 0.02)) < 1e-12)          // not sqrt(0.1^2 + 0.1^2)
+    }
 }
