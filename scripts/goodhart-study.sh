@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole study of docs/GOODHART.md on the shipped caption-noise model, two jobs at a time (one
 # thread each): reward models of 3 sizes x 2 data sizes, best-of-n against each, RL against each
-# size (3 seeds against the default size), GRPO-Guard and AC-Flow at the same budget, a KL penalty,
-# and conservative ensembles; then the charts. Every job is a call of scripts/goodhart.sh, which
-# skips what is done: run it again after an interruption and it continues.
+# size (3 seeds against the default size), GRPO-Guard, AC-Flow and a KL penalty at the same
+# budget, and conservative ensembles; then a chart and a table per question. Every job is a call
+# of scripts/goodhart.sh, which skips what is done: run it again after an interruption and it
+# continues.
 #   bash scripts/goodhart-study.sh [--jobs 2] [--out outputs/goodhart]
+# About 2 hours on 2 cores (reward models 25 minutes, best-of-n half a minute each, an RL run
+# 8 minutes at one thread beside another, AC-Flow 13). docs/GOODHART.md reads the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=2 out=outputs/goodhart
@@ -32,7 +35,8 @@ $g --stage rm --sizes "rm-large" --pairs $small_data
 $g --stage rm --sizes "rm-tiny rm-small"
 $g --stage rm --sizes "rm-tiny rm-small" --pairs $small_data
 EOL
-# 2. best-of-n against each, and RL: GRPO against each size, three seeds against rm-large
+# 2. best-of-n against each, and RL: GRPO against each size, three seeds against rm-large and
+#    for GRPO-Guard and a KL penalty, one of AC-Flow
 phase <<EOL
 $g --stage bon --sizes "rm-tiny rm-small rm-large"
 $g --stage rl --rl-rm rm-large --seed 1
@@ -45,6 +49,10 @@ $g --stage rl --rl-rm rm-large-p$small_data --seed 1
 $g --stage rl --rl-rm rm-large --algo grpo-guard --seed 1
 $g --stage rl --rl-rm rm-large --algo acflow --seed 1
 $g --stage rl --rl-rm rm-large --beta 0.01 --seed 1
+$g --stage rl --rl-rm rm-large --algo grpo-guard --seed 2
+$g --stage rl --rl-rm rm-large --algo grpo-guard --seed 3
+$g --stage rl --rl-rm rm-large --beta 0.01 --seed 2
+$g --stage rl --rl-rm rm-large --beta 0.01 --seed 3
 EOL
 # 3. conservative ensembles (Coste et al.): two more members of rm-large differing by their seed
 phase <<EOL
@@ -57,6 +65,33 @@ $g --stage bon --sizes $ensemble --rm-combine min
 $g --stage rl --rl-rm $ensemble --rm-combine min --seed 1
 $g --stage rl --rl-rm $ensemble --rm-combine mean --seed 1
 EOL
-# 4. the charts: everything, and one per question
-$g --stage chart
-echo "goodhart-study: $out/goodhart.png, $out/rl-*/, $out/bon-*/ (docs/GOODHART.md reads them)" >&2
+# 4. the charts, one per question, each with its table (NAME.md: gain, peak, fall, gold at equal d and proxy)
+ft=.build/release/flowtune
+seeds() { for s in 1 2 3; do [[ -f $out/rl-$1-$s/metrics.jsonl ]] && echo "$2=$out/rl-$1-$s"; done; }
+bon() { for b in "$@"; do echo "--bon"; echo "best-of-n $b=$out/bon-$b"; done; }
+# a chart of the folders that exist (a run or best-of-n not made is left out, with a note)
+chart() {
+  local name=$1 args=() a; shift
+  while (($#)); do
+    a=$1; shift
+    if [[ $a == --bon ]]; then a=$1; shift; [[ -d ${a#*=} ]] && args+=(--bon "$a") || echo "goodhart-study: $name: no ${a#*=}" >&2
+    elif [[ $a == *=$out/* ]]; then [[ -d ${a#*=} ]] && args+=("$a") || echo "goodhart-study: $name: no ${a#*=}" >&2
+    else args+=("$a"); fi
+  done
+  $ft goodhart "${args[@]}" --gold shape-eval --out "$out/$name.png" >/dev/null || echo "goodhart-study: the chart $name failed" >&2
+}
+mapfile -t large < <(seeds grpo-rm-large "GRPO, rm-large")
+mapfile -t guard < <(seeds grpo-guard-rm-large "GRPO-Guard, rm-large")
+mapfile -t beta < <(seeds grpo-rm-large-beta0.01 "GRPO beta 0.01, rm-large")
+mapfile -t bon_sizes < <(bon rm-tiny rm-small rm-large)
+mapfile -t bon_data < <(bon rm-tiny-p$small_data rm-small-p$small_data rm-large-p$small_data rm-large)
+mapfile -t bon_ensembles < <(bon rm-large ${ensemble//+/-}-mean ${ensemble//+/-}-min)
+chart goodhart-sizes "GRPO, rm-tiny=$out/rl-grpo-rm-tiny-1" "GRPO, rm-small=$out/rl-grpo-rm-small-1" "${large[@]}" \
+  "${bon_sizes[@]}" --at-d 10,15,20
+chart goodhart-data "GRPO, rm-large-p$small_data=$out/rl-grpo-rm-large-p$small_data-1" "${large[@]}" \
+  "${bon_data[@]}" --at-d 10,15,20
+chart goodhart-algorithms "${large[@]}" "${guard[@]}" "AC-Flow, rm-large=$out/rl-acflow-rm-large-1" "${beta[@]}" \
+  --at-d 10,15,20 --at-proxy 0.1,0.2,0.3
+chart goodhart-ensembles "${large[@]}" "GRPO, min of 3=$out/rl-grpo-${ensemble//+/-}-min-1" "GRPO, mean of 3=$out/rl-grpo-${ensemble//+/-}-mean-1" \
+  "${bon_ensembles[@]}" --at-d 10,15,20
+echo "goodhart-study: $out/goodhart-{sizes,data,algorithms,ensembles}.png and .md, $out/rl-*/, $out/bon-*/ (docs/GOODHART.md reads them)" >&2

@@ -92,6 +92,6 @@ if run chart; then
   args=()
   # the seeds of one configuration (rl-ALGO-RM-SEED) share a label and are fitted together
   for d in "$out"/rl-*/; do [[ -f $d/metrics.jsonl ]] && { b=$(basename "$d"); args+=("${b%-*}=$d"); }; done
-  for d in "$out"/bon-*/; do [[ -f $d/bon.jsonl ]] && args+=(--bon "best-of-n ${d#"$out"/bon-}=$d"); done
+  for d in "$out"/bon-*/; do d=${d%/}; [[ -f $d/bon.jsonl ]] && args+=(--bon "best-of-n ${d#"$out"/bon-}=$d"); done
   $ft goodhart "${args[@]}" --gold shape-eval --out "$out/goodhart.png"
 fi
