@@ -88,10 +88,11 @@ mapfile -t bon_data < <(bon rm-tiny-p$small_data rm-small-p$small_data rm-large-
 mapfile -t bon_ensembles < <(bon rm-large ${ensemble//+/-}-mean ${ensemble//+/-}-min)
 chart goodhart-sizes "GRPO, rm-tiny=$out/rl-grpo-rm-tiny-1" "GRPO, rm-small=$out/rl-grpo-rm-small-1" "${large[@]}" \
   "${bon_sizes[@]}" --at-d 10,15,20
+chart goodhart-bon "${bon_sizes[@]}" "${bon_data[@]:0:6}" --at-d 0.44,0.8,1.1
 chart goodhart-data "GRPO, rm-large-p$small_data=$out/rl-grpo-rm-large-p$small_data-1" "${large[@]}" \
   "${bon_data[@]}" --at-d 10,15,20
 chart goodhart-algorithms "${large[@]}" "${guard[@]}" "AC-Flow, rm-large=$out/rl-acflow-rm-large-1" "${beta[@]}" \
   --at-d 10,15,20 --at-proxy 0.1,0.2,0.3
 chart goodhart-ensembles "${large[@]}" "GRPO, min of 3=$out/rl-grpo-${ensemble//+/-}-min-1" "GRPO, mean of 3=$out/rl-grpo-${ensemble//+/-}-mean-1" \
   "${bon_ensembles[@]}" --at-d 10,15,20
-echo "goodhart-study: $out/goodhart-{sizes,data,algorithms,ensembles}.png and .md, $out/rl-*/, $out/bon-*/ (docs/GOODHART.md reads them)" >&2
+echo "goodhart-study: $out/goodhart-{sizes,bon,data,algorithms,ensembles}.png and .md, $out/rl-*/, $out/bon-*/ (docs/GOODHART.md reads them)" >&2
