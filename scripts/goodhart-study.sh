@@ -92,7 +92,7 @@ chart goodhart-bon "${bon_sizes[@]}" "${bon_data[@]:0:6}" --at-d 0.44,0.8,1.1
 chart goodhart-data "GRPO, rm-large-p$small_data=$out/rl-grpo-rm-large-p$small_data-1" "${large[@]}" \
   "${bon_data[@]}" --at-d 10,15,20
 chart goodhart-algorithms "${large[@]}" "${guard[@]}" "AC-Flow, rm-large=$out/rl-acflow-rm-large-1" "${beta[@]}" \
-  --at-d 10,15,20 --at-proxy 0.1,0.2,0.3
+  --at-d 10,15,20 --at-proxy 0.2,0.3,0.4,0.5
 chart goodhart-ensembles "${large[@]}" "GRPO, min of 3=$out/rl-grpo-${ensemble//+/-}-min-1" "GRPO, mean of 3=$out/rl-grpo-${ensemble//+/-}-mean-1" \
   "${bon_ensembles[@]}" --at-d 10,15,20
 echo "goodhart-study: $out/goodhart-{sizes,bon,data,algorithms,ensembles}.png and .md, $out/rl-*/, $out/bon-*/ (docs/GOODHART.md reads them)" >&2
