@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The whole study of docs/GOODHART.md on the shipped caption-noise model, two jobs at a time (one
 # thread each): reward models of 3 sizes x 2 data sizes, best-of-n against each, RL against each
-# size (3 seeds against the default size), GRPO-Guard, AC-Flow and a KL penalty at the same
+# size (3 seeds each), GRPO-Guard, AC-Flow and a KL penalty at the same
 # budget, and conservative ensembles; then a chart and a table per question. Every job is a call
 # of scripts/goodhart.sh, which skips what is done: run it again after an interruption and it
 # continues.
 #   bash scripts/goodhart-study.sh [--jobs 2] [--out outputs/goodhart]
-# About 2 hours on 2 cores (reward models 25 minutes, best-of-n half a minute each, an RL run
+# About 2 1/2 hours on 2 cores (reward models 25 minutes, best-of-n half a minute each, an RL run
 # 8 minutes at one thread beside another, AC-Flow 13). docs/GOODHART.md reads the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,8 @@ $g --stage rm --sizes "rm-large" --pairs $small_data
 $g --stage rm --sizes "rm-tiny rm-small"
 $g --stage rm --sizes "rm-tiny rm-small" --pairs $small_data
 EOL
-# 2. best-of-n against each, and RL: GRPO against each size, three seeds against rm-large and
-#    for GRPO-Guard and a KL penalty, one of AC-Flow
+# 2. best-of-n against each, and RL: GRPO against each size, three seeds each and for GRPO-Guard
+#    and a KL penalty, one of AC-Flow
 phase <<EOL
 $g --stage bon --sizes "rm-tiny rm-small rm-large"
 $g --stage rl --rl-rm rm-large --seed 1
@@ -53,6 +53,10 @@ $g --stage rl --rl-rm rm-large --algo grpo-guard --seed 2
 $g --stage rl --rl-rm rm-large --algo grpo-guard --seed 3
 $g --stage rl --rl-rm rm-large --beta 0.01 --seed 2
 $g --stage rl --rl-rm rm-large --beta 0.01 --seed 3
+$g --stage rl --rl-rm rm-tiny --seed 2
+$g --stage rl --rl-rm rm-small --seed 2
+$g --stage rl --rl-rm rm-tiny --seed 3
+$g --stage rl --rl-rm rm-small --seed 3
 EOL
 # 3. conservative ensembles (Coste et al.): two more members of rm-large differing by their seed
 phase <<EOL
@@ -80,13 +84,15 @@ chart() {
   done
   $ft goodhart "${args[@]}" --gold shape-eval --out "$out/$name.png" >/dev/null || echo "goodhart-study: the chart $name failed" >&2
 }
+mapfile -t tiny < <(seeds grpo-rm-tiny "GRPO, rm-tiny")
+mapfile -t small < <(seeds grpo-rm-small "GRPO, rm-small")
 mapfile -t large < <(seeds grpo-rm-large "GRPO, rm-large")
 mapfile -t guard < <(seeds grpo-guard-rm-large "GRPO-Guard, rm-large")
 mapfile -t beta < <(seeds grpo-rm-large-beta0.01 "GRPO beta 0.01, rm-large")
 mapfile -t bon_sizes < <(bon rm-tiny rm-small rm-large)
 mapfile -t bon_data < <(bon rm-tiny-p$small_data rm-small-p$small_data rm-large-p$small_data rm-large)
 mapfile -t bon_ensembles < <(bon rm-large ${ensemble//+/-}-mean ${ensemble//+/-}-min)
-chart goodhart-sizes "GRPO, rm-tiny=$out/rl-grpo-rm-tiny-1" "GRPO, rm-small=$out/rl-grpo-rm-small-1" "${large[@]}" \
+chart goodhart-sizes "${tiny[@]}" "${small[@]}" "${large[@]}" \
   "${bon_sizes[@]}" --at-d 10,15,20
 chart goodhart-bon "${bon_sizes[@]}" "${bon_data[@]:0:6}" --at-d 0.44,0.8,1.1
 chart goodhart-data "GRPO, rm-large-p$small_data=$out/rl-grpo-rm-large-p$small_data-1" "${large[@]}" \
