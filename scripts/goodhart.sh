@@ -58,7 +58,7 @@ fi
 
 # the folder label and the rm: paths of a reward model name, or of an ensemble A+B+C (combined by --rm-combine)
 label() { local l=${1//+/-}; [[ $1 == *+* ]] && l+=-$combine; echo "$l"; }
-paths() { local p="" m; IFS=+ read -ra ms <<<"$1"; for m in "${ms[@]}"; do p+=${p:++}$out/rm/$m.safetensors; done; echo "$p"; }
+paths() { local p="" m ms; IFS=+ read -ra ms <<<"$1"; for m in "${ms[@]}"; do p+=${p:++}$out/rm/$m.safetensors; done; echo "$p"; }
 
 # 2. best-of-n from the base model against each reward model (or ensemble), gold = the checker
 if run bon; then

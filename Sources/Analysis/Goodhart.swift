@@ -40,16 +40,17 @@ public struct BestOfN {
     /// The rows from the candidates' scores: proxy[p][c] and gold[name][p][c] for prompt p and
     /// candidate c. Standard errors are over prompts (each prompt's mean over its groups).
     public static func rows(proxy: [[Float]], gold: [String: [[Float]]], maxN: Int) -> [Row] {
-        sizes(maxN: maxN).map { n in
+        // each prompt's mean gold over all its candidates: the n = 1 value the gains are paired with
+        let candidateMean = gold.mapValues { g in g.map { c in c.reduce(0.0) { $0 + Double($1) } / Double(max(1, c.count)) } }
+        return sizes(maxN: maxN).map { n in
             var proxyPerPrompt: [Double] = [], goldPerPrompt: [String: [Double]] = [:], gainPerPrompt: [String: [Double]] = [:]
             for p in proxy.indices {
                 let picks = selections(proxy: proxy[p], n: n)
                 proxyPerPrompt.append(picks.reduce(0.0) { $0 + Double(proxy[p][$1]) } / Double(picks.count))
                 for (name, g) in gold {
                     let picked = picks.reduce(0.0) { $0 + Double(g[p][$1]) } / Double(picks.count)
-                    let all = g[p].reduce(0.0) { $0 + Double($1) } / Double(max(1, g[p].count))
                     goldPerPrompt[name, default: []].append(picked)
-                    gainPerPrompt[name, default: []].append(picked - all)
+                    gainPerPrompt[name, default: []].append(picked - candidateMean[name]![p])
                 }
             }
             let mean: ([Double]) -> Double = { $0.reduce(0, +) / Double(max(1, $0.count)) }
@@ -176,9 +177,10 @@ public struct GoodhartChart {
     /// The evaluations of one run's metrics that have kl_base and the gold.
     public static func points(of m: RunMetrics, gold: String) -> [Point] {
         m.evals.compactMap { e in
-            guard let kl = e.eval.klBase, let g = e.eval.scores[gold] ?? (gold == "shape-eval" ? e.eval.shapeEval : nil) else { return nil }
-            let se = e.eval.se[gold == "shape-eval" && e.eval.scores[gold] == nil ? GoldMetric.shapeEval.id : "scores/" + gold]
-            return Point(d: max(kl, 0).squareRoot(), gold: g, proxy: e.eval.proxy, goldSE: se)
+            // the gold's scorer where the run logs it, else the checker's own shape-eval
+            let metric: GoldMetric? = e.eval.scores[gold] != nil ? .scorer(gold) : gold == GoldMetric.shapeEval.name ? .shapeEval : nil
+            guard let kl = e.eval.klBase, let metric, let g = e.eval.value(metric) else { return nil }
+            return Point(d: max(kl, 0).squareRoot(), gold: g, proxy: e.eval.proxy, goldSE: e.eval.se[metric.id])
         }
     }
 

@@ -117,7 +117,7 @@ public struct Checker: Sendable {
             let o = spec.objects[0]
             let n = objects.filter { $0.color == o.color && $0.shape == o.shape }.count
             present(o, found: n >= 1)                                  // (nothing taken: the pool is every object)
-            pool.removeAll { $0.color == o.color && $0.shape == o.shape }   // the counted ones are asked for
+            if strict { pool.removeAll { $0.color == o.color && $0.shape == o.shape } }   // the counted ones are asked for
             add("exactly \(spec.count)", passed: n == spec.count, margin: max(0, 1 - Float(abs(n - spec.count)) / Float(spec.count)))
         case .position:
             let a = take(spec.objects[0]), b = take(spec.objects[1])

@@ -6,6 +6,7 @@ import Imaging
 import Model
 import Flow
 import Shapes
+import Rewards
 import Training
 
 struct SamplingOptions: ParsableArguments {
@@ -118,6 +119,9 @@ struct Evaluate: ParsableCommand {
     var strict = false
     @OptionGroup var threads: ThreadOptions
 
+    /// The scorer whose checker this evaluation uses.
+    var checkerName: String { (strict ? ShapeEvalScorer.Variant.strict : .eval).rawValue }
+
     func run() throws { try threads.compute().run { try execute() } }
 
     /// One model's samples checked, and their Frechet distance to renderings of the prompts.
@@ -168,7 +172,7 @@ struct Evaluate: ParsableCommand {
         for c in [main] + (base.map { [$0] } ?? []) where c.noise != nil {
             lines.append("\(c.model): pretrained with caption noise \(c.noise!)")
         }
-        if strict { lines.append("checker: strict (shape-eval-strict: nothing but the asked objects may be drawn)") }
+        if strict { lines.append("checker: strict (\(checkerName): nothing but the asked objects may be drawn)") }
         guard let base else {
             lines.append(main.tally.scores.table)
             lines.append(String(format: "Frechet distance to renderings of the prompts  %.3f   (floor: two renderings against each other, %.3f)", main.fd, floor))
@@ -196,7 +200,7 @@ struct Evaluate: ParsableCommand {
             return (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? [])
                 + [("overall", .double(s.overall)), ("by_task", .object(byTask)), ("images", .int(s.images)), ("fd", .double(c.fd))]
         }
-        var fields = scores(main) + [("fd_floor", .double(floor)), ("checker", .string(strict ? "shape-eval-strict" : "shape-eval"))]
+        var fields = scores(main) + [("fd_floor", .double(floor)), ("checker", .string(checkerName))]
         if let base {
             func interval(_ task: Task?) -> JSONValue {
                 guard let d = main.tally.change(from: base.tally, task: task) else { return .null }
