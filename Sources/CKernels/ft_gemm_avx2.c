@@ -27,11 +27,12 @@ static void pack_a(int trans, const float *a, long lda, long i0, long p0, long m
     for (long ir = 0; ir < mc; ir += MR) {
         long mr = min_l(MR, mc - ir);
         float *d = dst + ir * KC;
-        if (trans) {            // op(A)[i][p] = a[p * lda + i]
-            for (long p = 0; p < kc; p++) {
-                const float *s = a + (p0 + p) * lda + i0 + ir;
-                for (long r = 0; r < MR; r++) d[p * MR + r] = r < mr ? s[r] : 0;
-            }
+        if (trans) {            // op(A)[i][p] = a[p * lda + i]: MR contiguous values per p
+            // each p's 8-lane store spills two lanes into the next p's slot, which that p then
+            // overwrites; the last p's store is masked to MR lanes (the panel's end)
+            const float *s = a + p0 * lda + i0 + ir;
+            for (long p = 0; p + 1 < kc; p++) _mm256_storeu_ps(d + p * MR, load8(s + p * lda, mr));
+            _mm256_maskstore_ps(d + (kc - 1) * MR, lanes8(MR), load8(s + (kc - 1) * lda, mr));
         } else {                // op(A)[i][p] = a[i * lda + p]
             for (long r = 0; r < MR; r++) {
                 const float *s = a + (i0 + ir + r) * lda + p0;
