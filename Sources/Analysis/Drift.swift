@@ -7,6 +7,9 @@ public struct GoldSeries {
     public var points: [(x: Double, y: Double)]
     /// Each point's standard error (nil where the metrics file has none).
     public var se: [Double?] = []
+    /// Each point's standard error of the change since step 0, paired over the same images (nil
+    /// where the metric is not per image, at step 0, and in metrics written before it was logged).
+    public var changeSE: [Double?] = []
     public var name: String { metric.name }
 }
 
@@ -16,9 +19,10 @@ public struct GoldSeries {
 /// (`EvalRecord.metrics`) but the optimised scorers and the task breakdowns: shape-eval, the
 /// weight-0 scorers, the Frechet distance (lower is better), diversity, and the distances from
 /// the base model. A gold metric "has fallen" at a step when it is worse than at step 0 by more
-/// than twice the standard error of the difference, sqrt(se0^2 + se^2) (the evaluations' own
+/// than twice the standard error of the difference: paired over the same eval images where the
+/// evaluation logs it (shape-eval, the scorers), else sqrt(se0^2 + se^2) (the evaluations' own
 /// standard errors, treated as independent: conservative, since every evaluation draws the same
-/// noise); in metrics written before standard errors were logged, by more than a fixed band:
+/// noise: the Frechet distance, diversity); in metrics written before standard errors were logged, by more than a fixed band:
 /// max(5% of its step-0 magnitude, 10% of its spread over the run's evaluations, 1e-6). The
 /// onset of over-optimisation is the first evaluated step at which the proxy still rises (above
 /// step 0 and not below the previous evaluation) while a gold metric has fallen.
@@ -34,8 +38,8 @@ public struct DriftAnalysis {
         var metrics: [GoldMetric] = []
         for e in evals { for g in e.eval.metrics where !metrics.contains(g) { metrics.append(g) } }
         gold = metrics.filter { g in !g.isBreakdown && !optimised.contains(g.name) }.compactMap { g in
-            let kept = evals.compactMap { e in e.eval.value(g).map { (x: Double(e.step), y: $0, se: e.eval.se[g.id]) } }
-            return kept.isEmpty ? nil : GoldSeries(metric: g, points: kept.map { ($0.x, $0.y) }, se: kept.map(\.se))
+            let kept = evals.compactMap { e in e.eval.value(g).map { (x: Double(e.step), y: $0, se: e.eval.se[g.id], change: e.eval.changeSE[g.id]) } }
+            return kept.isEmpty ? nil : GoldSeries(metric: g, points: kept.map { ($0.x, $0.y) }, se: kept.map(\.se), changeSE: kept.map(\.change))
         }
         onset = nil; onsetMetrics = []
         guard proxy.count >= 2 else { return }
@@ -46,7 +50,9 @@ public struct DriftAnalysis {
                 guard !g.metric.measuresDistance, let j = g.points.firstIndex(where: { $0.x == proxy[i].x }), let base = g.points.first else { return false }
                 let ys = g.points.map(\.y)
                 let band: Double
-                if let se0 = g.se.first ?? nil, j < g.se.count, let se = g.se[j] {
+                if j < g.changeSE.count, let paired = g.changeSE[j] {
+                    band = max(2 * paired, 1e-6)
+                } else if let se0 = g.se.first ?? nil, j < g.se.count, let se = g.se[j] {
                     band = max(2 * (se0 * se0 + se * se).squareRoot(), 1e-6)
                 } else {
                     band = max(0.05 * abs(base.y), 0.1 * (ys.max()! - ys.min()!), 1e-6)

@@ -131,7 +131,8 @@ public struct GoodhartChart {
         public var d, gold, proxy: Double
         public var goldSE: Double? = nil     // the evaluation's standard error of the gold, where known
         /// The standard error of the gold's gain over the run's first point, where it is known
-        /// paired (best-of-n: the same candidates at every n); else the two goldSEs combine.
+        /// paired (best-of-n: the same candidates at every n; RL: the same eval images and noise
+        /// at every evaluation); else the two goldSEs combine.
         public var gainSE: Double? = nil
         public init(d: Double, gold: Double, proxy: Double, goldSE: Double? = nil, gainSE: Double? = nil) {
             self.d = d; self.gold = gold; self.proxy = proxy; self.goldSE = goldSE; self.gainSE = gainSE
@@ -180,7 +181,7 @@ public struct GoodhartChart {
             // the gold's scorer where the run logs it, else the checker's own shape-eval
             let metric: GoldMetric? = e.eval.scores[gold] != nil ? .scorer(gold) : gold == GoldMetric.shapeEval.name ? .shapeEval : nil
             guard let kl = e.eval.klBase, let metric, let g = e.eval.value(metric) else { return nil }
-            return Point(d: max(kl, 0).squareRoot(), gold: g, proxy: e.eval.proxy, goldSE: e.eval.se[metric.id])
+            return Point(d: max(kl, 0).squareRoot(), gold: g, proxy: e.eval.proxy, goldSE: e.eval.se[metric.id], gainSE: e.eval.changeSE[metric.id])
         }
     }
 

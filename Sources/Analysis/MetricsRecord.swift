@@ -85,6 +85,10 @@ public struct EvalRecord: Equatable, Sendable {
     /// every pixel value of every stochastic step), from SDE rollouts of the eval prompts with
     /// fixed noise.
     public var klBase: Double?
+    /// Standard errors of each per-image metric's change since the run's start (step 0), paired
+    /// over the same eval images and noise: the spread of the per-image differences over sqrt(n).
+    /// By id as `se` ("proxy", "shape_eval", its tasks, "scores/NAME"); empty at step 0.
+    public var changeSE: [String: Double] = [:]
 
     public init(proxy: Double, scores: [String: Double], shapeEval: Double?, shapeEvalByTask: [String: Double?],
                 fd: Double, diversity: Double, w2: Double, grid: String) {
@@ -139,7 +143,8 @@ public struct EvalRecord: Equatable, Sendable {
         return .object(fields + (fdFloor.map { [("fd_floor", JSONValue.double($0))] } ?? [])
           + (fd21.map { [("fd21", JSONValue.double($0))] } ?? []) + (fd21Floor.map { [("fd21_floor", JSONValue.double($0))] } ?? [])
           + (klBase.map { [("kl_base", JSONValue.double($0))] } ?? [])
-          + [("se", JSONValue.object(scalars.compactMap { k, _ in se[k].map { (k, .double($0)) } }))])
+          + [("se", JSONValue.object(scalars.compactMap { k, _ in se[k].map { (k, .double($0)) } }))]
+          + (changeSE.isEmpty ? [] : [("change_se", JSONValue.object(scalars.compactMap { k, _ in changeSE[k].map { (k, .double($0)) } }))]))
     }
 
     /// Reads an eval object of metrics.jsonl (older lines lack the later fields: nil).
@@ -156,6 +161,7 @@ public struct EvalRecord: Equatable, Sendable {
                   fd: try number("fd"), diversity: try number("diversity"), w2: try number("w2"), grid: grid)
         fdFloor = o["fd_floor"]?.number; fd21 = o["fd21"]?.number; fd21Floor = o["fd21_floor"]?.number; klBase = o["kl_base"]?.number
         if case .object(let s)? = o["se"] { for (k, v) in s { se[k] = v.number } }
+        if case .object(let s)? = o["change_se"] { for (k, v) in s { changeSE[k] = v.number } }
     }
 }
 

@@ -36,6 +36,14 @@ public final class GoldMetrics {
     let noise: [Float]                      // (prompts x seeds, n), fixed for the whole run
     var ws: Workspace?, refWS: Workspace?
     let shapeEval = ShapeEvalScorer()
+    /// Each per-image metric's values at step 0 (EvalRecord.se's ids), what every later
+    /// evaluation's paired change is measured from: kept from the step-0 evaluation, or, in a
+    /// process that resumes a run, measured once on the base model's images (the policy at
+    /// step 0 is the base model, and the noise is the run's).
+    var start: [String: [Double]]?
+    /// Whether `start` is known on rank 0: set on every process, which all draw the base model's
+    /// images together when it is not.
+    var startKnown = false
 
     /// Whether the eval prompts are of the shapes world (the checker scores them).
     public let checksShapes: Bool
@@ -99,12 +107,19 @@ public final class GoldMetrics {
     public func evaluate(policy: DiT, reward: CombinedReward, step: Int, grid: String, world: World = .single) throws -> Evaluation? {
         let S = policy.config.imageSize, perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
         let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
+        // a resumed run's start: the base model's images, drawn on every process
+        let startDrawn = !startKnown && step > 0 ? try draw(reference, promptsPerImage, world: world) : nil
+        startKnown = true
         let drawn = try draw(policy, promptsPerImage, world: world)
         guard world.isRoot else { return nil }
+        if let startDrawn {
+            let base = try perImageScores(ImageBatch(pixels: startDrawn.pixels, size: S), promptsPerImage, reward: reward)
+            start = base.values
+        }
         let batch = ImageBatch(pixels: drawn.pixels, size: S)
         let images = batch.images
-        let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
-        let shape = checksShapes ? try byScorer["shape-eval"] ?? shapeEval.score(batch, prompts: promptsPerImage) : []
+        let scored = try perImageScores(batch, promptsPerImage, reward: reward)
+        let (total, byScorer, shape) = (scored.total, scored.byScorer, scored.shape)
         var byTask = TaskScores()
         for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec!.task, s) }
         let feats = images.map { ImageFeatures.extract($0, size: S) }, compact = feats.map(ImageFeatures.compact)
@@ -118,14 +133,13 @@ public final class GoldMetrics {
                                 w2: drawn.w2.reduce(0, +) / Double(max(N, 1)), grid: grid)
         // standard errors: the spread over images (prompts, for diversity) over sqrt(n); the
         // Frechet distance's: the spread of its value over bootstrap resamples of the images
-        var se: [String: Double] = ["proxy": standardError(total.map(Double.init)),
-                                    "diversity": standardError(diversityPerPrompt), "w2": standardError(drawn.w2),
+        var se: [String: Double] = ["diversity": standardError(diversityPerPrompt), "w2": standardError(drawn.w2),
                                     "kl_base": standardError(drawn.kl)]
-        for name in reward.names { se["scores/" + name] = standardError(byScorer[name]!.map(Double.init)) }
-        if checksShapes { se["shape_eval"] = standardError(shape.map(Double.init)) }
-        for task in Task.allCases where checksShapes {
-            let scores = shape.indices.filter { prompts[$0 / perPrompt].spec!.task == task }.map { Double(shape[$0]) }
-            if !scores.isEmpty { se["shape_eval_by_task/" + task.rawValue] = standardError(scores) }
+        for (id, values) in scored.values { se[id] = standardError(values) }
+        // the change since step 0, paired over the same images
+        if step == 0 && start == nil { start = scored.values }
+        if step > 0, let start {
+            for (id, now) in scored.values { if let then = start[id] { record.changeSE[id] = standardError(zip(now, then).map { $0 - $1 }) } }
         }
         (se["fd"], se["fd21"]) = fdBootstrap(feats, compact)
         record.fd21 = frechetDistance(compact, referenceCompact)
@@ -134,6 +148,26 @@ public final class GoldMetrics {
         record.fd21Floor = fd21Floor
         record.klBase = drawn.kl.reduce(0, +) / Double(max(N, 1))
         return Evaluation(record: record, images: images, proxy: total, title: "step \(step): proxy \(reward.spec)")
+    }
+
+    /// The reward's and the checker's scores of the eval images: the total, each scorer's, the
+    /// checker's (empty where the prompts are not of the shapes world), and every per-image
+    /// metric by its id (proxy, scores/NAME, shape_eval, shape_eval_by_task/TASK).
+    func perImageScores(_ batch: ImageBatch, _ promptsPerImage: [Prompt], reward: CombinedReward) throws
+        -> (total: [Float], byScorer: [String: [Float]], shape: [Float], values: [String: [Double]]) {
+        let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
+        let shape = checksShapes ? try byScorer["shape-eval"] ?? shapeEval.score(batch, prompts: promptsPerImage) : []
+        let doubles: ([Float]) -> [Double] = { $0.map(Double.init) }
+        var values: [String: [Double]] = ["proxy": doubles(total)]
+        for name in reward.names { values["scores/" + name] = doubles(byScorer[name]!) }
+        if checksShapes {
+            values["shape_eval"] = doubles(shape)
+            for task in Task.allCases {
+                let scores = shape.indices.filter { promptsPerImage[$0].spec!.task == task }.map { Double(shape[$0]) }
+                if !scores.isEmpty { values["shape_eval_by_task/" + task.rawValue] = scores }
+            }
+        }
+        return (total, byScorer, shape, values)
     }
 
     /// The eval images of `policy` from the fixed noise (Euler, as the grids are drawn), each

@@ -145,9 +145,12 @@ import Analysis
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("metrics.jsonl")
         let m = try RunMetrics(url: url)
-        func analysis(se: Double) -> DriftAnalysis {
+        func analysis(se: Double, paired: Double? = nil) -> DriftAnalysis {
             var lines = m.lines
-            for i in lines.indices { lines[i].eval?.se = ["shape_eval": se, "fd": 1, "diversity": 1, "w2": 1, "scores/shape-eval": se] }
+            for i in lines.indices {
+                lines[i].eval?.se = ["shape_eval": se, "fd": 1, "diversity": 1, "w2": 1, "scores/shape-eval": se]
+                if let paired, lines[i].step > 0 { lines[i].eval?.changeSE = ["shape_eval": paired] }
+            }
             var copy = m
             copy.lines = lines
             return DriftAnalysis(copy, optimised: ["jpeg-compressibility"])
@@ -157,6 +160,9 @@ import Analysis
         #expect(analysis(se: 0.1).onset == 40)                    // 0.2 < 0.28 < 0.4
         #expect(analysis(se: 0.2).onset == nil)                   // 0.4 < 0.57
         #expect(analysis(se: 0.05).gold.first { $0.name == "shape-eval" }!.se.allSatisfy { $0 == 0.05 })
+        // the change's own, paired standard error decides where the evaluation logs it
+        #expect(analysis(se: 0.2, paired: 0.05).onset == 30)      // 0.2 > 2 * 0.05
+        #expect(analysis(se: 0.05, paired: 0.15).onset == 40)     // 0.2 < 0.3 < 0.4
     }
 
     @Test func noOnsetWhenGoldHolds() throws {

@@ -47,6 +47,35 @@ import Training
         #expect(try #require(moved.klBase) > 0 && moved.se["kl_base"].map { $0 > 0 } == true)
     }
 
+    /// The change since step 0 is paired: its standard error is that of the per-image
+    /// differences, the same whether the step-0 evaluation was made in this process or, in a
+    /// resumed one, the base model's images are drawn again for it.
+    @Test func changeSinceTheStartIsPairedOverImages() throws {
+        let setup = try TinySetupForGold()
+        defer { try? FileManager.default.removeItem(at: setup.dir) }
+        let run = try Finetuner(config: setup.config, runDir: setup.dir.appendingPathComponent("run"))
+        let start = try #require(try run.gold.evaluate(policy: run.state.policy, reward: run.reward, step: 0, grid: "g0.png"))
+        #expect(start.record.changeSE.isEmpty)
+        for i in 0..<run.state.policy.params.count { run.state.policy.params[i] *= 1.05 }
+        let moved = try #require(try run.gold.evaluate(policy: run.state.policy, reward: run.reward, step: 10, grid: "g10.png"))
+        let differences = zip(moved.proxy, start.proxy).map { Double($0) - Double($1) }
+        #expect(differences.contains { $0 != 0 })
+        let paired = try #require(moved.record.changeSE["proxy"])
+        #expect(abs(paired - standardError(differences)) <= 1e-9)
+        // the same images scored against themselves would give 0; independent draws would give
+        // sqrt(se0^2 + se1^2): the paired error differs from that
+        let independent = (pow(start.record.se["proxy"]!, 2) + pow(moved.record.se["proxy"]!, 2)).squareRoot()
+        #expect(abs(paired - independent) > 1e-6)
+        for id in ["scores/brightness", "scores/jpeg-compressibility", "shape_eval"] { #expect(moved.record.changeSE[id] != nil, "\(id)") }
+        // a resumed process: its first evaluation is at step 10, its start the base model's images
+        let resumed = try Finetuner(config: setup.config, runDir: setup.dir.appendingPathComponent("resumed"))
+        for i in 0..<run.state.policy.params.count { resumed.state.policy.params[i] = run.state.policy.params[i] }
+        let again = try #require(try resumed.gold.evaluate(policy: resumed.state.policy, reward: resumed.reward, step: 10, grid: "g10.png"))
+        for (id, v) in moved.record.changeSE { #expect(abs((again.record.changeSE[id] ?? .nan) - v) <= 1e-6, "\(id)") }
+        // metrics.jsonl keeps them
+        let read = try EvalRecord(json: moved.record.json())
+        for (id, v) in moved.record.changeSE { #expect(abs((read.changeSE[id] ?? .nan) - v) <= 1e-6 * max(1, v), "\(id)") }
+    }
 }
 
 struct TinySetupForGold {
