@@ -36,9 +36,11 @@ struct SamplingOptions: ParsableArguments {
     }
 
     /// The model, the prompts, the model file's metadata, and (a model trained on a folder) its folder read.
-    func loadWithMetadata() throws -> (DiT, PromptFile, [String: String], FolderData?) {
+    /// `shapesOnly`: the error for a model trained on a folder, thrown before its folder is read.
+    func loadWithMetadata(shapesOnly: String? = nil) throws -> (DiT, PromptFile, [String: String], FolderData?) {
         let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: model))
         let m = try Checkpoint.load(file, source: model)
+        if m.trainedOn != nil, let shapesOnly { throw CLIError(shapesOnly) }
         if cfg != 1, let w = file.metadata[Checkpoint.distilledCFGKey].flatMap(Float.init) {
             log("note: \(model) is guidance-distilled (it draws at --cfg 1 what its teacher drew at CFG \(w)); --cfg \(cfg) guides about as strongly as CFG \(cfg * w) would its teacher")
         }
@@ -133,11 +135,11 @@ struct Evaluate: ParsableCommand {
     }
 
     func execute() throws {
-        let (m, f, metadata, folder) = try options.loadWithMetadata()
-        if let folder {
-            if against != nil { throw CLIError("--against compares two shapes-world models with the checker; \(options.model) was trained on a folder") }
-            return try evaluateOnFolder(m, f, folder)
-        }
+        let shapesOnly = details ? "--details lists the checker's requirements; a model trained on a folder has no checker"
+            : strict ? "--strict scores with the checker; a model trained on a folder has no checker"
+            : against != nil ? "--against compares two shapes-world models with the checker; \(options.model) was trained on a folder" : nil
+        let (m, f, metadata, folder) = try options.loadWithMetadata(shapesOnly: shapesOnly)
+        if let folder { return try evaluateOnFolder(m, f, folder) }
         // image quality: the Frechet distance of the samples to renderings of the same prompts,
         // beside its floor (two independent renderings against each other)
         let (reference, second) = GoldMetrics.renderedReference(f.specs, perPrompt: options.perPrompt, size: m.config.imageSize)
@@ -225,8 +227,6 @@ struct Evaluate: ParsableCommand {
     /// A folder model: the Frechet distance (57 and 21 features) of its samples for the prompts to
     /// the folder's held-out images, beside the floor: as many of its training images against them.
     func evaluateOnFolder(_ m: DiT, _ f: PromptFile, _ folder: FolderData) throws {
-        if details { throw CLIError("--details lists the checker's requirements; a model trained on a folder has no checker") }
-        if strict { throw CLIError("--strict scores with the checker; a model trained on a folder has no checker") }
         let t0 = now()
         let images = try options.generate(m, f).flatMap { $0 }
         let S = m.config.imageSize

@@ -284,6 +284,13 @@ final class BadInputFixtures: @unchecked Sendable {
         BadInput(name: "the checker as the reward of a folder model", args: ["finetune", "--model", "$F/folder-model.safetensors", "--reward", "shape-eval", "--steps", "1", "--out", "run"],
                  names: "shape-eval reads shapes-world prompts"),
         BadInput(name: "a folder for a shapes model", args: finetune + ["--out", "run", "--data", "$F/images"], names: "--data names the folder a model was trained on"),
+        // refused before the folder is read: the flag, not the folder, is what is wrong
+        BadInput(name: "the strict checker on a folder model", args: ["evaluate", "--model", "$F/folder-model.safetensors", "--data", "$F/nowhere", "--strict"],
+                 names: "--strict scores with the checker; a model trained on a folder has no checker"),
+        BadInput(name: "the checker's details of a folder model", args: ["evaluate", "--model", "$F/folder-model.safetensors", "--data", "$F/nowhere", "--details"],
+                 names: "--details lists the checker's requirements"),
+        BadInput(name: "a folder model against another", args: ["evaluate", "--model", "$F/folder-model.safetensors", "--data", "$F/nowhere", "--against", "$F/tiny.safetensors"],
+                 names: "--against compares two shapes-world models"),
         BadInput(name: "a folder model's folder elsewhere, empty", args: ["sample", "--model", "$F/folder-model.safetensors", "--data", "$F/folder", "--out", "g.png"],
                  names: "no image"),
         BadInput(name: "the checker on a folder model's captions", args: ["evaluate", "--model", "$F/tiny.safetensors", "--prompts", "data:held-out"],
