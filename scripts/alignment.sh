@@ -11,12 +11,15 @@
 #
 # Options: --algo grpo|grpo-guard|acflow (default grpo), --seed S (1), --eval-prompts FILE
 # (prompts/eval.txt; any list of the grammar not in prompts/train.txt), --out DIR
-# (outputs/align-ALGO-SEED), --steps N (the documented budget: 400), --threads N; anything after
+# (outputs/align-ALGO-SEED), --steps N (the documented budget: 400), --threads N, --model FILE
+# (models/base-s32c-captions.safetensors; models/base-s32c-captions-mild.safetensors is the
+# milder habit of docs/ALIGNMENT.md); anything after
 # `--` goes to `flowtune finetune` as it is (and overrides the settings above). docs/ALIGNMENT.md
 # has the results and wall times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 algo=grpo seed=1 eval=prompts/eval.txt out="" steps=400 threads="" extra=()
+model=models/base-s32c-captions.safetensors
 while (($#)); do
   case $1 in
     --algo) algo=$2; shift 2 ;;
@@ -25,6 +28,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --model) model=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "alignment.sh: unknown option $1 (see the comment at the top of the script)" >&2; exit 64 ;;
   esac
@@ -33,7 +37,6 @@ done
 [[ -f $eval ]] || { echo "alignment.sh: no prompt file $eval" >&2; exit 1; }
 # every held-out prompt, 4 seeds each (the whole of prompts/eval.txt: 64 x 4 = 256 images)
 count=$(grep -cvE '^[[:space:]]*(#|$)' "$eval")
-model=models/base-s32c-captions.safetensors
 [[ -f $model ]] || { echo "alignment.sh: $model is missing" >&2; exit 1; }
 [[ -x .build/release/flowtune ]] || swift build -c release 2>&1 | tail -n 1
 args=(finetune --model "$model" --prompts prompts/train.txt --eval-prompts "$eval"
