@@ -322,6 +322,7 @@ struct Page {
                 { h in
                     h.text(Report.format(v))
                     if let se = e.eval.se[id] { h.element("small", text: " ± \(Report.format(se))") }
+                    if let c = e.eval.changeSE[id] { h.element("small", text: " (Δ ± \(Report.format(c)))") }
                 }
             }
             return (e.step == summary.onset ? [("class", "onset")] : [],
@@ -329,7 +330,8 @@ struct Page {
         })
         let checks = evals.contains { $0.eval.shapeEval != nil }
         h.element("p") { h in
-            h.element("small", text: "± one standard error (over the images; over prompts for diversity; the Frechet distance's from a bootstrap of the images). "
+            h.element("small", text: "± one standard error (over the images; over prompts for diversity; the Frechet distance's from a bootstrap of the images); "
+                + "(Δ ± s): the standard error of the change since step 0, paired over the same images and noise. "
                 + (checks ? "The Frechet distance's floor is its value between two independent renderings of the eval prompts: what it reads when nothing differs."
                           : "The Frechet distance compares with the folder's held-out images; its floor is as many of its training images against them: what it reads between real images."))
         }

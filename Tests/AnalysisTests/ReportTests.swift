@@ -25,7 +25,9 @@ import Analysis
             if step > 0 {
                 l += ", \"reward_mean\": \(proxy), \"seconds\": 1.5, \"timesteps\": [{\"k\": 0, \"t\": 1, \"ratio_mean\": 1, \"ratio_std\": 0.001, \"logratio_mean\": -0.0001, \"plain_logratio_mean\": -0.0001, \"clip_high\": 0.1, \"clip_low\": 0.05, \"abs_adv_mean\": 0.8, \"kl_ref\": 0}]"
             }
-            l += ", \"eval\": {\"proxy\": \(proxy), \"scores\": {\"jpeg-compressibility\": \(proxy), \"shape-eval\": \(shape)}, \"shape_eval\": \(shape), \"shape_eval_by_task\": {\"single\": \(shape), \"two_objects\": null, \"counting\": 0.5, \"position\": 0.5}, \"fd\": \(1 + Double(step) * 0.001), \"diversity\": 1.0, \"w2\": \(Double(step) * 0.001), \"grid\": \"\(name)\"}}"
+            l += ", \"eval\": {\"proxy\": \(proxy), \"scores\": {\"jpeg-compressibility\": \(proxy), \"shape-eval\": \(shape)}, \"shape_eval\": \(shape), \"shape_eval_by_task\": {\"single\": \(shape), \"two_objects\": null, \"counting\": 0.5, \"position\": 0.5}, \"fd\": \(1 + Double(step) * 0.001), \"diversity\": 1.0, \"w2\": \(Double(step) * 0.001), \"grid\": \"\(name)\""
+            if step > 0 { l += ", \"change_se\": {\"shape_eval\": 0.005}" }
+            l += "}}"
             lines.append(l)
         }
         try (lines.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
@@ -50,6 +52,7 @@ import Analysis
         let url = try Report.write(runDir: dir, description: Self.description())
         let html = try String(contentsOf: url, encoding: .utf8)
         #expect(html.contains("onset at iteration 30"))
+        #expect(html.contains("(Δ ± 0.0050)"))     // the paired error of shape-eval's change
         // every src= / href= target exists, and every grid is shown
         let pattern = try NSRegularExpression(pattern: #"(?:src|href)="([^"]+)""#)
         let refs = pattern.matches(in: html, range: NSRange(html.startIndex..., in: html)).map { String(html[Range($0.range(at: 1), in: html)!]) }
@@ -149,7 +152,8 @@ import Analysis
             var lines = m.lines
             for i in lines.indices {
                 lines[i].eval?.se = ["shape_eval": se, "fd": 1, "diversity": 1, "w2": 1, "scores/shape-eval": se]
-                if let paired, lines[i].step > 0 { lines[i].eval?.changeSE = ["shape_eval": paired] }
+                let later = lines[i].step > 0
+                lines[i].eval?.changeSE = paired.map { later ? ["shape_eval": $0] : [:] } ?? [:]
             }
             var copy = m
             copy.lines = lines
