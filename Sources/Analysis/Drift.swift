@@ -20,10 +20,10 @@ public struct GoldSeries {
 /// weight-0 scorers, the Frechet distance (lower is better), diversity, and the distances from
 /// the base model. A gold metric "has fallen" at a step when it is worse than at step 0 by more
 /// than twice the standard error of the difference: paired over the same eval images where the
-/// evaluation logs it (shape-eval, the scorers), else sqrt(se0^2 + se^2) (the evaluations' own
-/// standard errors, treated as independent: conservative, since every evaluation draws the same
-/// noise: the Frechet distance, diversity); in metrics written before standard errors were logged, by more than a fixed band:
-/// max(5% of its step-0 magnitude, 10% of its spread over the run's evaluations, 1e-6). The
+/// evaluation logs it (shape-eval, the scorers), else sqrt(se0^2 + se^2) (the Frechet distance,
+/// diversity: the evaluations' own standard errors, treated as independent, which is
+/// conservative, since every evaluation draws the same noise); in metrics written before standard
+/// errors were logged, by more than a fixed band: max(5% of its step-0 magnitude, 10% of its spread over the run's evaluations, 1e-6). The
 /// onset of over-optimisation is the first evaluated step at which the proxy still rises (above
 /// step 0 and not below the previous evaluation) while a gold metric has fallen.
 public struct DriftAnalysis {

@@ -108,7 +108,7 @@ public final class GoldMetrics {
         let S = policy.config.imageSize, perPrompt = config.evalPerPrompt, N = prompts.count * perPrompt
         let promptsPerImage = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
         // a resumed run's start: the base model's images, drawn on every process
-        let startDrawn = !startKnown && step > 0 ? try draw(reference, promptsPerImage, world: world) : nil
+        let startDrawn = !startKnown && step > 0 ? try draw(reference, promptsPerImage, world: world, distances: false) : nil
         startKnown = true
         let drawn = try draw(policy, promptsPerImage, world: world)
         guard world.isRoot else { return nil }
@@ -120,14 +120,13 @@ public final class GoldMetrics {
         let images = batch.images
         let scored = try perImageScores(batch, promptsPerImage, reward: reward)
         let (total, byScorer, shape) = (scored.total, scored.byScorer, scored.shape)
-        var byTask = TaskScores()
-        for (i, s) in shape.enumerated() { byTask.add(prompts[i / perPrompt].spec!.task, s) }
         let feats = images.map { ImageFeatures.extract($0, size: S) }, compact = feats.map(ImageFeatures.compact)
         let diversityPerPrompt = diversity(feats)
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
+        let taskMean: (Task) -> Double? = { t in scored.values["shape_eval_by_task/" + t.rawValue].map { $0.reduce(0, +) / Double($0.count) } }
         var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
                                 shapeEval: checksShapes ? mean(shape) : nil,
-                                shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, byTask.mean($0)) }) : [:],
+                                shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, taskMean($0)) }) : [:],
                                 fd: frechetDistance(feats, referenceFeatures),
                                 diversity: diversityPerPrompt.isEmpty ? 0 : diversityPerPrompt.reduce(0, +) / Double(diversityPerPrompt.count),
                                 w2: drawn.w2.reduce(0, +) / Double(max(N, 1)), grid: grid)
@@ -162,10 +161,7 @@ public final class GoldMetrics {
         for name in reward.names { values["scores/" + name] = doubles(byScorer[name]!) }
         if checksShapes {
             values["shape_eval"] = doubles(shape)
-            for task in Task.allCases {
-                let scores = shape.indices.filter { promptsPerImage[$0].spec!.task == task }.map { Double(shape[$0]) }
-                if !scores.isEmpty { values["shape_eval_by_task/" + task.rawValue] = scores }
-            }
+            for (i, s) in shape.enumerated() { values["shape_eval_by_task/" + promptsPerImage[i].spec!.task.rawValue, default: []].append(Double(s)) }
         }
         return (total, byScorer, shape, values)
     }
@@ -173,8 +169,9 @@ public final class GoldMetrics {
     /// The eval images of `policy` from the fixed noise (Euler, as the grids are drawn), each
     /// image's mean squared velocity difference to the base model along the way (w2), and the
     /// exact path KL of SDE rollouts of the policy to the base model's; this process's block of
-    /// the images, gathered on rank 0 (which alone gets every image).
-    func draw(_ policy: DiT, _ promptsPerImage: [Prompt], world: World) throws -> (pixels: [Float], w2: [Double], kl: [Double]) {
+    /// the images, gathered on rank 0 (which alone gets every image). Without `distances`, the
+    /// images alone (w2 and the KL left 0).
+    func draw(_ policy: DiT, _ promptsPerImage: [Prompt], world: World, distances: Bool = true) throws -> (pixels: [Float], w2: [Double], kl: [Double]) {
         let n = policy.config.pixelsPerImage, N = promptsPerImage.count
         let mine = world.block(of: N), Nl = mine.count
         if ws == nil { ws = try policy.makeWorkspace(batch: max(Nl, 1), training: false); refWS = try reference.makeWorkspace(batch: max(Nl, 1), training: false) }
@@ -182,8 +179,10 @@ public final class GoldMetrics {
         var x = Array(noise[(mine.lowerBound * n)..<(mine.upperBound * n)])
         var w2PerImage = [Double](repeating: 0, count: N), w2Steps = 0
         var tt = [Float](repeating: 0, count: Nl)
-        if Nl > 0 {
-            EulerSampler(steps: config.evalSteps).sample(model: policy, ws: ws!, x: &x, tokens: tokens) { _, t, xt, v in
+        let sampler = EulerSampler(steps: config.evalSteps)
+        if Nl > 0 && !distances { sampler.sample(model: policy, ws: ws!, x: &x, tokens: tokens) }
+        if Nl > 0 && distances {
+            sampler.sample(model: policy, ws: ws!, x: &x, tokens: tokens) { _, t, xt, v in
                 for b in 0..<Nl { tt[b] = t }
                 let vr = self.reference.forward(self.refWS!, x: xt, t: tt, tokens: tokens, batch: Nl)
                 for b in 0..<Nl {
@@ -198,7 +197,7 @@ public final class GoldMetrics {
         // the exact path KL to the base model, on SDE rollouts of the policy (the run's schedule,
         // every step but the last stochastic) from the same start noise and fixed step noise
         var klPerImage = [Double](repeating: 0, count: N)
-        if Nl > 0 {
+        if Nl > 0 && distances {
             let sde = SDESampler(config: SDEConfig(steps: config.sde.steps, noiseLevel: config.sde.noiseLevel, shift: config.sde.shift))
             var rngs = mine.map { RNG(seed: config.seed ^ 0x1C1_BA5E).split(UInt64($0)) }
             let r = sde.rollout(model: policy, workspaces: [ws!], noise: Array(noise[(mine.lowerBound * n)..<(mine.upperBound * n)]),
