@@ -101,7 +101,8 @@ public enum TensorBoardEvents {
 }
 
 /// The TensorBoard view of a run: every scalar of metrics.jsonl (the loop's and the algorithm's
-/// as "train/...", evaluations as "eval/...", their standard errors as "eval_se/..."), the
+/// as "train/...", evaluations as "eval/...", their standard errors as "eval_se/...", the paired
+/// standard errors of their change since step 0 as "eval_change_se/..."), the
 /// algorithm's per-SDE-step statistics as "timesteps/STAT/kNN", and
 /// each evaluation's grid as the image "eval/grid". The event file is derived data: it is
 /// rebuilt from metrics.jsonl and the grids when a run starts or resumes (so the steps a
@@ -157,6 +158,7 @@ public final class TensorBoardLog {
         if let eval = line.eval {
             values += eval.scalars.map { .scalar("eval/" + $0.0, $0.1) }
             values += eval.scalars.compactMap { k, _ in eval.se[k].map { .scalar("eval_se/" + k, $0) } }
+            values += eval.scalars.compactMap { k, _ in eval.changeSE[k].map { .scalar("eval_change_se/" + k, $0) } }
             if let floor = eval.fdFloor { values.append(.scalar("eval/fd_floor", floor)) }
             if let floor = eval.fd21Floor { values.append(.scalar("eval/fd21_floor", floor)) }
             if let png = try? [UInt8](Data(contentsOf: runDir.appendingPathComponent(eval.grid))), let size = TensorBoardEvents.pngSize(png) {

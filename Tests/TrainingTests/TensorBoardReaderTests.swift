@@ -9,8 +9,9 @@ import TestSupport
 @Suite struct TensorBoardReaderTests {
     /// A run killed after an unsaved iteration and resumed: TensorBoard's own reader
     /// (EventAccumulator) finds every training and eval scalar once per step with the values of
-    /// metrics.jsonl, the per-SDE-step ratio statistics, and the eval grids as images of the
-    /// grids' size; the event file of the first process is gone.
+    /// metrics.jsonl (the paired errors of the evaluations' changes too), the per-SDE-step ratio
+    /// statistics, and the eval grids as images of the grids' size; the event file of the first
+    /// process is gone.
     @Test(.enabled(if: pythonWithTensorBoard != nil,
                    "Python's tensorboard is not installed (bash scripts/setup.sh makes .build/pyenv with it; or set FLOWTUNE_PYTHON)"))
     func tensorBoardsReaderSeesEveryScalarAndGridOnceAfterAResume() throws {
@@ -65,6 +66,13 @@ import TestSupport
         #expect(proxy.map { Int($0[0]) } == [0, 1, 2, 3, 4])
         for (pt, line) in zip(proxy, lines) { #expect(close(pt[1], (line["eval"] as! [String: Any])["proxy"] as! Double)) }
         #expect(scalars["eval/shape_eval"]?.count == 5)
+        // the paired standard error of each change since step 0, from step 1 on (a resumed
+        // process's too)
+        let change = try #require(scalars["eval_change_se/shape_eval"])
+        #expect(change.map { Int($0[0]) } == [1, 2, 3, 4])
+        for (pt, line) in zip(change, lines.dropFirst()) {
+            #expect(close(pt[1], ((line["eval"] as! [String: Any])["change_se"] as! [String: Any])["shape_eval"] as! Double))
+        }
         // ratio statistics of every trained SDE step (SDE steps 4: the last is deterministic, 3 trained)
         let ts = (lines[1]["timesteps"] as! [[String: Any]])
         for t in ts {
