@@ -8,6 +8,7 @@
 #        [--pairs N] [--rm-seed S]            reward models of N labelled pairs / training seed S
 #        [--rl-rm NAME[+NAME...]] [--rm-combine mean|min|mean-std:L]  the RL run's reward model(s)
 #        [--algo grpo] [--seed 1] [--beta 0] [--steps 100] [--threads T] [--out outputs/goodhart]
+#        [--eval-early]                       the RL run evaluated at iterations 1, 2, 4 and 8 too
 #
 # A reward model is named after its size and knobs: rm-large, rm-large-p6000 (--pairs 6000),
 # rm-large-seed1 (--rm-seed 1); --rl-rm takes such names (rm-large by default), joined by + for an
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=all sizes="rm-tiny rm-small rm-large" pairs="" rmseed=0 rlrm=rm-large combine=mean algo=grpo seed=1 beta=0
-steps=100 out=outputs/goodhart threads=""
+steps=100 out=outputs/goodhart threads="" early=()
 while (($#)); do
   case $1 in
     --stage) stage=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while (($#)); do
     --steps) steps=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --eval-early) early=(--eval-early); shift ;;
     *) echo "goodhart.sh: unknown option $1 (see the comment at the top of the script)" >&2; exit 64 ;;
   esac
 done
@@ -73,7 +75,7 @@ fi
 
 # 3. RL against one reward model (or an ensemble), every held-out prompt x 4 seeds evaluated every 10 iterations
 if run rl; then
-  l=$(label "$rlrm"); [[ $beta != 0 ]] && l+=-beta$beta
+  l=$(label "$rlrm"); [[ $beta != 0 ]] && l+=-beta$beta; ((${#early[@]})) && l+=-early
   dir=$out/rl-$algo-$l-$seed
   count=$(grep -cvE '^[[:space:]]*(#|$)' prompts/eval.txt)
   if [[ -f $dir/checkpoints/state.safetensors ]]; then
@@ -83,7 +85,7 @@ if run rl; then
     $ft finetune --model "$base" --prompts prompts/train.txt --eval-prompts prompts/eval.txt --algo "$algo" \
       --reward "rm:$(paths "$rlrm"),shape-eval=0" --rm-combine "$combine" --beta "$beta" --seed "$seed" --steps "$steps" \
       --prompts-per-iteration 8 --group-size 16 --lr 3e-4 --eval-every 10 --eval-prompt-count "$count" --eval-per-prompt 4 \
-      --checkpoint-every 10 "${thr[@]}" --out "$dir"
+      --checkpoint-every 10 "${early[@]}" "${thr[@]}" --out "$dir"
   fi
 fi
 

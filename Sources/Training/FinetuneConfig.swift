@@ -35,6 +35,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     public var checkpointEvery = 10
     public var evalEvery = 10
+    public var evalEarly = false
     public var evalPerPrompt = 4
     public var evalPromptCount = 16
     public var evalSteps = 20
@@ -99,6 +100,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         S.value(\.seed, "seed", "Random seed.", sweep: false),
         S.value(\.checkpointEvery, "checkpoint-every", "Checkpoint every N iterations.", check: C.positive, sweep: false),
         S.value(\.evalEvery, "eval-every", "Grids and gold metrics every N iterations (0: never).", check: C.nonNegative),
+        S.flag(\.evalEarly, "eval-early", "Also evaluate at iterations 1, 2, 4, 8, ... below --eval-every: the start of a run, where the policy moves fastest from the base model (the first points of a Goodhart curve)."),
         S.value(\.evalPerPrompt, "eval-per-prompt", "Seeds per eval prompt in grids and gold metrics.", check: C.positive),
         S.value(\.evalPromptCount, "eval-prompt-count", "Eval prompts used (spread over the list).",
                check: { try C.positive($0, $1); try C.atMost($0, $1, C.maxBatch) }, legacy: "evalPrompts_limit"),
@@ -116,6 +118,13 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
             $0.acflow = .version1(steps: $0.steps)
         },
     ] + ACFlowConfig.table.settings.map { $0.lifted(\FinetuneConfig.acflow) }
+
+    /// Whether iteration `it` (1 ... steps) writes an evaluation: every --eval-every-th, the last,
+    /// and with --eval-early the powers of two below --eval-every. Never with --eval-every 0.
+    public func evaluates(_ it: Int) -> Bool {
+        guard evalEvery > 0, it > 0 else { return false }
+        return it % evalEvery == 0 || it == steps || (evalEarly && it < evalEvery && it & (it - 1) == 0)
+    }
 
     /// Every value checked; the first bad one is an error naming its option and value.
     public func validate() throws {

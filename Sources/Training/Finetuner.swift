@@ -174,7 +174,7 @@ public final class Finetuner {
         var most = [record.seconds!, record.trainSeconds!, peakResidentMemoryMB()]
         world.max(&most)
         record.seconds = most[0]; record.trainSeconds = most[1]; record.peakRSSMB = most[2]
-        let evaluated = config.evalEvery > 0 && (iteration % config.evalEvery == 0 || iteration == config.steps)
+        let evaluated = config.evaluates(iteration)
         if evaluated { record.eval = try evaluate() }
         try write(record)
         if iteration % config.checkpointEvery == 0 || iteration == config.steps { try save() }

@@ -82,6 +82,37 @@ import Training
 
     /// Rewards whose sum overflows stop the run with a message naming the iteration and the
     /// quantity, before any update; the last checkpoint stays as it was.
+    /// --eval-early evaluates the powers of two below --eval-every as well (and nothing else
+    /// changes: evaluation draws its own fixed noise, so the trained weights are those of a run
+    /// without it); it is stored with the settings, and a config.json without it means off.
+    @Test func earlyEvaluationsAddThePowersOfTwo() throws {
+        var schedule = FinetuneConfig()
+        schedule.evalEvery = 10; schedule.steps = 25; schedule.evalEarly = true
+        #expect((0...25).filter(schedule.evaluates) == [1, 2, 4, 8, 10, 20, 25])
+        schedule.evalEarly = false
+        #expect((0...25).filter(schedule.evaluates) == [10, 20, 25])
+        schedule.evalEvery = 0; schedule.evalEarly = true
+        #expect((0...25).filter(schedule.evaluates).isEmpty)
+
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        var c = setup.config(.grpo, steps: 7)
+        c.evalEvery = 5; c.checkpointEvery = 7
+        let plain = try setup.uninterruptedRun(c, "plain")
+        c.evalEarly = true
+        let early = try setup.uninterruptedRun(c, "early")
+        let evaluated = { (run: Finetuner) in try metricLines(run.metricsURL).filter { $0["eval"] != nil }.map { $0["step"] as! Int } }
+        #expect(try evaluated(plain) == [0, 5, 7])
+        #expect(try evaluated(early) == [0, 1, 2, 4, 5, 7])
+        #expect(early.policy.params.array == plain.policy.params.array)
+        let json = try JSONEncoder().encode(c)   // what config.json holds
+        #expect(try JSONDecoder().decode(FinetuneConfig.self, from: json).evalEarly)
+        var object = try JSONSerialization.jsonObject(with: json) as! [String: Any]
+        #expect(object.removeValue(forKey: "eval-early") as? Bool == true)
+        let older = try JSONSerialization.data(withJSONObject: object)
+        #expect(try JSONDecoder().decode(FinetuneConfig.self, from: older).evalEarly == false)
+    }
+
     @Test func nonFiniteRewardStatisticsStopTheRun() throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
