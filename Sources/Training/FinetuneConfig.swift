@@ -100,7 +100,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         S.value(\.seed, "seed", "Random seed.", sweep: false),
         S.value(\.checkpointEvery, "checkpoint-every", "Checkpoint every N iterations.", check: C.positive, sweep: false),
         S.value(\.evalEvery, "eval-every", "Grids and gold metrics every N iterations (0: never).", check: C.nonNegative),
-        S.flag(\.evalEarly, "eval-early", "Also evaluate at iterations 1, 2, 4, 8, ... below --eval-every: the start of a run, where the policy moves fastest from the base model (the first points of a Goodhart curve)."),
+        S.flag(\.evalEarly, "eval-early", "Also evaluate at iterations 1, 2, 4, 8, ... below --eval-every: the start of a run, at small distances from the base model (the first points of a Goodhart curve)."),
         S.value(\.evalPerPrompt, "eval-per-prompt", "Seeds per eval prompt in grids and gold metrics.", check: C.positive),
         S.value(\.evalPromptCount, "eval-prompt-count", "Eval prompts used (spread over the list).",
                check: { try C.positive($0, $1); try C.atMost($0, $1, C.maxBatch) }, legacy: "evalPrompts_limit"),
