@@ -23,9 +23,10 @@ public struct GoldSeries {
 /// evaluation logs it (shape-eval, the scorers), else sqrt(se0^2 + se^2) (the Frechet distance,
 /// diversity: the evaluations' own standard errors, treated as independent, which is
 /// conservative, since every evaluation draws the same noise); in metrics written before standard
-/// errors were logged, by more than a fixed band: max(5% of its step-0 magnitude, 10% of its spread over the run's evaluations, 1e-6). The
-/// onset of over-optimisation is the first evaluated step at which the proxy still rises (above
-/// step 0 and not below the previous evaluation) while a gold metric has fallen.
+/// errors were logged, by more than a fixed band: max(5% of its step-0 magnitude, 10% of its
+/// spread over the run's evaluations, 1e-6). The onset of over-optimisation is the first
+/// evaluated step at which the proxy still rises (above step 0 and not below the previous
+/// evaluation) while a gold metric has fallen.
 public struct DriftAnalysis {
     public var proxy: [(x: Double, y: Double)]
     public var gold: [GoldSeries]

@@ -179,20 +179,18 @@ public final class GoldMetrics {
         var x = Array(noise[(mine.lowerBound * n)..<(mine.upperBound * n)])
         var w2PerImage = [Double](repeating: 0, count: N), w2Steps = 0
         var tt = [Float](repeating: 0, count: Nl)
-        let sampler = EulerSampler(steps: config.evalSteps)
-        if Nl > 0 && !distances { sampler.sample(model: policy, ws: ws!, x: &x, tokens: tokens) }
-        if Nl > 0 && distances {
-            sampler.sample(model: policy, ws: ws!, x: &x, tokens: tokens) { _, t, xt, v in
-                for b in 0..<Nl { tt[b] = t }
-                let vr = self.reference.forward(self.refWS!, x: xt, t: tt, tokens: tokens, batch: Nl)
-                for b in 0..<Nl {
-                    var s = 0.0
-                    for i in (b * n)..<((b + 1) * n) { let d = Double(v[i] - vr[i]); s += d * d }
-                    w2PerImage[mine.lowerBound + b] += s / Double(n)
-                }
-                w2Steps += 1
+        // w2: at each Euler step, the base model's velocity at the same state
+        let w2Step: ((Int, Float, [Float], UnsafePointer<Float>) -> Void)? = !distances ? nil : { _, t, xt, v in
+            for b in 0..<Nl { tt[b] = t }
+            let vr = self.reference.forward(self.refWS!, x: xt, t: tt, tokens: tokens, batch: Nl)
+            for b in 0..<Nl {
+                var s = 0.0
+                for i in (b * n)..<((b + 1) * n) { let d = Double(v[i] - vr[i]); s += d * d }
+                w2PerImage[mine.lowerBound + b] += s / Double(n)
             }
+            w2Steps += 1
         }
+        if Nl > 0 { EulerSampler(steps: config.evalSteps).sample(model: policy, ws: ws!, x: &x, tokens: tokens, observe: w2Step) }
         for b in 0..<N { w2PerImage[b] /= Double(max(w2Steps, 1)) }
         // the exact path KL to the base model, on SDE rollouts of the policy (the run's schedule,
         // every step but the last stochastic) from the same start noise and fixed step noise

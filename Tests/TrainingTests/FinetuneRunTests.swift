@@ -80,8 +80,6 @@ import Training
         #expect(t3.policy.params.array == full.policy.params.array)
     }
 
-    /// Rewards whose sum overflows stop the run with a message naming the iteration and the
-    /// quantity, before any update; the last checkpoint stays as it was.
     /// --eval-early evaluates the powers of two below --eval-every as well (and nothing else
     /// changes: evaluation draws its own fixed noise, so the trained weights are those of a run
     /// without it); it is stored with the settings, and a config.json without it means off.
@@ -113,6 +111,8 @@ import Training
         #expect(try JSONDecoder().decode(FinetuneConfig.self, from: older).evalEarly == false)
     }
 
+    /// Rewards whose sum overflows stop the run with a message naming the iteration and the
+    /// quantity, before any update; the last checkpoint stays as it was.
     @Test func nonFiniteRewardStatisticsStopTheRun() throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
