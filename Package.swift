@@ -41,8 +41,10 @@ let package = Package(
         .target(name: "CMPI", path: "Sources/CMPI", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
 
         // GEMM with an AVX-512 micro-kernel, chosen at run time when the CPU has AVX-512
-        // (the functions carry their own target attribute; the rest of the file is baseline x86-64).
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // (the functions carry their own target attribute; the rest of the file is baseline x86-64);
+        // normal draws through glibc's vector log and cos (libmvec, part of glibc on Linux).
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])],
+                linkerSettings: [.linkedLibrary("mvec", .when(platforms: [.linux])), .linkedLibrary("m", .when(platforms: [.linux]))]),
 
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels", "CMPI"], swiftSettings: swiftFlags),
         .target(name: "Imaging", dependencies: ["CImageIO", "Tensor"], swiftSettings: swiftFlags),

@@ -23,16 +23,21 @@ public func logitNormal(_ rng: inout RNG, mean: Float = 0, std: Float = 1) -> Fl
 }
 
 /// The interpolant x_t = (1 - t) x0 + t eps and the regression target v = eps - x0 of one image,
-/// with eps ~ N(0, I) drawn from `rng` (n values, in order; also written to `eps` if given).
+/// with eps ~ N(0, I) drawn from `rng` (n values, in order; also written to `eps` if given) by
+/// `kernels` (see `RNG.fillNormal`).
 @inline(__always)
 public func flowMatchingPair(x0: UnsafePointer<Float>, t: Float, n: Int, rng: inout RNG, xt: UnsafeMutablePointer<Float>,
-                             target: UnsafeMutablePointer<Float>, eps: UnsafeMutablePointer<Float>? = nil) {
-    for i in 0..<n {
-        let e = rng.normal(), x = x0[i]
-        eps?[i] = e
-        xt[i] = (1 - t) * x + t * e
-        target[i] = e - x
+                             target: UnsafeMutablePointer<Float>, eps: UnsafeMutablePointer<Float>? = nil,
+                             kernels: KernelPath = Compute.current.kernels) {
+    func fill(_ e: UnsafeMutablePointer<Float>) {
+        rng.fillNormal(UnsafeMutableBufferPointer(start: e, count: n), kernels: kernels)
+        for i in 0..<n {
+            let x = x0[i]
+            xt[i] = (1 - t) * x + t * e[i]
+            target[i] = e[i] - x
+        }
     }
+    if let eps { fill(eps) } else { withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { fill($0.baseAddress!) } }
 }
 
 /// Guidance distillation: a frozen teacher network whose classifier-free-guided velocity
@@ -110,10 +115,11 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     }
     batch.x0.withUnsafeBufferPointer { x0 in xt.withUnsafeMutableBufferPointer { xp in target.withUnsafeMutableBufferPointer { tp in
         let (x0, xp, tp) = (x0.baseAddress!, xp.baseAddress!, tp.baseAddress!)
+        let kernels = Compute.current.kernels
         parallelFor(noiseFrom.count) { images in
             for (r, b, start) in noiseFrom[images] {
                 var stream = start
-                flowMatchingPair(x0: x0 + b * n, t: t[r], n: n, rng: &stream, xt: xp + r * n, target: tp + r * n)
+                flowMatchingPair(x0: x0 + b * n, t: t[r], n: n, rng: &stream, xt: xp + r * n, target: tp + r * n, kernels: kernels)
             }
         }
     } } }

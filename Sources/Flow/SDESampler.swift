@@ -163,16 +163,20 @@ public struct SDESampler {
                         // its own stream): the mean, the sample, and its log-probability (the
                         // same arithmetic as meanLogProb, accumulated on the way)
                         rngs.withUnsafeMutableBufferPointer { streams in r.logps.withUnsafeMutableBufferPointer { lp in
-                            let (streams, lp) = (streams, lp)
+                            let (streams, lp) = (streams, lp), kernels = Compute.current.kernels
                             parallelFor(B) { images in
-                                for b in images {
-                                    var ss: Double = 0
-                                    for i in (b * n)..<((b + 1) * n) {
-                                        mu[i] = c.cx * x[i] + c.cv * v[i]
-                                        xNext[i] = mu[i] + c.s * streams[b].normal()
-                                        let d = Double(xNext[i] - mu[i]); ss += d * d
+                                withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { eps in
+                                    for b in images {
+                                        streams[b].fillNormal(eps, kernels: kernels)
+                                        var ss: Double = 0
+                                        for j in 0..<n {
+                                            let i = b * n + j
+                                            mu[i] = c.cx * x[i] + c.cv * v[i]
+                                            xNext[i] = mu[i] + c.s * eps[j]
+                                            let d = Double(xNext[i] - mu[i]); ss += d * d
+                                        }
+                                        lp[k * B + b] = logProb(squaredDistance: ss, n: n, c: c)
                                     }
-                                    lp[k * B + b] = logProb(squaredDistance: ss, n: n, c: c)
                                 }
                             }
                         } }

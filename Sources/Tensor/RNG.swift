@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 @inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
@@ -86,9 +87,24 @@ public struct RNG: Sendable, Codable, Equatable {
         return Float(r * _cos(2.0 * Double.pi * u2))
     }
 
-    /// Fills `buffer` with standard normal samples.
-    public mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>, scale: Float = 1) {
-        for i in buffer.indices { buffer[i] = normal() * scale }
+    /// Fills `buffer` with standard normal samples times `scale`: the values of `normal() * scale`
+    /// drawn `buffer.count` times, and the stream moved as far, computed a block at a time
+    /// (CKernels' ft_normals: 8 at a time on the AVX-512 path, 4 on the AVX2 one). Worker threads
+    /// see no binding of `Compute.current`: a parallel loop passes its caller's `kernels`.
+    public mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>, scale: Float = 1,
+                                    kernels: KernelPath = Compute.current.kernels) {
+        guard let out = buffer.baseAddress else { return }
+        let width: Int32 = switch kernels { case .avx512: 8; case .avx2: 4; case .openblas: 1 }
+        let block = 512
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * block) { words in
+            var done = 0
+            while done < buffer.count {
+                let m = min(block, buffer.count - done)
+                for j in 0..<(2 * m) { words[j] = nextUInt64() }
+                ft_normals(words.baseAddress!, m, scale, out + done, width)
+                done += m
+            }
+        }
     }
 
     /// Moves the stream past `n` draws of `normal()` (two words each) without computing them:

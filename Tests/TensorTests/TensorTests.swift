@@ -1,5 +1,7 @@
 import Testing
 import Tensor
+import CKernels
+import Foundation
 
 @Suite struct TensorTests {
     @Test func crc32MatchesTheStandardCheckValues() {
@@ -90,6 +92,32 @@ import Tensor
         let us = (0..<100_000).map { _ in u.uniform() }
         #expect(us.allSatisfy { $0 >= 0 && $0 < 1 })
         #expect(abs(us.reduce(0, +) / Float(us.count) - 0.5) < 0.01)
+    }
+
+    /// The block draws of every kernel path (8 or 4 at a time through glibc's vector log and cos)
+    /// are the scalar `normal()` draws, bit for bit, and leave the stream where they would: over a
+    /// count that is no multiple of the block or of the vector width, with and without a scale,
+    /// including a word pair whose uniform is 0 (log(1)) and one whose is the largest below 1.
+    @Test(arguments: KernelPath.available)
+    func blockNormalsAreTheScalarDraws(path: KernelPath) {
+        for (seed, count, scale) in [(UInt64(3), 300_007, Float(1)), (5, 13, 0.37), (8, 1, -2.5)] {
+            var scalar = RNG(seed: seed), block = RNG(seed: seed)
+            let expected = (0..<count).map { _ in scalar.normal() * scale }
+            var got = [Float](repeating: .nan, count: count)
+            got.withUnsafeMutableBufferPointer { block.fillNormal($0, scale: scale, kernels: path) }
+            #expect(got.elementsEqual(expected) { $0.bitPattern == $1.bitPattern }, "\(path), seed \(seed)")
+            #expect(block == scalar)
+        }
+        // extreme uniforms: word >> 11 == 0 (u1 = 0: radius 0) and all ones (u just below 1)
+        let words: [UInt64] = [0, 0, .max, .max, 0, .max, .max, 0, 1 << 11, 1 << 63, 12345 << 11, 0x7FF, 1 << 52, .max >> 1, 3, 7 << 40]
+        let extreme = (0..<8).map { i in
+            let u1 = Double(words[2 * i] >> 11) * 0x1.0p-53, u2 = Double(words[2 * i + 1] >> 11) * 0x1.0p-53
+            return Float((-2.0 * log(1.0 - u1)).squareRoot() * cos(2.0 * Double.pi * u2))
+        }
+        let width: Int32 = switch path { case .avx512: 8; case .avx2: 4; case .openblas: 1 }
+        var out = [Float](repeating: .nan, count: 8)
+        words.withUnsafeBufferPointer { w in ft_normals(w.baseAddress!, 8, 1, &out, width) }
+        #expect(out.elementsEqual(extreme) { $0.bitPattern == $1.bitPattern }, "\(path)")
     }
 
     @Test func fastExpIsAccurate() {
