@@ -13,7 +13,8 @@
 # (prompts/eval.txt; any list of the grammar not in prompts/train.txt), --out DIR
 # (outputs/align-ALGO-SEED), --steps N (the documented budget: 400), --threads N, --model FILE
 # (models/base-s32c-captions.safetensors; models/base-s32c-captions-mild.safetensors is the
-# milder habit of docs/ALIGNMENT.md); anything after
+# milder habit of docs/ALIGNMENT.md, models/base-s32c-captions-low.safetensors the lower base,
+# whose GRPO-Guard runs gain +0.15 with --steps 800); anything after
 # `--` goes to `flowtune finetune` as it is (and overrides the settings above). docs/ALIGNMENT.md
 # has the results and wall times.
 set -euo pipefail
