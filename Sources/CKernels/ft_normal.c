@@ -2,7 +2,7 @@
 // (Tensor/RNG.swift) in double precision, with glibc's vector log and cos (libmvec) in place of
 // its scalar ones. Both are within an ulp or two of the true value in double; the result is
 // rounded to float, where the two agree unless the double falls within a few ulps of a rounding
-// boundary between floats (none of the 4 M draws the tests and the benchmark compared).
+// boundary between floats: none differed in 4 M draws compared, nor in the tests' 300,000.
 #include "ft_internal.h"
 
 #include <math.h>
