@@ -1,13 +1,4 @@
 import CKernels
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
-#else
-import Darwin
-@inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
-#endif
 
 /// A seeded, splittable pseudo-random generator (xoshiro256**, seeded through SplitMix64).
 ///
@@ -78,13 +69,15 @@ public struct RNG: Sendable, Codable, Equatable {
         for i in stride(from: values.count - 1, to: 0, by: -1) { values.swapAt(i, int(i + 1)) }
     }
 
-    /// Standard normal sample (Box-Muller in double precision).
+    /// Uniform in [0, 1) with 53 bits of precision (one word), the inputs of `normal()`.
+    @inline(__always)
+    mutating func uniform53() -> Double { Double(nextUInt64() >> 11) * 0x1.0p-53 }
+
+    /// Standard normal sample (Box-Muller in double precision: CKernels' ft_normal).
     @inline(__always)
     public mutating func normal() -> Float {
-        let u1 = Double(nextUInt64() >> 11) * 0x1.0p-53
-        let u2 = Double(nextUInt64() >> 11) * 0x1.0p-53
-        let r = (-2.0 * _log(1.0 - u1)).squareRoot()
-        return Float(r * _cos(2.0 * Double.pi * u2))
+        let u1 = uniform53(), u2 = uniform53()
+        return ft_normal(u1, u2)
     }
 
     /// Fills `buffer` with standard normal samples times `scale`: the values of `normal() * scale`
@@ -96,12 +89,13 @@ public struct RNG: Sendable, Codable, Equatable {
         guard let out = buffer.baseAddress else { return }
         let width: Int32 = switch kernels { case .avx512: 8; case .avx2: 4; case .openblas: 1 }
         let block = 512
-        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * block) { words in
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * block) { u in
+            let u1 = u.baseAddress!, u2 = u1 + block
             var done = 0
             while done < buffer.count {
                 let m = min(block, buffer.count - done)
-                for j in 0..<(2 * m) { words[j] = nextUInt64() }
-                ft_normals(words.baseAddress!, m, scale, out + done, width)
+                for j in 0..<m { u1[j] = uniform53(); u2[j] = uniform53() }
+                ft_normals(u1, u2, m, scale, out + done, width)
                 done += m
             }
         }

@@ -1,8 +1,6 @@
 #ifndef FT_KERNELS_H
 #define FT_KERNELS_H
 
-#include <stdint.h>
-
 /// 1 when this CPU and OS run AVX-512F code (CPUID leaf 7 and the OS's ZMM state in XCR0),
 /// so that ft_sgemm may be called; 0 otherwise (and on every non-x86-64 machine).
 int ft_gemm_available(void);
@@ -62,11 +60,14 @@ int ft_bf16_gemm_fused(int trans_a, int trans_b, long m, long n, long k, float a
                        const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
                        const float *bias, float *gelu_out, long ldg);
 
-/// n standard normals, times scale, into out: normal i from words[2i] and words[2i + 1] by
-/// RNG.normal()'s Box-Muller in double precision, rounded to float. width 8 takes them 8 at a time
-/// with AVX-512F and glibc's vector log and cos, 4 with AVX2 + FMA (only where the CPU runs that
-/// code), anything else one at a time with the scalar ones.
-void ft_normals(const uint64_t *words, long n, float scale, float *out, int width);
+/// A standard normal from two uniforms in [0, 1) by Box-Muller in double precision,
+/// sqrt(-2 log(1 - u1)) cos(2 pi u2), rounded to float (RNG.normal()).
+float ft_normal(double u1, double u2);
+
+/// n of them, times scale, into out: normal i from u1[i] and u2[i]. width 8 takes them 8 at a
+/// time with AVX-512F and glibc's vector log and cos, 4 with AVX2 + FMA (only where the CPU runs
+/// that code), anything else one at a time as ft_normal.
+void ft_normals(const double *u1, const double *u2, long n, float scale, float *out, int width);
 
 /// Runs fn(ctx, i) for every i in 0..<n over the calling thread and flowtune's worker threads
 /// (at least threads - 1 of them, started on first use; any idle one may claim an item; they
