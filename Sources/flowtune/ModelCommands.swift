@@ -116,22 +116,28 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var options: SamplingOptions
     @Option(help: "A second shapes-world model to compare with, drawn with the same prompts, seeds and sampler.") var against: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
-    @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json).") var details = false
-    @Flag(help: "Score with the strict checker (the shape-eval-strict scorer): one more requirement, that nothing but the asked objects is drawn (its pass rate is the 'extra' row of --details).")
+    @Flag(help: "Also print the pass rate of each kind of requirement per task type (to stderr with --json); the 'extra' rows are the strict checker's requirement that nothing but the asked objects is drawn.") var details = false
+    @Flag(help: "Score with the strict checker (the shape-eval-strict scorer): one more requirement, that nothing but the asked objects is drawn. Either way the other checker's scores of the same images are printed too.")
     var strict = false
     @OptionGroup var threads: ThreadOptions
 
-    /// The scorer whose checker this evaluation uses.
+    /// The scorer whose checker this evaluation uses, and the other one (scored on the same images).
     var checkerName: String { (strict ? ShapeEvalScorer.Variant.strict : .eval).rawValue }
+    var otherCheckerName: String { (strict ? ShapeEvalScorer.Variant.eval : .strict).rawValue }
 
     func run() throws { try threads.compute().run { try execute() } }
 
-    /// One model's samples checked, and their Frechet distance to renderings of the prompts.
+    /// One model's samples checked by the chosen checker (`tally`) and by the other (`other`:
+    /// the lenient one with --strict, else the strict one), and their Frechet distance to
+    /// renderings of the prompts.
     struct Checked {
         var model: String
         var noise: String?
         var tally: CheckerTally
+        var other: CheckerTally
         var fd: Double
+        /// The strict checker's tally: its requirements are the lenient one's and "extra".
+        func strictTally(_ strict: Bool) -> CheckerTally { strict ? tally : other }
     }
 
     func execute() throws {
@@ -147,8 +153,8 @@ struct Evaluate: ParsableCommand {
         func check(_ model: DiT, _ path: String, _ noise: String?) throws -> Checked {
             let images = try options.generate(model, f)
             let feats = images.flatMap { $0 }.map { ImageFeatures.extract($0, size: model.config.imageSize) }
-            let tally = CheckerTally(checker: Checker(size: model.config.imageSize, strict: strict), specs: f.specs, images: images)
-            return Checked(model: path, noise: noise, tally: tally, fd: feats.count > 1 ? frechetDistance(feats, reference) : 0)
+            let tally = { (strict: Bool) in CheckerTally(checker: Checker(size: model.config.imageSize, strict: strict), specs: f.specs, images: images) }
+            return Checked(model: path, noise: noise, tally: tally(strict), other: tally(!strict), fd: feats.count > 1 ? frechetDistance(feats, reference) : 0)
         }
         let main = try check(m, options.model, metadata[Checkpoint.captionNoiseKey])
         var base: Checked?
@@ -175,50 +181,66 @@ struct Evaluate: ParsableCommand {
             lines.append("\(c.model): pretrained with caption noise \(c.noise!)")
         }
         if strict { lines.append("checker: strict (\(checkerName): nothing but the asked objects may be drawn)") }
+        let otherLabel = strict ? "lenient checker (\(otherCheckerName)), the same images:"
+                                : "strict checker (\(otherCheckerName): nothing but the asked objects), the same images:"
         guard let base else {
             lines.append(main.tally.scores.table)
+            let s = main.other.scores
+            lines.append(otherLabel + Task.allCases.map { t in " \(t.rawValue) " + (s.mean(t).map { String(format: "%.3f", $0) } ?? "-") }.joined(separator: ",")
+                         + String(format: ", overall %.3f", s.overall))
             lines.append(String(format: "Frechet distance to renderings of the prompts  %.3f   (floor: two renderings against each other, %.3f)", main.fd, floor))
             return lines.joined(separator: "\n")
         }
         func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: n, withPad: " ", startingAt: 0) }
-        func row(_ name: String, _ task: Task?) -> String {
-            let a = task.map { main.tally.scores.mean($0) } ?? main.tally.scores.overall
-            let b = task.map { base.tally.scores.mean($0) } ?? base.tally.scores.overall
-            guard let a, let b, let d = main.tally.change(from: base.tally, task: task) else { return pad(name, 14) + "  -" }
-            return pad(name, 14) + String(format: "%.3f   %.3f    %+.3f   [%+.3f, %+.3f]", a, b, d.mean, d.low, d.high)
+        func row(_ name: String, _ task: Task?, _ tally: KeyPath<Checked, CheckerTally>) -> String {
+            let (m, b) = (main[keyPath: tally], base[keyPath: tally])
+            let x = task.map { m.scores.mean($0) } ?? m.scores.overall
+            let y = task.map { b.scores.mean($0) } ?? b.scores.overall
+            guard let x, let y, let d = m.change(from: b, task: task) else { return pad(name, 14) + "  -" }
+            return pad(name, 14) + String(format: "%.3f   %.3f    %+.3f   [%+.3f, %+.3f]", x, y, d.mean, d.low, d.high)
         }
         lines.append("model:   \(main.model)\nagainst: \(base.model)")
         lines.append("task          model   against  change   95% interval (paired, over prompts)")
-        lines += Task.allCases.map { row($0.rawValue, $0) }
-        lines.append(row("overall", nil) + "   (\(main.tally.scores.images) images each)")
+        lines += Task.allCases.map { row($0.rawValue, $0, \.tally) }
+        lines.append(row("overall", nil, \.tally) + "   (\(main.tally.scores.images) images each)")
+        lines.append(otherLabel)
+        lines += Task.allCases.map { row($0.rawValue, $0, \.other) }
+        lines.append(row("overall", nil, \.other))
         lines.append(String(format: "Frechet distance to renderings of the prompts  %.3f   against %.3f   (floor: two renderings against each other, %.3f)", main.fd, base.fd, floor))
         return lines.joined(separator: "\n")
     }
 
     func jsonReport(_ main: Checked, _ base: Checked?, _ floor: Double) -> JSONValue {
+        func means(_ s: TaskScores) -> [(String, JSONValue)] {
+            [("overall", .double(s.overall)), ("by_task", .object(Task.allCases.map { t in (t.rawValue, s.mean(t).map(JSONValue.double) ?? .null) }))]
+        }
         func scores(_ c: Checked) -> [(String, JSONValue)] {
-            let s = c.tally.scores
-            let byTask = Task.allCases.map { t in (t.rawValue, s.mean(t).map(JSONValue.double) ?? .null) }
-            return (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? [])
-                + [("overall", .double(s.overall)), ("by_task", .object(byTask)), ("images", .int(s.images)), ("fd", .double(c.fd))]
+            (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? [])
+                + means(c.tally.scores) + [("images", .int(c.tally.scores.images)), ("fd", .double(c.fd)),
+                                            ("other_checker", .object([("checker", .string(otherCheckerName))] + means(c.other.scores)))]
         }
         var fields = scores(main) + [("fd_floor", .double(floor)), ("checker", .string(checkerName))]
         if let base {
-            func interval(_ task: Task?) -> JSONValue {
-                guard let d = main.tally.change(from: base.tally, task: task) else { return .null }
-                return .object([("mean", .double(d.mean)), ("low", .double(d.low)), ("high", .double(d.high))])
+            func changes(_ tally: KeyPath<Checked, CheckerTally>) -> [(String, JSONValue)] {
+                func interval(_ task: Task?) -> JSONValue {
+                    guard let d = main[keyPath: tally].change(from: base[keyPath: tally], task: task) else { return .null }
+                    return .object([("mean", .double(d.mean)), ("low", .double(d.low)), ("high", .double(d.high))])
+                }
+                return [("overall", interval(nil)), ("by_task", .object(Task.allCases.map { ($0.rawValue, interval($0)) }))]
             }
             fields.append(("against", .object([("model", .string(base.model))] + scores(base))))
-            fields.append(("change", .object([("overall", interval(nil)), ("by_task", .object(Task.allCases.map { ($0.rawValue, interval($0)) }))])))
+            fields.append(("change", .object(changes(\.tally) + [("other_checker", .object(changes(\.other)))])))
         }
         return .object(fields)
     }
 
     func detailsTable(_ main: Checked, _ base: Checked?) -> String {
+        // the strict checker's requirements: the lenient one's, checked alike, and "extra"
+        let (m, b) = (main.strictTally(strict), base?.strictTally(strict))
         var lines = ["requirement                 pass rate (checked)" + (base == nil ? "" : "  against  change")]
-        for (k, v) in main.tally.requirements.sorted(by: { $0.key < $1.key }) {
+        for (k, v) in m.requirements.sorted(by: { $0.key < $1.key }) {
             var line = k.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f  (%ld)", Double(v.passed) / Double(v.checked), v.checked)
-            if let b = base?.tally.passRate(k), let a = main.tally.passRate(k) { line += String(format: "  %.3f    %+.3f", b, a - b) }
+            if let y = b?.passRate(k), let x = m.passRate(k) { line += String(format: "  %.3f    %+.3f", y, x - y) }
             lines.append(line)
         }
         return lines.joined(separator: "\n")

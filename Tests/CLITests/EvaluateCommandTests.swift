@@ -68,17 +68,43 @@ import TestSupport
     }
 
     @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
-    func strictAddsTheNothingElseRequirement() throws {
+    func bothCheckersScoreTheSameImagesAndStrictChoosesTheHeadline() throws {
         let setup = try TinySetup()
         defer { setup.cleanUp() }
         let common = ["--model", setup.model.path, "--prompts", setup.prompts.path, "--details"]
         let (s1, o1, e1) = try evaluate(common)
         let (s2, o2, e2) = try evaluate(common + ["--strict"])
         #expect(s1 == 0 && s2 == 0, "\(e1)\(e2)")
-        #expect(try object(o1)["checker"] as? String == "shape-eval" && (try object(o2)["checker"] as? String) == "shape-eval-strict")
-        #expect(!e1.contains("/ extra") && e2.contains("/ extra"), "\(e2)")
-        // the requirements both checkers have are checked alike: their rows are the same
-        let rows = { (text: String) in Set(text.split(separator: "\n").filter { $0.contains(" / ") && !$0.contains("/ extra") }) }
-        #expect(rows(e1) == rows(e2) && !rows(e1).isEmpty)
+        let lenient = try object(o1), strict = try object(o2)
+        #expect(lenient["checker"] as? String == "shape-eval" && strict["checker"] as? String == "shape-eval-strict")
+        // each run prints the other checker's scores of the same images: the other run's headline
+        let otherOfLenient = try #require(lenient["other_checker"] as? [String: Any])
+        let otherOfStrict = try #require(strict["other_checker"] as? [String: Any])
+        #expect(otherOfLenient["checker"] as? String == "shape-eval-strict" && otherOfStrict["checker"] as? String == "shape-eval")
+        #expect(otherOfLenient["overall"] as? Double == strict["overall"] as? Double)
+        #expect(otherOfStrict["overall"] as? Double == lenient["overall"] as? Double)
+        #expect(otherOfLenient["by_task"] as? [String: Double] == strict["by_task"] as? [String: Double])
+        // --details lists the strict checker's requirements either way: the lenient one's and "extra"
+        let rows = { (text: String) in Set(text.split(separator: "\n").filter { $0.contains(" / ") }) }
+        #expect(rows(e1) == rows(e2) && rows(e1).contains { $0.contains("/ extra") } && rows(e1).contains { !$0.contains("/ extra") }, "\(e1)")
+    }
+
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func againstGivesTheOtherCheckersChangeToo() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        let other = setup.dir.appendingPathComponent("other.safetensors")
+        try Checkpoint.save(try randomTinyModel(seed: 6, scale: 0.05), to: other)
+        let common = ["--model", setup.model.path, "--prompts", setup.prompts.path, "--against", other.path]
+        let (s1, o1, e1) = try evaluate(common)
+        let (s2, o2, e2) = try evaluate(common + ["--strict"])
+        #expect(s1 == 0 && s2 == 0, "\(e1)\(e2)")
+        let lenient = try object(o1), strict = try object(o2)
+        // the lenient run's change by the strict checker is the strict run's change, and the reverse
+        let change = { (o: [String: Any]) in o["change"] as? [String: Any] }
+        let overall = { (c: [String: Any]?) in c?["overall"] as? [String: Double] }
+        #expect(overall(change(lenient)?["other_checker"] as? [String: Any]) == overall(change(strict)))
+        #expect(overall(change(strict)?["other_checker"] as? [String: Any]) == overall(change(lenient)))
+        #expect(overall(change(lenient)) != nil)
     }
 }
