@@ -54,6 +54,15 @@ public struct GoldMetric: Hashable, Sendable, CustomStringConvertible {
     public static func task(_ t: Task) -> GoldMetric {
         GoldMetric("shape_eval_by_task/" + t.rawValue, t.rawValue.replacingOccurrences(of: "_", with: " "), unit: "fraction correct", breakdown: true)
     }
+    /// The pass rate of one kind of requirement of one task type ("counting/count",
+    /// "two_objects/extra"), by the strict checker, whose requirements are the lenient one's
+    /// and "extra" (nothing but the asked objects drawn).
+    public static func requirement(_ key: String) -> GoldMetric {
+        GoldMetric(requirementPrefix + key, key.replacingOccurrences(of: "/", with: " / "), unit: "pass rate", breakdown: true)
+    }
+    static let requirementPrefix = "shape_eval_by_requirement/"
+    /// Whether this is a requirement's pass rate (`requirement(_:)`).
+    public var isRequirement: Bool { id.hasPrefix(Self.requirementPrefix) }
     /// A scorer of the reward, on the eval images (a gold metric where its weight is 0).
     public static func scorer(_ name: String) -> GoldMetric { GoldMetric("scores/" + name, name, unit: "score") }
     public static let fd = GoldMetric("fd", "frechet distance", unit: "FD of features", higherIsBetter: false)
@@ -70,6 +79,9 @@ public struct EvalRecord: Equatable, Sendable {
     public var scores: [String: Double]            // each scorer's mean on the eval images
     public var shapeEval: Double?                  // nil where the prompts are not of the shapes world
     public var shapeEvalByTask: [String: Double?]  // nil where the eval prompts have no such task
+    /// The pass rate of each kind of requirement per task type ("counting/count"), by the
+    /// strict checker (GoldMetric.requirement); empty where the prompts are not of the shapes world.
+    public var shapeEvalByRequirement: [String: Double] = [:]
     public var fd, diversity, w2: Double
     public var grid: String                        // the grid PNG, relative to the run folder
     /// Standard errors by metric id ("proxy", GoldMetric.id): the per-image spread over sqrt(n)
@@ -108,17 +120,19 @@ public struct EvalRecord: Equatable, Sendable {
         default:
             if m.id.hasPrefix("scores/") { return scores[String(m.id.dropFirst("scores/".count))] }
             if m.id.hasPrefix("shape_eval_by_task/") { return shapeEvalByTask[String(m.id.dropFirst("shape_eval_by_task/".count))] ?? nil }
+            if m.isRequirement { return shapeEvalByRequirement[String(m.id.dropFirst(GoldMetric.requirementPrefix.count))] }
             return nil
         }
     }
 
-    /// Every gold metric this evaluation has, in the order tables show them: shape-eval and its
-    /// task types, each scorer of the reward (but shape-eval, shown as the checker), the Frechet
-    /// distances, diversity, and the distances from the base model.
+    /// Every gold metric this evaluation has, in the order tables show them: shape-eval, its
+    /// task types and requirements, each scorer of the reward (but shape-eval, shown as the
+    /// checker), the Frechet distances, diversity, and the distances from the base model.
     public var metrics: [GoldMetric] {
         var out: [GoldMetric] = []
         if shapeEval != nil { out.append(.shapeEval) }
         out += Task.allCases.filter { shapeEvalByTask[$0.rawValue] != nil }.map(GoldMetric.task)
+        out += shapeEvalByRequirement.keys.sorted().map(GoldMetric.requirement)
         out += scores.keys.sorted().filter { $0 != GoldMetric.shapeEval.name }.map(GoldMetric.scorer)
         out += [GoldMetric.fd] + (fd21 != nil ? [GoldMetric.fd21] : []) + [GoldMetric.diversity, GoldMetric.w2] + (klBase != nil ? [GoldMetric.klBase] : [])
         return out
@@ -139,6 +153,9 @@ public struct EvalRecord: Equatable, Sendable {
         if let shapeEval { fields.append(("shape_eval", .double(shapeEval))) }
         // empty where the prompts are not of the shapes world
         fields.append(("shape_eval_by_task", .object(tasks.map { t in (t, shapeEvalByTask[t]!.map { JSONValue.double($0) } ?? .null) })))
+        if !shapeEvalByRequirement.isEmpty {
+            fields.append(("shape_eval_by_requirement", .object(shapeEvalByRequirement.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })))
+        }
         fields += [("fd", .double(fd)), ("diversity", .double(diversity)), ("w2", .double(w2)), ("grid", .string(grid))]
         return .object(fields + (fdFloor.map { [("fd_floor", JSONValue.double($0))] } ?? [])
           + (fd21.map { [("fd21", JSONValue.double($0))] } ?? []) + (fd21Floor.map { [("fd21_floor", JSONValue.double($0))] } ?? [])
@@ -160,6 +177,7 @@ public struct EvalRecord: Equatable, Sendable {
                   shapeEval: o["shape_eval"]?.number, shapeEvalByTask: byTask,
                   fd: try number("fd"), diversity: try number("diversity"), w2: try number("w2"), grid: grid)
         fdFloor = o["fd_floor"]?.number; fd21 = o["fd21"]?.number; fd21Floor = o["fd21_floor"]?.number; klBase = o["kl_base"]?.number
+        if case .object(let r)? = o["shape_eval_by_requirement"] { for (k, v) in r { shapeEvalByRequirement[k] = v.number } }
         if case .object(let s)? = o["se"] { for (k, v) in s { se[k] = v.number } }
         if case .object(let s)? = o["change_se"] { for (k, v) in s { changeSE[k] = v.number } }
     }

@@ -220,6 +220,7 @@ struct Page {
                 h.image("drift.png" + version, alt: "drift chart")
                 goodhartSection(&h)
                 evaluations(&h)
+                requirements(&h)
                 algorithmMetrics(&h)
                 grids(&h)
                 stripsSection(&h)
@@ -311,7 +312,7 @@ struct Page {
     func evaluations(_ h: inout HTML) {
         let evals = m.evals
         var metrics: [GoldMetric] = []
-        for e in evals { for g in e.eval.metrics where !metrics.contains(g) { metrics.append(g) } }
+        for e in evals { for g in e.eval.metrics where !g.isRequirement && !metrics.contains(g) { metrics.append(g) } }
         let floors: [GoldMetric: Double?] = [.fd: evals.compactMap(\.eval.fdFloor).first, .fd21: evals.compactMap(\.eval.fd21Floor).first]
         h.heading("Evaluations")
         func header(_ g: GoldMetric) -> String {
@@ -336,6 +337,34 @@ struct Page {
                           : "The Frechet distance compares with the folder's held-out images; its floor is as many of its training images against them: what it reads between real images."))
         }
     }
+
+    /// Shapes-world evaluations: each kind of requirement's pass rate at the evaluations (at most
+    /// `requirementColumns` of them, evenly spread, the first and last always), and its change
+    /// since step 0 with the paired standard error.
+    func requirements(_ h: inout HTML) {
+        let evals = m.evals
+        var metrics: [GoldMetric] = []
+        for e in evals { for g in e.eval.metrics where g.isRequirement && !metrics.contains(g) { metrics.append(g) } }
+        guard !metrics.isEmpty, let last = evals.last else { return }
+        let n = evals.count, k = min(n, Self.requirementColumns)
+        let shown = k < 2 ? [n - 1] : Array(Set((0..<k).map { ($0 * (n - 1) + (k - 1) / 2) / (k - 1) })).sorted()
+        h.heading("What the prompts ask, requirement by requirement")
+        h.table(header: ["requirement"] + shown.map { "step \(evals[$0].step)" } + ["change"], rows: metrics.map { g in
+            let change: (inout HTML) -> Void = { h in
+                guard let a = last.eval.value(g), let b = evals[0].eval.value(g), n > 1 else { return }
+                h.text(String(format: "%+.3f", a - b))
+                if let c = last.eval.changeSE[g.id] { h.element("small", text: " ± \(Report.format(c))") }
+            }
+            return ([], [{ $0.text(g.name) }] + shown.map { i in { $0.text(evals[i].eval.value(g).map { String(format: "%.3f", $0) } ?? "-") } } + [change])
+        })
+        h.element("p") { h in
+            h.element("small", text: "The pass rate of each kind of requirement on the eval images, by the strict checker: its requirements are the lenient one's, checked alike, "
+                + "and extra (nothing but the asked objects drawn). A score that rises while extra falls is bought with duplicated or stray objects. "
+                + "Change: the last evaluation's minus step 0's, ± the standard error paired over the same requirements of the same images.")
+        }
+    }
+    /// The most evaluations the requirements table shows.
+    static let requirementColumns = 9
 
     /// The algorithm's own metrics: each one's value at the first and last iteration and its mean.
     func algorithmMetrics(_ h: inout HTML) {

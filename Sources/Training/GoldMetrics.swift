@@ -124,6 +124,7 @@ public final class GoldMetrics {
         let diversityPerPrompt = diversity(feats)
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
         let taskMean: (Task) -> Double? = { t in scored.values["shape_eval_by_task/" + t.rawValue].map { $0.reduce(0, +) / Double($0.count) } }
+        let requirementPrefix = GoldMetric.requirement("").id
         var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
                                 shapeEval: checksShapes ? mean(shape) : nil,
                                 shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, taskMean($0)) }) : [:],
@@ -143,6 +144,9 @@ public final class GoldMetrics {
         (se["fd"], se["fd21"]) = fdBootstrap(feats, compact)
         record.fd21 = frechetDistance(compact, referenceCompact)
         record.se = se
+        for (id, passed) in scored.values where id.hasPrefix(requirementPrefix) {
+            record.shapeEvalByRequirement[String(id.dropFirst(requirementPrefix.count))] = passed.reduce(0, +) / Double(passed.count)
+        }
         record.fdFloor = fdFloor
         record.fd21Floor = fd21Floor
         record.klBase = drawn.kl.reduce(0, +) / Double(max(N, 1))
@@ -151,7 +155,10 @@ public final class GoldMetrics {
 
     /// The reward's and the checker's scores of the eval images: the total, each scorer's, the
     /// checker's (empty where the prompts are not of the shapes world), and every per-image
-    /// metric by its id (proxy, scores/NAME, shape_eval, shape_eval_by_task/TASK).
+    /// metric by its id (proxy, scores/NAME, shape_eval, shape_eval_by_task/TASK), and, per
+    /// requirement the strict checker checks, whether it passed (1 or 0, by
+    /// shape_eval_by_requirement/TASK/KIND: the same items in the same order at every evaluation,
+    /// since they follow from the prompts alone).
     func perImageScores(_ batch: ImageBatch, _ promptsPerImage: [Prompt], reward: CombinedReward) throws
         -> (total: [Float], byScorer: [String: [Float]], shape: [Float], values: [String: [Double]]) {
         let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
@@ -162,6 +169,13 @@ public final class GoldMetrics {
         if checksShapes {
             values["shape_eval"] = doubles(shape)
             for (i, s) in shape.enumerated() { values["shape_eval_by_task/" + promptsPerImage[i].spec!.task.rawValue, default: []].append(Double(s)) }
+            let strict = Checker(size: batch.size, strict: true)
+            for (image, prompt) in zip(batch.images, promptsPerImage) {
+                let spec = prompt.spec!
+                for q in strict.check(image, spec: spec).requirements {
+                    values[GoldMetric.requirement(spec.task.rawValue + "/" + q.kind).id, default: []].append(q.passed ? 1 : 0)
+                }
+            }
         }
         return (total, byScorer, shape, values)
     }

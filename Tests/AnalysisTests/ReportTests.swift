@@ -26,7 +26,8 @@ import Analysis
                 l += ", \"reward_mean\": \(proxy), \"seconds\": 1.5, \"timesteps\": [{\"k\": 0, \"t\": 1, \"ratio_mean\": 1, \"ratio_std\": 0.001, \"logratio_mean\": -0.0001, \"plain_logratio_mean\": -0.0001, \"clip_high\": 0.1, \"clip_low\": 0.05, \"abs_adv_mean\": 0.8, \"kl_ref\": 0}]"
             }
             l += ", \"eval\": {\"proxy\": \(proxy), \"scores\": {\"jpeg-compressibility\": \(proxy), \"shape-eval\": \(shape)}, \"shape_eval\": \(shape), \"shape_eval_by_task\": {\"single\": \(shape), \"two_objects\": null, \"counting\": 0.5, \"position\": 0.5}, \"fd\": \(1 + Double(step) * 0.001), \"diversity\": 1.0, \"w2\": \(Double(step) * 0.001), \"grid\": \"\(name)\""
-            if step > 0 { l += ", \"change_se\": {\"shape_eval\": 0.005}" }
+            l += ", \"shape_eval_by_requirement\": {\"counting/count\": \(0.25 + Double(step) * 0.01), \"counting/extra\": \(0.75 - Double(step) * 0.01)}"
+            if step > 0 { l += ", \"change_se\": {\"shape_eval\": 0.005, \"shape_eval_by_requirement/counting/count\": 0.03}" }
             l += "}}"
             lines.append(l)
         }
@@ -64,6 +65,22 @@ import Analysis
         let m = try RunMetrics(url: dir.appendingPathComponent("metrics.jsonl"))
         let d = DriftAnalysis(m, optimised: ["jpeg-compressibility"])
         #expect(d.onset == 30 && d.onsetMetrics.contains(.shapeEval))
+    }
+
+    /// The requirements' pass rates have a table of their own (every evaluation here, the change
+    /// with its paired error), not columns of the evaluations table nor panels of drift.png.
+    @Test func requirementsHaveATableOfTheirOwn() throws {
+        let dir = try Self.syntheticRun()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let html = try String(contentsOf: try Report.write(runDir: dir, description: Self.description()), encoding: .utf8)
+        let evaluations = try #require(html.range(of: "<h2>Evaluations</h2>")), requirements = try #require(html.range(of: "<h2>What the prompts ask, requirement by requirement</h2>"))
+        #expect(evaluations.upperBound < requirements.lowerBound)
+        #expect(!html[evaluations.upperBound..<requirements.lowerBound].contains("counting / count"))
+        let table = html[requirements.upperBound...]
+        #expect(table.contains("<td>counting / count</td>") && table.contains("<td>counting / extra</td>"))
+        for step in stride(from: 0, through: 40, by: 10) { #expect(table.contains("<th>step \(step)</th>"), "\(step)") }
+        #expect(table.contains("<td>0.250</td>") && table.contains("<td>0.650</td>"))
+        #expect(table.contains("+0.400<small> ± 0.0300</small>") && table.contains("-0.400</td>"))
     }
 
     /// drift.png: the proxy across the top, then a panel per gold metric (shape-eval, Frechet

@@ -76,6 +76,32 @@ import Training
         let read = try EvalRecord(json: moved.record.json())
         for (id, v) in moved.record.changeSE { #expect(abs((read.changeSE[id] ?? .nan) - v) <= 1e-6 * max(1, v), "\(id)") }
     }
+
+    /// Each kind of requirement's pass rate per task type is the strict checker's on the eval
+    /// images (what `evaluate --details` tallies), its change since step 0 paired like the
+    /// scores', and metrics.jsonl keeps them.
+    @Test func requirementPassRatesAreTheStrictCheckersOnTheEvalImages() throws {
+        let setup = try TinySetupForGold()
+        defer { try? FileManager.default.removeItem(at: setup.dir) }
+        let run = try Finetuner(config: setup.config, runDir: setup.dir.appendingPathComponent("run"))
+        let start = try #require(try run.gold.evaluate(policy: run.state.policy, reward: run.reward, step: 0, grid: "g0.png"))
+        let perPrompt = setup.config.evalPerPrompt
+        let specs = run.evalPrompts.map { $0.spec! }
+        let grouped = specs.indices.map { i in Array(start.images[i * perPrompt ..< (i + 1) * perPrompt]) }
+        let tally = CheckerTally(checker: Checker(size: run.state.policy.config.imageSize, strict: true), specs: specs, images: grouped)
+        let rates = start.record.shapeEvalByRequirement
+        #expect(Set(rates.keys) == Set(tally.requirements.keys.map { $0.replacingOccurrences(of: " / ", with: "/") }))
+        #expect(rates.keys.contains { $0.hasSuffix("/extra") } && rates.keys.contains { $0.hasSuffix("/background") })
+        for (key, rate) in rates { #expect(abs(rate - tally.passRate(key.replacingOccurrences(of: "/", with: " / "))!) <= 1e-12, "\(key)") }
+        // they are gold breakdowns: tables list them, the drift analysis does not track them
+        let metric = GoldMetric.requirement(rates.keys.sorted()[0])
+        #expect(start.record.metrics.contains(metric) && metric.isBreakdown && metric.isRequirement && start.record.value(metric) == rates[rates.keys.sorted()[0]])
+        for i in 0..<run.state.policy.params.count { run.state.policy.params[i] *= 1.05 }
+        let moved = try #require(try run.gold.evaluate(policy: run.state.policy, reward: run.reward, step: 10, grid: "g10.png"))
+        for key in rates.keys { #expect(moved.record.changeSE[GoldMetric.requirement(key).id] != nil, "\(key)") }
+        let read = try EvalRecord(json: moved.record.json())
+        for (key, rate) in moved.record.shapeEvalByRequirement { #expect(abs((read.shapeEvalByRequirement[key] ?? .nan) - rate) <= 1e-6, "\(key)") }
+    }
 }
 
 struct TinySetupForGold {
