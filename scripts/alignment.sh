@@ -17,12 +17,15 @@
 # (outputs/align-ALGO-SEED), --steps N (the documented budget: 400), --threads N, --model FILE
 # (models/base-s32c-captions.safetensors; models/base-s32c-captions-mild.safetensors is the
 # milder habit of docs/ALIGNMENT.md, models/base-s32c-captions-low.safetensors the lower base,
-# whose GRPO-Guard runs gain +0.15 with --steps 800); anything after
+# whose GRPO-Guard runs gain +0.15 with --steps 800), --final-eval (then the final policy
+# against the base model on 16 seeds of every held-out prompt, 1,024 images for prompts/eval.txt:
+# `evaluate --against MODEL --cfg 1 --seed 2 --per-prompt 16 --details`, both checkers, the
+# paired intervals of docs/ALIGNMENT.md, into OUT/final-eval.txt; 2-4 minutes more); anything after
 # `--` goes to `flowtune finetune` as it is (and overrides the settings above). docs/ALIGNMENT.md
 # has the results and wall times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-algo=grpo seed=1 eval=prompts/eval.txt out="" steps=400 threads="" extra=()
+algo=grpo seed=1 eval=prompts/eval.txt out="" steps=400 threads="" final=0 extra=()
 model=models/base-s32c-captions.safetensors
 while (($#)); do
   case $1 in
@@ -33,6 +36,7 @@ while (($#)); do
     --steps) steps=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --model) model=$2; shift 2 ;;
+    --final-eval) final=1; shift ;;
     --) shift; extra=("$@"); break ;;
     *) echo "alignment.sh: unknown option $1 (see the comment at the top of the script)" >&2; exit 64 ;;
   esac
@@ -56,3 +60,9 @@ esac
 start=$(date +%s)
 .build/release/flowtune "${args[@]}" "${extra[@]}"
 echo "alignment.sh: $out in $(( $(date +%s) - start )) s; open $out/report.html" >&2
+if ((final)); then
+  .build/release/flowtune evaluate --model "$out/checkpoints/policy.safetensors" --against "$model" --prompts "$eval" \
+    --cfg 1 --seed 2 --per-prompt 16 --details ${threads:+--threads "$threads"} > "$out/final-eval.txt.tmp"
+  mv "$out/final-eval.txt.tmp" "$out/final-eval.txt"
+  echo "alignment.sh: the final policy against $model on $(( count * 16 )) held-out images: $out/final-eval.txt" >&2
+fi
