@@ -97,7 +97,7 @@ public struct RunSummary {
     public func change(_ m: GoldMetric) -> Double? { trajectory.last?.gold[m] }
     /// The metric's change where the proxy gain first reaches `gain` (interpolated), or nil.
     public func change(_ m: GoldMetric, atProxyGain gain: Double) -> Double? {
-        goldAtProxyGain(trajectory.compactMap { t in t.gold[m].map { (t.gain, $0) } }, gain: gain)
+        valueWhereFirstReached(trajectory.compactMap { t in t.gold[m].map { (t.gain, $0) } }, level: gain)
     }
 }
 

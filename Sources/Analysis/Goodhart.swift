@@ -329,10 +329,10 @@ public struct GoodhartSummary {
         func gain(at level: Double, _ axis: (GoodhartChart.Point) -> Double) -> Estimate? {
             var perRun: [(value: Double, se: Double?)] = []
             for run in g.runs {
-                guard let gold = goldAtProxyGain(run.map { (axis($0), $0.gold) }, gain: level) else { return nil }
+                guard let gold = valueWhereFirstReached(run.map { (axis($0), $0.gold) }, level: level) else { return nil }
                 // the standard error of the gain there, interpolated like the gold (paired where known)
                 let gainSEs = run.enumerated().map { k, p in Self.seOfDifference(p, run[0], same: k == 0, fromStart: true) }
-                let se = gainSEs.allSatisfy { $0 != nil } ? goldAtProxyGain(zip(run, gainSEs).map { (axis($0), $1!) }, gain: level) : nil
+                let se = gainSEs.allSatisfy { $0 != nil } ? valueWhereFirstReached(zip(run, gainSEs).map { (axis($0), $1!) }, level: level) : nil
                 perRun.append((gold - run[0].gold, se))
             }
             return Self.estimate(perRun)

@@ -12,16 +12,17 @@ public func standardDeviation(_ x: [Double]) -> Double {
 /// The standard error of the mean of `x`: its standard deviation over sqrt(n).
 public func standardError(_ x: [Double]) -> Double { x.isEmpty ? 0 : standardDeviation(x) / Double(x.count).squareRoot() }
 
-/// The value of `gold` where the trajectory's proxy gain first reaches `gain`, linearly
-/// interpolated between the two evaluations around it; nil if the run never reaches it.
-public func goldAtProxyGain(_ trajectory: [(gain: Double, gold: Double)], gain: Double) -> Double? {
-    guard let first = trajectory.first else { return nil }
-    if first.gain >= gain { return first.gold }
-    for i in 1..<max(1, trajectory.count) {
-        let a = trajectory[i - 1], b = trajectory[i]
-        if b.gain >= gain {
-            let f = b.gain == a.gain ? 1 : (gain - a.gain) / (b.gain - a.gain)
-            return a.gold + f * (b.gold - a.gold)
+/// The value of y where x first reaches `level` along `points` (in order), linearly interpolated
+/// between the two points around it; nil if x never reaches it. With x a run's proxy gain and y
+/// a gold metric, the gold at equal proxy gain; with x = sqrt(KL), the gold at equal distance.
+public func valueWhereFirstReached(_ points: [(x: Double, y: Double)], level: Double) -> Double? {
+    guard let first = points.first else { return nil }
+    if first.x >= level { return first.y }
+    for i in 1..<max(1, points.count) {
+        let a = points[i - 1], b = points[i]
+        if b.x >= level {
+            let f = b.x == a.x ? 1 : (level - a.x) / (b.x - a.x)
+            return a.y + f * (b.y - a.y)
         }
     }
     return nil

@@ -5,17 +5,17 @@ import Analysis
 import Shapes
 
 @Suite struct StatisticsTests {
-    /// The gold metric where the proxy gain first reaches a value: linear between the two
+    /// The value where x (a proxy gain, say) first reaches a level: linear between the two
     /// evaluations around it; the first crossing counts; a run that never reaches it has none.
     @Test func goldIsInterpolatedAtEqualProxyGain() throws {
-        let t: [(gain: Double, gold: Double)] = [(0, 0), (0.1, -0.2), (0.3, -0.6), (0.2, -0.9), (0.5, -1.0)]
-        #expect(abs(try #require(goldAtProxyGain(t, gain: 0.05)) - -0.1) < 1e-12)
-        #expect(abs(try #require(goldAtProxyGain(t, gain: 0.2)) - -0.4) < 1e-12)       // first crossing, not the later 0.2
-        let at04 = try #require(goldAtProxyGain(t, gain: 0.4)), want: Double = -0.9 - 0.2 / 3
+        let t: [(x: Double, y: Double)] = [(0, 0), (0.1, -0.2), (0.3, -0.6), (0.2, -0.9), (0.5, -1.0)]
+        #expect(abs(try #require(valueWhereFirstReached(t, level: 0.05)) - -0.1) < 1e-12)
+        #expect(abs(try #require(valueWhereFirstReached(t, level: 0.2)) - -0.4) < 1e-12)       // first crossing, not the later 0.2
+        let at04 = try #require(valueWhereFirstReached(t, level: 0.4)), want: Double = -0.9 - 0.2 / 3
         #expect(abs(at04 - want) < 1e-12)
-        #expect(goldAtProxyGain(t, gain: 0.6) == nil)
-        #expect(goldAtProxyGain([], gain: 0.1) == nil)
-        #expect(goldAtProxyGain([(0.2, 1)], gain: 0.1) == 1)
+        #expect(valueWhereFirstReached(t, level: 0.6) == nil)
+        #expect(valueWhereFirstReached([], level: 0.1) == nil)
+        #expect(valueWhereFirstReached([(0.2, 1)], level: 0.1) == 1)
     }
 
     /// The bootstrap interval of a mean: the same data give the same interval; it holds the
