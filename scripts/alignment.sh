@@ -20,7 +20,7 @@
 # whose GRPO-Guard runs gain +0.15 with --steps 800), --final-eval (then the final policy
 # against the base model on 16 seeds of every held-out prompt, 1,024 images for prompts/eval.txt:
 # `evaluate --against MODEL --cfg 1 --seed 2 --per-prompt 16 --details`, both checkers, the
-# paired intervals of docs/ALIGNMENT.md, into OUT/final-eval.txt; 2-4 minutes more); anything after
+# paired intervals of docs/ALIGNMENT.md, into OUT/final-eval.txt; under a minute more); anything after
 # `--` goes to `flowtune finetune` as it is (and overrides the settings above). docs/ALIGNMENT.md
 # has the results and wall times.
 set -euo pipefail
