@@ -23,12 +23,18 @@ import TestSupport
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
-    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
-    func againstItselfChangesNothingAndAgainstAnotherGivesThePairedDifference() throws {
+    /// The tiny setup and a second, different tiny model beside it (for --against).
+    func setupWithAnotherModel() throws -> (TinySetup, URL) {
         let setup = try TinySetup()
-        defer { setup.cleanUp() }
         let other = setup.dir.appendingPathComponent("other.safetensors")
         try Checkpoint.save(try randomTinyModel(seed: 6, scale: 0.05), to: other)
+        return (setup, other)
+    }
+
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func againstItselfChangesNothingAndAgainstAnotherGivesThePairedDifference() throws {
+        let (setup, other) = try setupWithAnotherModel()
+        defer { setup.cleanUp() }
         let common = ["--model", setup.model.path, "--prompts", setup.prompts.path]
 
         // the same model: the same images, so every change is exactly zero
@@ -91,10 +97,8 @@ import TestSupport
 
     @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
     func againstGivesTheOtherCheckersChangeToo() throws {
-        let setup = try TinySetup()
+        let (setup, other) = try setupWithAnotherModel()
         defer { setup.cleanUp() }
-        let other = setup.dir.appendingPathComponent("other.safetensors")
-        try Checkpoint.save(try randomTinyModel(seed: 6, scale: 0.05), to: other)
         let common = ["--model", setup.model.path, "--prompts", setup.prompts.path, "--against", other.path]
         let (s1, o1, e1) = try evaluate(common)
         let (s2, o2, e2) = try evaluate(common + ["--strict"])
