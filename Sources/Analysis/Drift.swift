@@ -36,9 +36,7 @@ public struct DriftAnalysis {
     public init(_ m: RunMetrics, optimised: Set<String>) {
         let evals = m.evals
         proxy = evals.map { e in (Double(e.step), e.eval.proxy) }
-        var metrics: [GoldMetric] = []
-        for e in evals { for g in e.eval.metrics where !metrics.contains(g) { metrics.append(g) } }
-        gold = metrics.filter { g in !g.isBreakdown && !optimised.contains(g.name) }.compactMap { g in
+        gold = m.goldMetrics.filter { g in !g.isBreakdown && !optimised.contains(g.name) }.compactMap { g in
             let kept = evals.compactMap { e in e.eval.value(g).map { (x: Double(e.step), y: $0, se: e.eval.se[g.id], change: e.eval.changeSE[g.id]) } }
             return kept.isEmpty ? nil : GoldSeries(metric: g, points: kept.map { ($0.x, $0.y) }, se: kept.map(\.se), changeSE: kept.map(\.change))
         }

@@ -60,7 +60,8 @@ public struct GoldMetric: Hashable, Sendable, CustomStringConvertible {
     public static func requirement(_ key: String) -> GoldMetric {
         GoldMetric(requirementPrefix + key, key.replacingOccurrences(of: "/", with: " / "), unit: "pass rate", breakdown: true)
     }
-    static let requirementPrefix = "shape_eval_by_requirement/"
+    /// The ids' prefix of the requirements' pass rates (before "TASK/KIND").
+    public static let requirementPrefix = "shape_eval_by_requirement/"
     /// Whether this is a requirement's pass rate (`requirement(_:)`).
     public var isRequirement: Bool { id.hasPrefix(Self.requirementPrefix) }
     /// A scorer of the reward, on the eval images (a gold metric where its weight is 0).
@@ -298,6 +299,12 @@ public struct RunMetrics {
     /// Evaluation entries, in step order.
     public var evals: [(step: Int, eval: EvalRecord)] { lines.compactMap { l in l.eval.map { (l.step, $0) } } }
     public var algo: Algorithm? { lines.first?.algo }
+    /// Every gold metric of the evaluations, in the order they list them (first seen first).
+    public var goldMetrics: [GoldMetric] {
+        var seen: [GoldMetric] = []
+        for e in evals { for g in e.eval.metrics where !seen.contains(g) { seen.append(g) } }
+        return seen
+    }
     /// The algorithm's metric names, in the order its lines list them (first seen first).
     public var algorithmMetricNames: [String] {
         var seen: [String] = []

@@ -311,8 +311,7 @@ struct Page {
     /// Every evaluation: the proxy and each gold metric with its standard error.
     func evaluations(_ h: inout HTML) {
         let evals = m.evals
-        var metrics: [GoldMetric] = []
-        for e in evals { for g in e.eval.metrics where !g.isRequirement && !metrics.contains(g) { metrics.append(g) } }
+        let metrics = m.goldMetrics.filter { !$0.isRequirement }
         let floors: [GoldMetric: Double?] = [.fd: evals.compactMap(\.eval.fdFloor).first, .fd21: evals.compactMap(\.eval.fd21Floor).first]
         h.heading("Evaluations")
         func header(_ g: GoldMetric) -> String {
@@ -343,8 +342,7 @@ struct Page {
     /// since step 0 with the paired standard error.
     func requirements(_ h: inout HTML) {
         let evals = m.evals
-        var metrics: [GoldMetric] = []
-        for e in evals { for g in e.eval.metrics where g.isRequirement && !metrics.contains(g) { metrics.append(g) } }
+        let metrics = m.goldMetrics.filter(\.isRequirement)
         guard !metrics.isEmpty, let last = evals.last else { return }
         let n = evals.count, k = min(n, Self.requirementColumns)
         let shown = k < 2 ? [n - 1] : Array(Set((0..<k).map { ($0 * (n - 1) + (k - 1) / 2) / (k - 1) })).sorted()

@@ -124,7 +124,6 @@ public final class GoldMetrics {
         let diversityPerPrompt = diversity(feats)
         let mean: ([Float]) -> Double = { Double($0.reduce(0, +)) / Double(max($0.count, 1)) }
         let taskMean: (Task) -> Double? = { t in scored.values["shape_eval_by_task/" + t.rawValue].map { $0.reduce(0, +) / Double($0.count) } }
-        let requirementPrefix = GoldMetric.requirement("").id
         var record = EvalRecord(proxy: mean(total), scores: Dictionary(uniqueKeysWithValues: reward.names.map { ($0, mean(byScorer[$0]!)) }),
                                 shapeEval: checksShapes ? mean(shape) : nil,
                                 shapeEvalByTask: checksShapes ? Dictionary(uniqueKeysWithValues: Task.allCases.map { ($0.rawValue, taskMean($0)) }) : [:],
@@ -144,8 +143,8 @@ public final class GoldMetrics {
         (se["fd"], se["fd21"]) = fdBootstrap(feats, compact)
         record.fd21 = frechetDistance(compact, referenceCompact)
         record.se = se
-        for (id, passed) in scored.values where id.hasPrefix(requirementPrefix) {
-            record.shapeEvalByRequirement[String(id.dropFirst(requirementPrefix.count))] = passed.reduce(0, +) / Double(passed.count)
+        for (id, passed) in scored.values where id.hasPrefix(GoldMetric.requirementPrefix) {
+            record.shapeEvalByRequirement[String(id.dropFirst(GoldMetric.requirementPrefix.count))] = passed.reduce(0, +) / Double(passed.count)
         }
         record.fdFloor = fdFloor
         record.fd21Floor = fd21Floor
