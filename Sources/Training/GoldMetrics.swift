@@ -154,10 +154,9 @@ public final class GoldMetrics {
 
     /// The reward's and the checker's scores of the eval images: the total, each scorer's, the
     /// checker's (empty where the prompts are not of the shapes world), and every per-image
-    /// metric by its id (proxy, scores/NAME, shape_eval, shape_eval_by_task/TASK), and, per
-    /// requirement the strict checker checks, whether it passed (1 or 0, by
-    /// shape_eval_by_requirement/TASK/KIND: the same items in the same order at every evaluation,
-    /// since they follow from the prompts alone).
+    /// metric by its id (proxy, scores/NAME, shape_eval, shape_eval_by_task/TASK, and
+    /// shape_eval_by_requirement/TASK/KIND: `requirementPassRates`, the same images in the same
+    /// order at every evaluation, since which requirements an image has follows from its prompt).
     func perImageScores(_ batch: ImageBatch, _ promptsPerImage: [Prompt], reward: CombinedReward) throws
         -> (total: [Float], byScorer: [String: [Float]], shape: [Float], values: [String: [Double]]) {
         let (total, byScorer) = try reward.evaluate(batch, prompts: promptsPerImage)
@@ -168,15 +167,31 @@ public final class GoldMetrics {
         if checksShapes {
             values["shape_eval"] = doubles(shape)
             for (i, s) in shape.enumerated() { values["shape_eval_by_task/" + promptsPerImage[i].spec!.task.rawValue, default: []].append(Double(s)) }
-            let strict = Checker(size: batch.size, strict: true)
-            for (image, prompt) in zip(batch.images, promptsPerImage) {
-                let spec = prompt.spec!
-                for q in strict.check(image, spec: spec).requirements {
-                    values[GoldMetric.requirement(spec.task.rawValue + "/" + q.kind).id, default: []].append(q.passed ? 1 : 0)
-                }
+            for (key, rates) in Self.requirementPassRates(batch.images, specs: promptsPerImage.map { $0.spec! }, size: batch.size) {
+                values[GoldMetric.requirement(key).id] = rates
             }
         }
         return (total, byScorer, shape, values)
+    }
+
+    /// The strict checker's verdicts on `images` (`specs[i]` the prompt of `images[i]`) by
+    /// "TASK/KIND" (e.g. "counting/count"): one value per image that has requirements of the kind,
+    /// its pass rate over them, in the order of the images. The image is the unit (of the
+    /// standard errors, of the paired changes): the two objects of a two-object or position image
+    /// are one draw of their rate, not two independent ones. A task's images all have as many
+    /// items of a kind, so the mean of a key's values is the pass rate over all its items.
+    public static func requirementPassRates(_ images: [[Float]], specs: [PromptSpec], size: Int) -> [String: [Double]] {
+        let strict = Checker(size: size, strict: true)
+        var rates: [String: [Double]] = [:]
+        for (image, spec) in zip(images, specs) {
+            var passed: [String: (yes: Int, items: Int)] = [:]
+            for q in strict.check(image, spec: spec).requirements {
+                passed[q.kind, default: (0, 0)].yes += q.passed ? 1 : 0
+                passed[q.kind, default: (0, 0)].items += 1
+            }
+            for (kind, p) in passed { rates[spec.task.rawValue + "/" + kind, default: []].append(Double(p.yes) / Double(p.items)) }
+        }
+        return rates
     }
 
     /// The eval images of `policy` from the fixed noise (Euler, as the grids are drawn), each

@@ -77,6 +77,31 @@ import Training
         for (id, v) in moved.record.changeSE { #expect(abs((read.changeSE[id] ?? .nan) - v) <= 1e-6 * max(1, v), "\(id)") }
     }
 
+    /// The requirement pass rates take the image as the unit: one value per image, its rate over
+    /// its items of the kind (the two objects of a two-object image are one draw, not two), whose
+    /// mean is the strict checker's tally over the items. Known images: renderings of the asked
+    /// prompt, and of prompts with one or both objects, or the count, wrong.
+    @Test func requirementPassRatesArePerImage() throws {
+        let two = try PromptSpec(parsing: "a blue circle and a red square on a black background")
+        let three = try PromptSpec(parsing: "three green squares on a gray background")
+        let drawn = ["a blue circle and a red square on a black background", "a blue circle and a green triangle on a black background",
+                     "a green triangle and a yellow circle on a black background", "three green squares on a gray background",
+                     "two green squares on a gray background"]
+        var rng = RNG(seed: 7)
+        let images = try drawn.map { Renderer(size: 32).render(try PromptSpec(parsing: $0), rng: &rng) }
+        let specs = [two, two, two, three, three]
+        let rates = GoldMetrics.requirementPassRates(images, specs: specs, size: 32)
+        #expect(rates["two_objects/object"] == [1, 0.5, 0])
+        #expect(rates["two_objects/extra"] == [1, 0, 0])
+        #expect(rates["two_objects/background"] == [1, 1, 1])
+        #expect(rates["counting/count"] == [1, 0])
+        #expect(rates["counting/object"] == [1, 1])
+        let tally = CheckerTally(checker: Checker(size: 32, strict: true), specs: specs, images: images.map { [$0] })
+        for (key, values) in rates {
+            #expect(abs(values.reduce(0, +) / Double(values.count) - tally.passRate(key.replacingOccurrences(of: "/", with: " / "))!) <= 1e-12, "\(key)")
+        }
+    }
+
     /// Each kind of requirement's pass rate per task type is the strict checker's on the eval
     /// images (what `evaluate --details` tallies), its change since step 0 paired like the
     /// scores', and metrics.jsonl keeps them.
