@@ -11,6 +11,12 @@ public enum Checkpoint {
     public static let distilledCFGKey = "distilled_cfg", distilledFromKey = "distilled_from"
     /// Metadata of a model pretrained on noisy captions: the noise, as `--caption-noise` reads it.
     public static let captionNoiseKey = "caption_noise"
+    /// Metadata of a fine-tuned policy: the algorithm and iteration, the base model's path and
+    /// CRC-32, the reward, and the base's caption noise (the base's guidance distillation is
+    /// carried over under its own keys: the policy draws as its base does).
+    public static let algoKey = "algo", iterationKey = "iteration", finetunedFromKey = "finetuned_from",
+                      finetunedFromChecksumKey = "finetuned_from_crc32", rewardKey = "reward",
+                      baseCaptionNoiseKey = "base_caption_noise"
     /// Metadata of a model trained on a folder of images: its word vocabulary and its data (JSON).
     public static let vocabularyKey = "vocabulary", dataKey = "data"
 
@@ -36,6 +42,16 @@ public enum Checkpoint {
     public static func save(_ model: DiT, to url: URL, params: FloatBuffer? = nil, extra: [String: String] = [:]) throws {
         let f = try file(config: model.config, params: params ?? model.params, extra: extra, vocabulary: model.vocabulary, trainedOn: model.trainedOn)
         try writeAtomically(try f.serialized(), to: url)
+    }
+
+    /// Where a fine-tuned policy came from, for people ("fine-tuned by grpo-guard for 800
+    /// iterations from BASE, reward R; the base pretrained with caption noise N"); nil for a
+    /// file without it (a base model, or a policy written before it was recorded).
+    public static func provenance(_ metadata: [String: String]) -> String? {
+        guard let algo = metadata[algoKey], let base = metadata[finetunedFromKey] else { return nil }
+        let iterations = metadata[iterationKey].map { " for \($0) iterations" } ?? ""
+        return "fine-tuned by \(algo)\(iterations) from \(base)" + (metadata[rewardKey].map { ", reward \($0)" } ?? "")
+            + (metadata[baseCaptionNoiseKey].map { "; the base pretrained with caption noise \($0)" } ?? "")
     }
 
     /// The configuration stored in a flowtune safetensors file, validated.

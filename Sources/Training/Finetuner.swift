@@ -29,6 +29,9 @@ public final class Finetuner {
     public var metricsURL: URL { runDir.appendingPathComponent("metrics.jsonl") }
     /// The base model file's CRC-32 (config.json records it when a run starts).
     public let modelChecksum: String
+    /// What the policy checkpoint records of where it came from (Checkpoint.algoKey and the
+    /// keys beside it), with its iteration added at each save.
+    let policyMetadata: [String: String]
     public var policyURL: URL { runDir.appendingPathComponent("checkpoints/policy.safetensors") }
     public var stateURL: URL { runDir.appendingPathComponent("checkpoints/state.safetensors") }
 
@@ -49,7 +52,13 @@ public final class Finetuner {
         if resume, let recorded = config.modelChecksum, recorded != modelChecksum {
             throw FinetuneError("\(config.model) is not the base model the run in \(runDir.path) started from (its CRC-32 was \(recorded), the file's is now \(modelChecksum)): put that model back, or start a new run")
         }
-        let base = try Checkpoint.load(SafeTensorsFile(data: modelData, source: config.model), source: config.model)
+        let baseFile = try SafeTensorsFile(data: modelData, source: config.model)
+        let base = try Checkpoint.load(baseFile, source: config.model)
+        var provenance = [Checkpoint.algoKey: config.algo.rawValue, Checkpoint.finetunedFromKey: config.model,
+                          Checkpoint.finetunedFromChecksumKey: modelChecksum, Checkpoint.rewardKey: config.reward]
+        provenance[Checkpoint.baseCaptionNoiseKey] = baseFile.metadata[Checkpoint.captionNoiseKey]
+        for key in [Checkpoint.distilledCFGKey, Checkpoint.distilledFromKey] { provenance[key] = baseFile.metadata[key] }
+        policyMetadata = provenance
         let policy = base.clone()
         reward = try CombinedReward(parsing: config.reward, externalTimeout: config.externalTimeout, rmCombine: config.ensembleCombine)
         // a model trained on a folder: its captions are the default prompts, its held-out images the gold
@@ -221,10 +230,10 @@ public final class Finetuner {
         var f = try Checkpoint.file(config: policy.config, params: policy.params, kind: "finetune-state")
         f.add(state.optimizer, as: "adam")
         algorithm.save(into: &f)
-        f.metadata["iteration"] = String(iteration)
+        f.metadata[Checkpoint.iterationKey] = String(iteration)
         f.add(state.rng, as: "rng")
         try writeAtomically(try f.serialized(), to: stateURL)
-        try Checkpoint.save(policy, to: policyURL, extra: ["iteration": String(iteration), "algo": config.algo.rawValue])
+        try Checkpoint.save(policy, to: policyURL, extra: policyMetadata.merging([Checkpoint.iterationKey: String(iteration)]) { $1 })
     }
 
     /// What a run that stops on an error leaves: its last checkpoint, or none yet.
@@ -245,7 +254,7 @@ public final class Finetuner {
             // stopped before the first checkpoint: nothing to continue, start again; but a trained
             // policy without its state is a damaged run, never overwritten
             if world.isRoot, FileManager.default.fileExists(atPath: policyURL.path) {
-                let it = (try? SafeTensorsFile(contentsOf: policyURL))?.metadata["iteration"] ?? "?"
+                let it = (try? SafeTensorsFile(contentsOf: policyURL))?.metadata[Checkpoint.iterationKey] ?? "?"
                 throw FinetuneError("\(stateURL.path) is missing, but the run has a trained policy (\(policyURL.lastPathComponent), iteration \(it)): it cannot be resumed exactly and is not overwritten; restore the state file, or start a new run with another --out")
             }
             startedOver = true
@@ -254,7 +263,7 @@ public final class Finetuner {
         }
         let f = try SafeTensorsFile(data: Data(bytes), source: stateURL.path)
         let isState = f.metadata["kind"] == "finetune-state" || f.metadata["format"] == "flowtune-finetune-state"   // the latter: before the weights were kept in it
-        guard isState, let it = f.metadata["iteration"].flatMap(Int.init) else {
+        guard isState, let it = f.metadata[Checkpoint.iterationKey].flatMap(Int.init) else {
             throw FinetuneError("\(stateURL.path): not a complete fine-tuning state")
         }
         if f.tensors[policy.layout.entries[0].name] != nil {
@@ -264,8 +273,8 @@ public final class Finetuner {
         } else {
             // a state written before the weights were kept in it: the policy checkpoint must be of the same iteration
             let pf = try SafeTensorsFile(contentsOf: policyURL)
-            guard pf.metadata["iteration"] == String(it) else {
-                throw FinetuneError("\(policyURL.path) is of iteration \(pf.metadata["iteration"] ?? "?"), the state of \(it): the run cannot be resumed exactly")
+            guard pf.metadata[Checkpoint.iterationKey] == String(it) else {
+                throw FinetuneError("\(policyURL.path) is of iteration \(pf.metadata[Checkpoint.iterationKey] ?? "?"), the state of \(it): the run cannot be resumed exactly")
             }
             policy.params.assign(from: try Checkpoint.load(pf, source: policyURL.path, expect: policy.config).params)
         }

@@ -132,7 +132,9 @@ struct Evaluate: ParsableCommand {
     /// renderings of the prompts.
     struct Checked {
         var model: String
-        var noise: String?
+        /// The file's metadata: its caption noise, and for a policy where it came from.
+        var metadata: [String: String]
+        var noise: String? { metadata[Checkpoint.captionNoiseKey] }
         var tally: CheckerTally
         var other: CheckerTally
         var fd: Double
@@ -150,13 +152,13 @@ struct Evaluate: ParsableCommand {
         // beside its floor (two independent renderings against each other)
         let (reference, second) = GoldMetrics.renderedReference(f.specs, perPrompt: options.perPrompt, size: m.config.imageSize)
         let floor = reference.count > 1 ? frechetDistance(second, reference) : 0
-        func check(_ model: DiT, _ path: String, _ noise: String?) throws -> Checked {
+        func check(_ model: DiT, _ path: String, _ metadata: [String: String]) throws -> Checked {
             let images = try options.generate(model, f)
             let feats = images.flatMap { $0 }.map { ImageFeatures.extract($0, size: model.config.imageSize) }
             let tally = { (strict: Bool) in CheckerTally(checker: Checker(size: model.config.imageSize, strict: strict), specs: f.specs, images: images) }
-            return Checked(model: path, noise: noise, tally: tally(strict), other: tally(!strict), fd: feats.count > 1 ? frechetDistance(feats, reference) : 0)
+            return Checked(model: path, metadata: metadata, tally: tally(strict), other: tally(!strict), fd: feats.count > 1 ? frechetDistance(feats, reference) : 0)
         }
-        let main = try check(m, options.model, metadata[Checkpoint.captionNoiseKey])
+        let main = try check(m, options.model, metadata)
         var base: Checked?
         if let against {
             var other = options
@@ -166,7 +168,7 @@ struct Evaluate: ParsableCommand {
             guard b.config.imageSize == m.config.imageSize else {
                 throw CLIError("--against \(against) draws \(b.config.imageSize) px images, \(options.model) \(m.config.imageSize) px: the checker compares models of one size")
             }
-            base = try check(b, against, bMeta[Checkpoint.captionNoiseKey])
+            base = try check(b, against, bMeta)
         }
         if json { print(jsonReport(main, base, floor).text) } else { print(table(main, base, floor)) }
         if details {
@@ -177,8 +179,9 @@ struct Evaluate: ParsableCommand {
 
     func table(_ main: Checked, _ base: Checked?, _ floor: Double) -> String {
         var lines: [String] = []
-        for c in [main] + (base.map { [$0] } ?? []) where c.noise != nil {
-            lines.append("\(c.model): pretrained with caption noise \(c.noise!)")
+        for c in [main] + (base.map { [$0] } ?? []) {
+            if let noise = c.noise { lines.append("\(c.model): pretrained with caption noise \(noise)") }
+            if let from = Checkpoint.provenance(c.metadata) { lines.append("\(c.model): \(from)") }
         }
         if strict { lines.append("checker: strict (\(checkerName): nothing but the asked objects may be drawn)") }
         let otherLabel = strict ? "lenient checker (\(otherCheckerName)), the same images:"
@@ -215,7 +218,10 @@ struct Evaluate: ParsableCommand {
             [("overall", .double(s.overall)), ("by_task", .object(Task.allCases.map { t in (t.rawValue, s.mean(t).map(JSONValue.double) ?? .null) }))]
         }
         func scores(_ c: Checked) -> [(String, JSONValue)] {
-            (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? [])
+            let from: [(String, JSONValue)] = Checkpoint.provenance(c.metadata) == nil ? [] : [("finetuned", .object(
+                [Checkpoint.algoKey, Checkpoint.iterationKey, Checkpoint.finetunedFromKey, Checkpoint.rewardKey, Checkpoint.baseCaptionNoiseKey]
+                    .compactMap { k in c.metadata[k].map { (k == Checkpoint.finetunedFromKey ? "from" : k, JSONValue.string($0)) } }))]
+            return (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? []) + from
                 + means(c.tally.scores) + [("images", .int(c.tally.scores.images)), ("fd", .double(c.fd)),
                                             ("other_checker", .object([("checker", .string(otherCheckerName))] + means(c.other.scores)))]
         }

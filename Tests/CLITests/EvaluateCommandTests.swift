@@ -1,14 +1,16 @@
 import Testing
 import Foundation
 import Model
+import Tensor
+import Training
 import TestSupport
 
 /// `evaluate --against`: two models drawn from the same prompts and noise, compared pair by pair.
 @Suite struct EvaluateCommandTests {
-    func evaluate(_ args: [String]) throws -> (Int32, String, String) {
+    func evaluate(_ args: [String], json: Bool = true) throws -> (Int32, String, String) {
         let p = Process()
         p.executableURL = cliBinary!
-        p.arguments = ["evaluate", "--per-prompt", "3", "--steps", "2", "--cfg", "1", "--threads", "1", "--json"] + args
+        p.arguments = ["evaluate", "--per-prompt", "3", "--steps", "2", "--cfg", "1", "--threads", "1"] + (json ? ["--json"] : []) + args
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -110,5 +112,34 @@ import TestSupport
         #expect(overall(change(lenient)?["other_checker"] as? [String: Any]) == overall(change(strict)))
         #expect(overall(change(strict)?["other_checker"] as? [String: Any]) == overall(change(lenient)))
         #expect(overall(change(lenient)) != nil)
+    }
+
+    /// A fine-tuned policy says where it came from: `evaluate` prints the algorithm, the
+    /// iterations, the base model and the reward, and the base's caption noise (table and JSON).
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func aPolicySaysWhatItWasFineTunedFrom() throws {
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        // the base model as a caption-noise model: the same weights with the noise in its metadata
+        let noisy = try SafeTensorsFile(contentsOf: setup.model)
+        try Checkpoint.save(try Checkpoint.load(noisy, source: setup.model.path), to: setup.model, extra: [Checkpoint.captionNoiseKey: "count=0.3"])
+        var c = setup.config(.grpoGuard, steps: 2)
+        c.reward = "brightness,shape-eval=0"; c.checkpointEvery = 2
+        let runDir = setup.dir.appendingPathComponent("run")
+        let run = try Finetuner(config: c, runDir: runDir)
+        while run.iteration < c.steps { _ = try run.step() }
+        try run.save()
+        let policy = runDir.appendingPathComponent("checkpoints/policy.safetensors").path
+
+        let (s1, o1, e1) = try evaluate(["--model", policy, "--prompts", setup.prompts.path, "--against", setup.model.path])
+        #expect(s1 == 0, "\(e1)")
+        let finetuned = try #require(try object(o1)["finetuned"] as? [String: String])
+        #expect(finetuned == ["algo": "grpo-guard", "iteration": "2", "from": setup.model.path, "reward": "brightness,shape-eval=0", "base_caption_noise": "count=0.3"])
+        // the base model: its caption noise, and nothing fine-tuned
+        let against = try #require(try object(o1)["against"] as? [String: Any])
+        #expect(against["caption_noise"] as? String == "count=0.3" && against["finetuned"] == nil)
+        let (s2, text, _) = try evaluate(["--model", policy, "--prompts", setup.prompts.path], json: false)
+        #expect(s2 == 0)
+        #expect(text.contains("\(policy): fine-tuned by grpo-guard for 2 iterations from \(setup.model.path), reward brightness,shape-eval=0; the base pretrained with caption noise count=0.3"), "\(text)")
     }
 }
