@@ -150,3 +150,76 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     return loss
 }
 
+
+/// Flow-matching steps with the batch split over the worker threads: each worker trains a
+/// contiguous block of the images on a replica of the network (the same weights, its own
+/// activations and gradients) with the matrix products unsplit, and the replicas' gradients are
+/// summed into `model.grads`. The draws are those of one `flowMatchingStep` on the whole batch
+/// (each worker makes every draw and keeps its block's), so the loss and the gradient are the
+/// whole batch's up to the order of the sums.
+///
+/// Why: split inside each product, both threads pack the whole of the operand they share (the
+/// weight gradients' k = batch x tokens rows of it) and meet at each of a step's many loops;
+/// split by images, each packs only its own and they meet a few times a step. A pretraining step at 2 threads
+/// is 2-5% faster so (docs/PERFORMANCE.md). One worker, a teacher (guidance distillation: it has
+/// one workspace), or fewer than two images a worker: `flowMatchingStep` itself, the products
+/// split as usual. At 1 thread nothing changes; at more, a fixed-seed run's weights differ from
+/// the unsplit step's by the order of the gradient's sums.
+public final class FlowMatchingTrainer {
+    public let model: DiT
+    let ws: Workspace
+    /// Replicas 1... (replica 0 is `model` with `ws`), one for each worker after the first.
+    let replicas: [(model: DiT, ws: Workspace)]
+
+    /// `batch`: the most images a step trains (the process's block of the batch), split over
+    /// `Compute.current.workers` (the replicas are made here: an allocation that fails is an error).
+    public init(model: DiT, batch: Int) throws {
+        self.model = model
+        ws = try model.makeWorkspace(batch: batch, training: true)
+        let W = min(Compute.current.workers, batch / 2), per = (batch + W - 1) / max(W, 1)
+        replicas = try (1..<max(W, 1)).map { _ in
+            let replica = try DiT(config: model.config, params: model.params)
+            return (replica, try replica.makeWorkspace(batch: per, training: true))
+        }
+    }
+
+    /// `flowMatchingStep` on `rows` of `batch` (nil: all), its gradient added to model.grads.
+    @discardableResult
+    public func step(batch: FlowMatchingBatch, rng: inout RNG, nullProbability: Float = 0.1, tMean: Float = 0, tStd: Float = 1,
+                     rows: Range<Int>? = nil, teacher: GuidedTeacher? = nil) -> Float {
+        let compute = Compute.current
+        let mine = rows ?? 0..<(batch.x0.count / model.config.pixelsPerImage)
+        let W = min(compute.workers, mine.count / 2, replicas.count + 1)
+        let per = (mine.count + W - 1) / max(W, 1)
+        guard W > 1, teacher == nil, per <= replicas[0].ws.batch else {
+            return flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: nullProbability,
+                                    tMean: tMean, tStd: tStd, rows: rows, teacher: teacher)
+        }
+        let blocks = (0..<W).map { i in (mine.lowerBound + min(i * per, mine.count))..<(mine.lowerBound + min((i + 1) * per, mine.count)) }
+        let nets = [(model, ws)] + replicas.prefix(W - 1)
+        for r in nets.dropFirst() { r.model.grads.zero() }
+        var serial = compute
+        serial.workers = 1
+        var losses = [Float](repeating: 0, count: W), after = [RNG](repeating: rng, count: W)
+        let start = rng
+        losses.withUnsafeMutableBufferPointer { lp in after.withUnsafeMutableBufferPointer { ap in
+            let (lp, ap) = (lp, ap)
+            parallelForEach(W) { i in
+                serial.run {
+                    var r = start
+                    lp[i] = flowMatchingStep(model: nets[i].0, ws: nets[i].1, batch: batch, rng: &r, nullProbability: nullProbability,
+                                             tMean: tMean, tStd: tStd, rows: blocks[i])
+                    ap[i] = r
+                }
+            }
+        } }
+        rng = after[0]
+        // the replicas' gradients into the model's, spread over the workers
+        let total = model.grads.pointer, count = model.parameterCount
+        let others = nets.dropFirst().map { $0.0.grads.pointer }
+        parallelFor(count, minChunk: 1 << 14) { range in
+            for g in others { for j in range { total[j] += g[j] } }
+        }
+        return losses.reduce(0, +)
+    }
+}

@@ -199,7 +199,8 @@ public final class Pretrainer {
         let train: [Int]            // the images drawn from
         let tokens: [[Int32]]       // every image's caption, encoded
     }
-    let ws: Workspace
+    /// The flow-matching steps, the batch split over the worker threads.
+    let trainer: FlowMatchingTrainer
     /// Guidance distillation's frozen teacher (nil: targets from the data).
     let teacher: GuidedTeacher?
     /// The processes sharing each batch (one without mpirun): each trains a block of the images.
@@ -242,7 +243,7 @@ public final class Pretrainer {
         rng = RNG(seed: config.seed).split(1)
         generator = PromptGenerator(excluding: excluding)
         renderer = Renderer(size: mc.imageSize)
-        ws = try model.makeWorkspace(batch: world.block(of: config.batch).count, training: true)
+        trainer = try FlowMatchingTrainer(model: model, batch: world.block(of: config.batch).count)
         guard (teacher == nil) == (config.distillCFG == nil) else { throw ModelError("guidance distillation needs both a teacher and its guidance scale") }
         if let teacher, let scale = config.distillCFG {
             let tc = teacher.config
@@ -308,7 +309,7 @@ public final class Pretrainer {
         let mine = world.isDistributed ? world.block(of: config.batch) : nil
         let batch = makeBatch(rng: &rng, rows: mine)
         model.grads.zero()
-        var loss = flowMatchingStep(model: model, ws: ws, batch: batch, rng: &rng, nullProbability: config.nullProbability,
+        var loss = trainer.step(batch: batch, rng: &rng, nullProbability: config.nullProbability,
                                     tMean: config.tMean, tStd: config.tStd, rows: mine, teacher: teacher)
         if world.isDistributed {
             world.sum(model.grads)

@@ -175,14 +175,14 @@ struct Bench: ParsableCommand {
     func timeNetwork(_ net: DiT, suffix: String, rng: inout RNG, want: (String) -> Bool, _ out: Emit) throws {
         let Fn = net.config.flopsPerImage, pixels = net.config.pixelsPerImage
         if want("pretrain_step" + suffix) {
-            let ws = try net.makeWorkspace(batch: 64, training: true)
+            let trainer = try FlowMatchingTrainer(model: net, batch: 64)
             let tokens = try (0..<64).flatMap { _ in try Tokenizer.encode("a large red circle at the top left on a white background") }
             let batch = FlowMatchingBatch(x0: rng.normals(64 * pixels, scale: 0.5), tokens: tokens)
             var opt = AdamW(count: net.parameterCount, lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, decayMask: net.layout.decayMask)
             var r = RNG(seed: 2)
             let t = median {
                 net.grads.zero()
-                flowMatchingStep(model: net, ws: ws, batch: batch, rng: &r)
+                trainer.step(batch: batch, rng: &r)
                 opt.update(params: net.params.buffer, grads: net.grads.buffer)
             }
             out("pretrain_step" + suffix, t, 3 * 64 * Fn, [])
