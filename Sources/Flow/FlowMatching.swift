@@ -150,7 +150,6 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
     return loss
 }
 
-
 /// Flow-matching steps with the batch split over the worker threads: each worker trains a
 /// contiguous block of the images on a replica of the network (the same weights, its own
 /// activations and gradients) with the matrix products unsplit, and the replicas' gradients are
@@ -160,11 +159,11 @@ public func flowMatchingStep(model: DiT, ws: Workspace, batch: FlowMatchingBatch
 ///
 /// Why: split inside each product, both threads pack the whole of the operand they share (the
 /// weight gradients' k = batch x tokens rows of it) and meet at each of a step's many loops;
-/// split by images, each packs only its own and they meet a few times a step. A pretraining step at 2 threads
-/// is 2-5% faster so (docs/PERFORMANCE.md). One worker, a teacher (guidance distillation: it has
-/// one workspace), or fewer than two images a worker: `flowMatchingStep` itself, the products
-/// split as usual. At 1 thread nothing changes; at more, a fixed-seed run's weights differ from
-/// the unsplit step's by the order of the gradient's sums.
+/// split by images, each packs only its own and they meet a few times a step. A pretraining
+/// step at 2 threads is 2-5% faster so (docs/PERFORMANCE.md). One worker, a teacher (guidance
+/// distillation: it has one workspace), or fewer than two images a worker: `flowMatchingStep`
+/// itself, the products split as usual. At 1 thread nothing changes; at more, a fixed-seed
+/// run's weights differ from the unsplit step's by the order of the gradient's sums.
 public final class FlowMatchingTrainer {
     public let model: DiT
     let ws: Workspace
