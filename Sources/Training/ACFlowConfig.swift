@@ -65,6 +65,7 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
     public var weighting = ACFlowWeighting.exp  // exp | signed (w = Ahat; needs alpha > c_A)
     public var normaliseWeights = true          // weights / their mean (per time step for visited states)
     public var ratioClip: Float? = 1e-3         // (c): PPO's clipped ratio of each transition's probability, eps (nil: no ratio; other targets: unused)
+    public var guardStepWeights = false         // (c): each step's transitions weighted s_k / h_k (mean 1), GRPO-Guard's per-step balance
     public var nftBeta: Float = 1               // (d): v+ = beta v + (1 - beta) v_old, v- = (1 + beta) v_old - beta v
     public var alpha: Float = 0.002             // Wasserstein regulariser weight: alpha E||v - v_ref||^2 (docs/ACFLOW.md: 0.1 and up hold the policy still)
 
@@ -120,12 +121,16 @@ public struct ACFlowConfig: Codable, Equatable, Sendable {
                           throw InvalidOption("--acflow-ratio-clip clips the ratio of a transition's probability; it needs --acflow-target transition")
                       }
                   }),
+        S.flag(\.guardStepWeights, "acflow-step-weights", "AC-Flow: the transition target's steps balanced as GRPO-Guard balances them: each step's advantages times s_k / h_k (its noise over its length, mean 1 over the stochastic steps), so that a step's gradient scales as 1 / (s h) instead of 1 / s^2 and the late, low-noise steps no longer dominate."),
         S.value(\.nftBeta, "acflow-nft-beta", "AC-Flow: the nft target's beta, v+ = beta v + (1 - beta) v_old.", check: C.positive),
         S.value(\.alpha, "acflow-alpha", "AC-Flow: Wasserstein regulariser weight alpha (version 1: 1).", check: C.nonNegative),
     ], defaults: ACFlowConfig())
 
     /// Every value checked, and the combinations that cannot work.
     public func validate() throws {
+        if guardStepWeights && target != .transition {
+            throw FinetuneError("AC-Flow: --acflow-step-weights weighs the transition target's steps; it needs --acflow-target transition")
+        }
         try Self.table.validate(self)
         if target == .transition && !sdeRollouts {
             throw FinetuneError("AC-Flow: --acflow-target transition trains on the SDE rollouts' transitions; it cannot be combined with --acflow-ode-rollouts")

@@ -356,6 +356,38 @@ import Training
         #expect(throws: FinetuneError.self) { try c.validate() }
     }
 
+    /// `--acflow-step-weights`: each stochastic step's weight is s_k / h_k over the steps' mean
+    /// (mean 1, the early, noisy steps above the late ones, the ratios those of s / h), so that a
+    /// step's gradient scale |cv| / s^2 becomes GRPO-Guard's |cv| / (s^2) * s / h; and it needs the
+    /// transition target.
+    @Test func transitionStepWeightsAreGuardsBalance() throws {
+        let sde = SDEConfig(steps: 10)
+        let steps = (0..<sde.stochasticSteps).map(sde.coefficients)
+        let w = transitionStepWeights(steps)
+        #expect(w.count == steps.count && abs(w.reduce(0, +) / Float(w.count) - 1) < 1e-5)
+        for k in 1..<w.count {
+            #expect(w[k] < w[k - 1], "step \(k)")
+            #expect(abs(w[k] / w[0] - (steps[k].s / steps[k].h) / (steps[0].s / steps[0].h)) < 1e-5)
+        }
+        var a = ACFlowConfig()
+        a.guardStepWeights = true
+        #expect(throws: Never.self) { try a.validate() }
+        a.target = .nft
+        #expect(throws: FinetuneError.self) { try a.validate() }
+        // the weights reach the actor: one iteration from the same seed moves the policy otherwise
+        let setup = try TinySetup()
+        defer { setup.cleanUp() }
+        func policy(weighted: Bool) throws -> [Float] {
+            var c = setup.config(.acflow, steps: 1)
+            c.acflow.guardStepWeights = weighted
+            let run = try Finetuner(config: c, runDir: setup.dir.appendingPathComponent("run-\(weighted)"))
+            _ = try run.step()
+            return (0..<run.state.policy.params.count).map { run.state.policy.params[$0] }
+        }
+        let (plain, weighted) = (try policy(weighted: false), try policy(weighted: true))
+        #expect(plain != weighted)
+    }
+
     /// The critic learns a known target on synthetic states: its MSE falls well below the variance.
     @Test func criticLearnsASyntheticTarget() throws {
         let cfg = ModelConfig.tiny(vocabSize: Tokenizer.vocabularySize)

@@ -28,6 +28,17 @@ public func shapeValues(_ values: [Float], like r: [Float], groupSize G: Int, ka
     return out
 }
 
+/// GRPO-Guard's balance of the SDE steps for AC-Flow's transition target
+/// (`--acflow-step-weights`): step k's weight s_k / h_k (its noise over its length) over the mean
+/// of those on `steps`. A transition's log-probability gradient in v scales as |cv| / s^2, so the
+/// late steps, of little noise, dominate the update and the KL it buys; weighted, a step's
+/// gradient scales as 1 / (s h), as GRPO-Guard's reweighted RatioNorm gives it.
+public func transitionStepWeights(_ steps: [StepCoefficients]) -> [Float] {
+    let raw = steps.map { $0.s / $0.h }
+    let mean = raw.reduce(0, +) / Float(max(raw.count, 1))
+    return raw.map { $0 / mean }
+}
+
 /// Regression weights from advantages A (during warm-up A = rt): Ahat = clamp(A, -cA, cA),
 /// w = exp(tau Ahat) ("exp") or w = Ahat ("signed"). Returns the weights and the clipped count.
 public func advantageWeights(_ advantages: [Float], clip cA: Float, tau: Float, weighting: ACFlowWeighting) -> (weights: [Float], clipped: Int) {

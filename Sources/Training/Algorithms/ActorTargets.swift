@@ -92,7 +92,12 @@ final class VisitedPairs {
 final class TransitionTarget: ActorTarget {
     let options: ACFlowConfig
     let pairs: VisitedPairs
-    init(_ options: ACFlowConfig, stochasticSteps: Int) { self.options = options; pairs = VisitedPairs(steps: stochasticSteps) }
+    let stochasticSteps: Int
+    /// Each stochastic step's weight (`--acflow-step-weights`; all 1 without), made at the first pass.
+    var stepWeights: [Float]?
+    init(_ options: ACFlowConfig, stochasticSteps: Int) {
+        self.options = options; self.stochasticSteps = stochasticSteps; pairs = VisitedPairs(steps: stochasticSteps)
+    }
 
     func weights(_ advantages: [Float], T: Int, B: Int) -> (weights: [Float], clipped: Int) {
         advantageWeights(advantages, clip: options.advantageClip, tau: options.tau, weighting: .signed)
@@ -110,7 +115,12 @@ final class TransitionTarget: ActorTarget {
 
     func loss(_ p: ActorPass, v: UnsafeMutablePointer<Float>, vRef: UnsafeMutablePointer<Float>, pixels n: Int, of mb: Int) -> (loss: Double, w2: Double, clipped: Int) {
         let c = p.count
-        let h = acflowTransitionLoss(v: v, x: p.x, xNext: p.target, steps: Array(p.coefficients[0..<c]), vRef: vRef, advantages: Array(p.w[0..<c]),
+        if stepWeights == nil {
+            let steps = Array(p.stepCoefficients.prefix(stochasticSteps))
+            stepWeights = options.guardStepWeights ? transitionStepWeights(steps) : steps.map { _ in 1 }
+        }
+        let advantages = (0..<c).map { p.w[$0] * stepWeights![p.coefficients[$0].k] }
+        let h = acflowTransitionLoss(v: v, x: p.x, xNext: p.target, steps: Array(p.coefficients[0..<c]), vRef: vRef, advantages: advantages,
                                      alpha: options.alpha, pixels: n, dv: &p.dv, of: mb,
                                      ratio: options.ratioClip.map { (Array(p.oldLogps[0..<c]), $0) })
         return (h.loss, h.w2, h.clipped)
