@@ -196,23 +196,23 @@ public final class FlowMatchingTrainer {
         }
         let blocks = (0..<W).map { i in (mine.lowerBound + min(i * per, mine.count))..<(mine.lowerBound + min((i + 1) * per, mine.count)) }
         let nets = [(model, ws)] + replicas.prefix(W - 1)
-        for r in nets.dropFirst() { r.model.grads.zero() }
         var serial = compute
         serial.workers = 1
-        var losses = [Float](repeating: 0, count: W), after = [RNG](repeating: rng, count: W)
+        // every worker makes the whole batch's draws from the same start; the first's end state is the step's
+        var losses = [Float](repeating: 0, count: W), end = rng
         let start = rng
-        losses.withUnsafeMutableBufferPointer { lp in after.withUnsafeMutableBufferPointer { ap in
-            let (lp, ap) = (lp, ap)
+        losses.withUnsafeMutableBufferPointer { lp in withUnsafeMutablePointer(to: &end) { ep in
             parallelForEach(W) { i in
                 serial.run {
+                    if i > 0 { nets[i].0.grads.zero() }          // a replica's gradient is its own step's alone
                     var r = start
                     lp[i] = flowMatchingStep(model: nets[i].0, ws: nets[i].1, batch: batch, rng: &r, nullProbability: nullProbability,
                                              tMean: tMean, tStd: tStd, rows: blocks[i])
-                    ap[i] = r
+                    if i == 0 { ep.pointee = r }
                 }
             }
         } }
-        rng = after[0]
+        rng = end
         // the replicas' gradients into the model's, spread over the workers
         let total = model.grads.pointer, count = model.parameterCount
         let others = nets.dropFirst().map { $0.0.grads.pointer }

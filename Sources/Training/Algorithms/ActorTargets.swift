@@ -45,7 +45,7 @@ extension ActorTarget {
 /// The target of `options` for a run.
 func makeActorTarget(_ options: ACFlowConfig, sde: SDEConfig, model: DiT, passSize u: Int) throws -> ActorTarget {
     switch options.target {
-    case .transition: return TransitionTarget(options, stochasticSteps: sde.stochasticSteps)
+    case .transition: return TransitionTarget(options, sde: sde)
     case .visited: return VisitedTarget(options, steps: sde.steps)
     case .fresh: return FreshTarget(options, steps: sde.steps)
     case .nft: return try NFTTarget(options, steps: sde.steps, model: model, passSize: u)
@@ -92,11 +92,11 @@ final class VisitedPairs {
 final class TransitionTarget: ActorTarget {
     let options: ACFlowConfig
     let pairs: VisitedPairs
-    let stochasticSteps: Int
-    /// Each stochastic step's weight (`--acflow-step-weights`; all 1 without), made at the first pass.
-    var stepWeights: [Float]?
-    init(_ options: ACFlowConfig, stochasticSteps: Int) {
-        self.options = options; self.stochasticSteps = stochasticSteps; pairs = VisitedPairs(steps: stochasticSteps)
+    /// Each stochastic step's weight (`--acflow-step-weights`; nil without: the advantages as they are).
+    let stepWeights: [Float]?
+    init(_ options: ACFlowConfig, sde: SDEConfig) {
+        self.options = options; pairs = VisitedPairs(steps: sde.stochasticSteps)
+        stepWeights = options.guardStepWeights ? transitionStepWeights((0..<sde.stochasticSteps).map(sde.coefficients)) : nil
     }
 
     func weights(_ advantages: [Float], T: Int, B: Int) -> (weights: [Float], clipped: Int) {
@@ -115,11 +115,7 @@ final class TransitionTarget: ActorTarget {
 
     func loss(_ p: ActorPass, v: UnsafeMutablePointer<Float>, vRef: UnsafeMutablePointer<Float>, pixels n: Int, of mb: Int) -> (loss: Double, w2: Double, clipped: Int) {
         let c = p.count
-        if stepWeights == nil {
-            let steps = Array(p.stepCoefficients.prefix(stochasticSteps))
-            stepWeights = options.guardStepWeights ? transitionStepWeights(steps) : steps.map { _ in 1 }
-        }
-        let advantages = (0..<c).map { p.w[$0] * stepWeights![p.coefficients[$0].k] }
+        let advantages = stepWeights.map { sw in (0..<c).map { p.w[$0] * sw[p.coefficients[$0].k] } } ?? Array(p.w[0..<c])
         let h = acflowTransitionLoss(v: v, x: p.x, xNext: p.target, steps: Array(p.coefficients[0..<c]), vRef: vRef, advantages: advantages,
                                      alpha: options.alpha, pixels: n, dv: &p.dv, of: mb,
                                      ratio: options.ratioClip.map { (Array(p.oldLogps[0..<c]), $0) })
