@@ -77,13 +77,14 @@ fi
 if run rl; then
   l=$(label "$rlrm"); [[ $beta != 0 ]] && l+=-beta$beta; ((${#early[@]})) && l+=-early
   dir=$out/rl-$algo-$l-$seed
+  kl=(); [[ $beta == 0 ]] || kl=(--beta "$beta")    # 0 is flowtune's default (and AC-Flow reads no --beta)
   count=$(grep -cvE '^[[:space:]]*(#|$)' prompts/eval.txt)
   if [[ -f $dir/checkpoints/state.safetensors ]]; then
     # a stopped run continues (with its own options; only the budget may change)
     $ft finetune --resume "$dir" --steps "$steps" "${thr[@]}"
   else
     $ft finetune --model "$base" --prompts prompts/train.txt --eval-prompts prompts/eval.txt --algo "$algo" \
-      --reward "rm:$(paths "$rlrm"),shape-eval=0" --rm-combine "$combine" --beta "$beta" --seed "$seed" --steps "$steps" \
+      --reward "rm:$(paths "$rlrm"),shape-eval=0" --rm-combine "$combine" "${kl[@]}" --seed "$seed" --steps "$steps" \
       --prompts-per-iteration 8 --group-size 16 --lr 3e-4 --eval-every 10 --eval-prompt-count "$count" --eval-per-prompt 4 \
       --checkpoint-every 10 "${early[@]}" "${thr[@]}" --out "$dir"
   fi

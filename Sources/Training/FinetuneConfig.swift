@@ -119,6 +119,16 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         },
     ] + ACFlowConfig.table.settings.map { $0.lifted(\FinetuneConfig.acflow) }
 
+    /// The options of `names` (settings given on a command line) that `algo` does not read: every
+    /// AC-Flow option under GRPO and GRPO-Guard, and the clipped-ratio pass's own (--beta,
+    /// --clip-range, --inner-epochs, --global-std, --advantage-clip) under AC-Flow, which has its own
+    /// regulariser and advantage clip. A run given one would go ahead as if it had not been.
+    public static func unread(_ names: [String], by algo: Algorithm) -> [String] {
+        let acflow = Set(acflowSettings.map(\.name))
+        let clippedRatio: Set = ["beta", "clip-range", "inner-epochs", "global-std", "advantage-clip"]
+        return names.filter { algo == .acflow ? clippedRatio.contains($0) : acflow.contains($0) }.map { "--" + $0 }
+    }
+
     /// Whether iteration `it` (1 ... steps) writes an evaluation: every --eval-every-th, the last,
     /// and with --eval-early the powers of two below --eval-every. Never with --eval-every 0.
     public func evaluates(_ it: Int) -> Bool {

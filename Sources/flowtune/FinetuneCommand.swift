@@ -47,12 +47,16 @@ func loadRunConfig(_ url: URL, what: String, action: String = "resume") throws -
 
 /// Runs (or resumes) a fine-tuning run in `out`, with a progress line per iteration. Under
 /// mpirun every rank runs this; rank 0 alone locks and writes the run folder and prints.
-func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false) throws -> Finetuner {
+/// `notes` are printed with the run's own once its set-up has passed.
+func runFinetune(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool = true, quiet: Bool = false,
+                 notes: [String] = []) throws -> Finetuner {
     // the run's precision (its config.json's on resume) serves its rollouts and training passes alike
-    return try Compute.current.with(given.precision).run { try finetuneLoop(config: given, out: out, resume: resume, tensorboard: tensorboard, quiet: quiet) }
+    return try Compute.current.with(given.precision).run {
+        try finetuneLoop(config: given, out: out, resume: resume, tensorboard: tensorboard, quiet: quiet, notes: notes)
+    }
 }
 
-private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool, quiet: Bool) throws -> Finetuner {
+private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, tensorboard: Bool, quiet: Bool, notes: [String]) throws -> Finetuner {
     let world = World.current, root = world.isRoot, quiet = quiet || !root
     var config = given
     let configURL = out.appendingPathComponent("config.json")
@@ -69,7 +73,7 @@ private func finetuneLoop(config given: FinetuneConfig, out: URL, resume: Bool, 
     // set everything up (and fail on bad input) before writing anything into the run folder
     let run = try Finetuner(config: config, runDir: out, resume: resume, world: world, tensorboard: tensorboard)
     config = run.config        // a folder model's prompts resolved to its captions
-    if !quiet { for note in run.notes { log("note: " + note) } }
+    if !quiet { for note in notes + run.notes { log("note: " + note) } }
     if root && lock == nil { lock = try RunLock(out) }
     if run.startedOver && !quiet { log("\(out.path) holds no checkpoint yet (stopped before the first one): starting again from the base model") }
     if config.modelChecksum == nil { config.modelChecksum = run.modelChecksum }
@@ -162,7 +166,14 @@ struct Finetune: ParsableCommand {
             for s in changeable where names.contains(s.name) { try s.set(&saved, s.text(of: given)) }
             config = saved
         }
-        let run = try runFinetune(config: config, out: dir, resume: resume != nil, tensorboard: tensorboard)
+        // options the algorithm does not read: said, not refused (a script may share one command
+        // line between the algorithms)
+        var notes: [String] = []
+        if resume == nil && configFile == nil, case let unread = FinetuneConfig.unread(names, by: config.algo), !unread.isEmpty {
+            let other = config.algo == .acflow ? "--algo grpo and grpo-guard" : "--algo acflow"
+            notes.append("\(unread.joined(separator: ", ")) \(unread.count == 1 ? "is" : "are") read by \(other) only; this --algo \(config.algo.rawValue) run goes ahead without \(unread.count == 1 ? "it" : "them")")
+        }
+        let run = try runFinetune(config: config, out: dir, resume: resume != nil, tensorboard: tensorboard, notes: notes)
         guard world.isRoot else { return }
         log("done: \(dir.path) at iteration \(run.iteration)")
         writeReportIfPossible(dir)

@@ -126,6 +126,8 @@ struct MPITests {
         let one = setup.dir.appendingPathComponent("one"), two = setup.dir.appendingPathComponent("two")
         let (s1, e1) = try Self.run(runArgs(setup, algo, steps: 2, out: one))
         #expect(s1 == 0, "\(e1)")
+        // the shared command line's AC-Flow options are named as unread by the other algorithms
+        #expect(e1.contains("note: --acflow-warmup, --acflow-warmup-ev are read by --algo acflow only") == (algo != "acflow"), "\(e1)")
         let (s2, e2) = try Self.run(runArgs(setup, algo, steps: 2, out: two), ranks: 2)
         #expect(s2 == 0, "\(e2)")
         #expect(e2.contains("(2 processes)"))

@@ -91,6 +91,10 @@ import Training
         // the preset reads --steps wherever it is, and --acflow-alpha overrides what it set
         let v1 = try parse(["--acflow-v1", "--steps", "50", "--acflow-alpha", "0.5"])
         #expect(v1.acflow.target == .fresh && v1.acflow.warmupIterations == 5 && v1.acflow.alpha == 0.5 && v1.steps == 50)
+        // the options an algorithm does not read, as `finetune` names them
+        #expect(FinetuneConfig.unread(["lr", "acflow-step-weights", "acflow-v1", "beta"], by: .grpoGuard) == ["--acflow-step-weights", "--acflow-v1"])
+        #expect(FinetuneConfig.unread(["lr", "acflow-kappa", "beta", "clip-range", "global-std"], by: .acflow) == ["--beta", "--clip-range", "--global-std"])
+        #expect(FinetuneConfig.unread(["lr", "seed", "steps"], by: .grpo).isEmpty)
         #expect(message(["--lrr", "1"]).contains("unknown option '--lrr' (did you mean --lr?)"))
         #expect(message(["--lr", "fast"]).contains("--lr 'fast': expected a number"))
         #expect(message(["--algo", "ppo"]).contains("expected one of grpo, grpo-guard, acflow"))
