@@ -54,6 +54,14 @@ public enum Checkpoint {
             + (metadata[baseCaptionNoiseKey].map { "; the base pretrained with caption noise \($0)" } ?? "")
     }
 
+    /// The same as fields for a machine-readable report (`evaluate --json`'s "finetuned" object):
+    /// algo, iteration, from, reward, base_caption_noise, those the file has; nil as above.
+    public static func provenanceFields(_ metadata: [String: String]) -> [(String, String)]? {
+        guard provenance(metadata) != nil else { return nil }
+        return [algoKey, iterationKey, finetunedFromKey, rewardKey, baseCaptionNoiseKey]
+            .compactMap { k in metadata[k].map { (k == finetunedFromKey ? "from" : k, $0) } }
+    }
+
     /// The configuration stored in a flowtune safetensors file, validated.
     public static func config(of f: SafeTensorsFile, source: String) throws -> ModelConfig {
         guard f.metadata["format"] == "flowtune" else {

@@ -72,7 +72,8 @@ struct Sample: ParsableCommand {
 
     func execute() throws {
         guard out != nil || outDir != nil else { throw CLIError("give --out GRID.png and/or --out-dir DIR") }
-        let (m, f, _, folder) = try options.loadWithMetadata()
+        let (m, f, metadata, folder) = try options.loadWithMetadata()
+        if let from = Checkpoint.provenance(metadata) { log("\(options.model): \(from)") }
         if real && (folder == nil || out == nil) { throw CLIError("--real shows a folder model's images in the grid: it needs a model trained on a folder and --out") }
         if out != nil { try checkGrid(perPrompt: options.perPrompt + (real ? 1 : 0), scale: scale, imageSize: m.config.imageSize) }
         let t0 = now()
@@ -147,7 +148,7 @@ struct Evaluate: ParsableCommand {
             : strict ? "--strict scores with the checker; a model trained on a folder has no checker"
             : against != nil ? "--against compares two shapes-world models with the checker; \(options.model) was trained on a folder" : nil
         let (m, f, metadata, folder) = try options.loadWithMetadata(shapesOnly: shapesOnly)
-        if let folder { return try evaluateOnFolder(m, f, folder) }
+        if let folder { return try evaluateOnFolder(m, f, folder, metadata) }
         // image quality: the Frechet distance of the samples to renderings of the same prompts,
         // beside its floor (two independent renderings against each other)
         let (reference, second) = GoldMetrics.renderedReference(f.specs, perPrompt: options.perPrompt, size: m.config.imageSize)
@@ -218,10 +219,7 @@ struct Evaluate: ParsableCommand {
             [("overall", .double(s.overall)), ("by_task", .object(Task.allCases.map { t in (t.rawValue, s.mean(t).map(JSONValue.double) ?? .null) }))]
         }
         func scores(_ c: Checked) -> [(String, JSONValue)] {
-            let from: [(String, JSONValue)] = Checkpoint.provenance(c.metadata) == nil ? [] : [("finetuned", .object(
-                [Checkpoint.algoKey, Checkpoint.iterationKey, Checkpoint.finetunedFromKey, Checkpoint.rewardKey, Checkpoint.baseCaptionNoiseKey]
-                    .compactMap { k in c.metadata[k].map { (k == Checkpoint.finetunedFromKey ? "from" : k, JSONValue.string($0)) } }))]
-            return (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? []) + from
+            return (c.noise.map { [("caption_noise", JSONValue.string($0))] } ?? []) + finetunedField(c.metadata)
                 + means(c.tally.scores) + [("images", .int(c.tally.scores.images)), ("fd", .double(c.fd)),
                                             ("other_checker", .object([("checker", .string(otherCheckerName))] + means(c.other.scores)))]
         }
@@ -252,9 +250,14 @@ struct Evaluate: ParsableCommand {
         return lines.joined(separator: "\n")
     }
 
+    /// The "finetuned" field of a policy's JSON report (none for a base model).
+    func finetunedField(_ metadata: [String: String]) -> [(String, JSONValue)] {
+        Checkpoint.provenanceFields(metadata).map { [("finetuned", .object($0.map { ($0.0, JSONValue.string($0.1)) }))] } ?? []
+    }
+
     /// A folder model: the Frechet distance (57 and 21 features) of its samples for the prompts to
     /// the folder's held-out images, beside the floor: as many of its training images against them.
-    func evaluateOnFolder(_ m: DiT, _ f: PromptFile, _ folder: FolderData) throws {
+    func evaluateOnFolder(_ m: DiT, _ f: PromptFile, _ folder: FolderData, _ metadata: [String: String]) throws {
         let t0 = now()
         let images = try options.generate(m, f).flatMap { $0 }
         let S = m.config.imageSize
@@ -274,8 +277,9 @@ struct Evaluate: ParsableCommand {
         ]
         if json {
             let counts: [(String, JSONValue)] = [("images", .int(images.count)), ("held_out", .int(held.count)), ("floor_images", .int(real.count))]
-            print(JSONValue.object(counts + values.map { ($0.0, JSONValue.double($0.1)) }).text)
+            print(JSONValue.object(finetunedField(metadata) + counts + values.map { ($0.0, JSONValue.double($0.1)) }).text)
         } else {
+            if let from = Checkpoint.provenance(metadata) { print("\(options.model): \(from)") }
             print("\(images.count) samples of \(f.entries.count) prompts (\(f.path)) against the \(held.count) held-out images of \(folder.images.root.path)")
             print(String(format: "Frechet distance  %.3f   (floor: %ld training images against them, %.3f)", values[0].1, real.count, values[1].1))
             print(String(format: "  21 features     %.3f   (floor %.3f)", values[2].1, values[3].1))

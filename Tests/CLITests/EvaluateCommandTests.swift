@@ -8,9 +8,14 @@ import TestSupport
 /// `evaluate --against`: two models drawn from the same prompts and noise, compared pair by pair.
 @Suite struct EvaluateCommandTests {
     func evaluate(_ args: [String], json: Bool = true) throws -> (Int32, String, String) {
+        try run(["evaluate", "--per-prompt", "3", "--steps", "2", "--cfg", "1", "--threads", "1"] + (json ? ["--json"] : []) + args)
+    }
+
+    /// `flowtune args`: the exit status, stdout and stderr.
+    func run(_ args: [String]) throws -> (Int32, String, String) {
         let p = Process()
         p.executableURL = cliBinary!
-        p.arguments = ["evaluate", "--per-prompt", "3", "--steps", "2", "--cfg", "1", "--threads", "1"] + (json ? ["--json"] : []) + args
+        p.arguments = args
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -126,9 +131,9 @@ import TestSupport
         var c = setup.config(.grpoGuard, steps: 2)
         c.reward = "brightness,shape-eval=0"; c.checkpointEvery = 2
         let runDir = setup.dir.appendingPathComponent("run")
-        let run = try Finetuner(config: c, runDir: runDir)
-        while run.iteration < c.steps { _ = try run.step() }
-        try run.save()
+        let finetuner = try Finetuner(config: c, runDir: runDir)
+        while finetuner.iteration < c.steps { _ = try finetuner.step() }
+        try finetuner.save()
         let policy = runDir.appendingPathComponent("checkpoints/policy.safetensors").path
 
         let (s1, o1, e1) = try evaluate(["--model", policy, "--prompts", setup.prompts.path, "--against", setup.model.path])
@@ -141,5 +146,28 @@ import TestSupport
         let (s2, text, _) = try evaluate(["--model", policy, "--prompts", setup.prompts.path], json: false)
         #expect(s2 == 0)
         #expect(text.contains("\(policy): fine-tuned by grpo-guard for 2 iterations from \(setup.model.path), reward brightness,shape-eval=0; the base pretrained with caption noise count=0.3"), "\(text)")
+        // sample says it too (on stderr: its output is the grid)
+        let grid = setup.dir.appendingPathComponent("grid.png").path
+        let (s3, _, e3) = try run(["sample", "--model", policy, "--prompts", setup.prompts.path, "--per-prompt", "1", "--steps", "2", "--threads", "1", "--out", grid])
+        #expect(s3 == 0 && e3.contains("\(policy): fine-tuned by grpo-guard for 2 iterations from \(setup.model.path)"), "\(e3)")
+        #expect(FileManager.default.fileExists(atPath: grid))
+    }
+
+    /// A policy fine-tuned from a model trained on a folder says so too (table and JSON).
+    @Test(.enabled(if: cliBinary != nil, "the flowtune binary is not built beside the tests (swift build --build-tests builds it)"))
+    func aFolderPolicySaysWhatItWasFineTunedFrom() throws {
+        let fm = try FolderModel()
+        defer { fm.remove() }
+        let finetuner = try Finetuner(config: fm.finetuneConfig(steps: 2), runDir: fm.dir.appendingPathComponent("run"))
+        while finetuner.iteration < 2 { _ = try finetuner.step() }
+        try finetuner.save()
+        let policy = finetuner.policyURL.path
+        let (s1, o1, e1) = try evaluate(["--model", policy])
+        #expect(s1 == 0, "\(e1)")
+        let finetuned = try #require(try object(o1)["finetuned"] as? [String: String])
+        #expect(finetuned == ["algo": "grpo-guard", "iteration": "2", "from": fm.model.path, "reward": "saturation"])
+        #expect(try object(o1)["fd"] is Double)
+        let (s2, text, _) = try evaluate(["--model", policy], json: false)
+        #expect(s2 == 0 && text.contains("\(policy): fine-tuned by grpo-guard for 2 iterations from \(fm.model.path), reward saturation"), "\(text)")
     }
 }
