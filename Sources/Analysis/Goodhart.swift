@@ -176,6 +176,14 @@ public struct GoodhartChart {
     }
 
     /// The evaluations of one run's metrics that have kl_base and the gold.
+    /// The distances a run's curve leaves unmeasured at its start: (0, the first evaluation's d)
+    /// when that d is more than a third of the run's largest, so that the fitted form's shape
+    /// near the base model is the form's, not the data's; nil otherwise.
+    public static func unmeasuredStart(_ points: [Point]) -> Double? {
+        guard let first = points.map(\.d).filter({ $0 > 0 }).min(), let last = points.map(\.d).max(), first > last / 3 else { return nil }
+        return first
+    }
+
     public static func points(of m: RunMetrics, gold: String) -> [Point] {
         m.evals.compactMap { e in
             // the gold's scorer where the run logs it, else the checker's own shape-eval

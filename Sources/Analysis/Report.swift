@@ -52,17 +52,18 @@ public enum Report {
         }
         let strips = try writeStrips(runDir: runDir, evals: m.evals)
         // the gold against sqrt(KL to the base model), with Gao et al.'s RL form fitted
-        var goodhart: [GoodhartChart.Fit]? = nil
+        var goodhart: [GoodhartChart.Fit]? = nil, unmeasured: Double? = nil
         if let gold = GoodhartChart.gold(optimised: optimised, scorers: m.evals.first.map { Array($0.eval.scores.keys) } ?? []) {
             var g = GoodhartChart(gold: gold)
             if g.add(run: m, label: name) {
                 let (image, fits) = g.render()
                 try writeAtomically(try image.pngData(), to: runDir.appendingPathComponent("goodhart.png"))
                 goodhart = fits
+                unmeasured = GoodhartChart.unmeasuredStart(GoodhartChart.points(of: m, gold: gold))
             }
         }
         let page = Page(m: m, summary: summary, description: description, diagnostics: diagnostics, strips: strips,
-                        progress: progress, runDir: runDir, goodhart: goodhart)
+                        progress: progress, runDir: runDir, goodhart: goodhart, unmeasuredStart: unmeasured)
         let url = runDir.appendingPathComponent("report.html")
         try writeAtomically(page.html, to: url)
         return url
@@ -181,6 +182,7 @@ struct Page {
     let progress: RunProgress?
     let runDir: URL
     let goodhart: [GoodhartChart.Fit]?
+    let unmeasuredStart: Double?     // the first evaluation's d, where it leaves the start of the curve unmeasured
 
     static let style = """
     body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}
@@ -306,6 +308,9 @@ struct Page {
         h.heading("Gold against sqrt(KL to the base model)")
         h.image("goodhart.png" + version, alt: "gold against sqrt(KL)")
         h.paragraph(fits.first.map { $0.summary + " (Gao et al.'s RL form, gold - gold(0) = d (alpha - beta log d), d = sqrt(kl_base))" } ?? "Too few evaluations to fit Gao et al.'s form.")
+        if let d = unmeasuredStart {
+            h.paragraph(String(format: "No evaluation between the base model and d = %.3g (the first after the start): the curve's shape there is the fitted form's, not measured. --eval-early evaluates at iterations 1, 2, 4, ... below --eval-every as well.", d))
+        }
     }
 
     /// Every evaluation: the proxy and each gold metric with its standard error.

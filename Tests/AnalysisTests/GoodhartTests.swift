@@ -37,6 +37,16 @@ import Analysis
         #expect(GoodhartForm.rl.fit([(1, 0.1)]) == nil)
     }
 
+    /// A run whose first evaluation after the start is already far from the base model leaves the
+    /// curve's start unmeasured; one evaluated early does not.
+    @Test func anUnmeasuredStartIsFound() {
+        func points(_ ds: [Double]) -> [GoodhartChart.Point] { ds.map { GoodhartChart.Point(d: $0, gold: 0.7, proxy: 0.7) } }
+        #expect(GoodhartChart.unmeasuredStart(points([0, 8.1, 9.5, 11.2])) == 8.1)
+        #expect(GoodhartChart.unmeasuredStart(points([0, 1, 2, 4, 8, 11])) == nil)
+        #expect(GoodhartChart.unmeasuredStart(points([0, 3, 12])) == nil)       // a third of the largest: measured enough
+        #expect(GoodhartChart.unmeasuredStart(points([0, 0])) == nil)
+    }
+
     @Test func summaryFindsPeakFallAndGainAtEqualDistanceAndProxy() throws {
         typealias P = GoodhartChart.Point
         let run = [P(d: 0, gold: 0.70, proxy: 0, goldSE: 0.01), P(d: 10, gold: 0.80, proxy: 0.5, goldSE: 0.01),

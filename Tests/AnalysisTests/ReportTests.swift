@@ -67,6 +67,24 @@ import Analysis
         #expect(d.onset == 30 && d.onsetMetrics.contains(.shapeEval))
     }
 
+    /// The Goodhart section says where the run has no evaluation near the base model.
+    @Test func goodhartSectionNamesAnUnmeasuredStart() throws {
+        for (early, expected) in [(false, true), (true, false)] {
+            let dir = try Self.syntheticRun()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            // KL to the base model: 64 nats and up from the first evaluation on (d >= 8), or growing from 1
+            let url = dir.appendingPathComponent("metrics.jsonl")
+            let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").enumerated().map { i, l in
+                let kl = i == 0 ? 0 : early ? Double(i * i * i) : 64 + Double(i * 10)
+                return l.replacingOccurrences(of: "\"w2\":", with: "\"kl_base\": \(kl), \"w2\":")
+            }
+            try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+            let html = try String(contentsOf: try Report.write(runDir: dir, description: Self.description()), encoding: .utf8)
+            #expect(html.contains("Gold against sqrt(KL to the base model)"))
+            #expect(html.contains("No evaluation between the base model and d = 8.6") == expected)
+        }
+    }
+
     /// The requirements' pass rates have a table of their own (every evaluation here, the change
     /// with its paired error), not columns of the evaluations table nor panels of drift.png.
     @Test func requirementsHaveATableOfTheirOwn() throws {
