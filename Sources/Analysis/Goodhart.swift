@@ -175,15 +175,15 @@ public struct GoodhartChart {
         else { groups.append(Group(label: label, form: form, runs: [points])) }
     }
 
-    /// The evaluations of one run's metrics that have kl_base and the gold.
-    /// The distances a run's curve leaves unmeasured at its start: (0, the first evaluation's d)
-    /// when that d is more than a third of the run's largest, so that the fitted form's shape
-    /// near the base model is the form's, not the data's; nil otherwise.
+    /// Where a run's curve leaves its start unmeasured: the first evaluation's d after the start,
+    /// when it is more than a third of the run's largest (the fitted form's shape between the
+    /// base model and it is then the form's, not the data's); nil otherwise.
     public static func unmeasuredStart(_ points: [Point]) -> Double? {
         guard let first = points.map(\.d).filter({ $0 > 0 }).min(), let last = points.map(\.d).max(), first > last / 3 else { return nil }
         return first
     }
 
+    /// The evaluations of one run's metrics that have kl_base and the gold.
     public static func points(of m: RunMetrics, gold: String) -> [Point] {
         m.evals.compactMap { e in
             // the gold's scorer where the run logs it, else the checker's own shape-eval
