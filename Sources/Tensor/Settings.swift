@@ -284,7 +284,7 @@ public struct SettingTable<Config>: @unchecked Sendable {
     public var changeableOnResume: [Setting<Config>] { settings.filter(\.changesOnResume) }
 
     /// The configuration `base` with the command-line words `arguments` applied ("--name VALUE",
-    /// "--name=VALUE", "--flag"); returns it with the names of the settings given. An unknown
+    /// "--name=VALUE", "--flag", "--flag=false"); returns it with the names of the settings given. An unknown
     /// option, a missing or unreadable value, or one whose `whenGiven` check fails is an error;
     /// values out of range are left to `validate`. A setting given twice takes the later value.
     public func parse(_ arguments: [String], into base: Config) throws -> (Config, [String]) {
@@ -307,7 +307,10 @@ public struct SettingTable<Config>: @unchecked Sendable {
                     i += 1
                     given.append((s, arguments[i]))
                 }
-            case .flag, .preset:
+            case .flag:
+                // "--flag", or "--flag=true|false": a script's default a user can turn off again
+                given.append((s, parts.count == 2 ? parts[1] : ""))
+            case .preset:
                 guard parts.count == 1 else { throw InvalidOption("\(s.option) takes no value") }
                 given.append((s, ""))
             }

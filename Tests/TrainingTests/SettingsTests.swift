@@ -100,7 +100,11 @@ import Training
         #expect(message(["--algo", "ppo"]).contains("expected one of grpo, grpo-guard, acflow"))
         #expect(message(["--lr"]).contains("--lr needs a value"))
         #expect(try parse(["--lr", "1", "--lr=2"]).lr == 2)                                 // the later one counts
-        #expect(message(["--global-std=yes"]).contains("--global-std takes no value"))
+        #expect(message(["--global-std=maybe"]).contains("--global-std 'maybe': expected true or false"))
+        #expect(message(["--acflow-v1=true"]).contains("--acflow-v1 takes no value"))
+        // a flag given again as false turns it off (a script's default, the user's override); inverted ones too
+        let off = try parse(["--global-std", "--acflow-no-shaping", "--global-std=false", "--acflow-no-shaping=false", "--eval-early=true"])
+        #expect(!off.globalStd && off.acflow.shaping && off.evalEarly)
         #expect(message(["stray"]).contains("unexpected argument 'stray'"))
         #expect(message(["--model-checksum", "1"]).contains("unknown option"))          // recorded, never given
         #expect(message(["--precision", "bf16"]).contains("unknown option"))            // --threads' companion owns it
