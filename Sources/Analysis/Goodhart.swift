@@ -183,6 +183,17 @@ public struct GoodhartChart {
         return first
     }
 
+    /// The RL groups none of whose runs is measured near the base model, with the smallest first
+    /// d among their runs (`unmeasuredStart` of every run).
+    public var unmeasuredStarts: [(label: String, d: Double)] {
+        groups.compactMap { g in
+            guard g.form == .rl else { return nil }
+            let starts = g.runs.map(Self.unmeasuredStart)
+            guard !starts.isEmpty, starts.allSatisfy({ $0 != nil }), let d = starts.compactMap({ $0 }).min() else { return nil }
+            return (g.label, d)
+        }
+    }
+
     /// The evaluations of one run's metrics that have kl_base and the gold.
     public static func points(of m: RunMetrics, gold: String) -> [Point] {
         m.evals.compactMap { e in

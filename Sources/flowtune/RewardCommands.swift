@@ -294,6 +294,9 @@ struct GoodhartCommand: ParsableCommand {
         try writeAtomically(table, to: url.deletingPathExtension().appendingPathExtension("md"))
         print(table, terminator: "")
         for f in fits { log(f.summary) }
+        for (label, d) in chart.unmeasuredStarts {
+            log(String(format: "note: %@: no evaluation between the base model and d = %.3g; the fitted form's shape there is not measured (--eval-early evaluates at iterations 1, 2, 4, ... as well)", label, d))
+        }
         log("wrote \(url.path), its fits (.json) and its table (.md)")
     }
 }

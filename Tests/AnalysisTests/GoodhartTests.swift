@@ -45,6 +45,19 @@ import Analysis
         #expect(GoodhartChart.unmeasuredStart(points([0, 1, 2, 4, 8, 11])) == nil)
         #expect(GoodhartChart.unmeasuredStart(points([0, 3, 12])) == nil)       // a third of the largest: measured enough
         #expect(GoodhartChart.unmeasuredStart(points([0, 0])) == nil)
+        // a group is named when none of its runs is measured near the base model
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ft-goodhart-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var chart = GoodhartChart(gold: "shape-eval")
+        for (name, kls) in [("late-1", [0.0, 64, 81, 121]), ("late-2", [0.0, 49, 100]), ("early", [0.0, 1, 16, 100])] {
+            let run = dir.appendingPathComponent(name)
+            try? FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+            let lines = kls.enumerated().map { i, kl in "{\"step\": \(i * 10), \"algo\": \"grpo\", \"eval\": {\"proxy\": 0.5, \"scores\": {}, \"shape_eval\": 0.7, \"fd\": 1, \"diversity\": 1, \"w2\": 0, \"grid\": \"g.png\", \"kl_base\": \(kl)}}" }
+            try? (lines.joined(separator: "\n") + "\n").write(to: run.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+            #expect(throws: Never.self) { try chart.addRun(label: name == "early" ? "early" : "late", folder: run) }
+        }
+        let starts = chart.unmeasuredStarts
+        #expect(starts.count == 1 && starts.first?.label == "late" && starts.first?.d == 7)
     }
 
     @Test func summaryFindsPeakFallAndGainAtEqualDistanceAndProxy() throws {
