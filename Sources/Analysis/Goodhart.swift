@@ -188,8 +188,8 @@ public struct GoodhartChart {
     public var unmeasuredStarts: [(label: String, d: Double)] {
         groups.compactMap { g in
             guard g.form == .rl else { return nil }
-            let starts = g.runs.map(Self.unmeasuredStart)
-            guard !starts.isEmpty, starts.allSatisfy({ $0 != nil }), let d = starts.compactMap({ $0 }).min() else { return nil }
+            let starts = g.runs.compactMap(Self.unmeasuredStart)
+            guard starts.count == g.runs.count, let d = starts.min() else { return nil }
             return (g.label, d)
         }
     }

@@ -59,7 +59,7 @@ public enum Report {
                 let (image, fits) = g.render()
                 try writeAtomically(try image.pngData(), to: runDir.appendingPathComponent("goodhart.png"))
                 goodhart = fits
-                unmeasured = GoodhartChart.unmeasuredStart(GoodhartChart.points(of: m, gold: gold))
+                unmeasured = g.unmeasuredStarts.first?.d
             }
         }
         let page = Page(m: m, summary: summary, description: description, diagnostics: diagnostics, strips: strips,

@@ -219,7 +219,7 @@ public struct Setting<Config>: @unchecked Sendable {
                        legacyKey: legacy ?? path(keyPath),
                        defaultText: { ($0[keyPath: keyPath] != inverted).settingText },
                        parse: { c, text in
-                           // "" from the command line; a sweep's or a file's true/false
+                           // "" for a bare --flag; true/false from --flag=VALUE, a sweep or a file
                            guard let on = text.isEmpty ? true : Bool(settingText: text) else {
                                throw InvalidOption("\(option) '\(text)': expected true or false")
                            }
