@@ -309,6 +309,7 @@ public struct SettingTable<Config>: @unchecked Sendable {
                 }
             case .flag:
                 // "--flag", or "--flag=true|false": a script's default a user can turn off again
+                if parts.count == 2 && parts[1].isEmpty { throw InvalidOption("\(s.option)= needs true or false after the '='") }
                 given.append((s, parts.count == 2 ? parts[1] : ""))
             case .preset:
                 guard parts.count == 1 else { throw InvalidOption("\(s.option) takes no value") }

@@ -102,6 +102,7 @@ import Training
         #expect(try parse(["--lr", "1", "--lr=2"]).lr == 2)                                 // the later one counts
         #expect(message(["--global-std=maybe"]).contains("--global-std 'maybe': expected true or false"))
         #expect(message(["--acflow-v1=true"]).contains("--acflow-v1 takes no value"))
+        #expect(message(["--eval-early="]).contains("--eval-early= needs true or false"))
         // a flag given again as false turns it off (a script's default, the user's override); inverted ones too
         let off = try parse(["--global-std", "--acflow-no-shaping", "--global-std=false", "--acflow-no-shaping=false", "--eval-early=true"])
         #expect(!off.globalStd && off.acflow.shaping && off.evalEarly)
